@@ -1,0 +1,1 @@
+"""Subcommands of the `panelpaint` command line, one module per area."""

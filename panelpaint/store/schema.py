@@ -1,0 +1,251 @@
+"""The job store's tables: studios, users, styles, batches, pages, panels, renders, reviews, events.
+
+Typed SQLAlchemy 2.x declarative models. Every row a studio owns reaches its studio through a
+foreign key chain (Batch.studio_id, StyleReference.studio_id, User.studio_id), so queries can be
+scoped by studio. Status columns hold the values of the enums in `panelpaint.store.states`; the
+transitions between them are enforced there, not here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# Named constraints make Alembic migrations reproducible on SQLite (batch mode) and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    artist = "artist"
+    reviewer = "reviewer"
+
+
+class Direction(str, enum.Enum):
+    ltr = "ltr"
+    rtl = "rtl"
+
+
+class RunStatus(str, enum.Enum):
+    """Life of a unit of work (a page or a render): see `states.RUN_TRANSITIONS`."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class ReviewStatus(str, enum.Enum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings (no native PG enum) so adding a value needs no type migration.
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+class Studio(Base):
+    __tablename__ = "studio"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    studio_id: Mapped[int] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.artist)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    studio: Mapped[Studio] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown to the user to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class StyleReference(Base):
+    """A finished painting used as a style reference, kept in the studio's library."""
+
+    __tablename__ = "style_reference"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    studio_id: Mapped[int] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    image_key: Mapped[str] = mapped_column(String(128))  # storage key of the image
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Batch(Base):
+    __tablename__ = "batch"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    studio_id: Mapped[int] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    default_style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"), default=Direction.ltr)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # work_size, formats, seed...
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    pages: Mapped[list["Page"]] = relationship(back_populates="batch", order_by="Page.position")
+
+
+class Page(Base):
+    __tablename__ = "page"
+    __table_args__ = (UniqueConstraint("batch_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    source_name: Mapped[str] = mapped_column(String(255))  # the uploaded name, for display only
+    source_key: Mapped[str | None] = mapped_column(String(128))  # storage key; None if upload was unreadable
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    direction: Mapped[Direction | None] = mapped_column(_enum(Direction, "direction"))  # None: batch's
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        _enum(ReviewStatus, "review_status"), default=ReviewStatus.pending
+    )
+    panels_done: Mapped[int] = mapped_column(Integer, default=0)
+    panels_total: Mapped[int] = mapped_column(Integer, default=0)
+    current_render_id: Mapped[int | None] = mapped_column(
+        ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    batch: Mapped[Batch] = relationship(back_populates="pages")
+    panels: Mapped[list["Panel"]] = relationship(back_populates="page", order_by="Panel.position")
+
+
+class Panel(Base):
+    __tablename__ = "panel"
+    __table_args__ = (UniqueConstraint("page_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("page.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # reading order, 0-based
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    polygon: Mapped[list[Any]] = mapped_column(default=list)  # [[x, y], ...] in page pixels
+    style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    hints: Mapped[list[Any]] = mapped_column(default=list)  # [{"x":..,"y":..,"color":"#rrggbb"}] page px
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        _enum(ReviewStatus, "review_status"), default=ReviewStatus.pending
+    )
+
+    page: Mapped[Page] = relationship(back_populates="panels")
+
+
+class Render(Base):
+    """One attempt-fenced rendering of a page (panel_id None) or of one panel of it."""
+
+    __tablename__ = "render"
+    __table_args__ = (
+        UniqueConstraint("page_id", "panel_id", "version"),
+        Index("ix_render_status_queued_at", "status", "queued_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("page.id", ondelete="CASCADE"), index=True)
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panel.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per page (or per panel)
+    style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # incremented by every claim
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seconds per stage
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kind -> storage key
+    degraded: Mapped[str | None] = mapped_column(String(200))  # e.g. "cuda oom: cpu fallback"
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    page: Mapped[Page] = relationship(foreign_keys=[page_id])
+
+
+class Review(Base):
+    __tablename__ = "review"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("page.id", ondelete="CASCADE"), index=True)
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panel.id", ondelete="CASCADE"))
+    render_id: Mapped[int | None] = mapped_column(ForeignKey("render.id", ondelete="SET NULL"))
+    decision: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus, "review_status"))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """Append-only log of what happened to a batch; rows are never updated or deleted."""
+
+    __tablename__ = "event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    studio_id: Mapped[int | None] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"), index=True)
+    page_id: Mapped[int | None] = mapped_column(ForeignKey("page.id", ondelete="CASCADE"))
+    render_id: Mapped[int | None] = mapped_column(ForeignKey("render.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

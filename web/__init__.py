@@ -1,0 +1,1 @@
+"""The Flask review dashboard and REST API (never imports torch)."""
