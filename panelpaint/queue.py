@@ -1,0 +1,171 @@
+"""The torch-free queue client: task names, the shared Celery configuration, enqueue, revoke and inspection.
+
+The web dashboard and the command line send work to the workers through this module, by task
+name, without importing `worker/` (and so without torch). The worker's Celery app is built from
+`celery_config(settings)` too, so client and workers always agree on the broker, the queues, the
+serializer and the Redis `visibility_timeout` (which must be identical everywhere: Celery #7651).
+
+Delivery contract: enqueue only after the database commit that made the row, and pass ids only.
+Every task may run more than once (acks_late + reject_on_worker_lost); the job store's attempt
+fencing makes the second run harmless.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from panelpaint.settings import Settings
+
+RENDER_QUEUE = "render"  # GPU: one worker process per GPU, the model loaded once per process
+IO_QUEUE = "io"  # CPU: ingest (panel detection), encoding of deliverables, layered exports
+QUEUES = (RENDER_QUEUE, IO_QUEUE)
+
+# Colour one page (args: render_id). Claims the render, runs the model and compositing, stores
+# a fast intermediate and hands encoding to the io queue.
+TASK_RENDER = "panelpaint.render_page"
+# Encode the deliverables of a rendered page and complete the render (args: render_id, attempt).
+TASK_ENCODE = "panelpaint.encode_outputs"
+# Read a new page's size and detect its panels (args: page_id).
+TASK_INGEST = "panelpaint.ingest_page"
+
+ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_ENCODE: IO_QUEUE, TASK_INGEST: IO_QUEUE}
+
+
+def transport_options(settings: "Settings") -> dict[str, Any]:
+    """Redis transport options; used for the broker and the result backend alike."""
+    return {
+        # Unacked messages are restored after this; it must exceed the longest task on every worker.
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
+
+
+def celery_config(settings: "Settings") -> dict[str, Any]:
+    """The Celery configuration shared by the queue client and the workers."""
+    options = transport_options(settings)
+    url = settings.effective_redis_url()
+    return {
+        "broker_url": url,
+        "broker_transport_options": options,
+        "result_backend_transport_options": options,
+        "visibility_timeout": settings.visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # keep trying through a Redis restart
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,  # the job store is the record
+        "task_routes": {name: {"queue": queue} for name, queue in ROUTES.items()},
+        "task_default_queue": IO_QUEUE,
+        "task_create_missing_queues": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _client(config_json: str) -> "Celery":
+    from celery import Celery
+
+    app = Celery("panelpaint-client", set_as_current=False)
+    app.conf.update(json.loads(config_json))
+    return app
+
+
+def client(settings: "Settings") -> "Celery":
+    """A lightweight Celery app that only sends and inspects (no task code); cached per configuration."""
+    return _client(json.dumps(celery_config(settings), sort_keys=True))
+
+
+def send(settings: "Settings", task_name: str, *args: Any, countdown: float | None = None) -> str:
+    """Send a task by name to its queue and return the Celery task id."""
+    queue = ROUTES[task_name]
+    result = client(settings).send_task(task_name, args=list(args), queue=queue, countdown=countdown)
+    return result.id
+
+
+def enqueue_render(settings: "Settings", render_id: int, *, countdown: float | None = None) -> str:
+    """Queue the colouring of a render row (already committed as queued); returns the task id to store on it."""
+    return send(settings, TASK_RENDER, int(render_id), countdown=countdown)
+
+
+def enqueue_ingest(settings: "Settings", page_id: int) -> str:
+    """Queue panel detection for a page row (already committed with its source stored)."""
+    return send(settings, TASK_INGEST, int(page_id))
+
+
+def enqueue_encode(settings: "Settings", render_id: int, attempt: int) -> str:
+    """Queue encoding of a rendered page's deliverables; used by the render task."""
+    return send(settings, TASK_ENCODE, int(render_id), int(attempt))
+
+
+def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:
+    """Revoke queued tasks so workers drop them on receipt.
+
+    Running renders are not terminated by default: they stop themselves at the next panel
+    boundary once the job store marks them cancelled, which leaves no half-written output.
+    """
+    ids = [t for t in task_ids if t]
+    if ids:
+        client(settings).control.revoke(ids, terminate=terminate)
+
+
+def queue_lengths(settings: "Settings") -> dict[str, int]:
+    """Messages waiting in each queue (not counting those a worker has reserved)."""
+    import redis
+    from kombu.transport.redis import Channel
+
+    conn = redis.Redis.from_url(settings.effective_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    try:
+        lengths = {}
+        for queue in QUEUES:
+            # kombu keeps one Redis list per priority step; step 0 is the bare queue name.
+            keys = [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]
+            pipe = conn.pipeline()
+            for key in keys:
+                pipe.llen(key)
+            lengths[queue] = int(sum(pipe.execute()))
+        return lengths
+    finally:
+        conn.close()
+
+
+def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, Any]]:
+    """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool size."""
+    inspector = client(settings).control.inspect(timeout=timeout)
+    pings = inspector.ping() or {}
+    if not pings:
+        return []
+    names = sorted(pings)
+    # Ask only the workers that answered, and stop waiting once all of them replied.
+    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
+    queues = inspector.active_queues() or {}
+    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
+    active = inspector.active() or {}
+    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
+    stats = inspector.stats() or {}
+    workers = []
+    for name in names:
+        pool = (stats.get(name) or {}).get("pool") or {}
+        workers.append({
+            "name": name,
+            "queues": sorted(q["name"] for q in queues.get(name, [])),
+            "active": len(active.get(name, [])),
+            "concurrency": pool.get("max-concurrency"),
+            "pid": (stats.get(name) or {}).get("pid"),
+        })
+    return workers
