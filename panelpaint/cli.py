@@ -12,6 +12,10 @@ import click
 # name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     # Each area adds its line here; the module must import heavy libraries inside the command body.
+    "up": "panelpaint.commands.service:up",
+    "worker": "panelpaint.commands.service:worker",
+    "web": "panelpaint.commands.service:web",
+    "flower": "panelpaint.commands.service:flower",
 }
 
 

@@ -169,3 +169,13 @@ def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, A
             "pid": (stats.get(name) or {}).get("pid"),
         })
     return workers
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A panelpaint.queue flower|inspect|purge` gets a client app without importing
+    # the workers (and torch); made on first access so importing this module stays cheap.
+    if name == "app":
+        from panelpaint.settings import get_settings
+
+        return client(get_settings())
+    raise AttributeError(name)

