@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(360, ge=1)
     visibility_timeout: int = Field(900, ge=1)
     max_attempts: int = Field(3, ge=1, le=20)
+    # A running render whose worker has not reported progress for this long may be taken over by a
+    # redelivered task (the previous attempt is then fenced out). Workers report after every panel.
+    render_lease_seconds: int = Field(120, ge=1)
     worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
 
     # Web and Flower

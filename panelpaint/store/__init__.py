@@ -1,1 +1,34 @@
-"""The job store: SQLAlchemy schema, state machine, sessions and file storage shared by web and workers."""
+"""The job store: SQLAlchemy schema, state machine, sessions and file storage shared by web and workers.
+
+Import service functions from here (`from panelpaint.store import claim_render`) or from their
+modules: accounts, styles, batches, renders, reviews, events, storage, migrate. All of them take a
+`Session` first and flush but never commit: the caller owns the transaction (`Store.session()`).
+"""
+from panelpaint.store.accounts import (
+    authenticate, create_api_token, create_studio, create_user, get_studio_by_name, get_user, get_user_by_email,
+    hash_password, list_tokens, revoke_token, set_password, user_for_token,
+)
+from panelpaint.store.batches import (
+    BatchProgress, add_page, batch_progress, cancel_batch, create_batch, get_batch, get_page, get_panel,
+    get_render, is_cancelled, list_batches, list_pages, list_renders, set_panels, update_panel,
+)
+from panelpaint.store.db import Store, make_engine
+from panelpaint.store.errors import (
+    AppendOnlyViolation, Forbidden, IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt, StoreError,
+)
+from panelpaint.store.events import list_events, log_event
+from panelpaint.store.renders import (
+    Claim, acknowledge_cancel, claim_next, claim_render, complete_render, fail_render, queue_render,
+    requeue_stale, rerender, retry_page, set_progress,
+)
+from panelpaint.store.reviews import list_reviews, review
+from panelpaint.store.schema import (
+    ApiToken, Batch, Direction, Event, Page, Panel, Render, Review, ReviewStatus, Role, RunStatus,
+    Studio, StyleReference, User,
+)
+from panelpaint.store.storage import LocalStorage, Storage, storage_from_settings
+from panelpaint.store.styles import add_style_reference, get_style, list_styles
+
+import types as _types
+
+__all__ = [n for n, v in dict(globals()).items() if not n.startswith("_") and not isinstance(v, _types.ModuleType)]

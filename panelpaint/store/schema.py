@@ -215,14 +215,19 @@ class Render(Base):
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
     task_id: Mapped[str | None] = mapped_column(String(64))
+    hints: Mapped[list[Any]] = mapped_column(default=list)  # colour hints for this render, page px
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seconds per stage
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kind -> storage key
     degraded: Mapped[str | None] = mapped_column(String(200))  # e.g. "cuda oom: cpu fallback"
     queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Renewed by every claim and progress report; a running render whose heartbeat is older than the
+    # lease may be taken over by a redelivered task (see `panelpaint.store.renders`).
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     page: Mapped[Page] = relationship(foreign_keys=[page_id])
+    panel: Mapped["Panel | None"] = relationship(foreign_keys=[panel_id])
 
 
 class Review(Base):

@@ -1,0 +1,155 @@
+"""Studios, users, password hashing and API tokens.
+
+Passwords are hashed with Werkzeug (scrypt by default). API tokens are random strings shown once;
+only their SHA-256 is stored, so a database leak does not leak usable tokens. A token is looked up
+by hash (a unique index), never compared by prefix.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from panelpaint.store.errors import InvalidInput, NotFound
+from panelpaint.store.events import log_event
+from panelpaint.store.schema import ApiToken, Role, Studio, User, utcnow
+
+MIN_PASSWORD_LENGTH = 8
+TOKEN_PREFIX = "pp_"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Checked against when the e-mail is unknown, so a login takes as long whether or not the user exists.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    """A salted Werkzeug hash of `password`; raises `InvalidInput` when it is too short."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return generate_password_hash(password)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise InvalidInput(f"not a valid e-mail address: {email!r}")
+    return email
+
+
+def create_studio(session: Session, name: str) -> Studio:
+    """A new studio; raises `InvalidInput` when the name is empty or already taken."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("studio name must have 1 to 200 characters")
+    if session.scalar(sa.select(Studio.id).where(Studio.name == name)) is not None:
+        raise InvalidInput(f"a studio named {name!r} already exists")
+    studio = Studio(name=name)
+    session.add(studio)
+    session.flush()
+    log_event(session, "studio.created", studio_id=studio.id, data={"name": name})
+    return studio
+
+
+def get_studio_by_name(session: Session, name: str) -> Studio | None:
+    return session.scalar(sa.select(Studio).where(Studio.name == name.strip()))
+
+
+def create_user(
+    session: Session, studio_id: int, email: str, password: str, role: Role | str = Role.artist
+) -> User:
+    """A new active user of a studio; e-mail is stored lower-case and must be unique."""
+    email = normalize_email(email)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}, not {role!r}") from None
+    if session.get(Studio, studio_id) is None:
+        raise NotFound(f"studio {studio_id} does not exist")
+    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        raise InvalidInput(f"a user with e-mail {email} already exists")
+    user = User(studio_id=studio_id, email=email, password_hash=hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    log_event(session, "user.created", studio_id=studio_id, data={"user_id": user.id, "role": role.value})
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.email == (email or "").strip().lower()))
+
+
+def set_password(session: Session, user_id: int, password: str) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    user.password_hash = hash_password(password)
+    log_event(session, "user.password_changed", studio_id=user.studio_id, data={"user_id": user.id})
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None (unknown, wrong password or inactive)."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.is_active:
+        return None
+    return user
+
+
+def create_api_token(session: Session, user_id: int, name: str) -> tuple[ApiToken, str]:
+    """A new API token for a user: returns the row and the plaintext, which is never stored or shown again."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("token name must have 1 to 100 characters")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plaintext), prefix=plaintext[:10])
+    session.add(token)
+    session.flush()
+    log_event(session, "token.created", studio_id=user.studio_id, data={"user_id": user.id, "token_id": token.id})
+    return token, plaintext
+
+
+def user_for_token(session: Session, plaintext: str, *, touch: bool = True) -> User | None:
+    """The active owner of an unrevoked token, or None. `touch` records the time of use."""
+    if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+        return None
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    if touch:
+        token.last_used_at = utcnow()
+    return token.user
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    """A user's tokens, newest first (revoked ones included, with `revoked_at` set)."""
+    return list(session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+    ))
+
+
+def revoke_token(session: Session, token_id: int, *, user_id: int | None = None) -> bool:
+    """Revoke a token (only the given user's when `user_id` is set). False when there is no such token."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (user_id is not None and token.user_id != user_id):
+        return False
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        log_event(session, "token.revoked", studio_id=token.user.studio_id,
+                  data={"user_id": token.user_id, "token_id": token.id})
+    return True

@@ -1,0 +1,322 @@
+"""Batches, pages and panels: creating them, studio-scoped queries, progress and cancellation.
+
+Every query a web request makes takes the studio id, and rows of other studios are returned as
+None (never "forbidden"), so one studio cannot even learn another's ids exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
+from panelpaint.store.events import log_event
+from panelpaint.store.schema import (
+    Batch, Direction, Page, Panel, Render, Review, ReviewStatus, RunStatus, User, utcnow,
+)
+from panelpaint.store.states import check_page, check_render
+from panelpaint.store.storage import validate_key
+from panelpaint.store.styles import require_style
+
+UNREADABLE = "the uploaded file could not be read as an image"
+
+
+def _direction(value: Direction | str | None) -> Direction | None:
+    if value is None:
+        return None
+    try:
+        return Direction(value)
+    except ValueError:
+        raise InvalidInput(f"reading direction must be 'ltr' or 'rtl', not {value!r}") from None
+
+
+def lock_batch(session: Session, batch_id: int) -> Batch:
+    """The batch row, locked for update on PostgreSQL (SQLite already serialises writers)."""
+    batch = session.get(Batch, batch_id, with_for_update=True, populate_existing=True)
+    if batch is None:
+        raise NotFound(f"batch {batch_id} does not exist")
+    return batch
+
+
+def create_batch(
+    session: Session,
+    studio_id: int,
+    user_id: int | None,
+    name: str,
+    default_style_id: int | None = None,
+    direction: Direction | str = Direction.ltr,
+    options: Mapping[str, Any] | None = None,
+) -> Batch:
+    """A new, empty batch of a studio. The user and the default style must belong to the studio."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("batch name must have 1 to 200 characters")
+    if user_id is not None:
+        user = session.get(User, user_id)
+        if user is None or user.studio_id != studio_id:
+            raise NotFound(f"user {user_id} does not exist")
+    require_style(session, studio_id, default_style_id)
+    batch = Batch(
+        studio_id=studio_id, name=name, created_by_id=user_id, default_style_id=default_style_id,
+        direction=_direction(direction) or Direction.ltr, options=dict(options or {}),
+    )
+    session.add(batch)
+    session.flush()
+    log_event(session, "batch.created", studio_id=studio_id, batch_id=batch.id,
+              data={"name": name, "user_id": user_id})
+    return batch
+
+
+def add_page(
+    session: Session,
+    batch_id: int,
+    source_name: str,
+    source_key: str | None,
+    width: int | None,
+    height: int | None,
+    error: str | None = None,
+    *,
+    style_id: int | None = None,
+    direction: Direction | str | None = None,
+) -> Page:
+    """Append a page to a batch (next position). With no `source_key` or with an `error`, the page is
+    stored failed with that message (an unreadable upload), so the rest of the batch carries on."""
+    batch = lock_batch(session, batch_id)
+    if batch.cancelled:
+        raise IllegalTransition(f"batch {batch_id} is cancelled")
+    require_style(session, batch.studio_id, style_id)
+    if source_key is not None:
+        validate_key(source_key)
+        if not error and (not width or not height or width <= 0 or height <= 0):
+            raise InvalidInput(f"page size must be positive, got {width}x{height}")
+    failed = bool(error) or source_key is None
+    position = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Page.position), -1))
+                              .where(Page.batch_id == batch_id)) + 1
+    page = Page(
+        batch_id=batch_id, position=position, source_name=(source_name or "")[:255] or f"page {position + 1}",
+        source_key=source_key, width=width, height=height, style_id=style_id, direction=_direction(direction),
+        status=RunStatus.failed if failed else RunStatus.queued,
+        error=(error or UNREADABLE)[:10_000] if failed else None,
+    )
+    session.add(page)
+    session.flush()
+    log_event(session, "page.failed" if failed else "page.added", studio_id=batch.studio_id, batch_id=batch_id,
+              page_id=page.id, data={"source_name": page.source_name, **({"error": page.error} if failed else {})})
+    return page
+
+
+def _clean_panel(raw: Mapping[str, Any], page: Page) -> dict[str, Any]:
+    try:
+        x, y, w, h = (int(raw[k]) for k in ("x", "y", "w", "h"))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput(f"a panel needs integer x, y, w, h: {dict(raw)!r}") from None
+    if x < 0 or y < 0 or w <= 0 or h <= 0:
+        raise InvalidInput(f"panel geometry out of range: x={x} y={y} w={w} h={h}")
+    if page.width and page.height and (x + w > page.width or y + h > page.height):
+        raise InvalidInput(f"panel {x},{y} {w}x{h} lies outside the {page.width}x{page.height} page")
+    polygon = raw.get("polygon") or [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+    try:
+        polygon = [[int(px), int(py)] for px, py in polygon]
+    except (TypeError, ValueError):
+        raise InvalidInput("panel polygon must be a list of [x, y] points") from None
+    if len(polygon) < 3:
+        raise InvalidInput("panel polygon needs at least 3 points")
+    return {"x": x, "y": y, "w": w, "h": h, "polygon": polygon, "order": raw.get("order"),
+            "hints": list(raw.get("hints") or []), "style_id": raw.get("style_id")}
+
+
+def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any]]) -> list[Panel]:
+    """Replace a page's panels with `panels` ([{x, y, w, h, polygon?, order?, hints?, style_id?}]),
+    numbered in `order` (else list order). Refused once any panel has a render or review, so
+    detection on a redelivered task may run again but never destroys history."""
+    page = session.get(Page, page_id, with_for_update=True, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    cleaned = [_clean_panel(p, page) for p in panels]
+    for c in cleaned:
+        require_style(session, page.batch.studio_id, c["style_id"])
+    cleaned.sort(key=lambda c: (c["order"] is None, c["order"] if c["order"] is not None else 0))
+    old_ids = list(session.scalars(sa.select(Panel.id).where(Panel.page_id == page_id)))
+    if old_ids:
+        used = session.scalar(sa.select(sa.func.count()).select_from(Render).where(Render.panel_id.in_(old_ids)))
+        used += session.scalar(sa.select(sa.func.count()).select_from(Review).where(Review.panel_id.in_(old_ids)))
+        if used:
+            raise IllegalTransition(f"page {page_id}: its panels already have renders or reviews")
+        for panel in list(page.panels):
+            session.delete(panel)
+        session.flush()
+    new = [Panel(page_id=page_id, position=i, x=c["x"], y=c["y"], w=c["w"], h=c["h"], polygon=c["polygon"],
+                 hints=c["hints"], style_id=c["style_id"]) for i, c in enumerate(cleaned)]
+    session.add_all(new)
+    page.panels_total = len(new)
+    session.flush()
+    session.expire(page, ["panels"])
+    log_event(session, "page.panels", studio_id=page.batch.studio_id, batch_id=page.batch_id, page_id=page_id,
+              data={"count": len(new)})
+    return new
+
+
+_UNSET: Any = object()
+
+
+def update_panel(
+    session: Session, studio_id: int, panel_id: int, *, style_id: int | None = _UNSET, hints: list | None = _UNSET
+) -> Panel:
+    """Set a panel's style override and/or colour hints (used by its next render)."""
+    panel = get_panel(session, studio_id, panel_id)
+    if panel is None:
+        raise NotFound(f"panel {panel_id} does not exist")
+    if style_id is not _UNSET:
+        panel.style_id = require_style(session, studio_id, style_id)
+    if hints is not _UNSET:
+        if not isinstance(hints, list):
+            raise InvalidInput("hints must be a list")
+        panel.hints = list(hints)
+    session.flush()
+    return panel
+
+
+# --- studio-scoped queries ---------------------------------------------------------------------
+
+def list_batches(session: Session, studio_id: int, *, limit: int = 100, offset: int = 0) -> list[Batch]:
+    """A studio's batches, newest first."""
+    return list(session.scalars(
+        sa.select(Batch).where(Batch.studio_id == studio_id).order_by(Batch.id.desc())
+        .limit(max(1, min(limit, 1000))).offset(max(0, offset))
+    ))
+
+
+def get_batch(session: Session, studio_id: int, batch_id: int) -> Batch | None:
+    """The batch if it belongs to the studio, else None."""
+    return session.scalar(sa.select(Batch).where(Batch.id == batch_id, Batch.studio_id == studio_id))
+
+
+def list_pages(session: Session, studio_id: int, batch_id: int) -> list[Page]:
+    """The pages of a studio's batch in reading order ([] for another studio's batch)."""
+    return list(session.scalars(
+        sa.select(Page).join(Batch).where(Page.batch_id == batch_id, Batch.studio_id == studio_id)
+        .order_by(Page.position)
+    ))
+
+
+def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
+    """The page if its batch belongs to the studio, else None."""
+    return session.scalar(sa.select(Page).join(Batch).where(Page.id == page_id, Batch.studio_id == studio_id))
+
+
+def get_panel(session: Session, studio_id: int, panel_id: int) -> Panel | None:
+    """The panel if its batch belongs to the studio, else None."""
+    return session.scalar(
+        sa.select(Panel).join(Page).join(Batch).where(Panel.id == panel_id, Batch.studio_id == studio_id)
+    )
+
+
+def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:
+    """Renders of a studio's page, newest first; `panel_id` narrows to one panel (None: page-level)."""
+    q = (sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)
+         .where(Render.page_id == page_id, Batch.studio_id == studio_id))
+    if panel_id is not _UNSET:
+        q = q.where(Render.panel_id.is_(None) if panel_id is None else Render.panel_id == panel_id)
+    return list(session.scalars(q.order_by(Render.id.desc())))
+
+
+def get_render(session: Session, studio_id: int, render_id: int) -> Render | None:
+    """The render if its batch belongs to the studio, else None."""
+    return session.scalar(
+        sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)
+        .where(Render.id == render_id, Batch.studio_id == studio_id)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchProgress:
+    """Counts of a batch's pages by run status and review status, and panels done."""
+
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    approved: int
+    rejected: int
+    review_pending: int  # succeeded pages not yet reviewed
+    panels_done: int
+    panels_total: int
+
+    @property
+    def finished(self) -> bool:
+        """True when no page is queued or running."""
+        return self.queued == 0 and self.running == 0
+
+    @property
+    def fraction(self) -> float:
+        """Share of pages in a final state (0..1)."""
+        return 1.0 if self.total == 0 else (self.total - self.queued - self.running) / self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "finished": self.finished, "fraction": round(self.fraction, 4)}
+
+
+def batch_progress(session: Session, batch_id: int) -> BatchProgress:
+    """Summary counts of one batch (scope it first with `get_batch`)."""
+    by_status = dict(session.execute(
+        sa.select(Page.status, sa.func.count()).where(Page.batch_id == batch_id).group_by(Page.status)
+    ).all())
+    by_review = dict(session.execute(
+        sa.select(Page.review_status, sa.func.count())
+        .where(Page.batch_id == batch_id, Page.status == RunStatus.succeeded).group_by(Page.review_status)
+    ).all())
+    done, total = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Page.panels_done), 0), sa.func.coalesce(sa.func.sum(Page.panels_total), 0))
+        .where(Page.batch_id == batch_id)
+    ).one()
+    n = {s: by_status.get(s, 0) for s in RunStatus}
+    return BatchProgress(
+        total=sum(n.values()), queued=n[RunStatus.queued], running=n[RunStatus.running],
+        succeeded=n[RunStatus.succeeded], failed=n[RunStatus.failed], cancelled=n[RunStatus.cancelled],
+        approved=by_review.get(ReviewStatus.approved, 0), rejected=by_review.get(ReviewStatus.rejected, 0),
+        review_pending=by_review.get(ReviewStatus.pending, 0), panels_done=int(done), panels_total=int(total),
+    )
+
+
+# --- cancellation ------------------------------------------------------------------------------
+
+def cancel_batch(session: Session, batch_id: int, *, user_id: int | None = None) -> list[str]:
+    """Cancel a batch: its queued renders become cancelled at once (their Celery task ids are
+    returned, for the caller to revoke after commit); running renders keep running until their
+    worker sees `is_cancelled` before the next panel and calls `acknowledge_cancel`. Idempotent."""
+    batch = lock_batch(session, batch_id)
+    batch.cancelled = True
+    page_ids = sa.select(Page.id).where(Page.batch_id == batch_id).scalar_subquery()
+    # A guarded UPDATE: on PostgreSQL it waits for a concurrent claim's row lock and re-checks the
+    # status, so a render claimed a moment ago stays running (and its worker is told by the flag).
+    cancelled = session.execute(
+        sa.update(Render).where(Render.page_id.in_(page_ids), Render.status == RunStatus.queued)
+        .values(status=RunStatus.cancelled, finished_at=utcnow(), error="cancelled")
+        .returning(Render.id, Render.task_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    check_render(RunStatus.queued, RunStatus.cancelled)
+    for page in session.scalars(sa.select(Page).where(Page.batch_id == batch_id,
+                                                      Page.status == RunStatus.queued)):
+        check_page(page.status, RunStatus.cancelled)
+        page.status = RunStatus.cancelled
+    session.flush()
+    log_event(session, "batch.cancelled", studio_id=batch.studio_id, batch_id=batch_id,
+              data={"user_id": user_id, "renders_cancelled": [r.id for r in cancelled]})
+    return [r.task_id for r in cancelled if r.task_id]
+
+
+def is_cancelled(session: Session, render_id: int) -> bool:
+    """True when the render was cancelled or its batch was: the worker checks this between panels."""
+    row = session.execute(
+        sa.select(Render.status, Batch.cancelled).join(Page, Render.page_id == Page.id).join(Batch)
+        .where(Render.id == render_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"render {render_id} does not exist")
+    return row[0] == RunStatus.cancelled or bool(row[1])

@@ -1,0 +1,482 @@
+"""Renders: queueing, atomic claims, progress, fenced idempotent results, retry and re-render.
+
+How a render survives lost workers (Celery with acks_late + reject_on_worker_lost over Redis):
+
+* `queue_render` makes a queued render with a fresh `task_id`; the caller commits, then enqueues
+  the Celery task with that task id and the render id (never before the commit).
+* Every delivery of the task calls `claim_render`. A claim is one guarded UPDATE
+  (`... WHERE id = :id AND status = :seen AND attempt = :seen_attempt`, after `SELECT ... FOR
+  UPDATE` on PostgreSQL) that sets status running, `attempt + 1`, worker, started_at and the
+  heartbeat; of two concurrent claims exactly one matches the row. The returned `Claim` carries
+  the attempt number, which the worker passes to every later write.
+* A redelivered message finds its render still `running` (the previous worker died or stalled).
+  When the previous holder's heartbeat is older than `lease_seconds` the claim takes the render
+  over (attempt + 1): the previous attempt is now *fenced*. With a fresh heartbeat the claim raises
+  `LeaseHeld(retry_in)`: the worker retries the task after that delay, so a duplicate delivery
+  never steals a healthy render. A worker that knows the previous delivery is dead (Celery's
+  `delivery_info["redelivered"]`) may pass `lease_seconds=0` to take over at once.
+* Writes (`set_progress`, `complete_render`, `fail_render`, `acknowledge_cancel`) are guarded
+  UPDATEs keyed by (render id, attempt, status running). A fenced attempt gets `StaleAttempt` (the
+  worker stops and drops its result); repeating the same write of the current attempt is a no-op
+  that returns the stored render. So a task that runs twice leaves exactly one result.
+* Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
+  ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
+* `requeue_stale` (a janitor) puts running renders with an expired lease back to queued, for the
+  case where the broker lost the message altogether; the caller re-enqueues their task ids.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
+from panelpaint.store.events import log_event
+from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, RunStatus, utcnow
+from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review
+from panelpaint.store.styles import require_style
+
+DEFAULT_LEASE_SECONDS = 120.0
+_MAX_TEXT = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What a worker needs to run a claimed render; `attempt` fences all of its writes."""
+
+    render_id: int
+    attempt: int
+    page_id: int
+    panel_id: int | None
+    batch_id: int
+    studio_id: int
+    version: int
+    style_id: int | None
+    seed: int | None
+    hints: list[Any]
+    source_key: str | None
+    width: int | None
+    height: int | None
+    direction: str
+    options: dict[str, Any]
+    task_id: str | None
+    takeover: bool  # True when a previous attempt was fenced out by this claim
+    previous_worker: str | None
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; every time the store writes is UTC.
+    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def _lock_render(session: Session, render_id: int) -> Render:
+    render = session.get(Render, render_id, with_for_update=True, populate_existing=True)
+    if render is None:
+        raise NotFound(f"render {render_id} does not exist")
+    return render
+
+
+def _scope(session: Session, render: Render) -> tuple[int, int]:
+    """(studio_id, batch_id) of a render."""
+    return session.execute(
+        sa.select(Batch.studio_id, Batch.id).join(Page, Page.batch_id == Batch.id).where(Page.id == render.page_id)
+    ).one()
+
+
+def _log(session: Session, kind: str, render: Render, **data: Any) -> None:
+    studio_id, batch_id = _scope(session, render)
+    log_event(session, kind, studio_id=studio_id, batch_id=batch_id, page_id=render.page_id,
+              render_id=render.id, data=data)
+
+
+def _guarded_update(session: Session, render_id: int, seen_status: RunStatus, seen_attempt: int, /,
+                    **values: Any) -> bool:
+    """UPDATE the render only if it still has this status and attempt; True when it did."""
+    result = session.execute(
+        sa.update(Render)
+        .where(Render.id == render_id, Render.status == seen_status, Render.attempt == seen_attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        session.get(Render, render_id, populate_existing=True)
+        return True
+    return False
+
+
+def _sync_page(session: Session, render: Render, status: RunStatus, error: str | None = None) -> None:
+    """Mirror a page-level render's status onto its page, when it is the page's current render."""
+    if render.panel_id is not None:
+        return
+    page = session.get(Page, render.page_id, populate_existing=True)
+    if page.current_render_id != render.id:
+        return
+    if page.status != status:
+        check_page(page.status, status)
+        page.status = status
+    page.error = error
+    if status == RunStatus.succeeded:
+        page.panels_done = page.panels_total
+    session.flush()
+
+
+# --- queueing ----------------------------------------------------------------------------------
+
+def queue_render(
+    session: Session,
+    page_id: int,
+    panel_id: int | None = None,
+    style_id: int | None = None,
+    seed: int | None = None,
+    hints: list[Any] | None = None,
+    *,
+    user_id: int | None = None,
+    reason: str = "queued",
+) -> Render:
+    """A new queued render of a page (panel_id None) or of one of its panels, version = last + 1.
+
+    Style defaults to panel's, then page's, then the batch's default; seed defaults to a random one
+    (recorded, so the render can be reproduced); hints default to the panel's. Review status of
+    what is being replaced goes back to pending. Refused (`IllegalTransition`) while another render
+    of the same page/panel is queued or running, for a cancelled batch or an unreadable page.
+    The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
+    """
+    page = session.get(Page, page_id, with_for_update=True, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    batch = page.batch
+    if batch.cancelled:
+        raise IllegalTransition(f"batch {batch.id} is cancelled")
+    if page.source_key is None:
+        raise IllegalTransition(f"page {page_id} has no readable source image: upload it again")
+    panel = None
+    if panel_id is not None:
+        panel = session.get(Panel, panel_id)
+        if panel is None or panel.page_id != page_id:
+            raise NotFound(f"panel {panel_id} does not exist on page {page_id}")
+    same = Render.panel_id.is_(None) if panel_id is None else Render.panel_id == panel_id
+    active = session.scalar(sa.select(Render.id).where(Render.page_id == page_id, same,
+                                                       Render.status.in_(list(ACTIVE))).limit(1))
+    if active is not None:
+        raise IllegalTransition(f"render {active} of this {'panel' if panel else 'page'} is still queued or running")
+    if panel is None:
+        check_page(page.status, RunStatus.queued)
+    require_style(session, batch.studio_id, style_id)
+    if style_id is None:
+        style_id = (panel.style_id if panel is not None else None) or page.style_id or batch.default_style_id
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    elif not 0 <= int(seed) < 2**63:
+        raise InvalidInput(f"seed must be a non-negative 63-bit integer, got {seed}")
+    if hints is None:
+        hints = list(panel.hints) if panel is not None else []
+    elif not isinstance(hints, list):
+        raise InvalidInput("hints must be a list")
+    version = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Render.version), 0))
+                             .where(Render.page_id == page_id, same)) + 1
+    render = Render(page_id=page_id, panel_id=panel_id, version=version, style_id=style_id, seed=int(seed),
+                    hints=hints, status=RunStatus.queued, attempt=0, task_id=str(uuid.uuid4()))
+    session.add(render)
+    session.flush()
+    if panel is None:
+        page.status = RunStatus.queued
+        page.current_render_id = render.id
+        page.error = None
+        page.panels_done = 0
+        _reset_review(page)
+        for p in page.panels:
+            _reset_review(p)
+    else:
+        _reset_review(panel)
+    session.flush()
+    _log(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
+         seed=render.seed, user_id=user_id)
+    return render
+
+
+def _reset_review(target: Page | Panel) -> None:
+    if target.review_status != ReviewStatus.pending:
+        check_review(target.review_status, ReviewStatus.pending)
+        target.review_status = ReviewStatus.pending
+
+
+def rerender(
+    session: Session,
+    page_id: int,
+    panel_id: int | None = None,
+    style_id: int | None = None,
+    seed: int | None = None,
+    hints: list[Any] | None = None,
+    *,
+    user_id: int | None = None,
+) -> Render:
+    """A new version of a finished page or panel (e.g. another style or seed); reviews go back to pending."""
+    return queue_render(session, page_id, panel_id, style_id, seed, hints, user_id=user_id, reason="rerender")
+
+
+def retry_page(session: Session, page_id: int, *, user_id: int | None = None) -> Render:
+    """Run a failed page again (failed -> queued) as a new render with the failed one's style, seed
+    and hints. The failed render stays in the history with its error."""
+    page = session.get(Page, page_id, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    check_page(page.status, RunStatus.queued)
+    if page.status != RunStatus.failed:
+        raise IllegalTransition(f"page {page_id} is {page.status.value}, not failed: nothing to retry")
+    last = session.get(Render, page.current_render_id) if page.current_render_id else None
+    return queue_render(session, page_id, None, last.style_id if last else None, last.seed if last else None,
+                        list(last.hints) if last else None, user_id=user_id, reason="retry")
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+def _claim_locked(
+    session: Session, render: Render, worker: str, max_attempts: int, lease_seconds: float,
+    task_id: str | None, wait_for_lease: bool,
+) -> Claim | None:
+    status, attempt = render.status, render.attempt
+    if status in FINAL:
+        return None
+    now = utcnow()
+    batch = session.scalar(sa.select(Batch).join(Page, Page.batch_id == Batch.id).where(Page.id == render.page_id)
+                           .execution_options(populate_existing=True))
+    if batch.cancelled:
+        check_render(status, RunStatus.cancelled)
+        if _guarded_update(session, render.id, status, attempt, status=RunStatus.cancelled, finished_at=now,
+                           error="cancelled"):
+            _sync_page(session, render, RunStatus.cancelled, None)
+            _log(session, "render.cancelled", render, attempt=attempt)
+        return None
+    takeover = status == RunStatus.running
+    if takeover:
+        beat = _aware(render.heartbeat_at or render.started_at) or now
+        left = lease_seconds - (now - beat).total_seconds()
+        if left > 0:
+            if wait_for_lease:
+                raise LeaseHeld(render.id, left)
+            return None
+    if attempt + 1 > max_attempts:
+        error = f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}"
+        check_render(status, RunStatus.failed)
+        if _guarded_update(session, render.id, status, attempt, status=RunStatus.failed, finished_at=now,
+                           error=error):
+            _sync_page(session, render, RunStatus.failed, error)
+            _log(session, "render.gave_up", render, attempt=attempt, max_attempts=max_attempts)
+        return None
+    check_render(status, RunStatus.running)
+    previous = render.worker
+    if not _guarded_update(
+        session, render.id, status, attempt, status=RunStatus.running, attempt=attempt + 1, worker=worker[:200],
+        started_at=now, heartbeat_at=now, finished_at=None, error=None, task_id=task_id or render.task_id,
+    ):
+        return None  # another claimer changed the row first
+    _sync_page(session, render, RunStatus.running, None)
+    _log(session, "render.claimed", render, attempt=attempt + 1, worker=worker, takeover=takeover,
+         previous_worker=previous if takeover else None)
+    page = render.page
+    return Claim(
+        render_id=render.id, attempt=render.attempt, page_id=page.id, panel_id=render.panel_id, batch_id=batch.id,
+        studio_id=batch.studio_id, version=render.version, style_id=render.style_id, seed=render.seed,
+        hints=list(render.hints or []), source_key=page.source_key, width=page.width, height=page.height,
+        direction=(page.direction or batch.direction).value, options=dict(batch.options or {}),
+        task_id=render.task_id, takeover=takeover, previous_worker=previous if takeover else None,
+    )
+
+
+def claim_render(
+    session: Session,
+    render_id: int,
+    worker: str,
+    max_attempts: int,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    task_id: str | None = None,
+) -> Claim | None:
+    """Claim one render for `worker` (the Celery task knows the render id). Commit right after.
+
+    Returns the `Claim` (attempt incremented), or None when there is nothing to do: the render is
+    finished, cancelled (its batch was), was just claimed by someone else, or has used up
+    `max_attempts` (then it is marked failed). Raises `LeaseHeld` when it is running under a live
+    lease (retry the task after `retry_in` seconds) and `NotFound` for an unknown id.
+    """
+    render = _lock_render(session, render_id)
+    return _claim_locked(session, render, worker, max_attempts, lease_seconds, task_id, wait_for_lease=True)
+
+
+def claim_next(
+    session: Session,
+    worker: str,
+    max_attempts: int,
+    *,
+    batch_id: int | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> Claim | None:
+    """Claim the oldest queued render (of one batch, if given) for a polling worker, or None.
+
+    On PostgreSQL candidates are picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent
+    pollers never wait for or get the same row; on SQLite writers are serialised (BEGIN IMMEDIATE)
+    and the guarded UPDATE decides. Renders past `max_attempts` are marked failed and skipped.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for _ in range(100):
+        q = (sa.select(Render.id).join(Page, Render.page_id == Page.id).join(Batch, Page.batch_id == Batch.id)
+             .where(Render.status == RunStatus.queued, Batch.cancelled.is_(False))
+             .order_by(Render.queued_at, Render.id).limit(1))
+        if batch_id is not None:
+            q = q.where(Batch.id == batch_id)
+        if postgres:
+            q = q.with_for_update(skip_locked=True, of=Render)
+        render_id = session.scalar(q)
+        if render_id is None:
+            return None
+        render = session.get(Render, render_id, populate_existing=True)
+        claim = _claim_locked(session, render, worker, max_attempts, lease_seconds, None, wait_for_lease=False)
+        if claim is not None:
+            return claim
+    return None
+
+
+# --- fenced writes by the worker ---------------------------------------------------------------
+
+def _fenced(session: Session, render_id: int, attempt: int) -> Render:
+    """The render after a guarded write matched nothing: raise `StaleAttempt` (or `NotFound`)."""
+    render = session.get(Render, render_id, populate_existing=True)
+    if render is None:
+        raise NotFound(f"render {render_id} does not exist")
+    raise StaleAttempt(render_id, attempt, render.attempt, render.status.value)
+
+
+def set_progress(session: Session, render_id: int, attempt: int, panels_done: int, panels_total: int) -> None:
+    """Record progress and renew the lease (call after every panel). Raises `StaleAttempt` when this
+    attempt has been fenced out or the render is no longer running: the worker must stop."""
+    if panels_total < 0 or not 0 <= panels_done <= max(panels_total, 0):
+        raise InvalidInput(f"progress {panels_done}/{panels_total} is out of range")
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, heartbeat_at=utcnow()):
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    if render.panel_id is None:
+        page = session.get(Page, render.page_id)
+        if page.current_render_id == render.id:
+            page.panels_done, page.panels_total = panels_done, panels_total
+            session.flush()
+
+
+def complete_render(
+    session: Session,
+    render_id: int,
+    attempt: int,
+    outputs: dict[str, str],
+    timings: dict[str, float] | None = None,
+    model_version: str | None = None,
+    worker: str | None = None,
+    *,
+    degraded: str | None = None,
+) -> Render:
+    """Store the result of `attempt` (outputs: kind -> storage key): running -> succeeded.
+
+    Idempotent: repeating it for the same attempt returns the stored render unchanged (the first
+    result wins). Raises `StaleAttempt` when the attempt was fenced out or the render ended otherwise.
+    """
+    if not isinstance(outputs, dict) or not outputs:
+        raise InvalidInput("a completed render needs at least one output")
+    now = utcnow()
+    values: dict[str, Any] = dict(status=RunStatus.succeeded, outputs=dict(outputs), timings=dict(timings or {}),
+                                  finished_at=now, heartbeat_at=now, error=None)
+    if model_version is not None:
+        values["model_version"] = model_version[:64]
+    if worker is not None:
+        values["worker"] = worker[:200]
+    if degraded is not None:
+        values["degraded"] = degraded[:200]
+    check_render(RunStatus.running, RunStatus.succeeded)
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, **values):
+        render = session.get(Render, render_id, populate_existing=True)
+        if render is not None and render.attempt == attempt and render.status == RunStatus.succeeded:
+            return render
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    _sync_page(session, render, RunStatus.succeeded, None)
+    _log(session, "render.succeeded", render, attempt=attempt, worker=render.worker, timings=render.timings,
+         degraded=render.degraded)
+    return render
+
+
+def fail_render(
+    session: Session,
+    render_id: int,
+    attempt: int,
+    error: str,
+    retryable: bool = False,
+    *,
+    max_attempts: int | None = None,
+) -> Render:
+    """Record that `attempt` failed with `error`. Not retryable: running -> failed. Retryable:
+    running -> queued (the worker then retries the task, whose next claim counts an attempt),
+    unless `max_attempts` is given and reached, then failed ("gave up after N attempts: ...").
+
+    Idempotent for the same attempt (returns the render); `StaleAttempt` when fenced out.
+    """
+    error = (str(error) or "failed")[:_MAX_TEXT]
+    now = utcnow()
+    give_up = retryable and max_attempts is not None and attempt >= max_attempts
+    if give_up:
+        error = f"gave up after {attempt} attempts: {error}"[:_MAX_TEXT]
+    target = RunStatus.queued if retryable and not give_up else RunStatus.failed
+    check_render(RunStatus.running, target)
+    values: dict[str, Any] = dict(status=target, error=error, heartbeat_at=now)
+    if target == RunStatus.failed:
+        values["finished_at"] = now
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, **values):
+        render = session.get(Render, render_id, populate_existing=True)
+        if render is not None and render.attempt == attempt and render.status == target:
+            return render
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    _sync_page(session, render, target, error)
+    _log(session, "render.failed" if target == RunStatus.failed else "render.requeued", render,
+         attempt=attempt, error=error, retryable=retryable)
+    return render
+
+
+def acknowledge_cancel(session: Session, render_id: int, attempt: int) -> Render:
+    """The worker saw `is_cancelled` and stopped: running -> cancelled. Idempotent; `StaleAttempt` when fenced."""
+    now = utcnow()
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, status=RunStatus.cancelled,
+                           finished_at=now, error="cancelled"):
+        render = session.get(Render, render_id, populate_existing=True)
+        if render is not None and render.attempt == attempt and render.status == RunStatus.cancelled:
+            return render
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    _sync_page(session, render, RunStatus.cancelled, None)
+    _log(session, "render.cancelled", render, attempt=attempt)
+    return render
+
+
+def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Render]:
+    """Janitor: running renders whose lease expired go back to queued (running -> queued; cancelled
+    when their batch was). Returns the requeued renders; the caller re-enqueues their `task_id`s
+    after commit. Their next claim counts a new attempt and fences the lost one."""
+    cutoff = utcnow() - dt.timedelta(seconds=lease_seconds)
+    beat = sa.func.coalesce(Render.heartbeat_at, Render.started_at)
+    stale = list(session.scalars(sa.select(Render).where(Render.status == RunStatus.running, beat < cutoff)
+                                 .order_by(Render.id).execution_options(populate_existing=True)))
+    requeued = []
+    for render in stale:
+        cancelled = session.scalar(sa.select(Batch.cancelled).join(Page, Page.batch_id == Batch.id)
+                                   .where(Page.id == render.page_id))
+        target = RunStatus.cancelled if cancelled else RunStatus.queued
+        check_render(RunStatus.running, target)
+        extra = {"finished_at": utcnow(), "error": "cancelled"} if cancelled else {"error": "worker lost"}
+        if _guarded_update(session, render.id, RunStatus.running, render.attempt, status=target, **extra):
+            _sync_page(session, render, target, None)
+            _log(session, "render.cancelled" if cancelled else "render.requeued", render,
+                 attempt=render.attempt, reason="lease expired")
+            if not cancelled:
+                requeued.append(render)
+    return requeued

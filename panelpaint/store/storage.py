@@ -1,0 +1,159 @@
+"""File storage for sources, styles and outputs: content-addressed, atomic, never overwritten.
+
+A key is the SHA-256 of the content (64 hex digits) plus an optional suffix such as ".png".
+Keys are made by the server and validated by a strict pattern before any path is built, so no
+path ever comes from user input. `Storage` is the interface; `LocalStorage` keeps files under a
+root folder, fanned out as ab/cd/<key>. A bucket-backed store implements the same five methods.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from panelpaint.store.errors import InvalidInput, NotFound
+
+KEY_PATTERN = re.compile(r"^[0-9a-f]{64}(\.[a-z0-9]{1,10})?$")
+SUFFIX_PATTERN = re.compile(r"^(\.[a-z0-9]{1,10})?$")
+_CHUNK = 1 << 20
+
+
+def validate_key(key: str) -> str:
+    """Return `key` if it is a well-formed storage key, else raise `InvalidInput`."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise InvalidInput(f"not a storage key: {str(key)[:80]!r}")
+    return key
+
+
+def normalize_suffix(suffix: str) -> str:
+    suffix = (suffix or "").lower()
+    if suffix and not suffix.startswith("."):
+        suffix = "." + suffix
+    if not SUFFIX_PATTERN.match(suffix):
+        raise InvalidInput(f"bad file suffix {suffix!r}: use a dot and 1-10 letters or digits")
+    return suffix
+
+
+class Storage(abc.ABC):
+    """Where image files live. Writes return a key; the same content always gets the same key."""
+
+    @abc.abstractmethod
+    def put_bytes(self, data: bytes, suffix: str = "") -> str:
+        """Store `data` (unless already there) and return its key."""
+
+    @abc.abstractmethod
+    def put_file(self, path: str | os.PathLike, suffix: str = "") -> str:
+        """Store a local file's content (unless already there) and return its key."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """The stored content as a binary file object; raises `NotFound`."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """True when a file with this key is stored."""
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as f:
+            return f.read()
+
+    def local_path(self, key: str) -> Path | None:
+        """A local path for the key when the backend has one (for `send_file`), else None."""
+        return None
+
+    def copy_to(self, key: str, dest: str | os.PathLike) -> Path:
+        """Copy a stored file to the local path `dest` (for exports); raises `NotFound`."""
+        with self.open(key) as src, open(dest, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+        return Path(dest)
+
+
+class LocalStorage(Storage):
+    """Files under `root`, content-addressed and written atomically (temporary file, then link)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        key = validate_key(key)
+        return self.root / key[:2] / key[2:4] / key
+
+    def _commit(self, tmp: Path, key: str) -> str:
+        dest = self._path(key)
+        try:
+            # os.link fails if the destination exists, so a stored file is never replaced, even by a
+            # concurrent writer of the same content; the content is identical by construction anyway.
+            os.link(tmp, dest)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return key
+
+    def _tempfile(self, key_dir: Path) -> tuple[int, Path]:
+        key_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-", dir=key_dir)
+        return fd, Path(name)
+
+    def put_bytes(self, data: bytes, suffix: str = "") -> str:
+        key = hashlib.sha256(data).hexdigest() + normalize_suffix(suffix)
+        dest = self._path(key)
+        if dest.exists():
+            return key
+        fd, tmp = self._tempfile(dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._commit(tmp, key)
+
+    def put_file(self, path: str | os.PathLike, suffix: str = "") -> str:
+        suffix = normalize_suffix(suffix)
+        # Copy into the storage folder while hashing, so the file is read once and the source
+        # may change afterwards without affecting what is stored.
+        staging = self.root / ".staging"
+        fd, tmp = self._tempfile(staging)
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            key = digest.hexdigest() + suffix
+            dest = self._path(key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._commit(tmp, key)
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"no stored file with key {key}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
+
+def storage_from_settings(settings) -> Storage:  # noqa: ANN001 - panelpaint.settings.Settings
+    """The storage the settings describe (today: a `LocalStorage` at `settings.storage_root`)."""
+    return LocalStorage(settings.storage_root)
