@@ -1,0 +1,218 @@
+"""The page pipeline: panels -> one batched colouring call -> native-resolution composite -> outputs.
+
+Model-agnostic: `render_page` takes any object with the `PanelColorizer` shape (the real one is
+`models.colorizer.Colorizer`, a fake in tests), so this module never imports torch or models.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from panelpaint import export
+from panelpaint.composite import Method, multiply, normalize_lines, paste_panel, upsample_colors
+from panelpaint.hints import hint_image, validate_hints
+from panelpaint.images import Source, open_image, to_gray
+from panelpaint.panels import Direction, Panel, detect_panels, order_panels
+
+
+class Cancelled(Exception):
+    """Raised by `render_page` when `should_stop()` turns true between stages or panels."""
+
+
+@runtime_checkable
+class PanelColorizer(Protocol):
+    """What the page pipeline needs from a colouring model (e.g. `models.colorizer.Colorizer`)."""
+
+    model_version: str
+
+    def colorize_batch(
+        self,
+        sketches: list[Image.Image],
+        styles: list[Image.Image],
+        hints: list[Image.Image | None] | None = None,
+        size: int = 512,
+        seed: int | None = None,
+    ) -> list[Image.Image]:
+        """One RGB image per sketch, at that sketch's own size; hints are RGBA (alpha > 0 = colour dot)."""
+        ...
+
+
+@dataclass
+class PageResult:
+    """A coloured page at native resolution and how long each stage took (seconds)."""
+
+    composite: Image.Image  # RGB: flats with the line art multiplied on top
+    flats: Image.Image  # RGB: colours without lines, white outside the panels
+    lines: Image.Image  # L: the original line art, unchanged
+    panels: list[Panel]
+    direction: Direction = "ltr"
+    model_version: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.composite.size
+
+    def panels_json(self) -> dict:
+        """The panel geometry as stored in the job store and written to panels.json."""
+        w, h = self.size
+        return {
+            "width": w,
+            "height": h,
+            "direction": self.direction,
+            "model_version": self.model_version,
+            "panels": [p.to_dict() for p in self.panels],
+        }
+
+
+def load_page(source: Source, *, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Decode a page safely (see `panelpaint.images.open_image`); raises `ImageError`."""
+    return open_image(source, name=name, max_pixels=max_pixels)
+
+
+def detect(page: Image.Image, direction: Direction = "ltr", **options) -> list[Panel]:
+    """Panels of a page in reading order ("ltr", or "rtl" for manga); options go to `detect_panels`."""
+    return detect_panels(to_gray(page), direction, **options)
+
+
+def crop_box(panel: Panel, page_size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the panel's box grown by `margin` pixels, clipped to the page."""
+    x0, y0, x1, y1 = panel.box()
+    w, h = page_size
+    return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+
+
+def work_dimensions(size: tuple[int, int], work_size: int) -> tuple[int, int]:
+    """The crop's size scaled (up or down) so its long side is `work_size`, rounded to multiples of 8."""
+    w, h = size
+    scale = work_size / max(w, h)
+    return max(8, int(round(w * scale / 8)) * 8), max(8, int(round(h * scale / 8)) * 8)
+
+
+def model_input(lines: np.ndarray, box: tuple[int, int, int, int], work_size: int) -> Image.Image:
+    """A normalised grey sketch of the page region `box`, resized so its long side is `work_size`."""
+    x0, y0, x1, y1 = box
+    crop = normalize_lines(lines[y0:y1, x0:x1])
+    dims = work_dimensions((x1 - x0, y1 - y0), work_size)
+    return Image.fromarray(cv2.resize(crop, dims, interpolation=cv2.INTER_AREA), "L")
+
+
+def _check(should_stop: Callable[[], bool] | None, where: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled(f"cancelled {where}")
+
+
+def render_page(
+    page: Image.Image | Source,
+    style: Image.Image,
+    colorizer: PanelColorizer,
+    *,
+    panels: list[Panel] | None = None,
+    direction: Direction = "ltr",
+    panel_styles: dict[int, Image.Image] | None = None,
+    panel_hints: dict[int, list[dict]] | None = None,
+    work_size: int = 512,
+    margin: int | None = None,
+    seed: int | None = None,
+    method: Method = "regions",
+    max_pixels: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_panel: Callable[[int, int], None] | None = None,
+) -> PageResult:
+    """Colour one page and return it at native resolution.
+
+    `page` is a decoded image or anything `open_image` reads (then decoding is timed too).
+    `panels` (e.g. edited by a user) skip detection; they are re-ordered only if all orders are equal.
+    `panel_styles` / `panel_hints` are keyed by panel `order`: a style override, and hint dots
+    {x, y, color "#rrggbb"} in page pixels. All panels go to the colorizer in ONE `colorize_batch`
+    call. `should_stop()` is checked between stages and between panels (raises `Cancelled`);
+    `on_panel(done, total)` reports progress as panels are composited. Raises `ImageError` for an
+    undecodable page and `ValueError` for malformed hints.
+    """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if not isinstance(page, Image.Image):
+        page = load_page(page, max_pixels=max_pixels)
+        timings["decode"] = time.perf_counter() - t
+    _check(should_stop, "before panel detection")
+
+    t = time.perf_counter()
+    lines = to_gray(page)
+    h, w = lines.shape
+    if panels is None:
+        panels = detect_panels(lines, direction)
+    else:
+        panels = [Panel.from_dict(p.to_dict()) for p in panels]
+        if len({p.order for p in panels}) < len(panels):
+            panels = order_panels(panels, direction)
+        panels.sort(key=lambda p: p.order)
+    if margin is None:
+        margin = max(8, min(w, h) // 100)
+    panel_styles = panel_styles or {}
+    panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
+    style = style.convert("RGB")
+    boxes, sketches, styles, hints = [], [], [], []
+    for p in panels:
+        box = crop_box(p, (w, h), margin)
+        sketch = model_input(lines, box, work_size)
+        boxes.append(box)
+        sketches.append(sketch)
+        styles.append(panel_styles.get(p.order, style).convert("RGB"))
+        hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
+    timings["panels"] = time.perf_counter() - t
+    _check(should_stop, "before colouring")
+
+    t = time.perf_counter()
+    colours = colorizer.colorize_batch(
+        sketches, styles, hints if any(x is not None for x in hints) else None, size=work_size, seed=seed
+    )
+    if len(colours) != len(sketches):
+        raise RuntimeError(f"colorizer returned {len(colours)} images for {len(sketches)} panels")
+    timings["model"] = time.perf_counter() - t
+
+    flats = np.full((h, w, 3), 255, np.uint8)
+    timings["upsampling"] = timings["compositing"] = 0.0
+    for i, (p, box, colour) in enumerate(zip(panels, boxes, colours)):
+        _check(should_stop, f"at panel {i + 1} of {len(panels)}")
+        x0, y0, x1, y1 = box
+        t = time.perf_counter()
+        native = upsample_colors(np.asarray(colour.convert("RGB")), lines[y0:y1, x0:x1], method=method)
+        t2 = time.perf_counter()
+        paste_panel(flats, native, p.mask((x1 - x0, y1 - y0), (x0, y0)), (x0, y0))
+        timings["compositing"] += time.perf_counter() - t2
+        timings["upsampling"] += t2 - t
+        if on_panel is not None:
+            on_panel(i + 1, len(panels))
+    t = time.perf_counter()
+    composite = multiply(flats, lines)
+    timings["compositing"] += time.perf_counter() - t
+    return PageResult(
+        composite=Image.fromarray(composite, "RGB"),
+        flats=Image.fromarray(flats, "RGB"),
+        lines=Image.fromarray(lines, "L"),
+        panels=panels,
+        direction=direction,
+        model_version=getattr(colorizer, "model_version", ""),
+        timings=timings,
+    )
+
+
+def write_outputs(
+    result: PageResult,
+    out_dir: str | Path,
+    formats: set[str] | frozenset[str] = frozenset({"png", "psd", "ora", "json", "preview"}),
+    *,
+    stem: str = "page",
+) -> dict[str, Path]:
+    """Write the page's outputs into `out_dir`; returns {kind: path}; encode times go to result.timings.
+
+    Formats: "png" (composite, flats and line layer PNGs), "psd" (layered, lines on multiply),
+    "ora" (OpenRaster, same layers), "json" (panel geometry), "preview" (JPEG preview and thumbnail).
+    """
+    return export.write_page(result, Path(out_dir), set(formats), stem=stem)
