@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "worker": "panelpaint.commands.service:worker",
     "web": "panelpaint.commands.service:web",
     "flower": "panelpaint.commands.service:flower",
+    "db": "panelpaint.commands.db:db",
+    "user": "panelpaint.commands.users:user",
 }
 
 

@@ -19,7 +19,7 @@ from panelpaint.store.errors import (
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.renders import (
     Claim, acknowledge_cancel, claim_next, claim_render, complete_render, fail_render, queue_render,
-    requeue_stale, rerender, retry_page, set_progress,
+    requeue_stale, rerender, retry_page, set_progress, set_task_id,
 )
 from panelpaint.store.reviews import list_reviews, review
 from panelpaint.store.schema import (

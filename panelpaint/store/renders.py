@@ -233,6 +233,18 @@ def retry_page(session: Session, page_id: int, *, user_id: int | None = None) ->
                         list(last.hints) if last else None, user_id=user_id, reason="retry")
 
 
+def set_task_id(session: Session, render_id: int, task_id: str) -> None:
+    """Record the Celery task id of a queued render when the broker chose it (else `queue_render`'s
+    pre-made `render.task_id` is passed to `send_task(task_id=...)` and this is not needed)."""
+    if not task_id or len(task_id) > 64:
+        raise InvalidInput("task id must have 1 to 64 characters")
+    render = session.get(Render, render_id)
+    if render is None:
+        raise NotFound(f"render {render_id} does not exist")
+    render.task_id = task_id
+    session.flush()
+
+
 # --- claims ------------------------------------------------------------------------------------
 
 def _claim_locked(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -201,6 +202,9 @@ class Render(Base):
     __tablename__ = "render"
     __table_args__ = (
         UniqueConstraint("page_id", "panel_id", "version"),
+        # NULLs are distinct in a UNIQUE constraint, so page-level versions need their own index.
+        Index("ux_render_page_version", "page_id", "version", unique=True,
+              sqlite_where=text("panel_id IS NULL"), postgresql_where=text("panel_id IS NULL")),
         Index("ix_render_status_queued_at", "status", "queued_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
