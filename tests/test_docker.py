@@ -45,6 +45,7 @@ WEB_DOCKERFILE = DOCKER / "web.Dockerfile"
 WORKER_DOCKERFILE = DOCKER / "worker.Dockerfile"
 DOCKERFILES = (WEB_DOCKERFILE, WORKER_DOCKERFILE)
 REQUIREMENTS_WEB = DOCKER / "requirements-web.txt"
+GPUS_EXAMPLE = DOCKER / "compose.gpus.example.yaml"
 
 SERVICES = {"postgres", "redis", "migrate", "web", "worker-gpu", "worker-io", "flower"}
 APP_SERVICES = {"migrate", "web", "worker-gpu", "worker-io", "flower"}
@@ -269,6 +270,28 @@ def test_flower_is_published_on_loopback_only(compose):
     # Only postgres/redis stay unpublished; the dashboard is the one public port.
     assert "ports" not in compose["services"]["postgres"] and "ports" not in compose["services"]["redis"]
     assert compose["services"]["web"]["ports"] == ["8000:8000"]
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """PyYAML with Compose's `!override` / `!reset` tags read as plain values."""
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(_tag, lambda loader, node: (
+        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node) if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)))
+
+
+def test_multi_gpu_example_pins_each_worker_to_its_own_gpu():
+    services = yaml.load(GPUS_EXAMPLE.read_text(), Loader=_ComposeLoader)["services"]
+    gpus = []
+    for name, service in services.items():
+        assert name == "worker-gpu" or service["extends"] == {"file": "compose.yaml", "service": "worker-gpu"}
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and "count" not in device
+        gpus += device["device_ids"]
+    assert len(gpus) == len(set(gpus)) == len(services) >= 2
 
 
 # --- environment variables -------------------------------------------------------------------
@@ -599,6 +622,17 @@ def test_compose_config_resolves(tmp_path):
     assert postgres_env["POSTGRES_PASSWORD"] == active["POSTGRES_PASSWORD"]
     assert "SECRET_KEY" not in postgres_env, "the database container should not receive the app's secrets"
     assert resolved["services"]["redis"]["command"][-1] == active["REDIS_PASSWORD"]
+
+    # The multi-GPU example, loaded as docs/deploy.md says (as compose.override.yaml).
+    shutil.copy(GPUS_EXAMPLE, tmp_path / "docker" / "compose.override.yaml")
+    result = subprocess.run([binary, "--project-directory", str(tmp_path / "docker"), "config", "--format", "json"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path / "docker")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name, gpu in (("worker-gpu", "0"), ("worker-gpu-1", "1")):
+        assert services[name]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [gpu]
+        assert services[name]["command"] == ["panelpaint", "worker", "--queues", "render"]
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
