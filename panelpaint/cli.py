@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "flower": "panelpaint.commands.service:flower",
     "db": "panelpaint.commands.db:db",
     "user": "panelpaint.commands.users:user",
+    "render": "panelpaint.commands.render:render",
 }
 
 

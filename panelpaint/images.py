@@ -109,7 +109,7 @@ def open_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: image is too large; possible decompression bomb ({exc})") from None
+        raise ImageError(f"{name}: image is too large (limit {limit:,} pixels); possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         allowed = ", ".join(formats)
         raise ImageError(f"{name}: not a recognised image (allowed formats: {allowed})") from None

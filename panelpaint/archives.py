@@ -1,0 +1,172 @@
+"""ZIP and CBZ archives of pages: safe reading in natural sort order, and writing outputs.
+
+Reading never extracts to disk and never trusts the archive: absolute paths, `..` components and
+symlink entries are refused, the entry count and the total uncompressed size are capped (declared
+sizes before reading, actual bytes while reading), and files a comic reader would ignore
+(`__MACOSX/`, `Thumbs.db`, dot files, text) are skipped. A bad entry is reported and the others go on.
+"""
+from __future__ import annotations
+
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+from natsort import natsorted, ns
+
+ARCHIVE_SUFFIXES = (".zip", ".cbz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store", "comicinfo.xml"}
+CHUNK = 1 << 20
+
+
+class ArchiveError(ValueError):
+    """The whole archive is refused (not a ZIP, too many entries, too large): message says why."""
+
+
+class _SizeMismatch(Exception):
+    """One entry inflates past the size its header declares."""
+
+
+@dataclass
+class ArchivePage:
+    """One image entry: its bytes, or the reason it was refused."""
+
+    name: str
+    data: bytes | None = None
+    error: str | None = None
+
+
+@dataclass
+class ArchiveListing:
+    """What an archive holds once checked: page names in reading order, skipped and refused entries."""
+
+    pages: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def is_archive(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in ARCHIVE_SUFFIXES
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    if "\x00" in name:
+        return "name contains a NUL byte"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(norm).parts:
+        return "path traversal (..)"
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and stat.S_ISLNK(mode):
+        return "symbolic link"
+    if info.flag_bits & 0x1:
+        return "encrypted entry"
+    return None
+
+
+def _ignored(name: str) -> bool:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if any(p == "__MACOSX" or p.startswith(".") for p in parts):
+        return True
+    base = parts[-1].lower() if parts else ""
+    return base in IGNORED_NAMES or not base.endswith(IMAGE_SUFFIXES)
+
+
+def list_archive(zf: zipfile.ZipFile, *, max_entries: int, max_bytes: int) -> ArchiveListing:
+    """Check an open archive's directory against the limits; raises `ArchiveError` for the whole archive."""
+    infos = zf.infolist()
+    if len(infos) > max_entries:
+        raise ArchiveError(f"archive has {len(infos)} entries, more than the limit of {max_entries}")
+    declared = sum(i.file_size for i in infos)
+    if declared > max_bytes:
+        raise ArchiveError(
+            f"archive would expand to {declared:,} bytes, more than the limit of {max_bytes:,} (possible zip bomb)"
+        )
+    listing = ArchiveListing()
+    for info in infos:
+        if info.is_dir():
+            continue
+        reason = _unsafe_reason(info)
+        if reason:
+            listing.errors[info.filename] = f"refused: {reason}"
+        elif _ignored(info.filename):
+            listing.skipped.append(info.filename)
+        else:
+            listing.pages.append(info.filename)
+    listing.pages = natsorted(listing.pages, alg=ns.PATH | ns.IGNORECASE)
+    return listing
+
+
+def iter_archive(path: str | Path, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3) -> Iterator[ArchivePage]:
+    """Yield the archive's refused entries (with `error`), then its pages in natural order (with `data`).
+
+    Raises `ArchiveError` when the archive itself is unreadable or over a limit. While reading, the
+    bytes actually inflated are counted against `max_bytes` and each entry against its declared size,
+    so a directory that lies about sizes cannot exhaust memory.
+    """
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveError(f"{path.name}: not a readable ZIP/CBZ archive ({exc})") from None
+    with zf:
+        try:
+            listing = list_archive(zf, max_entries=max_entries, max_bytes=max_bytes)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{path.name}: {exc}") from None
+        for name, error in listing.errors.items():
+            yield ArchivePage(name, error=error)
+        total = 0
+        for name in listing.pages:
+            info = zf.getinfo(name)
+            chunks, size = [], 0
+            try:
+                with zf.open(info) as fh:
+                    while chunk := fh.read(CHUNK):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if size > info.file_size:
+                            raise _SizeMismatch("entry holds more bytes than its declared size")
+                        if total > max_bytes:
+                            raise ArchiveError(f"archive expands past the limit of {max_bytes:,} bytes (possible zip bomb)")
+                        chunks.append(chunk)
+            except ArchiveError as exc:
+                raise ArchiveError(f"{path.name}: {exc}") from None
+            except _SizeMismatch as exc:
+                yield ArchivePage(name, error=str(exc))
+                continue
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+                yield ArchivePage(name, error=f"cannot read entry ({exc})")
+                continue
+            yield ArchivePage(name, data=b"".join(chunks))
+
+
+def write_archive(out_path: str | Path, files: Iterable[tuple[str, Path | bytes]]) -> Path:
+    """Write a ZIP/CBZ of (name inside archive, file path or bytes); images are stored, not recompressed."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".part")
+    seen: set[str] = set()
+    try:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, content in files:
+                norm = PurePosixPath(name.replace("\\", "/"))
+                if norm.is_absolute() or ".." in norm.parts:
+                    raise ValueError(f"unsafe name for an archive entry: {name!r}")
+                if str(norm) in seen:
+                    raise ValueError(f"duplicate archive entry: {name!r}")
+                seen.add(str(norm))
+                compress = zipfile.ZIP_DEFLATED if norm.suffix.lower() in (".json", ".xml", ".txt") else zipfile.ZIP_STORED
+                if isinstance(content, (bytes, bytearray)):
+                    zf.writestr(str(norm), content, compress_type=compress)
+                else:
+                    zf.write(content, str(norm), compress_type=compress)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out_path)
+    return out_path
