@@ -28,7 +28,8 @@ QUEUES = (RENDER_QUEUE, IO_QUEUE)
 # Colour one page (args: render_id). Claims the render, runs the model and compositing, stores
 # a fast intermediate and hands encoding to the io queue.
 TASK_RENDER = "panelpaint.render_page"
-# Encode the deliverables of a rendered page and complete the render (args: render_id, attempt).
+# Encode the deliverables of a rendered page and complete the render
+# (args: render_id, attempt, intermediate storage key).
 TASK_ENCODE = "panelpaint.encode_outputs"
 # Read a new page's size and detect its panels (args: page_id).
 TASK_INGEST = "panelpaint.ingest_page"
@@ -41,6 +42,10 @@ def transport_options(settings: "Settings") -> dict[str, Any]:
     return {
         # Unacked messages are restored after this; it must exceed the longest task on every worker.
         "visibility_timeout": settings.visibility_timeout,
+        # kombu sweeps for expired unacked messages every interval x throttle seconds (100 s by
+        # default); a sweep every tenth of the timeout bounds the takeover delay to ~1.1 timeouts.
+        "unacked_restore_interval": max(1, min(60, settings.visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
         "socket_keepalive": True,
         "health_check_interval": 10,
         "retry_on_timeout": True,
@@ -91,16 +96,23 @@ def client(settings: "Settings") -> "Celery":
     return _client(json.dumps(celery_config(settings), sort_keys=True))
 
 
-def send(settings: "Settings", task_name: str, *args: Any, countdown: float | None = None) -> str:
+def send(settings: "Settings", task_name: str, *args: Any, task_id: str | None = None,
+         countdown: float | None = None) -> str:
     """Send a task by name to its queue and return the Celery task id."""
     queue = ROUTES[task_name]
-    result = client(settings).send_task(task_name, args=list(args), queue=queue, countdown=countdown)
+    result = client(settings).send_task(task_name, args=list(args), queue=queue, task_id=task_id,
+                                        countdown=countdown)
     return result.id
 
 
-def enqueue_render(settings: "Settings", render_id: int, *, countdown: float | None = None) -> str:
-    """Queue the colouring of a render row (already committed as queued); returns the task id to store on it."""
-    return send(settings, TASK_RENDER, int(render_id), countdown=countdown)
+def enqueue_render(settings: "Settings", render_id: int, task_id: str | None = None, *,
+                   countdown: float | None = None) -> str:
+    """Queue the colouring of a render row, after the commit that made it queued.
+
+    Pass the render's pre-made `task_id` (`panelpaint.store.renders.queue_render` sets one) so that
+    cancelling can revoke it; returns the task id.
+    """
+    return send(settings, TASK_RENDER, int(render_id), task_id=task_id, countdown=countdown)
 
 
 def enqueue_ingest(settings: "Settings", page_id: int) -> str:
@@ -108,9 +120,9 @@ def enqueue_ingest(settings: "Settings", page_id: int) -> str:
     return send(settings, TASK_INGEST, int(page_id))
 
 
-def enqueue_encode(settings: "Settings", render_id: int, attempt: int) -> str:
-    """Queue encoding of a rendered page's deliverables; used by the render task."""
-    return send(settings, TASK_ENCODE, int(render_id), int(attempt))
+def enqueue_encode(settings: "Settings", render_id: int, attempt: int, intermediate_key: str) -> str:
+    """Queue encoding of a rendered page's deliverables (the render task does this)."""
+    return send(settings, TASK_ENCODE, int(render_id), int(attempt), str(intermediate_key))
 
 
 def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:

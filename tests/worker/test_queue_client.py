@@ -1,0 +1,53 @@
+"""The torch-free queue client: configuration, enqueue by name onto the right queue, queue lengths."""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import redis
+
+from panelpaint import queue
+
+
+def test_importing_the_client_pulls_in_neither_torch_nor_celery():
+    code = "import sys, panelpaint.queue; print(sorted(m for m in ('torch', 'celery', 'worker') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_visibility_timeout_is_identical_everywhere(settings):
+    conf = queue.celery_config(settings)
+    assert conf["broker_transport_options"]["visibility_timeout"] == settings.visibility_timeout
+    assert conf["result_backend_transport_options"]["visibility_timeout"] == settings.visibility_timeout
+    assert conf["visibility_timeout"] == settings.visibility_timeout
+    assert settings.visibility_timeout >= 2 * conf["task_time_limit"]
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1 and conf["task_serializer"] == "json"
+
+
+def _bodies(url: str, name: str) -> list[dict]:
+    conn = redis.Redis.from_url(url)
+    raw = [json.loads(m) for m in conn.lrange(name, 0, -1)]
+    return [{"headers": m["headers"], "body": json.loads(base64.b64decode(m["body"]))} for m in raw]
+
+
+def test_enqueue_goes_to_the_named_task_on_its_queue(settings, redis_server):
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    assert queue.queue_lengths(settings) == {"render": 0, "io": 0}
+    task_id = queue.enqueue_render(settings, 42, "made-by-the-store")
+    assert task_id == "made-by-the-store"
+    queue.enqueue_ingest(settings, 7)
+    queue.enqueue_encode(settings, 42, 3, "k")
+    assert queue.queue_lengths(settings) == {"render": 1, "io": 2}
+    (render,) = _bodies(redis_server.url, "render")
+    assert render["headers"]["task"] == queue.TASK_RENDER and render["headers"]["id"] == task_id
+    assert render["body"][0] == [42]  # ids only, never objects
+    io_tasks = {m["headers"]["task"]: m["body"][0] for m in _bodies(redis_server.url, "io")}
+    assert io_tasks == {queue.TASK_INGEST: [7], queue.TASK_ENCODE: [42, 3, "k"]}
+
+
+def test_no_live_workers_on_an_idle_broker(settings, redis_server):
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    assert queue.live_workers(settings, timeout=0.3) == []
