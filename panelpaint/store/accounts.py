@@ -25,11 +25,15 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
+# Werkzeug's method string; tests swap in a cheap one (scrypt takes ~0.1 s, by design).
+PASSWORD_METHOD = "scrypt"
+
+
 def hash_password(password: str) -> str:
     """A salted Werkzeug hash of `password`; raises `InvalidInput` when it is too short."""
-    if len(password) < MIN_PASSWORD_LENGTH:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-    return generate_password_hash(password)
+    return generate_password_hash(password, method=PASSWORD_METHOD)
 
 
 def hash_token(token: str) -> str:

@@ -32,7 +32,7 @@ def log_event(
         data=dict(data or {}),
     )
     session.add(ev)
-    session.flush([ev])
+    session.flush()
     return ev
 
 
