@@ -70,7 +70,6 @@ COPY pyproject.toml README.md ./
 COPY panelpaint ./panelpaint
 COPY models ./models
 COPY worker ./worker
-COPY web ./web
 COPY migrations ./migrations
 # Fail the build, not the first page, when the default weights did not make it into the package.
 RUN pip install --no-deps . \

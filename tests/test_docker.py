@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 import tomllib
 from fnmatch import fnmatch
@@ -519,6 +520,98 @@ def test_web_requirements_match_pyproject():
         assert req.extras == wanted[name].extras, f"{name}: extras differ from pyproject"
 
 
+def install_like_image(dockerfile: Path, tmp_path: Path, *, block_torch: bool) -> Path:
+    """A venv holding what `dockerfile`'s build stage installs: the folders it copies, `--no-deps`.
+
+    The dependencies come from this environment (its editable panelpaint is not picked up: a
+    .pth file inside a folder added by another .pth is not read). Returns the venv's bin folder.
+    """
+    context = tmp_path / "context"
+    context.mkdir()
+    for instr, args in stages(dockerfile)[-2]:
+        if instr == "COPY" and "--from=" not in args:
+            for source in args.split()[:-1]:
+                if (ROOT / source).is_dir():
+                    shutil.copytree(ROOT / source, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+                elif not source.startswith("docker/"):
+                    shutil.copy(ROOT / source, context / source)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    if block_torch:
+        (site / "zz_no_torch.pth").write_text("import sys; sys.modules['torch'] = None\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    "--no-build-isolation", str(context)], check=True, timeout=300, capture_output=True)
+    return venv / "bin"
+
+
+def run_in(bin_dir: Path, argv: list, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run a command of the image-like venv with a clean, local configuration."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in all_setting_env_names()}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'pp.db'}", SECRET_KEY="test", STORAGE_ROOT=str(tmp_path / "st"),
+               PANELPAINT_VAR_DIR=str(tmp_path / "var"), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
+    return subprocess.run([str(a) for a in argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+
+
+def build_time_checks(dockerfile: Path) -> list[str]:
+    """The `python -c` guards the Dockerfile runs right after installing the project."""
+    for instr, args in stages(dockerfile)[-2]:
+        if instr == "RUN" and "pip install --no-deps ." in args:
+            return re.findall(r'python -c "([^"]*)"', args)
+    return []
+
+
+WEB_IMAGE_CHECK = """
+import importlib.util, sys
+from gunicorn.util import import_app
+assert importlib.util.find_spec("models") is None and importlib.util.find_spec("worker") is None
+app = import_app(sys.argv[1])  # exactly what gunicorn does with the web image's CMD
+response = app.test_client().get("/healthz")
+assert response.status_code == 200, response.status_code
+assert sys.modules.get("torch") is None, "the web app imported torch"
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_web_image_recipe_runs_without_torch_models_or_worker(tmp_path):
+    """What web.Dockerfile installs, where torch cannot be imported: its guard passes, it migrates
+    a database, and the app gunicorn loads answers /healthz."""
+    bin_dir = install_like_image(WEB_DOCKERFILE, tmp_path, block_torch=True)
+    checks = build_time_checks(WEB_DOCKERFILE)
+    assert checks, "web.Dockerfile should check that torch stayed out"
+    for check in checks:
+        result = run_in(bin_dir, ["python", "-c", check], tmp_path)
+        assert result.returncode == 0, result.stderr
+    migrate = run_in(bin_dir, ["panelpaint", "db", "upgrade"], tmp_path)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    app_spec = exec_form([a for i, a in stages(WEB_DOCKERFILE)[-1] if i == "CMD"][-1])[-1]
+    serve = run_in(bin_dir, ["python", "-c", WEB_IMAGE_CHECK, app_spec], tmp_path)
+    assert serve.returncode == 0 and serve.stdout.strip().endswith("ok"), serve.stdout + serve.stderr
+
+
+@pytest.mark.slow
+def test_worker_image_recipe_has_weights_and_commands(tmp_path):
+    """What worker.Dockerfile installs: its build-time checks pass (the default weights are in the
+    installed package), the Celery app loads, and the commands its services run answer --help."""
+    bin_dir = install_like_image(WORKER_DOCKERFILE, tmp_path, block_torch=False)
+    checks = build_time_checks(WORKER_DOCKERFILE)
+    assert checks, "worker.Dockerfile should check that the default weights are installed"
+    for check in checks:
+        result = run_in(bin_dir, ["python", "-c", check], tmp_path)
+        assert result.returncode == 0, result.stderr
+    app = run_in(bin_dir, ["python", "-c", "from celery import Celery; from worker.celery_app import app; "
+                           "assert isinstance(app, Celery); import importlib.util as u; "
+                           "assert u.find_spec('web') is None"], tmp_path)
+    assert app.returncode == 0, app.stderr
+    for argv in (["panelpaint", "worker", "--help"], ["panelpaint", "flower", "--help"]):
+        result = run_in(bin_dir, argv, tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
 def test_worker_image_installs_pinned_cuda_torch():
     text = WORKER_DOCKERFILE.read_text()
     assert re.search(r"^ARG TORCH_VERSION=2\.13\.0$", text, re.M)
@@ -579,7 +672,7 @@ def http_status_server():
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
