@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +91,8 @@ def _count_jobs(inputs: list[Path], settings) -> int:
 
 def output_kinds(formats: tuple[str, ...] | list[str]) -> set[str]:
     """Per-page output kinds (see `pages.write_outputs`) for the command's --format choices."""
+    if set(formats) == {"cbz"}:
+        return {"png"}  # the CBZ holds the composites only
     kinds = {"json"}
     if "png" in formats or "cbz" in formats or "zip" in formats:
         kinds |= {"png", "preview"}
@@ -128,6 +132,9 @@ def render_pages(
     style = open_image(style_path, max_pixels=settings.max_image_pixels)
     kinds = output_kinds(formats)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Packed-only output: pages go to a staging folder that is removed once packed.
+    loose = bool({"png", "psd", "ora"} & set(formats))
+    page_dir = out_dir if loose else Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     composites: list[tuple[str, Path]] = []
     total = _count_jobs(inputs, settings)
     for job in tqdm(_page_jobs(inputs, settings), total=total, desc="pages", unit="page", disable=not progress):
@@ -142,7 +149,7 @@ def render_pages(
             decode = time.perf_counter() - t
             result = render_page(page, style, colorizer, direction=direction, work_size=work_size, seed=seed)
             result.timings["decode"] = decode
-            paths = write_outputs(result, out_dir, kinds, stem=job.stem)
+            paths = write_outputs(result, page_dir, kinds, stem=job.stem)
         except ImageError as exc:
             summary.failures.append(PageFailure(job.name, exc.message))
             echo(f"error: {exc.message}")
@@ -158,19 +165,14 @@ def render_pages(
         if "composite" in paths:
             composites.append((paths["composite"].name, paths["composite"]))
     archive_name = _safe_stem(inputs[0].stem) if len(inputs) == 1 else "pages"
-    packed: set[Path] = set()
+    pages_written = list(summary.written)
     if "cbz" in formats:
-        cbz = write_archive(out_dir / f"{archive_name}.cbz", composites)
-        packed |= {p for _, p in composites}
-        summary.written.append(cbz)
+        summary.written.append(write_archive(out_dir / f"{archive_name}.cbz", composites))
     if "zip" in formats:
-        zipped = write_archive(out_dir / f"{archive_name}.zip", [(p.name, p) for p in summary.written if p.suffix != ".cbz"])
-        packed |= {p for p in summary.written if p.suffix != ".cbz"}
-        summary.written.append(zipped)
-    if packed and not {"png", "psd", "ora"} & set(formats):
-        for p in packed:
-            p.unlink(missing_ok=True)
-        summary.written = [p for p in summary.written if p not in packed]
+        summary.written.append(write_archive(out_dir / f"{archive_name}.zip", [(p.name, p) for p in pages_written]))
+    if not loose:
+        shutil.rmtree(page_dir, ignore_errors=True)
+        summary.written = [p for p in summary.written if p not in pages_written]
     return summary
 
 

@@ -1,0 +1,91 @@
+"""Page outputs: PSD and OpenRaster layers with multiply, PNG layers, panel JSON, previews."""
+import io
+import json
+import xml.etree.ElementTree as ET
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from comic_pages import FakeColorizer, draw_page, grid_boxes
+from panelpaint.pages import render_page, write_outputs
+
+
+@pytest.fixture(scope="module")
+def result():
+    page = draw_page(grid_boxes([2, 2]), seed=4).resize((300, 425))
+    return render_page(page, Image.new("RGB", (16, 16), (180, 90, 40)), FakeColorizer(), work_size=128)
+
+
+def test_all_outputs_written_with_encode_timings(result, tmp_path):
+    paths = write_outputs(result, tmp_path, stem="p1")
+    assert set(paths) == {"composite", "flats", "lines", "psd", "ora", "json", "preview", "thumbnail"}
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
+    assert paths["composite"].name == "p1.png"
+    for key in ("encode_png_composite", "encode_png_flats", "encode_psd", "encode_ora", "encode_preview"):
+        assert result.timings[key] >= 0
+    assert np.array_equal(np.asarray(Image.open(paths["composite"])), np.asarray(result.composite))
+    assert np.array_equal(np.asarray(Image.open(paths["flats"])), np.asarray(result.flats))
+
+
+def test_line_layer_is_black_on_transparency(result, tmp_path):
+    lines = Image.open(write_outputs(result, tmp_path, {"png"})["lines"])
+    assert lines.mode == "LA"
+    arr = np.asarray(lines)
+    assert (arr[..., 0] == 0).all()
+    assert np.array_equal(arr[..., 1], 255 - np.asarray(result.lines))
+
+
+def test_psd_has_colours_under_multiplied_lines(result, tmp_path):
+    from psd_tools import PSDImage
+    from psd_tools.constants import BlendMode
+
+    psd = PSDImage.open(write_outputs(result, tmp_path, {"psd"})["psd"])
+    assert psd.size == result.size
+    layers = list(psd)
+    assert [layer.name for layer in layers] == ["Colours", "Lines"]
+    assert layers[0].blend_mode == BlendMode.NORMAL and layers[1].blend_mode == BlendMode.MULTIPLY
+    assert np.array_equal(np.asarray(layers[0].topil().convert("RGB")), np.asarray(result.flats))
+    assert np.array_equal(np.asarray(layers[1].topil().convert("L")), np.asarray(result.lines))
+    # The stored merged image is our composite, and re-rendering the layers gives the same picture.
+    assert np.array_equal(np.asarray(psd.topil().convert("RGB")), np.asarray(result.composite))
+    rendered = np.asarray(psd.composite(force=True).convert("RGB"), int)
+    assert np.abs(rendered - np.asarray(result.composite, int)).max() <= 2
+
+
+def test_ora_is_a_valid_openraster(result, tmp_path):
+    path = write_outputs(result, tmp_path, {"ora"})["ora"]
+    with zipfile.ZipFile(path) as zf:
+        first = zf.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
+        assert zf.read("mimetype") == b"image/openraster"
+        assert path.read_bytes()[30:38] == b"mimetype"  # readers sniff it at this offset
+        root = ET.fromstring(zf.read("stack.xml"))
+        assert (int(root.get("w")), int(root.get("h"))) == result.size
+        layers = root.find("stack").findall("layer")
+        assert [(l.get("name"), l.get("composite-op")) for l in layers] == [
+            ("Lines", "svg:multiply"), ("Colours", "svg:src-over")]
+        for layer in layers:
+            assert Image.open(io.BytesIO(zf.read(layer.get("src")))).size == result.size
+        merged = Image.open(io.BytesIO(zf.read("mergedimage.png")))
+        assert np.array_equal(np.asarray(merged.convert("RGB")), np.asarray(result.composite))
+        thumb = Image.open(io.BytesIO(zf.read("Thumbnails/thumbnail.png")))
+        assert max(thumb.size) <= 256
+
+
+def test_panel_json_and_previews(result, tmp_path):
+    paths = write_outputs(result, tmp_path, {"json", "preview"})
+    data = json.loads(paths["json"].read_text())
+    assert (data["width"], data["height"]) == result.size and data["direction"] == "ltr"
+    assert data["model_version"] == "fake-1"
+    assert [p["order"] for p in data["panels"]] == [0, 1, 2, 3]
+    assert data["panels"][0]["bbox"] == list(result.panels[0].bbox)
+    preview = Image.open(paths["preview"])
+    assert preview.format == "JPEG" and preview.size == result.size  # small pages are not enlarged
+    assert max(Image.open(paths["thumbnail"]).size) == 256
+
+
+def test_unknown_format_is_refused(result, tmp_path):
+    with pytest.raises(ValueError, match="unknown output format.*gif"):
+        write_outputs(result, tmp_path, {"png", "gif"})

@@ -1,0 +1,161 @@
+"""The page pipeline end to end with a fake colorizer: one batch, exact lines, white gutters, overrides, cancel."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from comic_pages import FakeColorizer, draw_page, grid_boxes
+from panelpaint.images import ImageError
+from panelpaint.pages import Cancelled, PanelColorizer, crop_box, detect, render_page, work_dimensions
+from panelpaint.panels import Panel
+
+BOXES = grid_boxes([2, 3])
+STYLE = Image.new("RGB", (32, 32), (200, 120, 60))
+
+
+@pytest.fixture(scope="module")
+def page():
+    return draw_page(BOXES, seed=1)
+
+
+@pytest.fixture(scope="module")
+def rendered(page):
+    fake = FakeColorizer()
+    return render_page(page, STYLE, fake, seed=5), fake
+
+
+def inside_any_panel(shape, boxes):
+    m = np.zeros(shape, bool)
+    for x, y, w, h in boxes:
+        m[y:y + h, x:x + w] = True
+    return m
+
+
+def test_fake_colorizer_satisfies_the_protocol():
+    assert isinstance(FakeColorizer(), PanelColorizer)
+
+
+def test_all_panels_in_one_batch_at_work_size(rendered):
+    result, fake = rendered
+    assert len(fake.calls) == 1
+    call = fake.calls[0]
+    assert call["n"] == len(BOXES) == len(result.panels)
+    assert call["size"] == 512 and call["seed"] == 5 and call["hints"] is None
+    assert all(max(s) == 512 and s[0] % 8 == 0 and s[1] % 8 == 0 for s in call["sizes"])
+
+
+def test_native_size_and_timings(rendered, page):
+    result, _ = rendered
+    assert result.composite.size == result.flats.size == result.lines.size == page.size
+    assert result.composite.mode == "RGB" and result.lines.mode == "L"
+    assert set(result.timings) == {"panels", "model", "upsampling", "compositing"}
+    assert result.model_version == "fake-1"
+
+
+def test_line_pixels_unchanged_and_gutters_white(rendered, page):
+    result, _ = rendered
+    lines = np.asarray(page.convert("L"))
+    comp = np.asarray(result.composite)
+    flats = np.asarray(result.flats)
+    assert np.array_equal(np.asarray(result.lines), lines)
+    black = lines == 0
+    assert black.sum() > 1000 and (comp[black] == 0).all()
+    outside = ~inside_any_panel(lines.shape, BOXES)
+    assert (flats[outside] == 255).all()
+    # In the gutters the composite is exactly the line art (white paper, the page number in black).
+    assert np.array_equal(comp[outside], np.repeat(lines[outside][:, None], 3, axis=1))
+    # Inside the panels there is colour.
+    inner = inside_any_panel(lines.shape, [(x + 10, y + 10, w - 20, h - 20) for x, y, w, h in BOXES]) & (lines == 255)
+    assert (np.abs(flats[inner].astype(int) - 255).max(axis=1) > 20).mean() > 0.99
+
+
+def test_panel_style_override_and_hints_reach_the_model(page):
+    fake = FakeColorizer()
+    blue = Image.new("RGB", (8, 8), (0, 0, 255))
+    x, y, w, h = BOXES[2]
+    dot = {"x": x + w // 2, "y": y + h // 2, "color": "#00ff00"}
+    result = render_page(page, STYLE, fake, panel_styles={1: blue}, panel_hints={2: [dot]})
+    hints = fake.calls[0]["hints"]
+    assert hints[2] is not None and all(h is None for i, h in enumerate(hints) if i != 2)
+    hint = np.asarray(hints[2])
+    ys, xs = np.nonzero(hint[..., 3])
+    sw, sh = hints[2].size
+    bx0, by0, bx1, by1 = crop_box(result.panels[2], page.size, max(8, min(page.size) // 100))
+    expect = ((dot["x"] - bx0) * sw / (bx1 - bx0), (dot["y"] - by0) * sh / (by1 - by0))
+    assert abs(xs.mean() - expect[0]) < 2 and abs(ys.mean() - expect[1]) < 2
+    assert tuple(hint[ys[0], xs[0], :3]) == (0, 255, 0)
+    flats = np.asarray(result.flats)
+    assert tuple(flats[dot["y"], dot["x"]]) == (0, 255, 0)
+    # Panel 1's style is blue: its colours are bluer than panel 0's.
+    p0, p1 = (result.panels[i].bbox for i in (0, 1))
+    mean = lambda b: flats[b[1] + 20:b[1] + b[3] - 20, b[0] + 20:b[0] + b[2] - 20].reshape(-1, 3).mean(0)  # noqa: E731
+    assert mean(p1)[2] > mean(p0)[2] + 50
+
+
+def test_bad_hint_colour_is_a_value_error(page):
+    with pytest.raises(ValueError, match="#rrggbb"):
+        render_page(page, STYLE, FakeColorizer(), panel_hints={0: [{"x": 50, "y": 50, "color": "green"}]})
+
+
+def test_given_panels_skip_detection_and_are_composited(page):
+    panels = [Panel.from_dict({"bbox": [100, 100, 200, 150], "order": 0})]
+    result = render_page(page, STYLE, FakeColorizer(), panels=panels)
+    flats = np.asarray(result.flats)
+    assert (flats[:99] == 255).all() and (flats[:, 301:] == 255).all()
+    assert (flats[120:230, 120:280] != 255).any(axis=2).all()
+    assert [p.bbox for p in result.panels] == [(100, 100, 200, 150)]
+
+
+def test_progress_and_cancellation(page):
+    seen = []
+    render_page(page, STYLE, FakeColorizer(), on_panel=lambda d, t: seen.append((d, t)))
+    assert seen == [(i, len(BOXES)) for i in range(1, len(BOXES) + 1)]
+
+    fake = FakeColorizer()
+    checks = iter([False, True])
+    with pytest.raises(Cancelled, match="before colouring"):
+        render_page(page, STYLE, fake, should_stop=lambda: next(checks))
+    assert fake.calls == []
+
+    progress = []
+    checks = iter([False, False, False, False, True])
+    with pytest.raises(Cancelled, match="at panel 3"):
+        render_page(page, STYLE, FakeColorizer(), should_stop=lambda: next(checks),
+                    on_panel=lambda d, t: progress.append(d))
+    assert progress == [1, 2]
+
+
+def test_page_from_bytes_times_decode_and_bad_bytes_fail_clearly(page):
+    buf = io.BytesIO()
+    page.save(buf, "PNG")
+    result = render_page(buf.getvalue(), STYLE, FakeColorizer())
+    assert result.timings["decode"] > 0
+    with pytest.raises(ImageError, match="not a recognised image"):
+        render_page(b"not an image at all", STYLE, FakeColorizer())
+
+
+def test_colorizer_returning_the_wrong_count_is_an_error(page):
+    class Broken(FakeColorizer):
+        def colorize_batch(self, sketches, styles, hints=None, size=512, seed=None):
+            return super().colorize_batch(sketches, styles, hints, size, seed)[:-1]
+
+    with pytest.raises(RuntimeError, match=f"returned {len(BOXES) - 1} images for {len(BOXES)} panels"):
+        render_page(page, STYLE, Broken())
+
+
+def test_detect_and_work_dimensions(page):
+    assert [p.order for p in detect(page, "rtl")] == list(range(len(BOXES)))
+    assert work_dimensions((1000, 500), 512) == (512, 256)
+    assert work_dimensions((300, 600), 512) == (256, 512)
+
+
+def test_pipeline_with_the_real_colorizer_from_tiny_random_networks(page):
+    colorizer_module = pytest.importorskip("models.colorizer")
+    colorizer = colorizer_module.Colorizer.tiny_random(seed=0) if hasattr(colorizer_module.Colorizer, "tiny_random") \
+        else pytest.skip("models.colorizer has no tiny random constructor")
+    small = page.resize((300, 425))
+    result = render_page(small, STYLE, colorizer, work_size=64, seed=0)
+    lines = np.asarray(small.convert("L"))
+    assert result.composite.size == small.size
+    assert (np.asarray(result.composite)[lines == 0] == 0).all()
