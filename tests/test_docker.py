@@ -20,6 +20,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -268,7 +269,7 @@ def test_flower_is_published_on_loopback_only(compose):
         assert str(port).startswith("127.0.0.1:"), f"Flower must not listen on every interface: {port}"
     env = service_environment(flower)
     assert env["PANELPAINT_FLOWER_PORT"] == "5555" and env["PANELPAINT_FLOWER_HOST"] == "0.0.0.0"
-    # Only postgres/redis stay unpublished; the dashboard is the one public port.
+    # PostgreSQL and Redis stay on the compose network; the dashboard is the one open port.
     assert "ports" not in compose["services"]["postgres"] and "ports" not in compose["services"]["redis"]
     assert compose["services"]["web"]["ports"] == ["8000:8000"]
 
@@ -314,7 +315,7 @@ def test_every_variable_set_is_a_setting_or_service_only(compose):
     assert not unknown, f"docker/.env.example sets variables nothing reads: {sorted(unknown)}"
 
 
-def test_service_only_variables_are_not_in_app_environment(compose):
+def test_service_only_variables_are_not_settings():
     """A service-only name that is also a setting would be a setting in disguise."""
     assert not set(SERVICE_ONLY_VARIABLES) & all_setting_env_names()
 
@@ -688,9 +689,10 @@ def test_healthcheck_probe(http_status_server, status, healthy):
 
 
 def test_healthcheck_probe_fails_when_nothing_listens():
-    from tests.conftest import free_port
-
-    url = f"http://127.0.0.1:{free_port()}/healthz"
+    with socket.socket() as s:  # a port that was free a moment ago and that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/healthz"
     result = subprocess.run([sys.executable, str(DOCKER / "healthcheck.py"), url], capture_output=True, timeout=30)
     assert result.returncode == 1 and b"127.0.0.1" in result.stderr
 
