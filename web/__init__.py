@@ -1,1 +1,132 @@
-"""The Flask review dashboard and REST API (never imports torch)."""
+"""The Flask review dashboard and REST API (never imports torch): the app factory.
+
+`create_app(settings=None, test_config=None)` builds a fresh app, flaskr style; production runs
+it under gunicorn (`gunicorn "web:create_app()"`). Every route needs a logged-in user except the
+login page, static files and `/healthz`; the REST API under `/api/` authenticates with bearer
+tokens instead and is exempt from CSRF (it never reads the session cookie).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, abort, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from panelpaint.settings import Settings, load_settings
+
+# Endpoints anyone may reach; the API blueprint checks its own bearer tokens.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "healthz"})
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the dashboard for `settings` (read from the environment when None)."""
+    from panelpaint.store.db import Store
+
+    from . import errors
+    from .extensions import csrf, limiter, login_manager
+    from .services import Services, close_db
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.effective_secret_key(),
+        # Werkzeug refuses bigger bodies with 413; `_refuse_oversized_body` does so before any view.
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        # Caps on multipart parts and on non-file field memory (CVE-2023-25577, CVE-2023-46136);
+        # a batch may carry one part per page, so the cap follows the archive entry limit.
+        MAX_FORM_PARTS=settings.max_archive_entries + 50,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        # A reviewer keeps a page open for a long time; the token still dies with the session.
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        RATELIMIT_STORAGE_URI=settings.effective_redis_url(),
+        RATELIMIT_KEY_PREFIX="panelpaint-web",
+        LOGIN_RATE_LIMIT=settings.login_rate_limit,
+        # The line art a style preview colours (None: samples/sketch.png, else a drawn one).
+        SAMPLE_SKETCH=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    store = app.config.get("STORE") or Store(settings.database_url)
+    app.extensions["panelpaint"] = Services(settings=settings, store=store)
+
+    # Order matters: size guard, then login guard, then the limiter and CSRF (registered by
+    # init_app), so an anonymous POST is sent to the login page rather than told its token is missing.
+    app.before_request(_refuse_oversized_body)
+    app.before_request(_require_login)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    csrf.init_app(app)
+    app.after_request(_security_headers)
+    app.teardown_appcontext(close_db)
+
+    from . import api, auth, batches, review, styles, workers
+
+    for module in (auth, batches, review, styles, workers, api):
+        app.register_blueprint(module.bp)
+    csrf.exempt(api.bp)
+    errors.register(app)
+
+    @app.get("/healthz")
+    def healthz():
+        app.extensions["panelpaint"].ping()
+        return jsonify(status="ok")
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("batches.index"))
+
+    app.jinja_env.globals["can"] = auth.can
+    app.jinja_env.filters["ago"] = _ago
+    return app
+
+
+def _refuse_oversized_body():
+    limit = request.max_content_length
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        abort(413)
+
+
+def _require_login():
+    if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS or request.blueprint == "api":
+        return None  # unknown URLs 404 as usual; the API answers 401 itself
+    if not current_user.is_authenticated:
+        from .extensions import login_manager
+
+        return login_manager.unauthorized()
+    return None
+
+
+def _security_headers(response):
+    # nosniff everywhere, so an uploaded image is never run as HTML or script by the browser.
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    return response
+
+
+def _ago(value) -> str:
+    """A short 'how long ago' for timestamps in tables."""
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    seconds = int((dt.datetime.now(dt.timezone.utc) - value).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"

@@ -1,0 +1,159 @@
+"""Helpers for the dashboard tests: seeded accounts, a CSRF-aware client, upload data, a fake worker."""
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from panelpaint.settings import load_settings
+
+PASSWORD = "correct-horse-battery"
+STUDIOS = {"alpha": ("admin", "artist", "reviewer"), "beta": ("admin", "artist", "reviewer")}
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def email(studio: str, role: str) -> str:
+    return f"{role}@{studio}.test"
+
+
+def seed(session) -> None:  # noqa: ANN001
+    """Two studios, one user per role in each."""
+    from panelpaint.store import accounts
+
+    for name, roles in STUDIOS.items():
+        studio = accounts.create_studio(session, name.title())
+        for role in roles:
+            accounts.create_user(session, studio.id, email(name, role), PASSWORD, role)
+
+
+def make_database(url: str) -> None:
+    """Build the schema with the job store's migrations and seed it."""
+    from panelpaint.store import migrate
+    from panelpaint.store.db import Store
+
+    migrate.upgrade(url)
+    store = Store(url)
+    try:
+        with store.session() as session:
+            seed(session)
+    finally:
+        store.dispose()
+
+@dataclass
+class QueueRecorder:
+    """Stands in for panelpaint.queue: records enqueued render ids and revoked task ids."""
+
+    renders: list[int] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+
+    def enqueue_render(self, settings, render_id, *, countdown=None):  # noqa: ANN001
+        self.renders.append(int(render_id))
+        return f"task-{render_id}"
+
+    def revoke(self, settings, task_ids, terminate=False):  # noqa: ANN001
+        self.revoked.extend(task_ids)
+
+def web_settings(tmp_path: Path, database_url: str, **overrides):
+    values = dict(var_dir=tmp_path / "var", database_url=database_url, secret_key="test-secret",
+                  redis_url="redis://127.0.0.1:1/0", login_rate_limit="5 per minute",
+                  max_content_length=2 * 1024 * 1024, max_image_pixels=4_000_000, max_archive_entries=20)
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def build_app(settings, **config):  # noqa: ANN001
+    from web import create_app
+
+    return create_app(settings, {"TESTING": True, "RATELIMIT_STORAGE_URI": "memory://", **config})
+
+class Client:
+    """A test client that behaves like a browser with respect to CSRF tokens."""
+
+    def __init__(self, flask_client):  # noqa: ANN001
+        self.c = flask_client
+        self._token: str | None = None
+
+    def __getattr__(self, name):  # noqa: ANN001
+        return getattr(self.c, name)
+
+    def csrf(self) -> str:
+        if self._token is None:
+            page = self.c.get("/login")
+            if page.status_code == 302:  # logged in: any page carries the token
+                page = self.c.get("/account")
+            html = page.get_data(as_text=True)
+            match = CSRF_META.search(html)
+            assert match, "no CSRF token on the page"
+            self._token = match.group(1)
+        return self._token
+
+    def post_form(self, url: str, data: dict | None = None, **kwargs):
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf())
+        return self.c.post(url, data=data, **kwargs)
+
+    def login(self, studio: str, role: str, password: str = PASSWORD):
+        response = self.post_form("/login", {"email": email(studio, role), "password": password})
+        self._token = None  # the session changed; read a fresh token next time
+        return response
+
+# --- data helpers ------------------------------------------------------------------------------
+
+def png_bytes(size=(64, 96), color=(255, 255, 255), lines: bool = True) -> bytes:
+    img = Image.new("RGB", size, color)
+    if lines:
+        from PIL import ImageDraw
+
+        d = ImageDraw.Draw(img)
+        d.rectangle([4, 4, size[0] - 5, size[1] // 2 - 2], outline=(0, 0, 0), width=2)
+        d.rectangle([4, size[1] // 2 + 2, size[0] - 5, size[1] - 5], outline=(0, 0, 0), width=2)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def upload(data: bytes, name: str):
+    return (io.BytesIO(data), name)
+
+class FakeWorker:
+    def __init__(self, app):  # noqa: ANN001
+        self.services = app.extensions["panelpaint"]
+
+    def finish(self, render_id: int, *, panels: int = 2, outputs: dict | None = None) -> None:
+        """Detect `panels` stacked panels (first time), claim the render and complete it with a composite."""
+        from panelpaint.store import batches, renders
+        from panelpaint.store.schema import Render
+
+        storage = self.services.storage
+        with self.services.store.session() as s:
+            render = s.get(Render, render_id)
+            page = render.page
+            if panels and not page.panels:
+                h = page.height // panels
+                batches.set_panels(s, page.id, [{"x": 0, "y": i * h, "w": page.width, "h": h} for i in range(panels)])
+        with self.services.store.session() as s:
+            claim = renders.claim_render(s, render_id, "fake-worker", 3)
+        composite = storage.put_bytes(png_bytes((64, 96), (120, 180, 240)), ".png")
+        with self.services.store.session() as s:
+            renders.complete_render(s, render_id, claim.attempt, outputs or {"composite": composite}, {"model": 0.01},
+                                    "test-model", "fake-worker")
+
+    def fail(self, render_id: int, error: str = "boom") -> None:
+        from panelpaint.store import renders
+
+        with self.services.store.session() as s:
+            claim = renders.claim_render(s, render_id, "fake-worker", 3)
+        with self.services.store.session() as s:
+            renders.fail_render(s, render_id, claim.attempt, error)

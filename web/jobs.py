@@ -1,0 +1,330 @@
+"""Submitting work from the dashboard and the API: batches, pages, retries, re-renders and style
+previews, enqueued by task name only after the database commit; and the status summaries both show.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, url_for
+from flask_login import current_user
+from PIL import Image
+
+from panelpaint import queue
+from panelpaint.images import ALLOWED_FORMATS, ImageError
+from panelpaint.store import batches as batch_store
+from panelpaint.store import renders as render_store
+from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound, StoreError
+from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus
+
+from .services import db, services
+from .uploads import Upload, check_image, expand_files
+
+SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
+PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
+MAX_SEED = 2**31 - 1
+
+
+class SubmitError(Exception):
+    """Work could not be submitted; the message is meant for the user."""
+
+
+@dataclass
+class Submitted:
+    """What one submission made: the batch, its new pages (failed ones carry their error)."""
+
+    batch: Batch
+    pages: list[Page] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Page]:
+        return [p for p in self.pages if p.status == RunStatus.failed]
+
+
+# --- enqueueing --------------------------------------------------------------------------------
+
+def enqueue(renders: list[Render]) -> None:
+    """Send the committed renders to the workers by task name; keep the Celery ids for revoking."""
+    settings = services().settings
+    changed = False
+    for render in renders:
+        task_id = queue.enqueue_render(settings, render.id)
+        if task_id and task_id != render.task_id:
+            render.task_id = task_id
+            changed = True
+    if changed:
+        db().commit()
+
+
+def revoke(task_ids: list[str]) -> None:
+    if task_ids:
+        queue.revoke(services().settings, task_ids)
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+def _store_page(batch: Batch, upload: Upload, style_id: int | None) -> tuple[Page, Render | None]:
+    """Record one uploaded page: a readable image is stored and queued, anything else is a failed page."""
+    error = upload.error
+    key = width = height = None
+    if error is None:
+        try:
+            width, height = check_image(upload.data, upload.name).size
+            with Image.open(io.BytesIO(upload.data), formats=list(ALLOWED_FORMATS)) as probe:
+                suffix = SUFFIX.get(probe.format or "", ".png")
+            # The original bytes are kept (16-bit scans, exact pixels); the key is the server's.
+            key = services().storage.put_bytes(upload.data, suffix)
+        except ImageError as exc:
+            error = exc.message
+    page = batch_store.add_page(db(), batch.id, upload.name, key, width, height, error, style_id=style_id)
+    render = None
+    if page.status == RunStatus.queued:
+        render = render_store.queue_render(db(), page.id, user_id=current_user.id)
+    return page, render
+
+
+def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitted:
+    """Add uploaded files (images, ZIP/CBZ archives) to a batch, commit, then enqueue the good pages."""
+    if batch.cancelled:
+        raise SubmitError("This batch is cancelled; start a new batch instead.")
+    uploads = expand_files(files)
+    if not uploads:
+        raise SubmitError("Choose at least one page image or a ZIP/CBZ archive.")
+    result = Submitted(batch)
+    renders = []
+    for upload in uploads:
+        page, render = _store_page(batch, upload, style_id)
+        result.pages.append(page)
+        if render is not None:
+            renders.append(render)
+    db().commit()
+    enqueue(renders)
+    return result
+
+
+def create_batch(name: str, style_id: int | None, direction: str, options: dict[str, Any], files: list) -> Submitted:
+    """A new batch with its pages; raises `SubmitError` with a message for the user."""
+    if style_id is None:
+        raise SubmitError("Choose a style from the library or upload one.")
+    try:
+        batch = batch_store.create_batch(db(), current_user.studio_id, current_user.id, name,
+                                         default_style_id=style_id, direction=direction or Direction.ltr,
+                                         options=options)
+    except NotFound:
+        raise SubmitError("That style is not in your studio's library.") from None
+    except InvalidInput as exc:
+        raise SubmitError(str(exc)) from None
+    return add_pages(batch, files)
+
+
+def retry(page: Page) -> None:
+    try:
+        render = render_store.retry_page(db(), page.id, user_id=current_user.id)
+    except IllegalTransition as exc:
+        raise SubmitError(str(exc)) from None
+    db().commit()
+    enqueue([render])
+
+
+def rerender(page: Page, panel_id: int | None, style_id: int | None, seed: int | None, hints: list | None) -> Render:
+    try:
+        render = render_store.rerender(db(), page.id, panel_id, style_id, seed, hints, user_id=current_user.id)
+    except NotFound as exc:
+        raise SubmitError(str(exc)) from None
+    except (IllegalTransition, InvalidInput) as exc:
+        raise SubmitError(str(exc)) from None
+    db().commit()
+    enqueue([render])
+    return render
+
+
+def cancel(batch: Batch) -> int:
+    """Cancel a batch; queued work is revoked after the commit. Returns how many renders were dropped."""
+    task_ids = batch_store.cancel_batch(db(), batch.id, user_id=current_user.id)
+    db().commit()
+    revoke(task_ids)
+    return len(task_ids)
+
+
+def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
+    """Batch options from a form: work size, seed, output formats. Raises `SubmitError`."""
+    options: dict[str, Any] = {}
+    work_size = (form.get("work_size") or "").strip()
+    if work_size:
+        try:
+            options["work_size"] = int(work_size)
+        except ValueError:
+            raise SubmitError("Work size must be a whole number of pixels.") from None
+        if not 64 <= options["work_size"] <= 4096:
+            raise SubmitError("Work size must be between 64 and 4096 pixels.")
+    seed = parse_seed(form.get("seed"))
+    if seed is not None:
+        options["seed"] = seed
+    layered = [f for f in form.getlist("layers") if f in ("psd", "ora")]
+    if layered:
+        # The worker's output formats (panelpaint.export.FORMATS); PNGs and previews always.
+        options["formats"] = ["png", "json", "preview", *layered]
+    return options
+
+
+def parse_seed(value: str | int | None) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        raise SubmitError("Seed must be a whole number.") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise SubmitError(f"Seed must be between 0 and {MAX_SEED}.")
+    return seed
+
+
+def parse_direction(value: str | None) -> str:
+    value = (value or "ltr").strip()
+    if value not in ("ltr", "rtl"):
+        raise SubmitError("Reading direction must be ltr (western) or rtl (manga).")
+    return value
+
+
+# --- status ------------------------------------------------------------------------------------
+
+def batch_state(batch: Batch, progress: batch_store.BatchProgress) -> str:
+    if batch.cancelled and progress.finished:
+        return "cancelled"
+    if progress.total == 0:
+        return "empty"
+    if progress.running:
+        return "running"
+    if progress.queued:
+        return "queued"
+    if progress.succeeded == 0 and progress.failed:
+        return "failed"
+    return "done"
+
+
+def summary(progress: batch_store.BatchProgress) -> str:
+    parts = [f"{progress.succeeded}/{progress.total} done"]
+    if progress.running:
+        parts.append(f"{progress.running} running")
+    if progress.queued:
+        parts.append(f"{progress.queued} queued")
+    if progress.failed:
+        parts.append(f"{progress.failed} failed")
+    if progress.cancelled:
+        parts.append(f"{progress.cancelled} cancelled")
+    if progress.approved:
+        parts.append(f"{progress.approved} approved")
+    if progress.rejected:
+        parts.append(f"{progress.rejected} rejected")
+    return " · ".join(parts)
+
+
+def result_key(render: Render | None) -> str | None:
+    """The storage key of a render's coloured page (the composite), if it has one."""
+    if render is None or render.status != RunStatus.succeeded:
+        return None
+    outputs = render.outputs or {}
+    for kind in ("composite", "png", "result", "jpg", "webp"):
+        if outputs.get(kind):
+            return outputs[kind]
+    return None
+
+
+def current_render(page: Page) -> Render | None:
+    return db().get(Render, page.current_render_id) if page.current_render_id else None
+
+
+def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
+    render = current_render(page)
+    data: dict[str, Any] = {
+        "id": page.id, "batch_id": page.batch_id, "position": page.position, "name": page.source_name,
+        "status": page.status.value, "error": page.error, "review_status": page.review_status.value,
+        "width": page.width, "height": page.height,
+        "panels_done": page.panels_done, "panels_total": page.panels_total,
+        "render_id": render.id if render else None,
+    }
+    endpoint = "api.page_image" if api else "batches.page_image"
+    kind = "result" if result_key(render) else "source"
+    data["thumb_url"] = url_for(endpoint, page_id=page.id, kind=kind, size=360) if page.source_key else None
+    return data
+
+
+def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False) -> dict[str, Any]:
+    progress = batch_store.batch_progress(db(), batch.id)
+    data = {
+        "id": batch.id, "name": batch.name, "state": batch_state(batch, progress), "cancelled": batch.cancelled,
+        "direction": batch.direction.value, "default_style_id": batch.default_style_id,
+        "options": batch.options or {}, "created_at": batch.created_at.isoformat(),
+        "total": progress.total, "finished": progress.total - progress.queued - progress.running,
+        "summary": summary(progress), "progress": progress.as_dict(),
+    }
+    if with_pages:
+        data["pages"] = [page_status(p, api=api) for p in batch.pages]
+    return data
+
+
+# --- style previews ----------------------------------------------------------------------------
+
+def sample_sketch() -> tuple[str, bytes]:
+    """The line art a style preview colours: SAMPLE_SKETCH, samples/sketch.png, or a drawn page."""
+    from pathlib import Path
+
+    configured = current_app.config.get("SAMPLE_SKETCH")
+    root = Path(current_app.root_path).parent
+    for path in ([Path(configured)] if configured else []) + [root / "samples" / "sketch.png"]:
+        if path.is_file():
+            return path.name, path.read_bytes()
+    return "sample-sketch.png", drawn_sketch()
+
+
+def drawn_sketch(size: tuple[int, int] = (384, 512)) -> bytes:
+    """A small two-panel page of simple line art, for when no sample sketch ships."""
+    from PIL import ImageDraw
+
+    w, h = size
+    img = Image.new("L", size, 255)
+    d = ImageDraw.Draw(img)
+    d.rectangle([12, 12, w - 12, h // 2 - 6], outline=0, width=4)
+    d.rectangle([12, h // 2 + 6, w - 12, h - 12], outline=0, width=4)
+    d.ellipse([w // 2 - 60, 50, w // 2 + 60, 170], outline=0, width=3)  # a face
+    d.ellipse([w // 2 - 30, 90, w // 2 - 14, 106], outline=0, width=3)
+    d.ellipse([w // 2 + 14, 90, w // 2 + 30, 106], outline=0, width=3)
+    d.arc([w // 2 - 30, 110, w // 2 + 30, 150], 20, 160, fill=0, width=3)
+    d.line([40, h - 60, w // 2, h // 2 + 60, w - 40, h - 60], fill=0, width=4)  # a hill
+    d.ellipse([w - 120, h // 2 + 40, w - 60, h // 2 + 100], outline=0, width=3)  # a sun
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def style_previews(session, studio_id: int) -> dict[int, dict[str, Any]]:  # noqa: ANN001
+    """The latest preview batch of each style: {style_id: {batch, page, state}}."""
+    import sqlalchemy as sa
+
+    previews: dict[int, dict[str, Any]] = {}
+    rows = session.scalars(sa.select(Batch).where(Batch.studio_id == studio_id).order_by(Batch.id.desc()).limit(500))
+    for batch in rows:
+        style_id = (batch.options or {}).get(PREVIEW_OPTION)
+        if style_id is None or style_id in previews or not batch.pages:
+            continue
+        page = batch.pages[0]
+        previews[style_id] = {"batch": batch, "page": page, "has_result": result_key(current_render(page)) is not None}
+    return previews
+
+
+def is_preview(batch: Batch) -> bool:
+    return PREVIEW_OPTION in (batch.options or {})
+
+
+def start_style_preview(style) -> Submitted:  # noqa: ANN001 - StyleReference
+    """A one-page batch colouring the sample sketch with `style`, hidden from the batch list."""
+    from werkzeug.datastructures import FileStorage
+
+    name, data = sample_sketch()
+    try:
+        batch = batch_store.create_batch(db(), style.studio_id, current_user.id, f"Style preview: {style.name}"[:200],
+                                         default_style_id=style.id, options={PREVIEW_OPTION: style.id})
+    except StoreError as exc:
+        raise SubmitError(str(exc)) from None
+    return add_pages(batch, [FileStorage(io.BytesIO(data), filename=name)])

@@ -1,0 +1,240 @@
+"""The OpenAPI 3 document of the REST API (`web/api.py`), served at /api/openapi.json.
+
+Kept next to the API as plain data; `tests/web/test_api.py` checks that every API route is
+described here and every described path exists, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _id(name: str, what: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "description": what}
+
+
+ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+}
+FILE = {"description": "The file", "content": {"image/png": {}, "application/octet-stream": {}},
+        "headers": {"X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}}}}
+BATCH_FORM = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "style_id": {"type": "integer", "description": "A style of your studio's library"},
+        "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
+        "style_name": {"type": "string"},
+        "style_tags": {"type": "string", "description": "Comma separated"},
+        "direction": {"type": "string", "enum": ["ltr", "rtl"], "default": "ltr"},
+        "work_size": {"type": "integer", "minimum": 64, "maximum": 4096},
+        "seed": {"type": "integer", "minimum": 0},
+        "layers": {"type": "array", "items": {"type": "string", "enum": ["psd", "ora"]}},
+        "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
+    },
+    "required": ["name", "pages"],
+}
+
+
+def document(server_url: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.0 description of /api/v1, with `server_url` as its server."""
+    page_id = _id("page_id", "Page id")
+    batch_id = _id("batch_id", "Batch id")
+    paths: dict[str, Any] = {
+        "/api/v1/me": {"get": {"summary": "The token's user", "tags": ["account"],
+                               "responses": {"200": _json(_ref("User"), "The user"), **ERRORS}}},
+        "/api/v1/styles": {
+            "get": {"summary": "List the studio's style references", "tags": ["styles"],
+                    "parameters": [{"name": "tag", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "styles": {"type": "array", "items": _ref("Style")}}}, "Styles"), **ERRORS}},
+            "post": {"summary": "Upload a style reference", "tags": ["styles"],
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                         "type": "object", "required": ["name", "image"], "properties": {
+                             "name": {"type": "string"}, "tags": {"type": "string"},
+                             "image": {"type": "string", "format": "binary"}}}}}},
+                     "responses": {"201": _json(_ref("Style"), "Created"),
+                                   "400": {"$ref": "#/components/responses/BadRequest"},
+                                   "403": {"$ref": "#/components/responses/Forbidden"}, **ERRORS}},
+        },
+        "/api/v1/styles/{style_id}": {"get": {"summary": "One style", "tags": ["styles"],
+                                              "parameters": [_id("style_id", "Style id")],
+                                              "responses": {"200": _json(_ref("Style"), "The style"), **ERRORS}}},
+        "/api/v1/styles/{style_id}/image": {"get": {"summary": "A style's image", "tags": ["styles"],
+                                                    "parameters": [_id("style_id", "Style id")],
+                                                    "responses": {"200": FILE, **ERRORS}}},
+        "/api/v1/batches": {
+            "get": {"summary": "List batches, newest first", "tags": ["batches"],
+                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
+                                   {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}}],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), **ERRORS}},
+            "post": {"summary": "Create a batch with its pages",
+                     "description": "Unreadable files become failed pages listed under `rejected` with their "
+                                    "error; the good pages are queued.", "tags": ["batches"],
+                     "requestBody": {"required": True,
+                                     "content": {"multipart/form-data": {"schema": BATCH_FORM}}},
+                     "responses": {"201": _json(_ref("Submitted"), "Created"),
+                                   "400": {"$ref": "#/components/responses/BadRequest"},
+                                   "403": {"$ref": "#/components/responses/Forbidden"},
+                                   "413": {"$ref": "#/components/responses/TooLarge"}, **ERRORS}},
+        },
+        "/api/v1/batches/{batch_id}": {"get": {"summary": "Batch status with its pages", "tags": ["batches"],
+                                               "parameters": [batch_id],
+                                               "responses": {"200": _json(_ref("Batch"), "The batch"), **ERRORS}}},
+        "/api/v1/batches/{batch_id}/pages": {"post": {
+            "summary": "Add pages to a batch", "tags": ["batches"], "parameters": [batch_id],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["pages"],
+                "properties": {"pages": BATCH_FORM["properties"]["pages"]}}}}},
+            "responses": {"201": _json(_ref("Submitted"), "Added"),
+                          "400": {"$ref": "#/components/responses/BadRequest"},
+                          "413": {"$ref": "#/components/responses/TooLarge"}, **ERRORS}}},
+        "/api/v1/batches/{batch_id}/cancel": {"post": {
+            "summary": "Cancel a batch: queued pages are dropped, running ones stop at the next panel",
+            "tags": ["batches"], "parameters": [batch_id],
+            "responses": {"200": _json(_ref("Batch"), "Cancelled"), **ERRORS}}},
+        "/api/v1/batches/{batch_id}/download": {"get": {
+            "summary": "Download coloured pages as ZIP or CBZ", "tags": ["downloads"],
+            "parameters": [batch_id,
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["zip", "cbz"]}},
+                           {"name": "scope", "in": "query",
+                            "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}],
+            "responses": {"200": {"description": "The archive", "content": {
+                "application/zip": {}, "application/vnd.comicbook+zip": {}}},
+                "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
+                                            "parameters": [page_id],
+                                            "responses": {"200": _json(_ref("Page"), "The page"), **ERRORS}}},
+        "/api/v1/pages/{page_id}/retry": {"post": {
+            "summary": "Queue a failed page again", "tags": ["pages"], "parameters": [page_id],
+            "responses": {"202": _json(_ref("Page"), "Queued"), "409": {"$ref": "#/components/responses/Conflict"},
+                          **ERRORS}}},
+        "/api/v1/pages/{page_id}/review": {"post": {
+            "summary": "Approve or reject a page or one of its panels (reviewers and admins)", "tags": ["review"],
+            "parameters": [page_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["decision"], "properties": {
+                    "decision": {"type": "string", "enum": ["approved", "rejected"]},
+                    "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
+            "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
+                          "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/pages/{page_id}/rerender": {"post": {
+            "summary": "Render a page or panel again with another style, seed or colour hints", "tags": ["review"],
+            "parameters": [page_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "panel_id": {"type": "integer"}, "style_id": {"type": "integer"},
+                    "seed": {"type": "integer", "minimum": 0},
+                    "hints": {"type": "array", "items": _ref("Hint")}}}}}},
+            "responses": {"202": _json(_ref("Render"), "Queued"), "400": {"$ref": "#/components/responses/BadRequest"},
+                          "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/pages/{page_id}/renders": {"get": {
+            "summary": "Every render of a page, newest first", "tags": ["pages"], "parameters": [page_id],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "renders": {"type": "array", "items": _ref("Render")}}}, "Renders"), **ERRORS}}},
+        "/api/v1/pages/{page_id}/image/{kind}": {"get": {
+            "summary": "A page image: the source line art or the coloured result (optionally a thumbnail)",
+            "tags": ["pages"],
+            "parameters": [page_id, {"name": "kind", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": ["source", "result", "composite", "flats", "lines", "preview"]}},
+                {"name": "size", "in": "query", "schema": {"type": "integer", "enum": [180, 360, 720]}}],
+            "responses": {"200": FILE, **ERRORS}}},
+        "/api/v1/pages/{page_id}/download/{fmt}": {"get": {
+            "summary": "One page's deliverable: PNG composite, layered PSD or OpenRaster", "tags": ["downloads"],
+            "parameters": [page_id, {"name": "fmt", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": ["png", "psd", "ora", "flats.png", "lines.png"]}}],
+            "responses": {"200": FILE, **ERRORS}}},
+        "/api/v1/renders/{render_id}": {"get": {"summary": "One render", "tags": ["pages"],
+                                                "parameters": [_id("render_id", "Render id")],
+                                                "responses": {"200": _json(_ref("Render"), "The render"), **ERRORS}}},
+        "/api/v1/renders/{render_id}/files/{kind}": {"get": {
+            "summary": "A file a render produced (its `files` lists them)", "tags": ["pages"],
+            "parameters": [_id("render_id", "Render id"),
+                           {"name": "kind", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": FILE, **ERRORS}}},
+    }
+    error = {"type": "object", "required": ["error", "message", "status"], "properties": {
+        "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}}
+    status = {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
+    review = {"type": "string", "enum": ["pending", "approved", "rejected"]}
+    schemas = {
+        "Error": error,
+        "User": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string",
+                                                                            "enum": ["admin", "artist", "reviewer"]},
+            "studio_id": {"type": "integer"}, "studio": {"type": "string"}}},
+        "Style": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
+            "image_url": {"type": "string"}}},
+        "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
+            "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
+            "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}}},
+        "Page": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "batch_id": {"type": "integer"}, "position": {"type": "integer"},
+            "name": {"type": "string"}, "status": status, "error": {"type": "string", "nullable": True},
+            "review_status": review, "width": {"type": "integer", "nullable": True},
+            "height": {"type": "integer", "nullable": True}, "panels_done": {"type": "integer"},
+            "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
+            "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
+            "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
+            "panels": {"type": "array", "items": {"type": "object"}},
+            "comments": {"type": "array", "items": {"type": "object"}}}},
+        "Batch": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"},
+            "state": {"type": "string", "enum": ["empty", "queued", "running", "done", "failed", "cancelled"]},
+            "cancelled": {"type": "boolean"}, "direction": {"type": "string", "enum": ["ltr", "rtl"]},
+            "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
+            "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},
+            "summary": {"type": "string"}, "progress": {"type": "object"},
+            "pages": {"type": "array", "items": _ref("Page")}}},
+        "Submitted": {"allOf": [_ref("Batch"), {"type": "object", "properties": {
+            "added": {"type": "array", "items": {"type": "integer"}},
+            "rejected": {"type": "array", "items": {"type": "object", "properties": {
+                "page_id": {"type": "integer"}, "name": {"type": "string"}, "error": {"type": "string"}}}}}}]},
+        "Render": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "page_id": {"type": "integer"}, "panel_id": {"type": "integer", "nullable": True},
+            "version": {"type": "integer"}, "status": status, "style_id": {"type": "integer", "nullable": True},
+            "seed": {"type": "integer"}, "hints": {"type": "array", "items": _ref("Hint")},
+            "model_version": {"type": "string", "nullable": True}, "attempt": {"type": "integer"},
+            "error": {"type": "string", "nullable": True}, "degraded": {"type": "string", "nullable": True},
+            "worker": {"type": "string", "nullable": True}, "timings": {"type": "object"},
+            "queued_at": {"type": "string"}, "finished_at": {"type": "string", "nullable": True},
+            "files": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    }
+
+    def err(description: str) -> dict:
+        return _json(_ref("Error"), description)
+
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "panelpaint API", "version": "1",
+                 "description": "Batch colouring of comic pages. Authenticate with an API token from the "
+                                "dashboard's account page: `Authorization: Bearer <token>`."},
+        "servers": [{"url": server_url or "/"}],
+        "security": [{"bearer": []}],
+        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "review", "downloads")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "responses": {
+                "BadRequest": err("The request or an upload is invalid; `message` says why"),
+                "Unauthorized": err("Missing, unknown or revoked token"),
+                "Forbidden": err("The token's role may not do this"),
+                "NotFound": err("No such row in your studio"),
+                "Conflict": err("Not possible in the current state"),
+                "TooLarge": err("The upload exceeds the size limit"),
+            },
+        },
+    }

@@ -1,0 +1,168 @@
+"""Review: line art, result and style reference side by side, per-page and per-panel approve or
+reject, comments, and re-rendering a page or panel with another style, seed or colour hints."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from panelpaint.hints import validate_hints
+from panelpaint.store import batches as batch_store
+from panelpaint.store import reviews as review_store
+from panelpaint.store import styles as style_store
+from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from panelpaint.store.events import list_events, log_event
+from panelpaint.store.schema import ReviewStatus, RunStatus
+
+from . import jobs
+from .auth import require
+from .batches import owned_batch, owned_page
+from .services import db
+
+bp = Blueprint("review", __name__, url_prefix="/review")
+
+COMMENT_EVENT = "review.comment"
+
+
+class ReviewError(Exception):
+    """A decision or comment that cannot be recorded; the message is for the user."""
+
+
+def decide(page, panel_id: int | None, decision: str, comment: str) -> None:
+    """Record an approve/reject decision on a page or one of its panels."""
+    if decision not in ("approved", "rejected"):
+        raise ReviewError("Decision must be approve or reject.")
+    if panel_id is not None and panel_id not in {p.id for p in page.panels}:
+        raise NotFound(f"panel {panel_id}")
+    try:
+        review_store.review(db(), page.id, panel_id, current_user.id, decision, comment)
+    except (IllegalTransition, InvalidInput, Forbidden) as exc:
+        raise ReviewError(str(exc)) from None
+    db().commit()
+
+
+def add_comment(page, text: str) -> None:
+    text = (text or "").strip()
+    if not text:
+        raise ReviewError("Write a comment first.")
+    log_event(db(), COMMENT_EVENT, studio_id=current_user.studio_id, batch_id=page.batch_id, page_id=page.id,
+              data={"user_id": current_user.id, "email": current_user.email, "text": text[:5000]})
+    db().commit()
+
+
+def parse_hints(raw) -> list | None:  # noqa: ANN001 - JSON text or an already parsed list
+    if raw is None or raw == "":
+        return None
+    try:
+        hints = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(hints, list):
+            raise ValueError("hints must be a list of {x, y, color}")
+        return validate_hints(hints)
+    except (ValueError, TypeError) as exc:
+        raise jobs.SubmitError(f"Bad colour hints: {exc}") from None
+
+
+def comments(page) -> list[dict]:
+    """Decisions with their comments and free comments on a page, newest first."""
+    from panelpaint.store.schema import User
+
+    items = []
+    for r in review_store.list_reviews(db(), current_user.studio_id, page.id):
+        user = db().get(User, r.reviewer_id) if r.reviewer_id else None
+        items.append({"at": r.created_at, "who": user.email if user else "?", "decision": r.decision.value,
+                      "panel_id": r.panel_id, "text": r.comment})
+    for e in list_events(db(), current_user.studio_id, page_id=page.id, kind=COMMENT_EVENT):
+        items.append({"at": e.created_at, "who": e.data.get("email", "?"), "decision": None, "panel_id": None,
+                      "text": e.data.get("text", "")})
+    return sorted(items, key=lambda i: i["at"], reverse=True)
+
+
+def next_to_review(batch, after_position: int = -1):
+    """The next finished page awaiting review after `after_position` (wrapping), or None."""
+    pending = [p for p in batch.pages if p.status == RunStatus.succeeded and p.review_status == ReviewStatus.pending]
+    later = [p for p in pending if p.position > after_position]
+    return (later or pending or [None])[0]
+
+
+@bp.get("/batch/<int:batch_id>")
+def first(batch_id: int):
+    batch = owned_batch(batch_id)
+    page = next_to_review(batch) or (batch.pages[0] if batch.pages else None)
+    if page is None:
+        flash("This batch has no pages yet.", "info")
+        return redirect(url_for("batches.detail", batch_id=batch.id))
+    return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.get("/<int:page_id>")
+def page(page_id: int):
+    page = owned_page(page_id)
+    batch = page.batch
+    pages = batch.pages
+    index = [p.id for p in pages].index(page.id)
+    render = jobs.current_render(page)
+    style_id = (render.style_id if render else None) or page.style_id or batch.default_style_id
+    style = style_store.get_style(db(), current_user.studio_id, style_id) if style_id else None
+    return render_template(
+        "review.html", page=page, batch=batch, render=render, style=style,
+        result_key=jobs.result_key(render), panels=page.panels,
+        renders=batch_store.list_renders(db(), current_user.studio_id, page.id),
+        styles=style_store.list_styles(db(), current_user.studio_id), comments=comments(page),
+        prev_page=pages[index - 1] if index > 0 else None,
+        next_page=pages[index + 1] if index + 1 < len(pages) else None,
+        position=index + 1, count=len(pages),
+    )
+
+
+@bp.post("/<int:page_id>/decision")
+@require("review")
+def decision(page_id: int):
+    page = owned_page(page_id)
+    panel_id = request.form.get("panel_id", type=int)
+    try:
+        decide(page, panel_id, request.form.get("decision", ""), request.form.get("comment", ""))
+    except NotFound:
+        abort(404)
+    except ReviewError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("review.page", page_id=page.id))
+    what = f"Panel {next(p.position + 1 for p in page.panels if p.id == panel_id)}" if panel_id else page.source_name
+    flash(f"{what}: {request.form['decision']}.", "success")
+    if panel_id is None:
+        following = next_to_review(page.batch, page.position)
+        if following is not None and following.id != page.id:
+            return redirect(url_for("review.page", page_id=following.id))
+    return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.post("/<int:page_id>/comment")
+def comment(page_id: int):
+    page = owned_page(page_id)
+    try:
+        add_comment(page, request.form.get("comment", ""))
+        flash("Comment added.", "success")
+    except ReviewError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.post("/<int:page_id>/rerender")
+@require("rerender")
+def rerender(page_id: int):
+    page = owned_page(page_id)
+    form = request.form
+    try:
+        panel_id = form.get("panel_id", type=int)
+        if panel_id is not None and panel_id not in {p.id for p in page.panels}:
+            abort(404)
+        style_id = form.get("style_id", type=int)
+        render = jobs.rerender(page, panel_id, style_id, jobs.parse_seed(form.get("seed")),
+                               parse_hints(form.get("hints")))
+    except jobs.SubmitError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("review.page", page_id=page.id))
+    flash(f"Re-render queued (version {render.version}).", "success")
+    return redirect(url_for("review.page", page_id=page.id))

@@ -1,0 +1,80 @@
+"""What every view shares: the settings, job store and file storage of the current app, and one
+database session per request (flaskr's `get_db`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from flask import current_app, g
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from panelpaint.settings import Settings
+    from panelpaint.store.db import Store
+    from panelpaint.store.storage import Storage
+
+
+@dataclass
+class Services:
+    settings: "Settings"
+    store: "Store"
+    _storage: "Storage | None" = field(default=None, repr=False)
+
+    @property
+    def storage(self) -> "Storage":
+        if self._storage is None:
+            from panelpaint.store.storage import storage_from_settings
+
+            self._storage = storage_from_settings(self.settings)
+        return self._storage
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer (used by /healthz)."""
+        with self.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+def services() -> Services:
+    return current_app.extensions["panelpaint"]
+
+
+def db() -> "Session":
+    """This request's session; views commit it themselves, teardown rolls back whatever was not."""
+    if "db" not in g:
+        g.db = services().store.sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+MIMETYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+             ".tif": "image/tiff", ".tiff": "image/tiff", ".zip": "application/zip",
+             ".cbz": "application/vnd.comicbook+zip", ".psd": "image/vnd.adobe.photoshop",
+             ".ora": "image/openraster"}
+
+
+def send_stored(key: str, download_name: str | None = None):
+    """Serve a stored file by its server-made key; callers have already checked the studio owns the row."""
+    from flask import abort, send_file
+
+    from panelpaint.store.errors import InvalidInput, NotFound
+
+    suffix = "." + key.rsplit(".", 1)[1] if "." in key else ""
+    mimetype = MIMETYPES.get(suffix, "application/octet-stream")
+    storage = services().storage
+    try:
+        path = storage.local_path(key)
+        source = path if path is not None else storage.open(key)
+    except (InvalidInput, NotFound):
+        abort(404)
+    response = send_file(source, mimetype=mimetype, as_attachment=download_name is not None,
+                         download_name=download_name, max_age=3600, conditional=True, etag=key)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.cache_control.private = True
+    return response

@@ -1,0 +1,148 @@
+// panelpaint dashboard: live progress by polling, the before/after slider, colour hint dots and
+// reviewer keyboard shortcuts. Plain JavaScript, no libraries; the pages work without it.
+"use strict";
+
+const FINAL = new Set(["succeeded", "failed", "cancelled", "done", "empty"]);
+
+function setBadge(el, state) {
+  if (!el) return;
+  el.textContent = state;
+  el.className = "badge " + state;
+}
+
+// Live progress: every element with data-poll="<url>" is refreshed from that JSON endpoint until
+// everything it shows has reached a final state.
+function updateBatch(root, b) {
+  for (const scope of root.querySelectorAll('[data-batch="' + b.id + '"]')) {
+    const bar = scope.querySelector("progress[data-progress]");
+    if (bar) { bar.max = Math.max(b.total, 1); bar.value = b.finished; }
+    setBadge(scope.querySelector("[data-state]"), b.state);
+    const counts = scope.querySelector("[data-counts]");
+    if (counts) counts.textContent = b.summary;
+  }
+  for (const p of b.pages || []) {
+    const card = root.querySelector('[data-page="' + p.id + '"]');
+    if (!card) continue;
+    const badge = card.querySelector("[data-status]");
+    if (badge && badge.textContent !== p.status) {
+      setBadge(badge, p.status);
+      const img = card.querySelector("img[data-thumb]");
+      if (img && p.thumb_url) img.src = p.thumb_url;
+    }
+    const err = card.querySelector("[data-error]");
+    if (err) err.textContent = p.error || "";
+    const pp = card.querySelector("progress[data-panels]");
+    if (pp) { pp.max = Math.max(p.panels_total, 1); pp.value = p.panels_done; }
+  }
+}
+
+function startPolling(el) {
+  const url = el.dataset.poll;
+  let timer = null;
+  async function tick() {
+    try {
+      const resp = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!resp.ok) return schedule(5000);
+      const data = await resp.json();
+      const batches = data.batches || [data];
+      batches.forEach((b) => updateBatch(el, b));
+      if (batches.some((b) => !FINAL.has(b.state))) schedule(1500);
+      else el.dataset.settled = "true";
+    } catch (e) {
+      schedule(5000);
+    }
+  }
+  function schedule(ms) { clearTimeout(timer); timer = setTimeout(tick, ms); }
+  tick();
+}
+
+// Before/after: the colour result is drawn over the line art and clipped at the slider's value.
+function initCompare(compare) {
+  const after = compare.querySelector(".after");
+  const slider = document.querySelector('input.slider[data-target="' + compare.id + '"]');
+  if (!after || !slider) return;
+  const apply = () => { after.style.clipPath = "inset(0 " + (100 - slider.value) + "% 0 0)"; };
+  slider.addEventListener("input", apply);
+  apply();
+}
+
+// Panel outlines are placed from their page-pixel geometry (no inline styles: the CSP forbids them).
+function placeBoxes(compare) {
+  const width = Number(compare.dataset.width), height = Number(compare.dataset.height);
+  for (const box of compare.querySelectorAll(".box[data-x]")) {
+    box.style.left = (100 * box.dataset.x / width) + "%";
+    box.style.top = (100 * box.dataset.y / height) + "%";
+    box.style.width = (100 * box.dataset.w / width) + "%";
+    box.style.height = (100 * box.dataset.h / height) + "%";
+  }
+}
+
+// Colour hints: a click on the page places a dot of the chosen colour; the hidden input carries
+// the dots to the re-render form in page pixels.
+function initHints(compare) {
+  const field = document.getElementById("hints");
+  const colour = document.getElementById("hint-color");
+  if (!field || !colour) return;
+  const layer = compare.querySelector(".dots");
+  const width = Number(compare.dataset.width), height = Number(compare.dataset.height);
+  let hints = [];
+  try { hints = JSON.parse(field.value || "[]"); } catch (e) { hints = []; }
+  function draw() {
+    layer.replaceChildren();
+    for (const h of hints) {
+      const dot = document.createElement("span");
+      dot.className = "dot";
+      dot.style.left = (100 * h.x / width) + "%";
+      dot.style.top = (100 * h.y / height) + "%";
+      dot.style.background = h.color;
+      layer.appendChild(dot);
+    }
+    field.value = JSON.stringify(hints);
+    const count = document.getElementById("hint-count");
+    if (count) count.textContent = hints.length ? hints.length + " hint(s)" : "no hints";
+  }
+  compare.addEventListener("click", (ev) => {
+    const box = compare.getBoundingClientRect();
+    const x = Math.round((ev.clientX - box.left) / box.width * width);
+    const y = Math.round((ev.clientY - box.top) / box.height * height);
+    hints.push({ x: x, y: y, color: colour.value });
+    draw();
+  });
+  const clear = document.getElementById("clear-hints");
+  if (clear) clear.addEventListener("click", () => { hints = []; draw(); });
+  draw();
+}
+
+// Reviewer shortcuts: j/k next/previous page, a approve, r reject, s focus the slider, ? help.
+function initShortcuts() {
+  const help = document.getElementById("shortcut-help");
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const tag = (ev.target.tagName || "").toLowerCase();
+    if (["input", "textarea", "select"].includes(tag) && ev.target.type !== "range") return;
+    const click = (id) => { const el = document.getElementById(id); if (el) { ev.preventDefault(); el.click(); } };
+    switch (ev.key) {
+      case "j": click("next-page"); break;
+      case "k": click("prev-page"); break;
+      case "a": click("approve-button"); break;
+      case "r": click("reject-button"); break;
+      case "c": { const box = document.getElementById("comment"); if (box) { ev.preventDefault(); box.focus(); } break; }
+      case "s": { const s = document.querySelector("input.slider"); if (s) { ev.preventDefault(); s.focus(); } break; }
+      case "?": if (help) help.hidden = !help.hidden; break;
+    }
+  });
+}
+
+// Forms that ask before doing something that cannot be undone (cancel a batch).
+function initConfirm() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (ev) => { if (!window.confirm(form.dataset.confirm)) ev.preventDefault(); });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-poll]").forEach(startPolling);
+  document.querySelectorAll(".compare").forEach((c) => { initCompare(c); placeBoxes(c); initHints(c); });
+  if (document.body.dataset.page === "review.page") initShortcuts();
+  initConfirm();
+});
