@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "db": "panelpaint.commands.db:db",
     "user": "panelpaint.commands.users:user",
     "render": "panelpaint.commands.render:render",
+    "colorize": "panelpaint.commands.colorize:colorize",
 }
 
 
