@@ -15,14 +15,17 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from panelpaint.images import gray_percentiles
+
 Method = Literal["regions", "guided", "bicubic"]
+# Darker than this is line (a barrier for colour); lighter anti-aliasing counts as paper.
+LINE_THRESHOLD = 160
 
 
 def normalize_lines(gray: np.ndarray) -> np.ndarray:
     """Levels for the model input: the paper white goes to 255 and the ink to 0 (uint8 in, uint8 out)."""
+    paper, ink = gray_percentiles(gray, (90, 1))
     g = gray.astype(np.float32)
-    paper = float(np.percentile(g, 90))
-    ink = float(np.percentile(g, 1))
     if paper - ink < 16:  # a blank or flat crop: nothing to stretch
         return np.full_like(gray, 255) if paper > 127 else gray.copy()
     out = (g - ink) * (255.0 / (paper - ink))
@@ -48,7 +51,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return box(a) * guide + box(b)
 
 
-def line_mask(lines: np.ndarray, threshold: int = 160) -> np.ndarray:
+def line_mask(lines: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray:
     """Boolean mask of line pixels in a grey uint8 line-art array."""
     return lines < threshold
 
@@ -71,8 +74,8 @@ def upsample_colors(
     up = cv2.resize(colors, (w, h), interpolation=cv2.INTER_CUBIC)
     if method == "bicubic":
         return up
-    ycc = cv2.cvtColor(up, cv2.COLOR_RGB2YCrCb).astype(np.float32)
     if method == "guided":
+        ycc = cv2.cvtColor(up, cv2.COLOR_RGB2YCrCb).astype(np.float32)
         guide = lines.astype(np.float32) / 255.0
         radius = max(2, int(round(2 * scale)))
         ycc[..., 1:] = guided_filter(guide, ycc[..., 1:] / 255.0, radius, 1e-3) * 255.0
@@ -81,52 +84,56 @@ def upsample_colors(
         raise ValueError(f"unknown upsampling method {method!r}")
     if bleed is None:
         bleed = max(2.0, 2.5 * scale)
-    ink = line_mask(lines)
-    paper = (~ink).astype(np.uint8)
+    paper = (lines >= LINE_THRESHOLD).astype(np.uint8)
     if not paper.any():
         return up
-    # Distance of each paper pixel to the nearest line (0 on the lines).
+    # Distance of each paper pixel to the nearest line (0 on the lines); only pixels closer than
+    # 2 * bleed change, so all the work below is done on those alone.
     dist = cv2.distanceTransform(paper, cv2.DIST_L2, 3)
-    n, labels = cv2.connectedComponents(paper, connectivity=4)
-    interior = (dist >= bleed) & (labels > 0)
-    flat_labels = labels.ravel()
-    region = np.zeros((n, 3), np.float32)
-    counts = np.bincount(flat_labels[interior.ravel()], minlength=n).astype(np.float32)
-    all_counts = np.bincount(flat_labels, minlength=n).astype(np.float32)
-    for c in range(3):
-        chan = ycc[..., c].ravel()
-        sums = np.bincount(flat_labels[interior.ravel()], weights=chan[interior.ravel()], minlength=n)
-        all_sums = np.bincount(flat_labels, weights=chan, minlength=n)
-        # A region too thin to have an interior is measured over all its pixels.
-        region[:, c] = np.where(counts > 0, sums / np.maximum(counts, 1), all_sums / np.maximum(all_counts, 1))
+    near = np.flatnonzero(dist < 2 * bleed)
+    if near.size == 0:
+        return up
+    interior = dist >= bleed
     if not interior.any():
-        interior = labels > 0
-    # Next to a line, a pixel takes the colour of the nearest interior pixel; that pixel lies on the
+        interior = paper.astype(bool)
+    # Next to a line a pixel takes the colour of the nearest interior pixel. That pixel lies on the
     # same side of the line unless the region is too thin to have an interior, where the region's
     # mean is used instead. Line pixels take their nearest interior colour whichever side it is on.
     _, nearest = cv2.distanceTransformWithLabels((~interior).astype(np.uint8), cv2.DIST_L2, 3,
                                                  labelType=cv2.DIST_LABEL_PIXEL)
-    interior_index = np.flatnonzero(interior.ravel())
-    source = interior_index[nearest.ravel() - 1]
-    flat_ycc = ycc.reshape(-1, 3)
-    fill = flat_ycc[source]
-    other_side = (flat_labels[source] != flat_labels) & (flat_labels > 0)
-    fill[other_side] = region[flat_labels[other_side]]
-    weight = np.clip((dist - bleed) / bleed, 0.0, 1.0).reshape(-1, 1)
-    out = (weight * flat_ycc + (1.0 - weight) * fill).reshape(h, w, 3)
-    return cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+    interior_index = np.flatnonzero(interior)
+    source = interior_index[nearest.ravel()[near] - 1]
+    flat = up.reshape(-1, 3)
+    fill = flat[source].astype(np.float32)
+    _, labels = cv2.connectedComponents(paper, connectivity=4)
+    labels = labels.ravel()
+    own, theirs = labels[near], labels[source]
+    other_side = (own != theirs) & (own > 0)
+    if other_side.any():
+        n = int(labels.max()) + 1
+        inside = labels[interior_index]
+        counts = np.bincount(inside, minlength=n)
+        all_counts = np.maximum(np.bincount(labels, minlength=n), 1)
+        wanted = own[other_side]
+        for c in range(3):
+            sums = np.bincount(inside, weights=flat[interior_index, c], minlength=n)
+            # A region too thin to have an interior is measured over all its pixels.
+            thin = np.bincount(labels, weights=flat[:, c], minlength=n) / all_counts
+            mean = np.where(counts > 0, sums / np.maximum(counts, 1), thin)
+            fill[other_side, c] = mean[wanted]
+    weight = np.clip((dist.ravel()[near] - bleed) / bleed, 0.0, 1.0)[:, None]
+    out = up.copy()
+    out.reshape(-1, 3)[near] = np.clip(weight * flat[near] + (1.0 - weight) * fill + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def multiply(colors: np.ndarray, lines: np.ndarray) -> np.ndarray:
     """Line art multiplied on RGB colours: black stays exactly black, white paper shows the colour exactly."""
-    prod = colors.astype(np.uint16) * lines.astype(np.uint16)[..., None]
-    return ((prod + 127) // 255).astype(np.uint8)
+    return cv2.multiply(colors, cv2.merge([lines, lines, lines]), scale=1 / 255)
 
 
 def paste_panel(flats: np.ndarray, colors: np.ndarray, mask: np.ndarray, origin: tuple[int, int]) -> None:
     """Write `colors` (crop-sized RGB) into page-sized `flats` where the crop-sized `mask` is set."""
     x0, y0 = origin
     h, w = mask.shape
-    region = flats[y0:y0 + h, x0:x0 + w]
-    sel = mask > 0
-    region[sel] = colors[sel]
+    cv2.copyTo(colors, mask, flats[y0:y0 + h, x0:x0 + w])

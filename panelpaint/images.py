@@ -127,3 +127,10 @@ def to_gray(img: Image.Image) -> np.ndarray:
     if img.mode != "L":
         img = img.convert("L")
     return np.asarray(img, dtype=np.uint8)
+
+
+def gray_percentiles(gray: np.ndarray, qs: tuple[float, ...]) -> tuple[int, ...]:
+    """Percentiles of a uint8 array from its histogram (much faster than np.percentile at page size)."""
+    cdf = np.cumsum(np.bincount(gray.ravel(), minlength=256))
+    total = cdf[-1]
+    return tuple(int(np.searchsorted(cdf, q / 100.0 * total)) for q in qs)

@@ -13,6 +13,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from panelpaint.images import gray_percentiles
+
 Direction = Literal["ltr", "rtl"]
 
 
@@ -78,7 +80,7 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 def ink_mask(gray: np.ndarray) -> np.ndarray:
     """Boolean ink mask: darker than a threshold set between the paper white and the ink."""
-    paper = float(np.percentile(gray, 90))
+    (paper,) = gray_percentiles(gray, (90,))
     threshold = min(paper * 0.8, 200.0)
     return gray < threshold
 
@@ -136,10 +138,10 @@ def _find_cut(content: np.ndarray, ink: np.ndarray, axis: int, min_part: int, ma
 
 def _split(content: np.ndarray, ink: np.ndarray, x0: int, y0: int, min_part: int, max_line: int, depth: int = 0) -> list[tuple[int, int, np.ndarray]]:
     """Recursively cut a component along gutters/shared borders; returns (x, y, mask) pieces."""
-    ys, xs = np.nonzero(content)
-    if ys.size == 0:
+    left, top, bw, bh = cv2.boundingRect(content.astype(np.uint8))
+    if bw == 0 or bh == 0:
         return []
-    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    bottom, right = top + bh, left + bw
     content = content[top:bottom, left:right]
     ink = ink[top:bottom, left:right]
     x0, y0 = x0 + left, y0 + top

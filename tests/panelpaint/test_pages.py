@@ -152,10 +152,20 @@ def test_detect_and_work_dimensions(page):
 
 def test_pipeline_with_the_real_colorizer_from_tiny_random_networks(page):
     colorizer_module = pytest.importorskip("models.colorizer")
-    colorizer = colorizer_module.Colorizer.tiny_random(seed=0) if hasattr(colorizer_module.Colorizer, "tiny_random") \
-        else pytest.skip("models.colorizer has no tiny random constructor")
+    torch = pytest.importorskip("torch")
+    from models.generator import Generator
+    from models.style_encoders import PaintingStyleEncoder
+
+    torch.manual_seed(0)
+    colorizer = colorizer_module.Colorizer(Generator("tiny"), PaintingStyleEncoder(widths=(8, 16), hidden=32),
+                                           device="cpu", model_version="tiny-random")
+    assert isinstance(colorizer, PanelColorizer)
     small = page.resize((300, 425))
-    result = render_page(small, STYLE, colorizer, work_size=64, seed=0)
+    result = render_page(small, STYLE, colorizer, work_size=64, seed=0,
+                         panel_hints={0: [{"x": 60, "y": 60, "color": "#ff0000"}]})
     lines = np.asarray(small.convert("L"))
-    assert result.composite.size == small.size
+    assert result.composite.size == small.size and result.model_version == "tiny-random"
+    assert len(result.panels) == len(BOXES)
     assert (np.asarray(result.composite)[lines == 0] == 0).all()
+    outside = ~inside_any_panel(lines.shape, [p.bbox for p in result.panels])
+    assert (np.asarray(result.flats)[outside] == 255).all()
