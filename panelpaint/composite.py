@@ -111,14 +111,17 @@ def upsample_colors(
     other_side = (own != theirs) & (own > 0)
     if other_side.any():
         n = int(labels.max()) + 1
-        inside = labels[interior_index]
+        # Region means from every 4th interior pixel (a mean needs no more); a region too thin to
+        # have an interior lies wholly within the near band, so its mean comes from there.
+        sample = interior_index[::4]
+        inside, near_labels = labels[sample], labels[near]
         counts = np.bincount(inside, minlength=n)
-        all_counts = np.maximum(np.bincount(labels, minlength=n), 1)
+        near_counts = np.maximum(np.bincount(near_labels, minlength=n), 1)
         wanted = own[other_side]
+        near_colours = flat[near]
         for c in range(3):
-            sums = np.bincount(inside, weights=flat[interior_index, c], minlength=n)
-            # A region too thin to have an interior is measured over all its pixels.
-            thin = np.bincount(labels, weights=flat[:, c], minlength=n) / all_counts
+            sums = np.bincount(inside, weights=flat[sample, c], minlength=n)
+            thin = np.bincount(near_labels, weights=near_colours[:, c], minlength=n) / near_counts
             mean = np.where(counts > 0, sums / np.maximum(counts, 1), thin)
             fill[other_side, c] = mean[wanted]
     weight = np.clip((dist.ravel()[near] - bleed) / bleed, 0.0, 1.0)[:, None]

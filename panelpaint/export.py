@@ -111,9 +111,10 @@ def write_page(result: "PageResult", out_dir: Path, formats: set[str], *, stem: 
                 cache[key] = png_bytes(result.composite)
             elif key == "flats":
                 cache[key] = png_bytes(result.flats)
-            elif key == "lines_rgb":
-                # ORA layers must be RGB(A); a multiply layer of the line art itself.
-                cache[key] = png_bytes(result.lines.convert("RGB"))
+            elif key == "lines_gray":
+                # The ORA line layer is the line art itself (multiplied); one grey channel is a
+                # third of the RGB work and any PNG reader takes it.
+                cache[key] = png_bytes(result.lines)
             timings[f"encode_png_{key}"] = time.perf_counter() - t
         return cache[key]
 
@@ -133,7 +134,7 @@ def write_page(result: "PageResult", out_dir: Path, formats: set[str], *, stem: 
         write("psd", f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines))
         timings["encode_psd"] = time.perf_counter() - t
     if "ora" in formats:
-        composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_rgb")
+        composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_gray")
         t = time.perf_counter()
         write("ora", f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite))
         timings["encode_ora"] = time.perf_counter() - t

@@ -1,0 +1,179 @@
+"""End-to-end page speed: an A4 page at 300 dpi (2480x3508) with 6 panels, split by stage.
+
+Stages: decode (PNG page -> RGB), panels (detection, crops, line normalisation, hints), model (one
+colorize_batch call for all panels), upsampling (line-aware, to native resolution), compositing
+(panel masks, multiplied line art) and encode, per output (composite/flats/line PNGs, PSD, ORA,
+JSON, JPEG preview + thumbnail). It also measures the encoder settings the outputs could use.
+
+Uses the trained Colorizer when weights exist (models/weights/default.safetensors or --weights);
+otherwise the shipped "compact" architecture with RANDOM weights (same FLOPs, meaningless colours),
+and says so. Targets: <= 10 s on 2 CPU cores, <= 1 s with a GPU.
+
+    python bench/page_speed.py                     # CPU (or CUDA when present), 3 warm runs
+    python bench/page_speed.py --device cpu --threads 2
+    python bench/page_speed.py --device cuda --repeat 5
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from panelpaint.pages import load_page, render_page, write_outputs  # noqa: E402
+
+A4 = (2480, 3508)
+FORMATS = {"png", "psd", "ora", "json", "preview"}
+
+
+def a4_page(seed: int = 0) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """Six framed panels (3 rows of 2) with line-art-like drawing, borders 10 px, gutters 60 px."""
+    rng = np.random.default_rng(seed)
+    w, h = A4
+    margin, gutter = 150, 60
+    cw, rh = (w - 2 * margin - gutter) // 2, (h - 2 * margin - 2 * gutter) // 3
+    boxes = [(margin + c * (cw + gutter), margin + r * (rh + gutter), cw, rh) for r in range(3) for c in range(2)]
+    page = Image.new("L", A4, 255)
+    d = ImageDraw.Draw(page)
+    for x, y, bw, bh in boxes:
+        d.rectangle([x, y, x + bw - 1, y + bh - 1], outline=0, width=10)
+        for _ in range(12):
+            cx, cy = int(rng.integers(x + 80, x + bw - 80)), int(rng.integers(y + 80, y + bh - 80))
+            r = int(rng.integers(20, 160))
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=0, width=int(rng.integers(2, 7)))
+        for _ in range(25):
+            pts = [(int(rng.integers(x + 12, x + bw - 12)), int(rng.integers(y + 12, y + bh - 12))) for _ in range(2)]
+            d.line(pts, fill=int(rng.integers(0, 60)), width=int(rng.integers(2, 6)))
+    return page.convert("RGB"), boxes
+
+
+def style_image() -> Image.Image:
+    grad = np.linspace(0, 1, 256, dtype=np.float32)
+    rgb = np.stack([np.outer(grad, np.ones(256)) * 230, np.outer(np.ones(256), grad) * 180 + 40,
+                    np.full((256, 256), 120.0)], -1)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+def make_colorizer(args):
+    import torch
+
+    from models.colorizer import DEFAULT_WEIGHTS, Colorizer
+    from models.generator import Generator
+    from models.style_encoders import PaintingStyleEncoder
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if weights.is_file():
+        return Colorizer.from_file(weights, device=args.device, compile=args.compile), f"trained weights {weights}"
+    torch.manual_seed(0)
+    colorizer = Colorizer(Generator("compact"), PaintingStyleEncoder(), device=args.device, compile=args.compile,
+                          model_version="random-compact")
+    return colorizer, f"NO trained weights at {weights}: compact architecture with RANDOM weights (timing only)"
+
+
+def run_once(page_png: bytes, style: Image.Image, colorizer, size: int, out_dir: Path) -> dict[str, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    t = time.perf_counter()
+    page = load_page(page_png, name="a4.png")
+    decode = time.perf_counter() - t
+    result = render_page(page, style, colorizer, work_size=size, seed=0)
+    result.timings["decode"] = decode
+    t = time.perf_counter()
+    write_outputs(result, out_dir, FORMATS, stem="a4")
+    result.timings["encode (all outputs)"] = time.perf_counter() - t
+    result.timings["total"] = time.perf_counter() - t0
+    result.timings["cpu seconds (all threads)"] = time.process_time() - c0
+    result.timings["_panels_found"] = len(result.panels)
+    return result.timings
+
+
+def encoder_table(img: Image.Image) -> list[tuple[str, float, int]]:
+    """Seconds and bytes for candidate encoder settings on the composite."""
+    rows = []
+    small = img.copy()
+    small.thumbnail((1600, 1600), Image.Resampling.BILINEAR)
+    candidates = [
+        ("PNG compress_level=6 (Pillow default)", img, "PNG", {"compress_level": 6}),
+        ("PNG compress_level=1 (deliverables)", img, "PNG", {"compress_level": 1}),
+        ("PNG compress_level=0 (stored)", img, "PNG", {"compress_level": 0}),
+        ("JPEG q92 full size", img, "JPEG", {"quality": 92}),
+        ("WebP q80 full size", img, "WEBP", {"quality": 80}),
+        ("JPEG q85 1600 px (preview)", small, "JPEG", {"quality": 85}),
+        ("WebP q80 1600 px", small, "WEBP", {"quality": 80}),
+    ]
+    for label, im, fmt, kw in candidates:
+        buf = io.BytesIO()
+        t = time.perf_counter()
+        im.save(buf, fmt, **kw)
+        rows.append((label, time.perf_counter() - t, buf.tell()))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--size", type=int, default=512, help="working size (long side) of the network")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0 = library default)")
+    ap.add_argument("--repeat", type=int, default=3, help="warm runs after one cold run")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
+    args = ap.parse_args()
+
+    import cv2
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    colorizer, what = make_colorizer(args)
+    page, boxes = a4_page()
+    buf = io.BytesIO()
+    page.save(buf, "PNG", compress_level=6)
+    page_png = buf.getvalue()
+    style = style_image()
+
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores visible, "
+          f"torch threads {torch.get_num_threads()}, device {colorizer.device}")
+    if colorizer.device.type == "cuda":
+        print(f"gpu: {torch.cuda.get_device_name()}")
+    print(f"model: {what}; model_version={colorizer.model_version}")
+    print(f"page: {A4[0]}x{A4[1]} ({A4[0] * A4[1] / 1e6:.1f} Mpx), {len(boxes)} panels, input PNG "
+          f"{len(page_png) / 1e6:.1f} MB; work size {args.size}")
+
+    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="page_speed_"))
+    cold = run_once(page_png, style, colorizer, args.size, out_root / "cold")
+    warm = [run_once(page_png, style, colorizer, args.size, out_root / f"warm{i}") for i in range(args.repeat)]
+    assert cold["_panels_found"] == len(boxes), f"detected {cold['_panels_found']} panels, expected {len(boxes)}"
+
+    stages = ["decode", "panels", "model", "upsampling", "compositing",
+              "encode_png_composite", "encode_png_flats", "encode_png_lines", "encode_psd",
+              "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)"]
+    print(f"\n{'stage':28s} {'cold s':>8s} {'warm s (median of ' + str(len(warm)) + ')':>24s}")
+    for s in stages:
+        med = statistics.median(w.get(s, 0.0) for w in warm) if warm else float("nan")
+        print(f"{s:28s} {cold.get(s, 0.0):8.3f} {med:24.3f}")
+    files = sorted((out_root / "cold").iterdir())
+    print("\noutputs: " + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in files))
+    without = {k: statistics.median(w.get(k, 0.0) for w in warm) for k in ("total", "encode_psd", "encode_ora",
+                                                                           "encode_png_lines_gray")}
+    core = without["total"] - without["encode_psd"] - without["encode_ora"] - without["encode_png_lines_gray"]
+    print(f"warm total without the layered files (PNGs + JSON + preview only): {core:.3f} s")
+
+    composite = Image.open(next(p for p in files if p.name == "a4.png")).convert("RGB")
+    print(f"\n{'encoder setting (composite)':40s} {'s':>7s} {'MB':>7s}")
+    for label, secs, size in encoder_table(composite):
+        print(f"{label:40s} {secs:7.3f} {size / 1e6:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
