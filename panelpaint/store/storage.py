@@ -18,14 +18,14 @@ from typing import BinaryIO
 
 from panelpaint.store.errors import InvalidInput, NotFound
 
-KEY_PATTERN = re.compile(r"^[0-9a-f]{64}(\.[a-z0-9]{1,10})?$")
-SUFFIX_PATTERN = re.compile(r"^(\.[a-z0-9]{1,10})?$")
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}(\.[a-z0-9]{1,10})?")
+SUFFIX_PATTERN = re.compile(r"(\.[a-z0-9]{1,10})?")
 _CHUNK = 1 << 20
 
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a well-formed storage key, else raise `InvalidInput`."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise InvalidInput(f"not a storage key: {str(key)[:80]!r}")
     return key
 
@@ -34,7 +34,7 @@ def normalize_suffix(suffix: str) -> str:
     suffix = (suffix or "").lower()
     if suffix and not suffix.startswith("."):
         suffix = "." + suffix
-    if not SUFFIX_PATTERN.match(suffix):
+    if not SUFFIX_PATTERN.fullmatch(suffix):
         raise InvalidInput(f"bad file suffix {suffix!r}: use a dot and 1-10 letters or digits")
     return suffix
 

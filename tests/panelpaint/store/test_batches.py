@@ -1,0 +1,124 @@
+"""Batches, pages and panels, and studio-scoped queries that never leak another studio's rows."""
+from __future__ import annotations
+
+import pytest
+
+from panelpaint.store import batches, renders, styles
+from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
+from panelpaint.store.schema import Direction, RunStatus
+
+KEY_A = "a" * 64 + ".png"
+
+
+def test_create_batch_and_pages(store, world):
+    with store.session() as s:
+        b = batches.get_batch(s, world.a.studio, world.a.batch)
+        assert (b.name, b.direction, b.options, b.default_style_id) == ("chapter 1", Direction.rtl,
+                                                                         {"work_size": 256}, world.a.style)
+        pages = batches.list_pages(s, world.a.studio, world.a.batch)
+        assert [(p.position, p.source_name, p.status) for p in pages] == [(0, "p0.png", RunStatus.queued),
+                                                                            (1, "p1.png", RunStatus.queued)]
+        bad = batches.add_page(s, world.a.batch, "x.psd", None, None, None)
+        assert (bad.position, bad.status, bad.error) == (2, RunStatus.failed, batches.UNREADABLE)
+        with pytest.raises(InvalidInput):
+            batches.add_page(s, world.a.batch, "x.png", "../../etc/passwd", 10, 10)
+        with pytest.raises(InvalidInput):
+            batches.add_page(s, world.a.batch, "x.png", KEY_A, 0, 10)
+        with pytest.raises(NotFound):
+            batches.add_page(s, 9999, "x.png", KEY_A, 10, 10)
+
+
+def test_create_batch_refuses_other_studios_rows(store, world):
+    with store.session() as s:
+        with pytest.raises(NotFound):
+            batches.create_batch(s, world.a.studio, world.b.artist, "x")
+        with pytest.raises(NotFound):
+            batches.create_batch(s, world.a.studio, world.a.artist, "x", default_style_id=world.b.style)
+        with pytest.raises(InvalidInput, match="direction"):
+            batches.create_batch(s, world.a.studio, world.a.artist, "x", direction="up")
+        with pytest.raises(InvalidInput):
+            batches.create_batch(s, world.a.studio, world.a.artist, "")
+
+
+def test_scoped_queries_never_leak(store, world):
+    a, b = world.a, world.b
+    with store.session() as s:
+        ra = renders.queue_render(s, a.pages[0])
+        panel = batches.set_panels(s, a.pages[0], [{"x": 0, "y": 0, "w": 5, "h": 5}])[0]
+    with store.session() as s:
+        assert [x.id for x in batches.list_batches(s, a.studio)] == [a.batch]
+        assert batches.get_batch(s, b.studio, a.batch) is None
+        assert batches.get_page(s, b.studio, a.pages[0]) is None
+        assert batches.get_page(s, a.studio, a.pages[0]).id == a.pages[0]
+        assert batches.list_pages(s, b.studio, a.batch) == []
+        assert batches.get_panel(s, b.studio, panel.id) is None
+        assert batches.get_panel(s, a.studio, panel.id).id == panel.id
+        assert batches.get_render(s, b.studio, ra.id) is None
+        assert batches.list_renders(s, b.studio, a.pages[0]) == []
+        assert [r.id for r in batches.list_renders(s, a.studio, a.pages[0])] == [ra.id]
+        assert [r.id for r in batches.list_renders(s, a.studio, a.pages[0], panel_id=panel.id)] == []
+        assert [x.id for x in styles.list_styles(s, b.studio)] == [b.style]
+        assert styles.get_style(s, b.studio, a.style) is None
+        with pytest.raises(NotFound):
+            batches.update_panel(s, b.studio, panel.id, hints=[])
+
+
+def test_styles(store, world):
+    with store.session() as s:
+        st = styles.get_style(s, world.a.studio, world.a.style)
+        assert st.tags == ["hero", "red"]
+        styles.add_style_reference(s, world.a.studio, "villain", ["Blue"], KEY_A, 32, 32)
+        assert [x.name for x in styles.list_styles(s, world.a.studio)] == ["hero", "villain"]
+        assert [x.name for x in styles.list_styles(s, world.a.studio, tag="BLUE")] == ["villain"]
+        with pytest.raises(InvalidInput):
+            styles.add_style_reference(s, world.a.studio, "bad", [], "/etc/passwd", 32, 32)
+        with pytest.raises(InvalidInput):
+            styles.add_style_reference(s, world.a.studio, "bad", [], KEY_A, 0, 32)
+
+
+def test_set_panels(store, world):
+    page = world.a.pages[0]
+    with store.session() as s:
+        made = batches.set_panels(s, page, [
+            {"x": 50, "y": 0, "w": 50, "h": 40, "order": 1},
+            {"x": 0, "y": 0, "w": 50, "h": 40, "order": 0, "polygon": [[0, 0], [50, 0], [50, 40]]},
+        ])
+        assert [(p.position, p.x) for p in made] == [(0, 0), (1, 50)]
+        assert made[1].polygon == [[50, 0], [100, 0], [100, 40], [50, 40]]
+        # detection may run again (a redelivered task) while nothing refers to the panels
+        again = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 100, "h": 80}])
+        assert len(again) == 1 and batches.get_page(s, world.a.studio, page).panels_total == 1
+        for bad in ({"x": 0, "y": 0, "w": 0, "h": 5}, {"x": 90, "y": 0, "w": 20, "h": 5}, {"x": "a"},
+                    {"x": 0, "y": 0, "w": 5, "h": 5, "polygon": [[0, 0]]}):
+            with pytest.raises(InvalidInput):
+                batches.set_panels(s, page, [bad])
+        with pytest.raises(NotFound):
+            batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 5, "h": 5, "style_id": world.b.style}])
+        renders.queue_render(s, page, again[0].id)
+        with pytest.raises(IllegalTransition, match="already have renders"):
+            batches.set_panels(s, page, [])
+        updated = batches.update_panel(s, world.a.studio, again[0].id, style_id=world.a.style,
+                                       hints=[{"x": 1, "y": 2, "color": "#ff0000"}])
+        assert updated.style_id == world.a.style and updated.hints[0]["color"] == "#ff0000"
+
+
+def test_batch_progress(store, world):
+    p0, p1 = world.a.pages
+    with store.session() as s:
+        batches.add_page(s, world.a.batch, "bad.png", None, None, None)
+        r0 = renders.queue_render(s, p0)
+    with store.session() as s:
+        c = renders.claim_render(s, r0.id, "w", 3)
+        renders.set_progress(s, r0.id, c.attempt, 2, 4)
+    with store.session() as s:
+        prog = batches.batch_progress(s, world.a.batch)
+    assert (prog.total, prog.queued, prog.running, prog.failed, prog.succeeded) == (3, 1, 1, 1, 0)
+    assert (prog.panels_done, prog.panels_total, prog.finished) == (2, 4, False)
+    with store.session() as s:
+        renders.complete_render(s, r0.id, c.attempt, {"png": KEY_A})
+        prog = batches.batch_progress(s, world.a.batch)
+    assert (prog.succeeded, prog.review_pending, prog.panels_done) == (1, 1, 4)
+    assert prog.as_dict()["fraction"] == round(2 / 3, 4)
+    with store.session() as s:
+        empty = batches.create_batch(s, world.a.studio, None, "empty")
+        assert batches.batch_progress(s, empty.id).finished
