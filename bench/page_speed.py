@@ -80,13 +80,29 @@ def make_colorizer(args):
     return colorizer, f"NO trained weights at {weights}: compact architecture with RANDOM weights (timing only)"
 
 
+class CpuTimed:
+    """Wraps a colorizer to record the process CPU seconds (all threads) its batch call takes."""
+
+    def __init__(self, inner):
+        self.inner, self.model_version, self.cpu = inner, inner.model_version, 0.0
+
+    def colorize_batch(self, *args, **kwargs):
+        c = time.process_time()
+        try:
+            return self.inner.colorize_batch(*args, **kwargs)
+        finally:
+            self.cpu = time.process_time() - c
+
+
 def run_once(page_png: bytes, style: Image.Image, colorizer, size: int, out_dir: Path) -> dict[str, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     t = time.perf_counter()
     page = load_page(page_png, name="a4.png")
     decode = time.perf_counter() - t
-    result = render_page(page, style, colorizer, work_size=size, seed=0)
+    timed = CpuTimed(colorizer)
+    result = render_page(page, style, timed, work_size=size, seed=0)
     result.timings["decode"] = decode
+    result.timings["model cpu seconds"] = timed.cpu
     t = time.perf_counter()
     write_outputs(result, out_dir, FORMATS, stem="a4")
     result.timings["encode (all outputs)"] = time.perf_counter() - t
@@ -157,7 +173,8 @@ def main() -> None:
 
     stages = ["decode", "panels", "model", "upsampling", "compositing",
               "encode_png_composite", "encode_png_flats", "encode_png_lines", "encode_psd",
-              "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)"]
+              "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)",
+              "model cpu seconds"]
     print(f"\n{'stage':28s} {'cold s':>8s} {'warm s (median of ' + str(len(warm)) + ')':>24s}")
     for s in stages:
         med = statistics.median(w.get(s, 0.0) for w in warm) if warm else float("nan")

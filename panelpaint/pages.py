@@ -154,7 +154,8 @@ def render_page(
         panels.sort(key=lambda p: p.order)
     if margin is None:
         margin = max(8, min(w, h) // 100)
-    panel_styles = panel_styles or {}
+    # One object per distinct reference: colorizers encode each style object once per batch.
+    panel_styles = {k: v.convert("RGB") for k, v in (panel_styles or {}).items()}
     panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
     style = style.convert("RGB")
     boxes, sketches, styles, hints = [], [], [], []
@@ -163,7 +164,7 @@ def render_page(
         sketch = model_input(lines, box, work_size)
         boxes.append(box)
         sketches.append(sketch)
-        styles.append(panel_styles.get(p.order, style).convert("RGB"))
+        styles.append(panel_styles.get(p.order, style))
         hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
     timings["panels"] = time.perf_counter() - t
     _check(should_stop, "before colouring")

@@ -43,6 +43,8 @@ def test_all_panels_in_one_batch_at_work_size(rendered):
     assert call["n"] == len(BOXES) == len(result.panels)
     assert call["size"] == 512 and call["seed"] == 5 and call["hints"] is None
     assert all(max(s) == 512 and s[0] % 8 == 0 and s[1] % 8 == 0 for s in call["sizes"])
+    # The same style object for every panel, so the model encodes the reference once.
+    assert len(set(call["style_ids"])) == 1
 
 
 def test_native_size_and_timings(rendered, page):
@@ -76,6 +78,7 @@ def test_panel_style_override_and_hints_reach_the_model(page):
     x, y, w, h = BOXES[2]
     dot = {"x": x + w // 2, "y": y + h // 2, "color": "#00ff00"}
     result = render_page(page, STYLE, fake, panel_styles={1: blue}, panel_hints={2: [dot]})
+    assert len(set(fake.calls[0]["style_ids"])) == 2
     hints = fake.calls[0]["hints"]
     assert hints[2] is not None and all(h is None for i, h in enumerate(hints) if i != 2)
     hint = np.asarray(hints[2])
