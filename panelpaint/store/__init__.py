@@ -6,10 +6,10 @@ modules: accounts, styles, batches, renders, reviews, events, storage, migrate. 
 """
 from panelpaint.store.accounts import (
     authenticate, create_api_token, create_studio, create_user, get_studio_by_name, get_user, get_user_by_email,
-    hash_password, list_tokens, revoke_token, set_password, user_for_token,
+    hash_password, list_tokens, list_users, revoke_token, set_password, set_user_active, user_for_token,
 )
 from panelpaint.store.batches import (
-    BatchProgress, add_page, batch_progress, cancel_batch, create_batch, get_batch, get_page, get_panel,
+    BatchProgress, add_page, batch_progress, batch_progress_many, cancel_batch, create_batch, get_batch, get_page, get_panel,
     get_render, is_cancelled, list_batches, list_pages, list_renders, set_panels, update_panel,
 )
 from panelpaint.store.db import Store, make_engine

@@ -93,6 +93,22 @@ def get_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(sa.select(User).where(User.email == (email or "").strip().lower()))
 
 
+def list_users(session: Session, studio_id: int) -> list[User]:
+    """A studio's users by e-mail."""
+    return list(session.scalars(sa.select(User).where(User.studio_id == studio_id).order_by(User.email)))
+
+
+def set_user_active(session: Session, studio_id: int, user_id: int, active: bool) -> User:
+    """Enable or disable a user of the studio (a disabled user can neither log in nor use tokens)."""
+    user = session.get(User, user_id)
+    if user is None or user.studio_id != studio_id:
+        raise NotFound(f"user {user_id} does not exist")
+    user.is_active = bool(active)
+    log_event(session, "user.enabled" if active else "user.disabled", studio_id=studio_id,
+              data={"user_id": user.id})
+    return user
+
+
 def set_password(session: Session, user_id: int, password: str) -> None:
     user = session.get(User, user_id)
     if user is None:

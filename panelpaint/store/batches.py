@@ -263,24 +263,41 @@ class BatchProgress:
 
 def batch_progress(session: Session, batch_id: int) -> BatchProgress:
     """Summary counts of one batch (scope it first with `get_batch`)."""
-    by_status = dict(session.execute(
-        sa.select(Page.status, sa.func.count()).where(Page.batch_id == batch_id).group_by(Page.status)
-    ).all())
-    by_review = dict(session.execute(
-        sa.select(Page.review_status, sa.func.count())
-        .where(Page.batch_id == batch_id, Page.status == RunStatus.succeeded).group_by(Page.review_status)
-    ).all())
-    done, total = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Page.panels_done), 0), sa.func.coalesce(sa.func.sum(Page.panels_total), 0))
-        .where(Page.batch_id == batch_id)
-    ).one()
-    n = {s: by_status.get(s, 0) for s in RunStatus}
-    return BatchProgress(
-        total=sum(n.values()), queued=n[RunStatus.queued], running=n[RunStatus.running],
-        succeeded=n[RunStatus.succeeded], failed=n[RunStatus.failed], cancelled=n[RunStatus.cancelled],
-        approved=by_review.get(ReviewStatus.approved, 0), rejected=by_review.get(ReviewStatus.rejected, 0),
-        review_pending=by_review.get(ReviewStatus.pending, 0), panels_done=int(done), panels_total=int(total),
-    )
+    return batch_progress_many(session, [batch_id])[batch_id]
+
+
+def batch_progress_many(session: Session, batch_ids: Iterable[int]) -> dict[int, BatchProgress]:
+    """`batch_progress` of several batches in three queries (for a list page); ids map to progress."""
+    ids = list(dict.fromkeys(batch_ids))
+    status: dict[int, dict] = {i: {} for i in ids}
+    review: dict[int, dict] = {i: {} for i in ids}
+    panels: dict[int, tuple[int, int]] = {i: (0, 0) for i in ids}
+    if ids:
+        for bid, st, n in session.execute(sa.select(Page.batch_id, Page.status, sa.func.count())
+                                          .where(Page.batch_id.in_(ids)).group_by(Page.batch_id, Page.status)):
+            status[bid][st] = n
+        for bid, rv, n in session.execute(
+            sa.select(Page.batch_id, Page.review_status, sa.func.count())
+            .where(Page.batch_id.in_(ids), Page.status == RunStatus.succeeded)
+            .group_by(Page.batch_id, Page.review_status)
+        ):
+            review[bid][rv] = n
+        for bid, done, total in session.execute(
+            sa.select(Page.batch_id, sa.func.sum(Page.panels_done), sa.func.sum(Page.panels_total))
+            .where(Page.batch_id.in_(ids)).group_by(Page.batch_id)
+        ):
+            panels[bid] = (int(done or 0), int(total or 0))
+    out = {}
+    for bid in ids:
+        n = {st: status[bid].get(st, 0) for st in RunStatus}
+        out[bid] = BatchProgress(
+            total=sum(n.values()), queued=n[RunStatus.queued], running=n[RunStatus.running],
+            succeeded=n[RunStatus.succeeded], failed=n[RunStatus.failed], cancelled=n[RunStatus.cancelled],
+            approved=review[bid].get(ReviewStatus.approved, 0), rejected=review[bid].get(ReviewStatus.rejected, 0),
+            review_pending=review[bid].get(ReviewStatus.pending, 0), panels_done=panels[bid][0],
+            panels_total=panels[bid][1],
+        )
+    return out
 
 
 # --- cancellation ------------------------------------------------------------------------------

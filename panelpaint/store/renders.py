@@ -251,6 +251,8 @@ def _claim_locked(
     session: Session, render: Render, worker: str, max_attempts: int, lease_seconds: float,
     task_id: str | None, wait_for_lease: bool,
 ) -> Claim | None:
+    if max_attempts < 1:
+        raise InvalidInput(f"max_attempts must be at least 1, got {max_attempts}")
     status, attempt = render.status, render.attempt
     if status in FINAL:
         return None

@@ -82,3 +82,19 @@ def test_api_tokens_are_stored_hashed_and_revocable(store):
         assert accounts.user_for_token(s, plaintext) is None
         with pytest.raises(InvalidInput):
             accounts.create_api_token(s, user.id, "")
+
+
+def test_list_and_disable_users(store):
+    with store.session() as s:
+        ink, other = accounts.create_studio(s, "Ink"), accounts.create_studio(s, "Other")
+        a = accounts.create_user(s, ink.id, "b@example.org", "password-1")
+        accounts.create_user(s, ink.id, "a@example.org", "password-1")
+        accounts.create_user(s, other.id, "c@example.org", "password-1")
+        _, token = accounts.create_api_token(s, a.id, "t")
+        assert [u.email for u in accounts.list_users(s, ink.id)] == ["a@example.org", "b@example.org"]
+        with pytest.raises(NotFound):
+            accounts.set_user_active(s, other.id, a.id, False)  # not that studio's user
+        accounts.set_user_active(s, ink.id, a.id, False)
+    with store.session() as s:
+        assert accounts.authenticate(s, "b@example.org", "password-1") is None
+        assert accounts.user_for_token(s, token) is None

@@ -122,3 +122,16 @@ def test_batch_progress(store, world):
     with store.session() as s:
         empty = batches.create_batch(s, world.a.studio, None, "empty")
         assert batches.batch_progress(s, empty.id).finished
+
+
+def test_batch_progress_many(store, world):
+    with store.session() as s:
+        r = renders.queue_render(s, world.b.pages[0])
+        renders.claim_render(s, r.id, "w", 3)
+    with store.session() as s:
+        many = batches.batch_progress_many(s, [world.a.batch, world.b.batch, world.a.batch])
+    assert list(many) == [world.a.batch, world.b.batch]
+    assert (many[world.a.batch].queued, many[world.a.batch].running) == (2, 0)
+    assert (many[world.b.batch].queued, many[world.b.batch].running) == (1, 1)
+    with store.session() as s:
+        assert batches.batch_progress_many(s, []) == {}

@@ -373,3 +373,9 @@ def test_concurrent_pollers_claim_each_render_once(store, world):
     assert sorted(claimed) == sorted(ids)  # every render once, none twice
     with store.session() as s:
         assert set(s.scalars(sa.select(Render.attempt))) == {1}
+
+
+def test_max_attempts_must_be_positive(store, world):
+    rid = queue(store, world.a.pages[0])
+    with pytest.raises(InvalidInput):
+        claim(store, rid, max_attempts=0)
