@@ -77,18 +77,14 @@ def _lie_about_size(path, name: str, new_size: int) -> None:
     """Rewrite the uncompressed size of `name` in both the local header and the central directory."""
     raw = bytearray(path.read_bytes())
     enc = name.encode()
-    local = raw.find(b"PK\x03\x04")
-    while local != -1:
-        n = struct.unpack_from("<H", raw, local + 26)[0]
-        if raw[local + 30:local + 30 + n] == enc:
-            struct.pack_into("<I", raw, local + 22, new_size)
-        local = raw.find(b"PK\x03\x04", local + 4)
-    central = raw.find(b"PK\x01\x02")
-    while central != -1:
-        n = struct.unpack_from("<H", raw, central + 28)[0]
-        if raw[central + 46:central + 46 + n] == enc:
-            struct.pack_into("<I", raw, central + 24, new_size)
-        central = raw.find(b"PK\x01\x02", central + 4)
+    # (signature, offset of the name length, of the uncompressed size, header length before the name)
+    for sig, name_len_at, size_at, fixed in ((b"PK\x03\x04", 26, 22, 30), (b"PK\x01\x02", 28, 24, 46)):
+        at = raw.find(sig)
+        while at != -1:
+            n = struct.unpack_from("<H", raw, at + name_len_at)[0]
+            if raw[at + fixed:at + fixed + n] == enc:
+                struct.pack_into("<I", raw, at + size_at, new_size)
+            at = raw.find(sig, at + 4)
     path.write_bytes(bytes(raw))
 
 
