@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "user": "panelpaint.commands.users:user",
     "render": "panelpaint.commands.render:render",
     "colorize": "panelpaint.commands.colorize:colorize",
+    "train": "panelpaint.commands.train:train_command",
+    "evaluate": "panelpaint.commands.train:evaluate_command",
 }
 
 
