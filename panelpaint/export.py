@@ -94,14 +94,16 @@ def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tu
     return buf.getvalue()
 
 
-def write_page(result: "PageResult", out_dir: Path, formats: set[str], *, stem: str = "page") -> dict[str, Path]:
-    """Write the outputs named in `formats` as `out_dir/<stem>.<kind>...`; see `pages.write_outputs`."""
+def encode_page(result: "PageResult", formats: set[str], *, stem: str = "page") -> dict[str, tuple[str, bytes]]:
+    """Encode the outputs named in `formats` in memory: {kind: (file name, bytes)}; see `pages.encode_outputs`.
+
+    Encode times are added to `result.timings` as encode_<what>.
+    """
     unknown = set(formats) - FORMATS
     if unknown:
         raise ValueError(f"unknown output format(s): {', '.join(sorted(unknown))}; choose from {', '.join(sorted(FORMATS))}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     timings = result.timings
-    paths: dict[str, Path] = {}
+    out: dict[str, tuple[str, bytes]] = {}
     cache: dict[str, bytes] = {}
 
     def encoded(key: str) -> bytes:
@@ -118,31 +120,38 @@ def write_page(result: "PageResult", out_dir: Path, formats: set[str], *, stem: 
             timings[f"encode_png_{key}"] = time.perf_counter() - t
         return cache[key]
 
-    def write(kind: str, name: str, data: bytes) -> None:
-        path = out_dir / name
-        path.write_bytes(data)
-        paths[kind] = path
-
     if "png" in formats:
-        write("composite", f"{stem}.png", encoded("composite"))
-        write("flats", f"{stem}.flats.png", encoded("flats"))
+        out["composite"] = (f"{stem}.png", encoded("composite"))
+        out["flats"] = (f"{stem}.flats.png", encoded("flats"))
         t = time.perf_counter()
-        write("lines", f"{stem}.lines.png", png_bytes(line_layer(result.lines)))
+        out["lines"] = (f"{stem}.lines.png", png_bytes(line_layer(result.lines)))
         timings["encode_png_lines"] = time.perf_counter() - t
     if "psd" in formats:
         t = time.perf_counter()
-        write("psd", f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines))
+        out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines))
         timings["encode_psd"] = time.perf_counter() - t
     if "ora" in formats:
         composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_gray")
         t = time.perf_counter()
-        write("ora", f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite))
+        out["ora"] = (f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite))
         timings["encode_ora"] = time.perf_counter() - t
     if "json" in formats:
-        write("json", f"{stem}.panels.json", json.dumps(result.panels_json(), indent=1).encode())
+        out["json"] = (f"{stem}.panels.json", json.dumps(result.panels_json(), indent=1).encode())
     if "preview" in formats:
         t = time.perf_counter()
-        write("preview", f"{stem}.preview.jpg", jpeg_bytes(result.composite, PREVIEW_SIDE))
-        write("thumbnail", f"{stem}.thumb.jpg", jpeg_bytes(result.composite, THUMB_SIDE, quality=80))
+        out["preview"] = (f"{stem}.preview.jpg", jpeg_bytes(result.composite, PREVIEW_SIDE))
+        out["thumbnail"] = (f"{stem}.thumb.jpg", jpeg_bytes(result.composite, THUMB_SIDE, quality=80))
         timings["encode_preview"] = time.perf_counter() - t
+    return out
+
+
+def write_page(result: "PageResult", out_dir: Path, formats: set[str], *, stem: str = "page") -> dict[str, Path]:
+    """Write the outputs named in `formats` as `out_dir/<stem>.<kind>...`; see `pages.write_outputs`."""
+    encoded = encode_page(result, formats, stem=stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for kind, (name, data) in encoded.items():
+        path = out_dir / name
+        path.write_bytes(data)
+        paths[kind] = path
     return paths

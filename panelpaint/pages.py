@@ -113,7 +113,7 @@ def render_page(
     style: Image.Image,
     colorizer: PanelColorizer,
     *,
-    panels: list[Panel] | None = None,
+    panels: list[Panel] | list[dict] | None = None,
     direction: Direction = "ltr",
     panel_styles: dict[int, Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
@@ -128,7 +128,8 @@ def render_page(
     """Colour one page and return it at native resolution.
 
     `page` is a decoded image or anything `open_image` reads (then decoding is timed too).
-    `panels` (e.g. edited by a user) skip detection; they are re-ordered only if all orders are equal.
+    `panels` (Panel objects or their dicts, e.g. edited by a user) skip detection; they keep their
+    `order` unless two share one, then they are re-ordered for `direction`.
     `panel_styles` / `panel_hints` are keyed by panel `order`: a style override, and hint dots
     {x, y, color "#rrggbb"} in page pixels. All panels go to the colorizer in ONE `colorize_batch`
     call. `should_stop()` is checked between stages and between panels (raises `Cancelled`);
@@ -148,7 +149,8 @@ def render_page(
     if panels is None:
         panels = detect_panels(lines, direction)
     else:
-        panels = [Panel.from_dict(p.to_dict()) for p in panels]
+        # Copies (or dicts as stored in the job store), validated; the caller's list is not changed.
+        panels = [Panel.from_dict(p if isinstance(p, dict) else p.to_dict()) for p in panels]
         if len({p.order for p in panels}) < len(panels):
             panels = order_panels(panels, direction)
         panels.sort(key=lambda p: p.order)
@@ -207,7 +209,7 @@ def render_page(
 def write_outputs(
     result: PageResult,
     out_dir: str | Path,
-    formats: set[str] | frozenset[str] = frozenset({"png", "psd", "ora", "json", "preview"}),
+    formats: set[str] | frozenset[str] = export.FORMATS,
     *,
     stem: str = "page",
 ) -> dict[str, Path]:
@@ -217,3 +219,16 @@ def write_outputs(
     "ora" (OpenRaster, same layers), "json" (panel geometry), "preview" (JPEG preview and thumbnail).
     """
     return export.write_page(result, Path(out_dir), set(formats), stem=stem)
+
+
+def encode_outputs(
+    result: PageResult,
+    formats: set[str] | frozenset[str] = export.FORMATS,
+    *,
+    stem: str = "page",
+) -> dict[str, tuple[str, bytes]]:
+    """The same outputs as `write_outputs`, in memory: {kind: (file name, bytes)}, for object storage.
+
+    Kinds: composite, flats, lines (png); psd; ora; json; preview and thumbnail (preview).
+    """
+    return export.encode_page(result, set(formats), stem=stem)

@@ -89,3 +89,14 @@ def test_panel_json_and_previews(result, tmp_path):
 def test_unknown_format_is_refused(result, tmp_path):
     with pytest.raises(ValueError, match="unknown output format.*gif"):
         write_outputs(result, tmp_path, {"png", "gif"})
+
+
+def test_encode_outputs_in_memory_match_the_files(result, tmp_path):
+    from panelpaint.pages import encode_outputs
+
+    encoded = encode_outputs(result, {"png", "json", "preview"}, stem="p9")
+    paths = write_outputs(result, tmp_path, {"png", "json", "preview"}, stem="p9")
+    assert set(encoded) == set(paths)
+    for kind, (name, data) in encoded.items():
+        assert paths[kind].name == name
+        assert paths[kind].read_bytes() == data

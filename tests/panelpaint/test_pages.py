@@ -108,6 +108,10 @@ def test_given_panels_skip_detection_and_are_composited(page):
     assert (flats[:99] == 255).all() and (flats[:, 301:] == 255).all()
     assert (flats[120:230, 120:280] != 255).any(axis=2).all()
     assert [p.bbox for p in result.panels] == [(100, 100, 200, 150)]
+    as_dicts = render_page(page, STYLE, FakeColorizer(), panels=[p.to_dict() for p in panels])
+    assert np.array_equal(np.asarray(as_dicts.flats), flats)
+    with pytest.raises(ValueError, match="bbox"):
+        render_page(page, STYLE, FakeColorizer(), panels=[{"polygon": [[0, 0], [5, 0], [5, 5]]}])
 
 
 def test_progress_and_cancellation(page):
