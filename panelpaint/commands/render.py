@@ -184,10 +184,11 @@ def load_colorizer(weights: Path | None, settings):
         raise click.ClickException(f"the colouring model is not available ({exc}); install panelpaint with torch") from None
     try:
         return Colorizer.from_file(weights or settings.weights, device=settings.device, compile=settings.compile)
-    except FileNotFoundError as exc:
-        raise click.ClickException(
-            f"no trained weights found ({exc}); pass --weights FILE or set PANELPAINT_WEIGHTS"
-        ) from None
+    except FileNotFoundError as exc:  # models.colorizer.WeightsNotFoundError is one
+        message = str(exc)
+        if "--weights" not in message:
+            message += "; pass --weights FILE or set PANELPAINT_WEIGHTS"
+        raise click.ClickException(message) from None
 
 
 @click.command("render")

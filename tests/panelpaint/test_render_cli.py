@@ -152,7 +152,7 @@ def test_load_colorizer_turns_missing_weights_into_click_exception(tmp_path, mon
     module = types.ModuleType("models.colorizer")
     module.Colorizer = Colorizer
     monkeypatch.setitem(sys.modules, "models.colorizer", module)
-    with pytest.raises(click.ClickException, match="no trained weights found.*--weights"):
+    with pytest.raises(click.ClickException, match="w.safetensors: no such weights; pass --weights FILE"):
         render_cmd.load_colorizer(tmp_path / "w.safetensors", _settings(tmp_path))
 
 
@@ -168,3 +168,23 @@ def _settings(tmp_path, **overrides):
     from panelpaint.settings import load_settings
 
     return load_settings(var_dir=tmp_path / "var", **overrides)
+
+
+def test_render_with_real_tiny_weights_end_to_end(inputs, tmp_path):
+    torch = pytest.importorskip("torch")
+    weights_io = pytest.importorskip("models.weights_io")
+    from models.generator import Generator
+    from models.style_encoders import PaintingStyleEncoder
+
+    torch.manual_seed(0)
+    weights = weights_io.save_weights(tmp_path / "tiny.safetensors", Generator("tiny"),
+                                      PaintingStyleEncoder(widths=(8, 16), hidden=32), version="tiny-test")
+    out = tmp_path / "out"
+    res = run([inputs / "page1.png", "--style", inputs / "style.png", "--weights", weights, "--size", "64",
+               "--format", "ora", "-o", out])
+    assert res.exit_code == 0, res.output
+    assert "1 of 1 page(s) coloured" in res.output
+    meta = json.loads((out / "0001_page1.panels.json").read_text())
+    assert meta["model_version"] == "tiny-test" and len(meta["panels"]) == 4
+    with zipfile.ZipFile(out / "0001_page1.ora") as zf:
+        assert zf.namelist()[0] == "mimetype"
