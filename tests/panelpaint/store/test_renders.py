@@ -379,3 +379,44 @@ def test_max_attempts_must_be_positive(store, world):
     rid = queue(store, world.a.pages[0])
     with pytest.raises(InvalidInput):
         claim(store, rid, max_attempts=0)
+
+
+def test_late_write_racing_a_takeover_leaves_one_result(store, world):
+    """A stalled worker wakes and writes while a redelivered task takes over: whichever commits
+    first wins, the other is fenced or finds nothing to do, and one result is stored."""
+    for round_ in range(3):
+        with store.session() as s:
+            page = batches.add_page(s, world.a.batch, f"race{round_}.png", "a" * 64 + ".png", 10, 10).id
+        rid = queue(store, page)
+        first = claim(store, rid, "stalled")
+        outcome = {}
+
+        def act(i):
+            with store.session() as s:
+                if i == 0:
+                    try:
+                        renders.complete_render(s, rid, first.attempt, {"png": "1" * 64 + ".png"})
+                        outcome["late"] = "applied"
+                    except StaleAttempt:
+                        outcome["late"] = "fenced"
+                    return
+                c = renders.claim_render(s, rid, "fresh", 3, lease_seconds=0)
+            if c is None:
+                outcome["fresh"] = "nothing to do"
+                return
+            with store.session() as s:
+                try:
+                    renders.complete_render(s, rid, c.attempt, {"png": "2" * 64 + ".png"})
+                    outcome["fresh"] = "applied"
+                except StaleAttempt:
+                    outcome["fresh"] = "fenced"
+
+        _, errors = _race(store, 2, act)
+        assert errors == []
+        assert sorted(outcome.values()) in (["applied", "fenced"], ["applied", "nothing to do"])
+        with store.session() as s:
+            r = s.get(Render, rid)
+            events = [e.kind for e in list_events(s, world.a.studio, render_id=rid)]
+        assert r.status == RunStatus.succeeded and events.count("render.succeeded") == 1
+        winner = "1" if outcome["late"] == "applied" else "2"
+        assert r.outputs == {"png": winner * 64 + ".png"}
