@@ -121,8 +121,10 @@ def _ago(value) -> str:
     """A short 'how long ago' for timestamps in tables."""
     import datetime as dt
 
-    if value is None:
+    if not value:
         return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     seconds = int((dt.datetime.now(dt.timezone.utc) - value).total_seconds())

@@ -101,6 +101,7 @@ def submitted_json(result: jobs.Submitted) -> dict:
     data["pages"] = [page_json(p) for p in result.batch.pages]
     data["added"] = [p.id for p in result.pages]
     data["rejected"] = [{"page_id": p.id, "name": p.source_name, "error": p.error} for p in result.failed]
+    data["warning"] = result.warning
     return data
 
 

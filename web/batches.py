@@ -89,6 +89,8 @@ def _flash_submitted(result: jobs.Submitted) -> None:
     flash(f"{good} page(s) queued.", "success" if good else "info")
     for page in result.failed:
         flash(f"Not queued: {page.error}", "error")
+    if result.warning:
+        flash(result.warning, "error")
 
 
 @bp.get("/batches/<int:batch_id>")

@@ -36,6 +36,7 @@ class Submitted:
 
     batch: Batch
     pages: list[Page] = field(default_factory=list)
+    warning: str | None = None  # e.g. saved but the queue broker was unreachable
 
     @property
     def failed(self) -> list[Page]:
@@ -44,17 +45,33 @@ class Submitted:
 
 # --- enqueueing --------------------------------------------------------------------------------
 
-def enqueue(renders: list[Render]) -> None:
-    """Send the committed renders to the workers by task name; keep the Celery ids for revoking."""
+class EnqueueError(SubmitError):
+    """The work is recorded in the job store but could not be sent to the queue broker."""
+
+
+def enqueue(renders: list[Render], ingest_pages: list[int] = ()) -> None:
+    """Send committed work to the workers by task name: panel detection for new pages first, then
+    their renders. Keeps the Celery ids on the renders so a cancel can revoke them.
+
+    Raises `EnqueueError` when the broker cannot be reached: the rows stay queued in the job store.
+    """
     settings = services().settings
     changed = False
-    for render in renders:
-        task_id = queue.enqueue_render(settings, render.id)
-        if task_id and task_id != render.task_id:
-            render.task_id = task_id
-            changed = True
-    if changed:
-        db().commit()
+    try:
+        for page_id in ingest_pages:
+            queue.enqueue_ingest(settings, page_id)
+        for render in renders:
+            task_id = queue.enqueue_render(settings, render.id)
+            if task_id and task_id != render.task_id:
+                render.task_id = task_id
+                changed = True
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it
+        current_app.logger.exception("enqueue failed")
+        raise EnqueueError(f"Saved, but the work queue cannot be reached ({type(exc).__name__}); "
+                           "the pages stay queued until it is back. Tell your administrator.") from None
+    finally:
+        if changed:
+            db().commit()
 
 
 def revoke(task_ids: list[str]) -> None:
@@ -99,7 +116,10 @@ def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitt
         if render is not None:
             renders.append(render)
     db().commit()
-    enqueue(renders)
+    try:
+        enqueue(renders, [r.page_id for r in renders])
+    except EnqueueError as exc:
+        result.warning = str(exc)
     return result
 
 

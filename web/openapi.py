@@ -200,6 +200,8 @@ def document(server_url: str = "") -> dict[str, Any]:
             "pages": {"type": "array", "items": _ref("Page")}}},
         "Submitted": {"allOf": [_ref("Batch"), {"type": "object", "properties": {
             "added": {"type": "array", "items": {"type": "integer"}},
+            "warning": {"type": "string", "nullable": True,
+                        "description": "Set when the pages were saved but could not be sent to the workers yet"},
             "rejected": {"type": "array", "items": {"type": "object", "properties": {
                 "page_id": {"type": "integer"}, "name": {"type": "string"}, "error": {"type": "string"}}}}}}]},
         "Render": {"type": "object", "properties": {

@@ -320,3 +320,24 @@ def test_reviewer_of_another_studio_cannot_decide(app, artist, login_as, style_i
     page_id = page_rows(app, batch_id)[0][3]
     outsider = login_as("beta", "reviewer")
     assert outsider.post_form(f"/review/{page_id}/decision", {"decision": "approved"}).status_code == 404
+
+
+def test_new_pages_get_panel_detection_then_a_render(app, artist, style_id, queue_calls):
+    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png"), upload(b"x", "b.png")]))
+    good = page_rows(app, batch_id)[0][3]
+    assert queue_calls.ingested == [good]
+    assert len(queue_calls.renders) == 1
+
+
+def test_unreachable_broker_keeps_the_batch_and_says_so(app, artist, style_id, monkeypatch):
+    from panelpaint import queue
+
+    def down(*_a, **_k):
+        raise ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(queue, "enqueue_ingest", down)
+    response = create(artist, style_id, [upload(png_bytes(), "a.png")])
+    assert response.status_code == 302
+    html = artist.get(response.location).get_data(as_text=True)
+    assert "the work queue cannot be reached" in html
+    assert [r[1] for r in page_rows(app, batch_id_of(response))] == ["queued"]

@@ -48,7 +48,12 @@ class QueueRecorder:
     """Stands in for panelpaint.queue: records enqueued render ids and revoked task ids."""
 
     renders: list[int] = field(default_factory=list)
+    ingested: list[int] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
+
+    def enqueue_ingest(self, settings, page_id):  # noqa: ANN001
+        self.ingested.append(int(page_id))
+        return f"ingest-{page_id}"
 
     def enqueue_render(self, settings, render_id, *, countdown=None):  # noqa: ANN001
         self.renders.append(int(render_id))

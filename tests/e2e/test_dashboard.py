@@ -1,0 +1,272 @@
+"""End to end in headless Chromium (Playwright, the system browser): the real stack — a private Redis,
+a SQLite job store and storage in a temporary folder, a real Celery worker started with
+`panelpaint worker` on tiny random weights, and the dashboard served on a free port — driven like a
+studio would: log in, upload a style and a page, watch progress reach done, review with the keyboard,
+approve, download the CBZ. A screenshot of every screen goes to test-artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import free_port, missing_service  # tests/conftest.py
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+PASSWORD = "e2e-password-123"
+
+
+def page_png() -> bytes:
+    """A small comic page: two framed panels with a few shapes."""
+    img = Image.new("L", (320, 440), 255)
+    d = ImageDraw.Draw(img)
+    d.rectangle([16, 16, 303, 206], outline=0, width=3)
+    d.rectangle([16, 226, 303, 423], outline=0, width=3)
+    d.ellipse([100, 50, 220, 170], outline=0, width=3)
+    d.line([40, 400, 160, 260, 280, 400], fill=0, width=3)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def style_png() -> bytes:
+    img = Image.new("RGB", (128, 128), (235, 160, 90))
+    d = ImageDraw.Draw(img)
+    d.ellipse([20, 20, 90, 90], fill=(60, 110, 200))
+    d.rectangle([70, 80, 120, 120], fill=(90, 170, 80))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def tiny_weights(path: Path) -> Path:
+    """The shipped default weights when present, else a tiny random model (the test checks plumbing, not art)."""
+    shipped = ROOT / "models" / "weights" / "default.safetensors"
+    if shipped.is_file():
+        return shipped
+    import torch
+
+    from models.generator import Generator
+    from models.style_encoders import PaintingStyleEncoder
+    from models.weights_io import save_weights
+
+    torch.manual_seed(0)
+    encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
+    return save_weights(path, Generator("tiny"), encoder, version="e2e-tiny")
+
+
+class Stack:
+    """The whole service in one temporary folder."""
+
+    def __init__(self, tmp: Path, redis_url: str):
+        from panelpaint.settings import load_settings
+        from panelpaint.store import accounts, migrate
+        from panelpaint.store.db import Store
+
+        self.tmp = tmp
+        self.db_url = f"sqlite:///{tmp / 'store.db'}"
+        migrate.upgrade(self.db_url)
+        store = Store(self.db_url)
+        with store.session() as s:
+            studio = accounts.create_studio(s, "E2E Studio")
+            accounts.create_user(s, studio.id, "admin@e2e.test", PASSWORD, "admin")
+        store.dispose()
+        weights = tiny_weights(tmp / "tiny.safetensors")
+        self.port = free_port()
+        self.env = {
+            **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": self.db_url, "STORAGE_ROOT": str(tmp / "storage"),
+            "PANELPAINT_VAR_DIR": str(tmp / "var"), "PANELPAINT_WEIGHTS": str(weights), "PANELPAINT_DEVICE": "cpu",
+            "PANELPAINT_WORK_SIZE": "64", "SECRET_KEY": "e2e-secret", "PYTHONPATH": str(ROOT),
+        }
+        self.settings = load_settings(
+            redis_url=redis_url, database_url=self.db_url, storage_root=tmp / "storage", var_dir=tmp / "var",
+            weights=weights, secret_key="e2e-secret", work_size=64, flower_url="http://127.0.0.1:5555",
+        )
+        self.worker: subprocess.Popen | None = None
+        self.server = None
+
+    def start_worker(self) -> None:
+        self.worker_log = self.tmp / "worker.log"
+        with open(self.worker_log, "wb") as log:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from panelpaint.cli import main; sys.exit(main())",
+                 "worker", "--queues", "render,io", "--concurrency", "1", "--name", "e2e@%h"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def start_web(self) -> str:
+        from werkzeug.serving import make_server
+
+        from web import create_app
+
+        app = create_app(self.settings, {"RATELIMIT_STORAGE_URI": "memory://"})
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_output(self) -> str:
+        return self.worker_log.read_text(errors="replace")[-4000:] if self.worker_log.exists() else ""
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(20)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server):  # noqa: ANN001 - a private Redis: queues shared with no other test
+    s = Stack(tmp_path, redis_server.url)
+    s.start_worker()  # starts loading torch and the model while the browser and app come up
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        missing_service(f"Chromium at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_service("the playwright Python package")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def shoot(page, name: str) -> None:  # noqa: ANN001
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Thumbnails are made on request: wait until every image has arrived before taking the picture.
+    # (Polled from here: wait_for_function would need 'unsafe-eval', which the page's CSP forbids.)
+    deadline = time.monotonic() + 20
+    while not page.evaluate("() => Array.from(document.images).every((img) => img.complete && img.naturalWidth > 0)"):
+        assert time.monotonic() < deadline, f"{name}: an image did not load"
+        time.sleep(0.1)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_studio_day_in_the_browser(stack, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    base = stack.start_web()
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # Log in (a wrong password first: the message is shown).
+    page.goto(f"{base}/batches")
+    expect(page).to_have_url(f"{base}/login?next=%2Fbatches")
+    page.fill("#email", "admin@e2e.test")
+    page.fill("#password", "wrong-password")
+    page.click("button[type=submit]")
+    expect(page.locator(".flash.error")).to_contain_text("Wrong e-mail or password")
+    shoot(page, "login")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/batches")
+    expect(page.locator(".empty")).to_contain_text("No batches yet")
+    errors.clear()  # the wrong password's 401 was expected; from here on the console must stay clean
+
+    # Upload a style to the library.
+    page.goto(f"{base}/styles")
+    page.fill("#style-name", "Sunny")
+    page.fill("#style-tags", "warm, day")
+    page.set_input_files("#image", files=[{"name": "sunny.png", "mimeType": "image/png", "buffer": style_png()}])
+    page.click("text=Upload style")
+    expect(page.locator("h1")).to_have_text("Sunny")
+    page.click("text=Preview this style")  # colours the sample sketch in a one-page preview batch
+    expect(page.locator(".flash.info")).to_contain_text("Preview queued")
+
+    # A new batch: one good page and one renamed non-image, which must fail alone with its message.
+    page.goto(f"{base}/batches/new")
+    page.fill("#name", "Chapter 1")
+    page.select_option("#style_id", label="Sunny (warm, day)")
+    page.set_input_files("#pages", files=[
+        {"name": "page-01.png", "mimeType": "image/png", "buffer": page_png()},
+        {"name": "page-02.png", "mimeType": "image/png", "buffer": b"this is a text file, not a page"},
+    ])
+    shoot(page, "new_batch")
+    page.click("text=Start colouring")
+    expect(page.locator("h1")).to_contain_text("Chapter 1")
+    batch_url = page.url
+    expect(page.locator(".flash.error")).to_contain_text("page-02.png: not a recognised image")
+
+    # Live progress: the page's badge turns to succeeded by polling, without reloading.
+    good = page.locator(".thumb").nth(0)
+    bad = page.locator(".thumb").nth(1)
+    expect(bad.locator("[data-status]")).to_have_text("failed")
+    expect(bad.locator("[data-error]")).to_contain_text("not a recognised image")
+    try:
+        expect(good.locator("[data-status]")).to_have_text("succeeded", timeout=120_000)
+    except AssertionError:
+        raise AssertionError(f"the page was not coloured; worker log:\n{stack.worker_output()}") from None
+    expect(page.locator(".spread [data-state]")).to_have_text("done")
+    expect(good.locator("img[data-thumb]")).to_have_attribute("src", re.compile(r"/image/result\?size=360$"))
+    shoot(page, "batch")
+
+    page.goto(f"{base}/batches")
+    expect(page.locator("[data-batch] [data-counts]")).to_contain_text("1/2 done")
+    shoot(page, "batches")
+
+    # Review with the keyboard: place a hint dot, then approve with "a".
+    page.goto(batch_url)
+    page.click("text=Review")
+    expect(page.locator("#review-status")).to_have_text("pending")
+    page.locator("#compare").click(position={"x": 60, "y": 80})
+    expect(page.locator("#hint-count")).to_have_text("1 hint(s)")
+    page.locator("input.slider").fill("30")
+    shoot(page, "review")
+    page.locator("body").press("a")
+    expect(page.locator(".flash.success")).to_contain_text("approved")
+    expect(page.locator("#review-status")).to_have_text("approved")
+
+    # Download the approved pages as CBZ and check it holds the coloured composite.
+    page.goto(batch_url)
+    with page.expect_download() as download_info:
+        page.click("text=Download CBZ")
+    target = tmp_path / "chapter.cbz"
+    download_info.value.save_as(target)
+    with zipfile.ZipFile(target) as cbz:
+        assert cbz.namelist() == ["001-page-01.png"]
+        composite = Image.open(io.BytesIO(cbz.read("001-page-01.png")))
+        assert composite.size == (320, 440) and composite.mode == "RGB"
+
+    page.goto(f"{base}/styles")
+    expect(page.locator(".style-card")).to_have_count(1)
+    expect(page.locator(".style-card")).to_contain_text("preview ready")
+    shoot(page, "styles")
+    page.click("text=Sunny")
+    expect(page.locator("img[alt=preview]")).to_be_visible()
+    shoot(page, "style")
+    page.goto(f"{base}/workers")
+    expect(page.locator("table").nth(1)).to_contain_text("e2e@")
+    shoot(page, "workers")
+    page.goto(f"{base}/account")
+    shoot(page, "account")
+    assert not errors, errors
+    context.close()

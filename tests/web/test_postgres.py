@@ -1,0 +1,48 @@
+"""The dashboard and API on PostgreSQL (migrated by the job store's migrations): a smoke test of the
+store-backed paths, including studio isolation and a full submit -> render -> review -> download."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from web_helpers import Client, FakeWorker, build_app, make_database, png_bytes, upload, web_settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_app(postgres_url, tmp_path, queue_calls):  # noqa: ANN001
+    make_database(postgres_url)
+    app = build_app(web_settings(tmp_path, postgres_url))
+    yield app
+    app.extensions["panelpaint"].store.dispose()
+
+
+def test_dashboard_and_api_on_postgres(pg_app, queue_calls):
+    assert pg_app.extensions["panelpaint"].store.dialect == "postgresql"
+    artist = Client(pg_app.test_client())
+    assert artist.login("alpha", "artist").status_code == 302
+    style = artist.post_form("/styles", {"name": "PG", "image": upload(png_bytes((30, 30), lines=False), "s.png")},
+                             content_type="multipart/form-data")
+    style_id = int(style.location.rsplit("/", 1)[1])
+    created = artist.post_form("/batches", {"name": "On PG", "style_id": style_id,
+                                            "pages": [upload(png_bytes(), "a.png"), upload(b"bad", "b.png")]},
+                               content_type="multipart/form-data")
+    batch_id = int(created.location.rsplit("/", 1)[1])
+    status = artist.get(f"/batches/{batch_id}/status.json").get_json()
+    assert [p["status"] for p in status["pages"]] == ["queued", "failed"]
+    FakeWorker(pg_app).finish(queue_calls.renders[0])
+
+    reviewer = Client(pg_app.test_client())
+    reviewer.login("alpha", "reviewer")
+    page_id = status["pages"][0]["id"]
+    assert reviewer.post_form(f"/review/{page_id}/decision", {"decision": "approved"}).status_code == 302
+    download = artist.get(f"/batches/{batch_id}/download.zip")
+    assert zipfile.ZipFile(io.BytesIO(download.data)).namelist() == ["001-a.png"]
+
+    outsider = Client(pg_app.test_client())
+    outsider.login("beta", "admin")
+    for url in (f"/batches/{batch_id}", f"/review/{page_id}", f"/styles/{style_id}", f"/batches/{batch_id}/download.zip"):
+        assert outsider.get(url).status_code == 404, url
+    assert outsider.post_form(f"/batches/{batch_id}/cancel").status_code == 404
