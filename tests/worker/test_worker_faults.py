@@ -1,0 +1,139 @@
+"""Real worker processes over a real Redis: batches complete, and no fault loses or doubles a page.
+
+One stack (private Redis, SQLite store, storage, tiny weights) and one shared worker serve the
+module; the tests that kill things run last. Pages named "slow..." take PANELPAINT_TEST_PANEL_DELAY
+per panel in the worker, and pages named "poison..." make the worker SIGKILL itself (test-only
+hooks in worker/tasks.py), so every fault lands mid-page.
+"""
+from __future__ import annotations
+
+import io
+import signal
+import time
+
+import pytest
+from PIL import Image
+
+from harness import PAGE_SIZE, Stack, make_weights, wait_for
+from panelpaint import queue
+from panelpaint.store import batches
+from panelpaint.store.schema import RunStatus
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+S, F, C = RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled
+PANEL_DELAY = "0.6"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("stack")
+    st = Stack(directory, make_weights(directory / "tiny.safetensors"),
+               PANELPAINT_TEST_PANEL_DELAY=PANEL_DELAY, PANELPAINT_TEST_KILL_PAGE="poison")
+    st.start_worker("a", concurrency=2)
+    yield st
+    st.close()
+
+
+def assert_one_result(stack: Stack, render) -> None:
+    """Succeeded once (one success event), outputs stored, the composite at the page's native size."""
+    assert render.status == S, (render.status, render.error)
+    assert len(stack.events("render.succeeded", render.id)) == 1
+    assert {"composite", "flats", "lines", "psd", "ora", "json", "preview"} <= set(render.outputs)
+    with Image.open(io.BytesIO(stack.storage.read_bytes(render.outputs["composite"]))) as img:
+        assert img.size == PAGE_SIZE
+    assert render.model_version.startswith("test-tiny")
+    assert render.worker and render.worker.endswith("@test")
+    assert render.timings["model"] > 0 and render.timings["encode"] > 0
+
+
+def test_a_batch_completes(stack):
+    _, ids = stack.add_batch([f"page-{i}.png" for i in range(4)])
+    for render in stack.wait_final(ids, 90):
+        assert_one_result(stack, render)
+        page = stack.page_of(render.id)
+        assert page.status == S and page.panels_done == page.panels_total == 4
+    workers = queue.live_workers(stack.settings, timeout=1.0)
+    assert [w["name"] for w in workers] == ["a@test"] and set(workers[0]["queues"]) == {"render", "io"}
+
+
+def test_bad_input_fails_alone_without_retry(stack):
+    sources = {"broken.png": b"this is not an image at all"}
+    _, ids = stack.add_batch(["good-1.png", "broken.png", "good-2.png"], sources)
+    good1, broken, good2 = stack.wait_final(ids, 90)
+    assert broken.status == F and "not a recognised image" in broken.error
+    assert broken.attempt == 1  # bad input is not retried
+    assert stack.page_of(broken.id).error == broken.error
+    assert_one_result(stack, good1)
+    assert_one_result(stack, good2)
+
+
+def test_poison_page_that_kills_its_worker_gives_up_after_max_attempts(stack):
+    _, ids = stack.add_batch(["poison.png", "fine.png"])
+    poison, fine = stack.wait_final(ids, 90)
+    assert poison.status == F and poison.error.startswith("gave up after 3 attempts")
+    assert poison.attempt == 3
+    assert_one_result(stack, fine)
+    assert stack.workers["a"].poll() is None  # the worker itself survived every crash of its child
+
+
+def _running(stack: Stack, render_id: int, min_done: int = 1) -> bool:
+    (render,) = stack.renders([render_id])
+    return render.status == RunStatus.running and stack.page_of(render_id).panels_done >= min_done
+
+
+def test_cancel_revokes_queued_and_stops_running_at_the_next_panel(stack):
+    batch_id, ids = stack.add_batch([f"slow-{i}.png" for i in range(4)])
+    wait_for(lambda: any(_running(stack, r) for r in ids), 60, "a render to start")
+    with stack.store.session() as s:
+        task_ids = batches.cancel_batch(s, batch_id)
+    queue.revoke(stack.settings, task_ids)
+    finals = stack.wait_final(ids, 60)
+    assert all(r.status == C for r in finals), [(r.id, r.status) for r in finals]
+    stopped = [r for r in finals if r.attempt > 0]
+    assert stopped, "some render was running when the batch was cancelled"
+    for r in stopped:  # stopped at a panel boundary, before the end of the page
+        assert stack.page_of(r.id).panels_done < 4 and not r.outputs
+    never_ran = [r for r in finals if r.attempt == 0]
+    assert never_ran and {r.task_id for r in never_ran} <= set(task_ids)
+
+
+def test_sigkill_of_the_pool_child_mid_page_redelivers_it(stack):
+    _, ids = stack.add_batch(["slow-kill.png"])
+    wait_for(lambda: _running(stack, ids[0]), 60, "the render to start")
+    for child in stack.pool_children("a"):
+        child.send_signal(signal.SIGKILL)
+    (render,) = stack.wait_final(ids, 90)
+    assert_one_result(stack, render)
+    assert render.attempt == 2
+    claims = stack.events("render.claimed", render.id)
+    assert len(claims) == 2 and claims[1]["takeover"] is True
+
+
+def test_redis_restart_mid_batch_loses_nothing(stack):
+    _, ids = stack.add_batch(["slow-r1.png", "r2.png", "slow-r3.png", "r4.png", "r5.png"])
+    wait_for(lambda: any(_running(stack, r) for r in ids), 60, "a render to start")
+    stack.redis.stop()  # SIGTERM: redis-server writes its append-only file and exits
+    time.sleep(2)
+    stack.redis.start()
+    for render in stack.wait_final(ids, 150):
+        assert_one_result(stack, render)
+
+
+def test_whole_worker_killed_mid_page_another_takes_over(stack):
+    stack.start_worker("b", concurrency=1)
+    _, ids = stack.add_batch(["slow-k1.png", "slow-k2.png"])
+    wait_for(lambda: any(_running(stack, r) for r in ids), 60, "a render to start")
+    (victim,) = [r for r in stack.renders(ids) if r.status == RunStatus.running][:1]
+    name = victim.worker.split("@")[0]
+    stack.kill_worker(name)
+    survivor = "b" if name == "a" else "a"
+    t0 = time.monotonic()
+    finals = stack.wait_final(ids, 120)
+    took = time.monotonic() - t0
+    for render in finals:
+        assert_one_result(stack, render)
+    (taken_over,) = [r for r in finals if r.id == victim.id]
+    assert taken_over.attempt == 2 and taken_over.worker == f"{survivor}@test"
+    # Redelivery waits for the visibility timeout (20 s here), then at most one sweep interval.
+    assert took < 20 + 30

@@ -1,0 +1,65 @@
+"""The workers' Celery app, configured from panelpaint's settings and the shared queue configuration.
+
+Pools: the `render` queue runs the prefork pool with ONE child per GPU. The parent never touches
+CUDA (importing torch does not initialise it); each child loads and warms the model in
+`worker_process_init`, after the fork, so CUDA is initialised only where it is used. Prefork is
+chosen over `--pool solo` because only prefork enforces the soft and hard time limits
+(Celery #8395) and lets the parent survive, and report, a child killed by SIGKILL or the OOM
+killer (`task_reject_on_worker_lost` then requeues the page; the job store caps attempts).
+`worker_proc_alive_timeout` is raised so a slow model load is not mistaken for a dead child.
+The `io` queue runs prefork with one child per core.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, signals
+
+from panelpaint.queue import RENDER_QUEUE, celery_config
+from panelpaint.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# The seconds a render child may take between fork and ready (model load + warm-up).
+PROC_ALIVE_TIMEOUT = 300.0
+
+
+def make_app(settings=None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("panelpaint", include=["worker.tasks"])
+    app.conf.update(celery_config(settings))
+    app.conf.update(
+        worker_proc_alive_timeout=PROC_ALIVE_TIMEOUT,
+        # A warm shutdown lets a running page reach its end; what is only reserved goes back.
+        worker_soft_shutdown_timeout=0.0,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        # Long pages on a lost connection are not cancelled: the attempt fence handles a rerun.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
+app = make_app()
+
+# Queues this worker consumes, recorded in the parent before it forks its children.
+consumed_queues: set[str] = set()
+
+
+@signals.worker_init.connect
+def _record_queues(sender=None, **_kwargs) -> None:
+    consumed_queues.clear()
+    consumed_queues.update(sender.app.amqp.queues.consume_from or ())
+
+
+@signals.worker_process_init.connect
+def _load_model_in_child(**_kwargs) -> None:
+    """Load and warm the colouring model once per render child, after the fork."""
+    if RENDER_QUEUE not in consumed_queues:
+        return
+    from worker.runtime import runtime
+
+    try:
+        runtime().load()
+    except Exception:  # noqa: BLE001 - a missing model is reported per page, the worker keeps serving
+        log.exception("model could not be loaded at start-up; renders will fail until it can")
