@@ -174,7 +174,7 @@ def render_page(
     t = time.perf_counter()
     colours = colorizer.colorize_batch(
         sketches, styles, hints if any(x is not None for x in hints) else None, size=work_size, seed=seed
-    )
+    ) if sketches else []
     if len(colours) != len(sketches):
         raise RuntimeError(f"colorizer returned {len(colours)} images for {len(sketches)} panels")
     timings["model"] = time.perf_counter() - t

@@ -112,6 +112,11 @@ def test_given_panels_skip_detection_and_are_composited(page):
     assert np.array_equal(np.asarray(as_dicts.flats), flats)
     with pytest.raises(ValueError, match="bbox"):
         render_page(page, STYLE, FakeColorizer(), panels=[{"polygon": [[0, 0], [5, 0], [5, 5]]}])
+    # A user who removed every panel gets the line art back, and the model is not called.
+    fake = FakeColorizer()
+    bare = render_page(page, STYLE, fake, panels=[])
+    assert fake.calls == [] and bare.panels == []
+    assert np.array_equal(np.asarray(bare.composite), np.asarray(page))
 
 
 def test_progress_and_cancellation(page):

@@ -156,3 +156,19 @@ def test_order_panels_reorders_user_edited_panels():
     assert [p.bbox[0] for p in order_panels([a, b, c], "rtl")] == [300, 40, 40]
     with pytest.raises(ValueError, match="direction"):
         detect_panels(np.full((10, 10), 255, np.uint8), "ttb")
+
+
+def test_noisy_grey_scan_with_specks():
+    import io
+
+    boxes = grid_boxes([2, 3])
+    clean = np.asarray(draw_page(boxes, seed=9).convert("L"), np.float32)
+    rng = np.random.default_rng(9)
+    scan = 40 + clean * (185 / 255) + rng.normal(0, 6, clean.shape)  # grey paper ~225, ink ~40
+    for _ in range(40):  # dust in the gutters and margins
+        y, x = rng.integers(0, PAGE_H - 3), rng.integers(0, PAGE_W - 3)
+        scan[y:y + 2, x:x + 2] = 30
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(scan, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=70)
+    page = Image.open(buf).convert("RGB")
+    assert_detected(page, boxes)
