@@ -134,7 +134,7 @@ def render_page(
     {x, y, color "#rrggbb"} in page pixels. All panels go to the colorizer in ONE `colorize_batch`
     call. `should_stop()` is checked between stages and between panels (raises `Cancelled`);
     `on_panel(done, total)` reports progress as panels are composited. Raises `ImageError` for an
-    undecodable page and `ValueError` for malformed hints.
+    undecodable page and `ValueError` for malformed hints or panels.
     """
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -163,6 +163,8 @@ def render_page(
     boxes, sketches, styles, hints = [], [], [], []
     for p in panels:
         box = crop_box(p, (w, h), margin)
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
         sketch = model_input(lines, box, work_size)
         boxes.append(box)
         sketches.append(sketch)

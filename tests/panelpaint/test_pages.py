@@ -112,6 +112,8 @@ def test_given_panels_skip_detection_and_are_composited(page):
     assert np.array_equal(np.asarray(as_dicts.flats), flats)
     with pytest.raises(ValueError, match="bbox"):
         render_page(page, STYLE, FakeColorizer(), panels=[{"polygon": [[0, 0], [5, 0], [5, 5]]}])
+    with pytest.raises(ValueError, match="panel 0 .* lies outside the 600x850 page"):
+        render_page(page, STYLE, FakeColorizer(), panels=[{"bbox": [900, 900, 50, 50]}])
     # A user who removed every panel gets the line art back, and the model is not called.
     fake = FakeColorizer()
     bare = render_page(page, STYLE, fake, panels=[])
