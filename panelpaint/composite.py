@@ -5,7 +5,7 @@ upsampling smears each colour a few pixels across the lines and keeps the networ
 lines in the colour. Here the regions enclosed by the native line art act as barriers: next to a
 line every pixel takes the colour measured in the interior of its own region, further in the
 network's colour is kept (gradients and shading survive), and the line pixels themselves take the
-colour of the nearest paper pixel, so the flats carry no lines. A guided filter (He et al.) is
+colour of the nearest region interior, so the flats carry no lines. A guided filter (He et al.) is
 available as an alternative method.
 """
 from __future__ import annotations
