@@ -244,6 +244,12 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.locator("body").press("a")
     expect(page.locator(".flash.success")).to_contain_text("approved")
     expect(page.locator("#review-status")).to_have_text("approved")
+    expect(page.locator(".box")).to_have_count(2)  # the worker's panel detection outlined both panels
+    page.locator("body").press("j")  # next page: the unreadable upload, with its message
+    expect(page.locator("h1")).to_contain_text("page-02.png")
+    expect(page.locator(".flash.error")).to_contain_text("not a recognised image")
+    page.locator("body").press("k")
+    expect(page.locator("h1")).to_contain_text("page-01.png")
 
     # Download the approved pages as CBZ and check it holds the coloured composite.
     page.goto(batch_url)

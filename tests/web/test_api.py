@@ -209,3 +209,23 @@ def test_openapi_document_matches_the_routes(app, api):
 def test_openapi_document_is_readable_from_a_browser_session(artist, client):
     assert artist.get("/api/openapi.json").status_code == 200
     assert client.get("/api/openapi.json").status_code == 401
+
+
+def test_curl_examples_in_docs_use_real_routes(app):
+    """Every URL in docs/api.md's curl examples is an API route (so the docs cannot rot silently)."""
+    from pathlib import Path
+
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    urls = re.findall(r"\$PP(/api/[^\s\"'?]+)", text)
+    assert len(urls) > 15
+    adapter = app.url_map.bind("localhost")
+    for url in urls:
+        try:
+            endpoint, _args = adapter.match(url, method="GET")
+        except MethodNotAllowed:
+            endpoint, _args = adapter.match(url, method="POST")
+        except NotFound:
+            raise AssertionError(f"docs/api.md mentions {url}, which is not a route") from None
+        assert endpoint.startswith("api."), url
