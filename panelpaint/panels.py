@@ -102,11 +102,25 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
+def _frame_width(ink: np.ndarray) -> int:
+    """Median thickness of the ink frame along the four sides of a component's box (0 if frameless)."""
+    runs = []
+    for side in (ink, ink[::-1], ink.T, ink.T[::-1]):
+        n = side.shape[1]
+        for col in np.linspace(n // 4, 3 * n // 4, 9).astype(int):
+            column = side[:, col]
+            run = int(np.argmin(column)) if not column.all() else column.size
+            runs.append(run)
+    return int(np.median(runs))
+
+
 def _find_cut(content: np.ndarray, ink: np.ndarray, axis: int, min_part: int, max_line: int) -> tuple[int, int] | None:
     """A band of rows (axis 0) or columns (axis 1) that separates `content` into two panels.
 
-    A band is a gutter (mostly page background: a balloon may cross it) or a shared border (almost
-    all ink across the whole width, and thin). Both sides must keep at least `min_part` pixels.
+    A band is a gutter (mostly page background: a balloon may cross it) or a shared border: ink
+    across the whole width, thin, and at least about as thick as the frame itself, so a horizon or
+    floor line drawn across one panel is not taken for two panels' common border. Both sides must
+    keep at least `min_part` pixels.
     """
     length = content.shape[axis]
     span = content.shape[1 - axis]
@@ -116,12 +130,14 @@ def _find_cut(content: np.ndarray, ink: np.ndarray, axis: int, min_part: int, ma
     inked = (ink & content).sum(axis=1 - axis) / span
     gutter = filled < 0.5
     border = inked > 0.97
+    # Two touching frames make a band at least as thick as one frame; allow a little scan wobble.
+    min_border = max(1, int(0.75 * _frame_width(ink) + 0.5))
     best = None
     for flags, thin in ((gutter, False), (border, True)):
         for start, end in _runs(flags):
             if start < min_part or length - end < min_part:
                 continue
-            if thin and end - start > max_line:
+            if thin and (end - start > max_line or end - start < min_border):
                 continue
             # Both sides must hold real panels, not a balloon tip poking past a border.
             if filled[:start].mean() < 0.5 or filled[end:].mean() < 0.5:

@@ -172,3 +172,16 @@ def test_noisy_grey_scan_with_specks():
     Image.fromarray(np.clip(scan, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=70)
     page = Image.open(buf).convert("RGB")
     assert_detected(page, boxes)
+
+
+def test_a_line_across_one_panel_is_not_a_shared_border():
+    boxes = grid_boxes([1, 1], gutter=30)
+    page = draw_page(boxes, border=5, art=False)
+    x, y, w, h = boxes[0]
+    ImageDraw.Draw(page).line([x, y + h // 2, x + w - 1, y + h // 2], fill="black", width=2)  # a horizon
+    assert_detected(page, boxes)
+
+
+def test_touching_panels_with_thin_frames_still_split():
+    boxes = grid_boxes([3, 3], gutter=0)
+    assert_detected(draw_page(boxes, border=1), boxes)
