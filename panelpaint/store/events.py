@@ -1,8 +1,9 @@
 """The append-only event log: what happened to which batch, page and render, and when.
 
-`log_event` adds a row; nothing may change or remove one. The guard is enforced twice: a
-`before_flush` hook refuses dirty or deleted `Event` objects, and a `do_orm_execute` hook refuses
-bulk `UPDATE`/`DELETE` statements on the event table issued through any ORM session.
+`log_event` adds a row; nothing may change or remove one. The guard is enforced three times: a
+`before_flush` hook refuses dirty or deleted `Event` objects, a `do_orm_execute` hook refuses
+bulk `UPDATE`/`DELETE` statements on the event table issued through any ORM session, and a
+database trigger (migration 0002) refuses an UPDATE even from raw SQL.
 """
 from __future__ import annotations
 

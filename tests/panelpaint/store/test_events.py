@@ -38,3 +38,11 @@ def test_event_log_is_append_only(store, world):
             s.execute(sa.delete(Event).where(Event.id == event_id))
     with store.session() as s:
         assert s.get(Event, event_id).kind == "studio.created"
+
+
+def test_database_refuses_raw_updates_of_events(store, world):
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE event SET kind = 'rewritten'")
+    with store.session() as s:
+        assert "rewritten" not in {e.kind for e in list_events(s, world.a.studio)}

@@ -42,3 +42,14 @@ def test_drift_is_detected(database_url):
 def test_script_location_is_the_packaged_folder():
     loc = migrate.script_location()
     assert (loc / "env.py").is_file() and (loc / "versions").is_dir()
+
+
+def test_step_by_step_revisions(database_url):
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> head)."""
+    migrate.upgrade(database_url, "0001")
+    assert migrate.current(database_url) == "0001"
+    migrate.upgrade(database_url, "0002")
+    migrate.downgrade(database_url, "0001")
+    assert migrate.current(database_url) == "0001"
+    migrate.upgrade(database_url)
+    assert migrate.is_up_to_date(database_url)
