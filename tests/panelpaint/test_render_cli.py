@@ -188,3 +188,12 @@ def test_render_with_real_tiny_weights_end_to_end(inputs, tmp_path):
     assert meta["model_version"] == "tiny-test" and len(meta["panels"]) == 4
     with zipfile.ZipFile(out / "0001_page1.ora") as zf:
         assert zf.namelist()[0] == "mimetype"
+
+
+def test_page_modules_never_import_torch_or_models():
+    import subprocess
+    import sys
+
+    code = ("import sys, panelpaint.pages, panelpaint.archives, panelpaint.commands.render; "
+            "bad = [m for m in ('torch', 'models') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
