@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from models.colorizer import Colorizer, WeightsNotFoundError, hints_to_arrays, sketch_to_array, working_size
+from models.colorizer import (Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays, pick_device,
+                              sketch_to_array, working_size)
 from models.generator import Generator
 from models.style_encoders import PaintingStyleEncoder
 from models.weights_io import load_weights, save_weights
@@ -124,6 +125,44 @@ def test_from_file_without_weights(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="panelpaint train"):
         Colorizer.from_file(tmp_path / "missing.safetensors")
     assert issubclass(WeightsNotFoundError, FileNotFoundError)
+
+
+def test_device_and_dtype_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto").type in ("cpu", "mps")
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        pick_device("cuda")
+    assert default_dtype(torch.device("cuda")) == torch.bfloat16
+    assert default_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
+
+
+def test_compile_falls_back_to_eager_when_the_compiler_fails(weights_file, monkeypatch):
+    def broken_compile(module, **kw):
+        def run(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    col = Colorizer.from_file(weights_file, device="cpu", compile=True)
+    assert col._forward is not col.generator
+    ref = Colorizer.from_file(weights_file, device="cpu")
+    out = col.colorize(sketch_image(), style_image(), size=32)
+    assert col._forward is col.generator
+    assert np.array_equal(np.asarray(out), np.asarray(ref.colorize(sketch_image(), style_image(), size=32)))
+
+
+def test_large_sketch_is_cleaned_at_reduced_size(colorizer, monkeypatch):
+    import models.colorizer as mod
+
+    seen = []
+    real = mod.normalize_lineart
+    monkeypatch.setattr(mod, "normalize_lineart", lambda a: seen.append(a.shape) or real(a))
+    out = colorizer.colorize(sketch_image(2400, 1600), style_image(), size=32)
+    assert out.size == (2400, 1600)
+    assert seen == [(43, 64)]  # twice the working size, not 2400x1600
 
 
 def test_colorize_keeps_size_and_aspect(colorizer):
