@@ -87,3 +87,21 @@ def test_gaussian_blur_preserves_mean_and_smooths():
     a[10, 10] = 1
     b = gaussian_blur(a, 2.0)
     assert b.sum() == pytest.approx(1.0, rel=1e-4) and b[10, 10] < 0.1
+
+
+def jpeg(a: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf))
+
+
+@pytest.mark.parametrize("method", ["xdog", "dilate"])
+def test_jpeg_artefacts_are_not_lines(method):
+    out = extract_lines(jpeg(painting(), 40), method)
+    assert out[5:15, 100:150].min() > 0.9 and out[40:50, 40:50].min() > 0.9  # ringing stays paper
+    assert out[98:103, 60].min() < 0.2
+    cleaned = normalize_lineart(jpeg(scan(np.random.default_rng(2)), 50))
+    assert (cleaned[60:110, 5:90] == 1.0).mean() > 0.95
+    assert cleaned[40, 50] < 0.15
