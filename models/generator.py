@@ -23,7 +23,7 @@ each mid block's normalisations so that normalisation cannot subtract it away.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -77,13 +77,14 @@ class GeneratorConfig:
         return cls(**d)
 
 
-# Named configurations. "compact" is the shipped, CPU-trainable default (about 0.2 s per 512x512
-# panel on 2 CPU cores); "paper" is sized like the paper's network (about 150 GFLOP per 512x512).
+# Named configurations (figures in docs/benchmarks.md, "Model speed"). "compact" is the shipped,
+# CPU-trainable default: 21 GFLOP per 512x512 panel, well under 1 s on 2 CPU cores. "paper" is
+# sized like the paper's network: about 150 GFLOP per 512x512 panel, for GPUs.
 CONFIGS: dict[str, GeneratorConfig] = {
     "compact": GeneratorConfig(),
     "paper": GeneratorConfig(channels=(32, 64, 128, 256, 512), level_blocks=(0, 1, 1),
                              mid_blocks=6, guide_width=256, norm_groups=32),
-    # For tests only: a few MFLOP at 64x64, still every part of the architecture.
+    # For tests only: about 70 MFLOP at 64x64, still every part of the architecture.
     "tiny": GeneratorConfig(channels=(8, 16, 32), level_blocks=(1,), mid_blocks=2,
                             style_hidden=64, guide_width=16, norm_groups=4),
 }
@@ -95,7 +96,7 @@ def generator_config(name_or_config: str | GeneratorConfig | dict) -> GeneratorC
     if isinstance(name_or_config, dict):
         return GeneratorConfig.from_dict(name_or_config)
     try:
-        return CONFIGS[name_or_config]
+        return replace(CONFIGS[name_or_config])  # a copy: the named configs stay as written
     except KeyError:
         raise ValueError(f"unknown generator config {name_or_config!r}; choose from {sorted(CONFIGS)}") from None
 

@@ -102,7 +102,8 @@ def test_style_and_hints_change_the_output(gen):
 def test_configs():
     for name, cfg in CONFIGS.items():
         assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
-    assert generator_config("compact") is CONFIGS["compact"]
+    assert generator_config("compact") == CONFIGS["compact"]
+    assert generator_config("compact") is not CONFIGS["compact"]
     with pytest.raises(ValueError, match="unknown generator config"):
         generator_config("huge")
     with pytest.raises(ValueError, match="unknown generator config keys"):
