@@ -95,10 +95,17 @@ def work_dimensions(size: tuple[int, int], work_size: int) -> tuple[int, int]:
     return max(8, int(round(w * scale / 8)) * 8), max(8, int(round(h * scale / 8)) * 8)
 
 
-def model_input(lines: np.ndarray, box: tuple[int, int, int, int], work_size: int) -> Image.Image:
-    """A normalised grey sketch of the page region `box`, resized so its long side is `work_size`."""
+def model_input(lines: np.ndarray, box: tuple[int, int, int, int], work_size: int,
+                mask: np.ndarray | None = None) -> Image.Image:
+    """A normalised grey sketch of the page region `box`, resized so its long side is `work_size`.
+
+    With a crop-sized `mask`, everything outside it (neighbouring panels inside the margin) is
+    blanked to paper so the network sees only this panel.
+    """
     x0, y0, x1, y1 = box
     crop = normalize_lines(lines[y0:y1, x0:x1])
+    if mask is not None:
+        crop[mask == 0] = 255
     dims = work_dimensions((x1 - x0, y1 - y0), work_size)
     return Image.fromarray(cv2.resize(crop, dims, interpolation=cv2.INTER_AREA), "L")
 
@@ -160,13 +167,15 @@ def render_page(
     panel_styles = {k: v.convert("RGB") for k, v in (panel_styles or {}).items()}
     panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
     style = style.convert("RGB")
-    boxes, sketches, styles, hints = [], [], [], []
+    boxes, masks, sketches, styles, hints = [], [], [], [], []
     for p in panels:
         box = crop_box(p, (w, h), margin)
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
-        sketch = model_input(lines, box, work_size)
+        mask = p.mask((box[2] - box[0], box[3] - box[1]), (box[0], box[1]))
+        sketch = model_input(lines, box, work_size, mask)
         boxes.append(box)
+        masks.append(mask)
         sketches.append(sketch)
         styles.append(panel_styles.get(p.order, style))
         hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
@@ -183,13 +192,13 @@ def render_page(
 
     flats = np.full((h, w, 3), 255, np.uint8)
     timings["upsampling"] = timings["compositing"] = 0.0
-    for i, (p, box, colour) in enumerate(zip(panels, boxes, colours)):
+    for i, (box, mask, colour) in enumerate(zip(boxes, masks, colours)):
         _check(should_stop, f"at panel {i + 1} of {len(panels)}")
         x0, y0, x1, y1 = box
         t = time.perf_counter()
         native = upsample_colors(np.asarray(colour.convert("RGB")), lines[y0:y1, x0:x1], method=method)
         t2 = time.perf_counter()
-        paste_panel(flats, native, p.mask((x1 - x0, y1 - y0), (x0, y0)), (x0, y0))
+        paste_panel(flats, native, mask, (x0, y0))
         timings["compositing"] += time.perf_counter() - t2
         timings["upsampling"] += t2 - t
         if on_panel is not None:

@@ -60,7 +60,7 @@ class FakeColorizer:
     def colorize_batch(self, sketches, styles, hints=None, size=512, seed=None):
         self.calls.append({"n": len(sketches), "sizes": [s.size for s in sketches], "size": size,
                            "hints": hints, "seed": seed,
-                           "style_ids": [id(s) for s in styles]})
+                           "style_ids": [id(s) for s in styles], "sketches": list(sketches)})
         out = []
         for i, (sketch, style) in enumerate(zip(sketches, styles)):
             base = np.asarray(style.convert("RGB"), np.float32).reshape(-1, 3).mean(0)

@@ -183,3 +183,15 @@ def test_pipeline_with_the_real_colorizer_from_tiny_random_networks(page):
     assert (np.asarray(result.composite)[lines == 0] == 0).all()
     outside = ~inside_any_panel(lines.shape, [p.bbox for p in result.panels])
     assert (np.asarray(result.flats)[outside] == 255).all()
+
+
+def test_model_sees_only_its_panel():
+    # Touching panels: each crop's margin holds the neighbour's frame, which must be blanked.
+    boxes = grid_boxes([2, 2], gutter=0)
+    fake = FakeColorizer()
+    render_page(draw_page(boxes), STYLE, fake, margin=20)
+    for sketch in fake.calls[0]["sketches"]:
+        arr = np.asarray(sketch)
+        ring = np.concatenate([arr[:8].ravel(), arr[-8:].ravel(), arr[:, :8].ravel(), arr[:, -8:].ravel()])
+        assert (ring == 255).all()
+        assert (arr[20:-20, 20:-20] < 128).any()  # the panel's own frame and drawing are there
