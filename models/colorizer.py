@@ -25,7 +25,7 @@ from models.lines import normalize_lineart
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
-MIN_SIZE, MAX_SIZE = 16, 8192          # limits of the working size (long side fed to the network)
+MIN_SIZE, MAX_SIZE = 16, 4096          # working size limits (long side fed to the network), as in Settings
 MAX_ASPECT = 256                        # beyond this a "panel" is a line, not a picture
 STYLE_MAX_SIDE = 512                    # encoders resize to ~224 anyway; no need to move 8k references
 
