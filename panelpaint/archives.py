@@ -11,7 +11,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from natsort import natsorted, ns
 
@@ -101,23 +101,27 @@ def list_archive(zf: zipfile.ZipFile, *, max_entries: int, max_bytes: int) -> Ar
     return listing
 
 
-def iter_archive(path: str | Path, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3) -> Iterator[ArchivePage]:
+def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3) -> Iterator[ArchivePage]:
     """Yield the archive's refused entries (with `error`), then its pages in natural order (with `data`).
 
     Raises `ArchiveError` when the archive itself is unreadable or over a limit. While reading, the
     bytes actually inflated are counted against `max_bytes` and each entry against its declared size,
     so a directory that lies about sizes cannot exhaust memory.
     """
-    path = Path(path)
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        label = path.name
+    else:  # an open binary file, e.g. an upload stream (must be seekable)
+        label = Path(str(getattr(path, "name", None) or getattr(path, "filename", None) or "archive")).name
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveError(f"{path.name}: not a readable ZIP/CBZ archive ({exc})") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchiveError(f"{label}: not a readable ZIP/CBZ archive ({exc})") from None
     with zf:
         try:
             listing = list_archive(zf, max_entries=max_entries, max_bytes=max_bytes)
         except ArchiveError as exc:
-            raise ArchiveError(f"{path.name}: {exc}") from None
+            raise ArchiveError(f"{label}: {exc}") from None
         for name, error in listing.errors.items():
             yield ArchivePage(name, error=error)
         total = 0
@@ -135,7 +139,7 @@ def iter_archive(path: str | Path, *, max_entries: int = 1000, max_bytes: int = 
                             raise ArchiveError(f"archive expands past the limit of {max_bytes:,} bytes (possible zip bomb)")
                         chunks.append(chunk)
             except ArchiveError as exc:
-                raise ArchiveError(f"{path.name}: {exc}") from None
+                raise ArchiveError(f"{label}: {exc}") from None
             except _SizeMismatch as exc:
                 yield ArchivePage(name, error=str(exc))
                 continue

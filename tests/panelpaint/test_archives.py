@@ -135,3 +135,13 @@ def test_write_archive_roundtrip_and_refuses_unsafe_names(tmp_path):
     with pytest.raises(ValueError, match="unsafe"):
         write_archive(tmp_path / "bad.zip", [("../x.png", png())])
     assert not (tmp_path / "bad.zip").exists() and not (tmp_path / "bad.zip.part").exists()
+
+
+def test_reads_from_an_open_stream_too(tmp_path):
+    path = make_zip(tmp_path / "book.cbz", [("p2.png", png(2)), ("p1.png", png(1))])
+    stream = io.BytesIO(path.read_bytes())
+    assert [p.data for p in iter_archive(stream)] == [png(1), png(2)]
+    with pytest.raises(ArchiveError, match="upload.cbz: archive has 2 entries"):
+        buf = io.BytesIO(path.read_bytes())
+        buf.name = "/tmp/x/upload.cbz"
+        list(iter_archive(buf, max_entries=1))
