@@ -66,6 +66,17 @@ def test_vgg19_loads_torchvision_state_and_returns_pre_relu_fc1(tmp_path):
     save_file({k: v for k, v in state.items() if not k.startswith(("classifier.3", "classifier.6"))}, str(st))
     enc2 = build_style_encoder("vgg19", weights=st)
     assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), enc2.state_dict().values()))
+    del enc2
+
+    # A panelpaint weights file can carry the VGG19 encoder (fp16 is exact here: the source is fp16).
+    from models.generator import Generator
+    from models.weights_io import load_weights, save_weights
+
+    path = save_weights(tmp_path / "with_vgg.safetensors", Generator("tiny"), enc, version="vgg", dtype=torch.float16)
+    _, enc3, meta = load_weights(path)
+    assert meta["config"]["style_encoder"] == {"kind": "vgg19", "config": {}}
+    assert isinstance(enc3, VGG19StyleEncoder)
+    assert torch.equal(enc3.classifier[0].weight, enc.classifier[0].weight)
 
 
 def test_vgg19_file_errors(tmp_path):
