@@ -186,8 +186,8 @@ class Colorizer:
         if not path.is_file():
             raise WeightsNotFoundError(
                 f"no trained weights at {path}. Colouring needs a trained model: train one with "
-                "`panelpaint train` (it writes models/weights/default.safetensors) or pass --weights FILE "
-                "(PANELPAINT_WEIGHTS).")
+                "`panelpaint train` and pass its weights.safetensors with --weights FILE "
+                "(or PANELPAINT_WEIGHTS), or copy it to models/weights/default.safetensors.")
         generator, encoder, meta = load_weights(path, map_location="cpu")
         return cls(generator, encoder, device=device, dtype=dtype, compile=compile,
                    model_version=meta.get("model_version", "unversioned"), max_batch=max_batch)
