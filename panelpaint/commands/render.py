@@ -207,6 +207,10 @@ def load_colorizer(weights: Path | None, settings):
               help="Output folder.")
 def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
     """Colour PAGES_OR_ARCHIVES (PNG, JPEG, TIFF, WebP, ZIP, CBZ) with one style reference."""
+    import sys
+
+    from tqdm import tqdm
+
     from panelpaint.images import ImageError
     from panelpaint.settings import SettingsError, get_settings
 
@@ -219,7 +223,7 @@ def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
         summary = render_pages(
             list(inputs), style_path, out_dir, colorizer, settings=settings, direction="rtl" if rtl else "ltr",
             formats=formats, work_size=work_size or settings.work_size, seed=seed,
-            echo=lambda m: click.echo(m, err=True),
+            echo=lambda m: tqdm.write(m, file=sys.stderr),  # keeps the progress bar intact
         )
     except ImageError as exc:
         raise click.ClickException(f"style reference: {exc.message}") from None
