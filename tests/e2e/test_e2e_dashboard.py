@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import free_port, missing_service  # tests/conftest.py
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -70,10 +69,15 @@ def tiny_weights(path: Path) -> Path:
     return save_weights(path, Generator("tiny"), encoder, version="e2e-tiny")
 
 
+def root_conftest(config):  # noqa: ANN001
+    """tests/conftest.py as pytest loaded it (`from conftest import` may find another folder's conftest)."""
+    return config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
+
+
 class Stack:
     """The whole service in one temporary folder."""
 
-    def __init__(self, tmp: Path, redis_url: str):
+    def __init__(self, tmp: Path, redis_url: str, port: int):
         from panelpaint.settings import load_settings
         from panelpaint.store import accounts, migrate
         from panelpaint.store.db import Store
@@ -87,7 +91,7 @@ class Stack:
             accounts.create_user(s, studio.id, "admin@e2e.test", PASSWORD, "admin")
         store.dispose()
         weights = tiny_weights(tmp / "tiny.safetensors")
-        self.port = free_port()
+        self.port = port
         self.env = {
             **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": self.db_url, "STORAGE_ROOT": str(tmp / "storage"),
             "PANELPAINT_VAR_DIR": str(tmp / "var"), "PANELPAINT_WEIGHTS": str(weights), "PANELPAINT_DEVICE": "cpu",
@@ -135,15 +139,16 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path, redis_server):  # noqa: ANN001 - a private Redis: queues shared with no other test
-    s = Stack(tmp_path, redis_server.url)
+def stack(tmp_path, redis_server, pytestconfig):  # noqa: ANN001 - a private Redis: no queue shared with other tests
+    s = Stack(tmp_path, redis_server.url, root_conftest(pytestconfig).free_port())
     s.start_worker()  # starts loading torch and the model while the browser and app come up
     yield s
     s.close()
 
 
 @pytest.fixture
-def browser():
+def browser(pytestconfig):  # noqa: ANN001
+    missing_service = root_conftest(pytestconfig).missing_service
     if not Path(CHROMIUM).exists():
         missing_service(f"Chromium at {CHROMIUM}")
     try:
