@@ -150,12 +150,11 @@ def render_pages(
             result = render_page(page, style, colorizer, direction=direction, work_size=work_size, seed=seed)
             result.timings["decode"] = decode
             paths = write_outputs(result, page_dir, kinds, stem=job.stem)
-        except ImageError as exc:
-            summary.failures.append(PageFailure(job.name, exc.message))
-            echo(f"error: {exc.message}")
-            continue
         except Exception as exc:  # noqa: BLE001 - one page's failure must not stop the batch
-            message = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ImageError):
+                message = exc.message.removeprefix(f"{job.name}: ")
+            else:
+                message = f"{type(exc).__name__}: {exc}"
             summary.failures.append(PageFailure(job.name, message))
             echo(f"error: {job.name}: {message}")
             continue
