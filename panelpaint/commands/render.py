@@ -120,7 +120,8 @@ def render_pages(
     """Colour every page of `inputs` (images or ZIP/CBZ archives) into `out_dir`; one bad page never stops the rest.
 
     With "cbz" / "zip" in `formats`, the pages are also packed into `out_dir/<name>.cbz|zip` (the CBZ
-    holds the composites in reading order, the ZIP every output) and the loose files are removed.
+    holds the composites in reading order, the ZIP every output); unless "png", "psd" or "ora" is
+    asked for too, the pages are staged in a temporary folder and only the archives remain.
     """
     from tqdm import tqdm
 
@@ -135,43 +136,46 @@ def render_pages(
     # Packed-only output: pages go to a staging folder that is removed once packed.
     loose = bool({"png", "psd", "ora"} & set(formats))
     page_dir = out_dir if loose else Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    composites: list[tuple[str, Path]] = []
-    total = _count_jobs(inputs, settings)
-    for job in tqdm(_page_jobs(inputs, settings), total=total, desc="pages", unit="page", disable=not progress):
-        summary.pages += 1
-        if job.error:
-            summary.failures.append(PageFailure(job.name, job.error))
-            echo(f"error: {job.name}: {job.error}")
-            continue
-        try:
-            t = time.perf_counter()
-            page = load_page(job.read(), name=job.name, max_pixels=settings.max_image_pixels)
-            decode = time.perf_counter() - t
-            result = render_page(page, style, colorizer, direction=direction, work_size=work_size, seed=seed)
-            result.timings["decode"] = decode
-            paths = write_outputs(result, page_dir, kinds, stem=job.stem)
-        except Exception as exc:  # noqa: BLE001 - one page's failure must not stop the batch
-            if isinstance(exc, ImageError):
-                message = exc.message.removeprefix(f"{job.name}: ")
-            else:
-                message = f"{type(exc).__name__}: {exc}"
-            summary.failures.append(PageFailure(job.name, message))
-            echo(f"error: {job.name}: {message}")
-            continue
-        for key, value in result.timings.items():
-            summary.timings[key] = summary.timings.get(key, 0.0) + value
-        summary.written += paths.values()
-        if "composite" in paths:
-            composites.append((paths["composite"].name, paths["composite"]))
-    archive_name = _safe_stem(inputs[0].stem) if len(inputs) == 1 else "pages"
-    pages_written = list(summary.written)
-    if "cbz" in formats:
-        summary.written.append(write_archive(out_dir / f"{archive_name}.cbz", composites))
-    if "zip" in formats:
-        summary.written.append(write_archive(out_dir / f"{archive_name}.zip", [(p.name, p) for p in pages_written]))
-    if not loose:
-        shutil.rmtree(page_dir, ignore_errors=True)
-        summary.written = [p for p in summary.written if p not in pages_written]
+    try:
+        composites: list[tuple[str, Path]] = []
+        total = _count_jobs(inputs, settings)
+        for job in tqdm(_page_jobs(inputs, settings), total=total, desc="pages", unit="page", disable=not progress):
+            summary.pages += 1
+            if job.error:
+                summary.failures.append(PageFailure(job.name, job.error))
+                echo(f"error: {job.name}: {job.error}")
+                continue
+            try:
+                t = time.perf_counter()
+                page = load_page(job.read(), name=job.name, max_pixels=settings.max_image_pixels)
+                decode = time.perf_counter() - t
+                result = render_page(page, style, colorizer, direction=direction, work_size=work_size, seed=seed)
+                result.timings["decode"] = decode
+                paths = write_outputs(result, page_dir, kinds, stem=job.stem)
+            except Exception as exc:  # noqa: BLE001 - one page's failure must not stop the batch
+                if isinstance(exc, ImageError):
+                    message = exc.message.removeprefix(f"{job.name}: ")
+                else:
+                    message = f"{type(exc).__name__}: {exc}"
+                summary.failures.append(PageFailure(job.name, message))
+                echo(f"error: {job.name}: {message}")
+                continue
+            for key, value in result.timings.items():
+                summary.timings[key] = summary.timings.get(key, 0.0) + value
+            summary.written += paths.values()
+            if "composite" in paths:
+                composites.append((paths["composite"].name, paths["composite"]))
+        archive_name = _safe_stem(inputs[0].stem) if len(inputs) == 1 else "pages"
+        pages_written = list(summary.written)
+        if "cbz" in formats:
+            summary.written.append(write_archive(out_dir / f"{archive_name}.cbz", composites))
+        if "zip" in formats:
+            summary.written.append(write_archive(out_dir / f"{archive_name}.zip", [(p.name, p) for p in pages_written]))
+        if not loose:
+            summary.written = [p for p in summary.written if p not in pages_written]
+    finally:
+        if not loose:
+            shutil.rmtree(page_dir, ignore_errors=True)
     return summary
 
 

@@ -77,6 +77,12 @@ def test_rtl_and_cbz_output(inputs, fake, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["page1.cbz"]
     with zipfile.ZipFile(out / "page1.cbz") as zf:
         assert zf.namelist() == ["0001_page1.png"]
+    res = run([inputs / "page1.png", inputs / "page2.jpg", "--style", inputs / "style.png", "--format", "zip",
+               "-o", tmp_path / "zipped"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "zipped").iterdir()) == ["pages.zip"]  # staging folder gone
+    with zipfile.ZipFile(tmp_path / "zipped" / "pages.zip") as zf:
+        assert {"0001_page1.png", "0002_page2.flats.png", "0002_page2.panels.json"} <= set(zf.namelist())
 
 
 def test_zip_output_holds_every_file(inputs, fake, tmp_path):
