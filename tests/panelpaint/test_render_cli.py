@@ -50,7 +50,7 @@ def run(args):
     return CliRunner().invoke(main, ["render", *map(str, args)])
 
 
-def test_render_folder_with_one_corrupt_page(inputs, fake, tmp_path, settings):
+def test_render_folder_with_one_corrupt_page(inputs, fake, tmp_path):
     out = tmp_path / "out"
     res = run([inputs / "page1.png", inputs / "page2.jpg", inputs / "page3.png", inputs / "book.cbz",
                "--style", inputs / "style.png", "--format", "png", "--format", "psd", "-o", out])
