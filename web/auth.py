@@ -145,3 +145,46 @@ def revoke_token(token_id: int):
     db().commit()
     flash("Token revoked.", "success")
     return redirect(url_for("auth.account"))
+
+
+# --- the studio's users (admins) ---------------------------------------------------------------
+
+@bp.get("/account/users")
+@require("admin")
+def users():
+    return render_template("users.html", users=accounts.list_users(db(), current_user.studio_id),
+                           roles=[r.value for r in Role], error=None, form={})
+
+
+@bp.post("/account/users")
+@require("admin")
+def create_user():
+    form = request.form
+    try:
+        user = accounts.create_user(db(), current_user.studio_id, form.get("email", ""), form.get("password", ""),
+                                    form.get("role", ""))
+    except InvalidInput as exc:
+        db().rollback()
+        return render_template("users.html", users=accounts.list_users(db(), current_user.studio_id),
+                               roles=[r.value for r in Role], error=str(exc), form=form), 400
+    db().commit()
+    flash(f"{user.email} can now log in as {user.role.value}.", "success")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/account/users/<int:user_id>/active")
+@require("admin")
+def set_active(user_id: int):
+    from panelpaint.store.errors import NotFound
+
+    active = request.form.get("active") == "1"
+    if user_id == current_user.id and not active:
+        flash("You cannot disable your own account.", "error")
+        return redirect(url_for("auth.users"))
+    try:
+        user = accounts.set_user_active(db(), current_user.studio_id, user_id, active)
+    except NotFound:
+        abort(404)
+    db().commit()
+    flash(f"{user.email} is {'enabled' if active else 'disabled'}.", "success")
+    return redirect(url_for("auth.users"))

@@ -15,7 +15,7 @@ from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, 
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.schema import ReviewStatus, RunStatus
 
-from . import jobs
+from . import downloads, jobs
 from .auth import require
 from .batches import owned_batch, owned_page
 from .services import db
@@ -111,7 +111,7 @@ def page(page_id: int):
         styles=style_store.list_styles(db(), current_user.studio_id), comments=comments(page),
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,
-        position=index + 1, count=len(pages),
+        position=index + 1, count=len(pages), files=downloads.available_page_files(page),
     )
 
 

@@ -210,3 +210,33 @@ def test_app_factory_reads_settings_from_the_environment(tmp_path, monkeypatch, 
     assert app.config["MAX_CONTENT_LENGTH"] == 123456
     assert app.test_client().get("/healthz").status_code == 200
     app.extensions["panelpaint"].store.dispose()
+
+
+def test_admin_manages_the_studios_users(app, admin, artist, client):
+    assert artist.get("/account/users").status_code == 403
+    html = admin.get("/account/users").get_data(as_text=True)
+    assert "artist@alpha.test" in html and "artist@beta.test" not in html
+    made = admin.post_form("/account/users", {"email": "New@Alpha.test", "role": "reviewer", "password": "long-enough-pw"})
+    assert made.status_code == 302
+    assert client.login("alpha", "reviewer").status_code == 302  # seeded reviewer still fine
+    newcomer = type(client)(app.test_client())
+    response = newcomer.post_form("/login", {"email": "new@alpha.test", "password": "long-enough-pw"})
+    assert response.status_code == 302
+    bad = admin.post_form("/account/users", {"email": "x@alpha.test", "role": "boss", "password": "long-enough-pw"})
+    assert bad.status_code == 400 and "role must be one of" in bad.get_data(as_text=True)
+    short = admin.post_form("/account/users", {"email": "y@alpha.test", "role": "artist", "password": "short"})
+    assert short.status_code == 400 and "at least 8 characters" in short.get_data(as_text=True)
+
+    from panelpaint.store import accounts
+
+    with app.extensions["panelpaint"].store.session() as s:
+        artist_id = accounts.get_user_by_email(s, "artist@alpha.test").id
+        beta_artist_id = accounts.get_user_by_email(s, "artist@beta.test").id
+        admin_id = accounts.get_user_by_email(s, "admin@alpha.test").id
+    assert admin.post_form(f"/account/users/{artist_id}/active", {"active": "0"}).status_code == 302
+    # A disabled user is logged out at the next request and cannot log in again.
+    assert artist.get("/batches").status_code == 302
+    assert type(client)(app.test_client()).login("alpha", "artist").status_code == 401
+    assert admin.post_form(f"/account/users/{beta_artist_id}/active", {"active": "0"}).status_code == 404
+    own = admin.post_form(f"/account/users/{admin_id}/active", {"active": "0"}, follow_redirects=True)
+    assert "cannot disable your own account" in own.get_data(as_text=True)

@@ -283,6 +283,9 @@ def test_layered_page_downloads(app, artist, style_id, worker, queue_calls):
     assert psd.status_code == 200 and psd.data == b"8BPS fake psd"
     assert psd.headers["Content-Disposition"].startswith("attachment") and "001-a.psd" in psd.headers["Content-Disposition"]
     assert artist.get(f"/pages/{page_id}/download.ora").status_code == 404
+    review = artist.get(f"/review/{page_id}").get_data(as_text=True)
+    assert f"/pages/{page_id}/download.psd" in review and f"/pages/{page_id}/download.png" in review
+    assert f"/pages/{page_id}/download.ora" not in review
 
 
 def test_another_studio_cannot_reach_anything_by_id(app, artist, other_artist, style_id, worker, queue_calls):
