@@ -18,6 +18,9 @@ from alembic.script import ScriptDirectory
 from panelpaint.store.db import make_engine
 
 
+_LOCK_ID = 0x70616E656C  # "panel": an arbitrary constant naming the migration lock
+
+
 def script_location() -> Path:
     import migrations
 
@@ -51,6 +54,10 @@ def _run(url: str, fn, *args: Any) -> None:  # noqa: ANN001
     engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several containers may start at once and all run `db upgrade`: take turns. (On
+                # SQLite the BEGIN IMMEDIATE of every transaction already serialises them.)
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
             cfg.attributes["connection"] = conn
             fn(cfg, *args)
             if conn.dialect.name == "sqlite":

@@ -53,3 +53,23 @@ def test_step_by_step_revisions(database_url):
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
+
+
+def test_concurrent_upgrades_take_turns(database_url):
+    """Containers starting together all run `db upgrade`; every one must succeed."""
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            migrate.upgrade(database_url)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and migrate.is_up_to_date(database_url)
