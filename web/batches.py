@@ -162,7 +162,7 @@ def retry_failed(batch_id: int):
 
 # --- images and downloads ----------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)  # content-addressed keys: entries never go stale
 def _thumbnail(key: str, size: int, max_pixels: int) -> bytes:
     data = services().storage.read_bytes(key)
     img = open_image(data, name="page", max_pixels=max_pixels)

@@ -276,6 +276,11 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     shoot(page, "style")
     page.goto(f"{base}/workers")
     expect(page.locator("table").nth(1)).to_contain_text("e2e@")
+    # The screen refreshes itself: the live worker is still listed after a refresh by polling.
+    with page.expect_response(lambda r: r.url.endswith("/workers/status.json"), timeout=15_000):
+        pass
+    expect(page.locator("#worker-rows")).to_contain_text("e2e@")
+    expect(page.locator("#broker-error")).to_be_hidden()
     shoot(page, "workers")
     page.goto(f"{base}/account")
     shoot(page, "account")

@@ -133,6 +133,50 @@ function initShortcuts() {
   });
 }
 
+// Workers screen: refresh queue lengths and the live workers every few seconds.
+function initWorkers(root) {
+  const url = root.dataset.workers;
+  const cell = (text, code) => {
+    const td = document.createElement("td");
+    if (code) { const c = document.createElement("code"); c.textContent = text; td.appendChild(c); }
+    else td.textContent = text;
+    return td;
+  };
+  async function tick() {
+    try {
+      const resp = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (resp.ok) {
+        const data = await resp.json();
+        const err = document.getElementById("broker-error");
+        err.textContent = data.error || "";
+        err.hidden = !data.error;
+        for (const [name, length] of Object.entries(data.queues || {})) {
+          const row = root.querySelector('[data-queue="' + name + '"] [data-length]');
+          if (row) row.textContent = length;
+        }
+        const body = document.getElementById("worker-rows");
+        if (data.workers && data.workers.length) {
+          body.replaceChildren(...data.workers.map((w) => {
+            const tr = document.createElement("tr");
+            tr.append(cell(w.name, true), cell((w.queues || []).join(", ")), cell(String(w.active)),
+                      cell(w.concurrency == null ? "" : String(w.concurrency)), cell(w.pid == null ? "" : String(w.pid)));
+            return tr;
+          }));
+        } else if (!data.error) {
+          const tr = document.createElement("tr");
+          const td = cell("No worker answered. Start one with panelpaint worker (or panelpaint up).");
+          td.colSpan = 5;
+          td.className = "muted";
+          tr.appendChild(td);
+          body.replaceChildren(tr);
+        }
+      }
+    } catch (e) { /* keep the last view; try again */ }
+    setTimeout(tick, 5000);
+  }
+  setTimeout(tick, 5000);
+}
+
 // Forms that ask before doing something that cannot be undone (cancel a batch).
 function initConfirm() {
   for (const form of document.querySelectorAll("form[data-confirm]")) {
@@ -144,5 +188,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-poll]").forEach(startPolling);
   document.querySelectorAll(".compare").forEach((c) => { initCompare(c); placeBoxes(c); initHints(c); });
   if (document.body.dataset.page === "review.page") initShortcuts();
+  document.querySelectorAll("[data-workers]").forEach(initWorkers);
   initConfirm();
 });
