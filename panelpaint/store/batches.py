@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import (
@@ -35,7 +36,7 @@ def _direction(value: Direction | str | None) -> Direction | None:
 
 def lock_batch(session: Session, batch_id: int) -> Batch:
     """The batch row, locked for update on PostgreSQL (SQLite already serialises writers)."""
-    batch = session.get(Batch, batch_id, with_for_update=True, populate_existing=True)
+    batch = session.get(Batch, batch_id, with_for_update=ROW_LOCK, populate_existing=True)
     if batch is None:
         raise NotFound(f"batch {batch_id} does not exist")
     return batch
@@ -132,7 +133,7 @@ def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any
     """Replace a page's panels with `panels` ([{x, y, w, h, polygon?, order?, hints?, style_id?}]),
     numbered in `order` (else list order). Refused once any panel has a render or review, so
     detection on a redelivered task may run again but never destroys history."""
-    page = session.get(Page, page_id, with_for_update=True, populate_existing=True)
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
     if page is None:
         raise NotFound(f"page {page_id} does not exist")
     cleaned = [_clean_panel(p, page) for p in panels]

@@ -15,6 +15,13 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+# How the services lock a row they are about to change: `SELECT ... FOR NO KEY UPDATE` on
+# PostgreSQL (ignored by SQLite, whose BEGIN IMMEDIATE serialises writers). Unlike FOR UPDATE it
+# lets other transactions insert rows that reference the locked one (events, renders): their
+# foreign key check takes a KEY SHARE lock, and waiting for it deadlocked a claim against a cancel.
+ROW_LOCK = {"key_share": True}
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database

@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, RunStatus, utcnow
@@ -75,7 +76,7 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 
 def _lock_render(session: Session, render_id: int) -> Render:
-    render = session.get(Render, render_id, with_for_update=True, populate_existing=True)
+    render = session.get(Render, render_id, with_for_update=ROW_LOCK, populate_existing=True)
     if render is None:
         raise NotFound(f"render {render_id} does not exist")
     return render
@@ -146,7 +147,7 @@ def queue_render(
     of the same page/panel is queued or running, for a cancelled batch or an unreadable page.
     The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
     """
-    page = session.get(Page, page_id, with_for_update=True, populate_existing=True)
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
     if page is None:
         raise NotFound(f"page {page_id} does not exist")
     batch = page.batch
@@ -344,7 +345,7 @@ def claim_next(
         if batch_id is not None:
             q = q.where(Batch.id == batch_id)
         if postgres:
-            q = q.with_for_update(skip_locked=True, of=Render)
+            q = q.with_for_update(skip_locked=True, of=Render, key_share=True)
         render_id = session.scalar(q)
         if render_id is None:
             return None

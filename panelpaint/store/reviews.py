@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import Batch, Page, Panel, Render, Review, ReviewStatus, Role, RunStatus, User
@@ -32,7 +33,7 @@ def review(
         raise InvalidInput(f"decision must be 'approved' or 'rejected', not {decision!r}") from None
     if decision == ReviewStatus.pending:
         raise InvalidInput("decision must be 'approved' or 'rejected'")
-    page = session.get(Page, page_id, with_for_update=True, populate_existing=True)
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
     reviewer = session.get(User, reviewer_id)
     if page is None or reviewer is None or reviewer.studio_id != page.batch.studio_id:
         raise NotFound(f"page {page_id} does not exist")

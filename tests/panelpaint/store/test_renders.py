@@ -420,3 +420,32 @@ def test_late_write_racing_a_takeover_leaves_one_result(store, world):
         assert r.status == RunStatus.succeeded and events.count("render.succeeded") == 1
         winner = "1" if outcome["late"] == "applied" else "2"
         assert r.outputs == {"png": winner * 64 + ".png"}
+
+
+def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
+    """Cancel and claim at the same moment: either the claim wins (the render runs and its worker
+    is told to stop) or the cancel wins (the claim finds nothing); never a queued render left."""
+    for round_ in range(3):
+        with store.session() as s:
+            b = batches.create_batch(s, world.a.studio, None, f"race {round_}")
+            page = batches.add_page(s, b.id, "p.png", "a" * 64 + ".png", 10, 10).id
+        rid = queue(store, page)
+        got = {}
+
+        def act(i):
+            with store.session() as s:
+                if i == 0:
+                    got["revoke"] = batches.cancel_batch(s, b.id)
+                else:
+                    got["claim"] = renders.claim_render(s, rid, "w", 3)
+
+        _, errors = _race(store, 2, act)
+        assert errors == []
+        r, p = get(store, rid), page_of(store, page)
+        if got["claim"] is not None:
+            assert r.status == RunStatus.running and got["revoke"] == []
+            with store.session() as s:
+                assert batches.is_cancelled(s, rid)
+        else:
+            assert r.status == RunStatus.cancelled and got["revoke"] == [r.task_id]
+        assert p.status == r.status
