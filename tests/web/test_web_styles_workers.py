@@ -84,7 +84,7 @@ def test_workers_screen_lists_workers_and_queues(app, artist, monkeypatch):
     monkeypatch.setattr(queue, "live_workers", lambda settings, timeout=1.0: [
         {"name": "render-1@gpu0", "queues": ["render"], "active": 1, "concurrency": 1, "pid": 4242}])
     html = artist.get("/workers").get_data(as_text=True)
-    assert "render-1@gpu0" in html and "4242" in html and "<strong>3</strong>" in html
+    assert "render-1@gpu0" in html and "4242" in html and "<strong data-length>3</strong>" in html
     assert app.extensions["panelpaint"].settings.flower_url in html
     data = artist.get("/workers/status.json").get_json()
     assert data["queues"] == {"render": 3, "io": 0} and data["workers"][0]["active"] == 1
