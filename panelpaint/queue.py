@@ -46,6 +46,8 @@ def transport_options(settings: "Settings") -> dict[str, Any]:
         # default); a sweep every tenth of the timeout bounds the takeover delay to ~1.1 timeouts.
         "unacked_restore_interval": max(1, min(60, settings.visibility_timeout // 10)),
         "unacked_restore_throttle": 1,
+        # A worker killed mid-sweep leaves the sweep mutex behind until it expires (300 s by default).
+        "unacked_mutex_expire": max(10, min(300, settings.visibility_timeout // 2)),
         "socket_keepalive": True,
         "health_check_interval": 10,
         "retry_on_timeout": True,
@@ -141,10 +143,15 @@ def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = Fals
 
     Running renders are not terminated by default: they stop themselves at the next panel
     boundary once the job store marks them cancelled, which leaves no half-written output.
+    A revoke is only an optimisation: a cancelled render's task is refused by its claim anyway.
     """
     ids = [t for t in task_ids if t]
     if ids:
-        client(settings).control.revoke(ids, terminate=terminate)
+        app = client(settings)
+        # A fresh connection per broadcast: a pooled one may be stale after a Redis restart.
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3)
+            app.control.revoke(ids, terminate=terminate, connection=conn)
 
 
 def queue_lengths(settings: "Settings") -> dict[str, int]:
@@ -168,19 +175,32 @@ def queue_lengths(settings: "Settings") -> dict[str, int]:
 
 
 def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool size."""
-    inspector = client(settings).control.inspect(timeout=timeout)
-    pings = inspector.ping() or {}
-    if not pings:
+    """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool size.
+
+    An unreachable broker gives an empty list (the dashboard shows "no workers"), never an error.
+    """
+    from kombu.exceptions import OperationalError
+
+    app = client(settings)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+
+            def inspect(names: list[str] | None = None):
+                if names is None:
+                    return app.control.inspect(timeout=timeout, connection=conn)
+                # Ask only the workers that answered, and stop waiting once all of them replied.
+                return app.control.inspect(destination=names, timeout=timeout, limit=len(names), connection=conn)
+
+            pings = inspect().ping() or {}
+            if not pings:
+                return []
+            names = sorted(pings)
+            queues = inspect(names).active_queues() or {}
+            active = inspect(names).active() or {}
+            stats = inspect(names).stats() or {}
+    except (OperationalError, ConnectionError, OSError):
         return []
-    names = sorted(pings)
-    # Ask only the workers that answered, and stop waiting once all of them replied.
-    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
-    queues = inspector.active_queues() or {}
-    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
-    active = inspector.active() or {}
-    inspector = client(settings).control.inspect(destination=names, timeout=timeout, limit=len(names))
-    stats = inspector.stats() or {}
     workers = []
     for name in names:
         pool = (stats.get(name) or {}).get("pool") or {}

@@ -221,8 +221,22 @@ class Stack:
     def wait_final(self, ids: list[int], timeout: float = 120) -> list[Render]:
         final = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
         wait_for(lambda: all(r.status in final for r in self.renders(ids)), timeout,
-                 f"renders {ids} to finish", lambda: [(r.id, r.status.value, r.attempt) for r in self.renders(ids)])
+                 f"renders {ids} to finish",
+                 lambda: ([(r.id, r.status.value, r.attempt) for r in self.renders(ids)], self.broker_state()))
         return self.renders(ids)
+
+    def broker_state(self) -> dict:
+        """What Redis holds for kombu: queue lengths, unacked messages and their age, the sweep mutex."""
+        import redis
+
+        try:
+            conn = redis.Redis.from_url(self.redis.url)
+            return {"queues": queue.queue_lengths(self.settings), "unacked": conn.hlen("unacked"),
+                    "unacked_age": [round(time.time() - score, 1) for _, score in
+                                    conn.zrange("unacked_index", 0, -1, withscores=True)],
+                    "mutex_ttl": conn.ttl("unacked_mutex")}
+        except redis.RedisError as exc:
+            return {"error": str(exc)}
 
     def events(self, kind: str, render_id: int) -> list:
         from panelpaint.store.schema import Event
