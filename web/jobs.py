@@ -105,16 +105,17 @@ def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitt
     """Add uploaded files (images, ZIP/CBZ archives) to a batch, commit, then enqueue the good pages."""
     if batch.cancelled:
         raise SubmitError("This batch is cancelled; start a new batch instead.")
-    uploads = expand_files(files)
-    if not uploads:
+    if not any(f.filename for f in files):
         raise SubmitError("Choose at least one page image or a ZIP/CBZ archive.")
     result = Submitted(batch)
     renders = []
-    for upload in uploads:
+    for upload in expand_files(files):
         page, render = _store_page(batch, upload, style_id)
         result.pages.append(page)
         if render is not None:
             renders.append(render)
+    if not result.pages:
+        raise SubmitError("No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files.")
     db().commit()
     try:
         enqueue(renders, [r.page_id for r in renders])

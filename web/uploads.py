@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,41 +43,42 @@ def is_archive(name: str, data: bytes) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES) or data[:4] in ZIP_MAGIC
 
 
-def expand_files(files: list[FileStorage]) -> list[Upload]:
-    """Every uploaded file as pages: images as they are, ZIP/CBZ archives as their images in reading order."""
+def expand_files(files: list[FileStorage]) -> Iterator[Upload]:
+    """Every uploaded file as pages, one at a time: images as they are, ZIP/CBZ archives as their
+    images in reading order (streamed from a temporary file, so a big archive is never all in memory)."""
     settings = services().settings
-    out: list[Upload] = []
     for i, storage in enumerate(files):
+        if not storage.filename:
+            continue  # a file input left empty
         name = display_name(storage.filename, f"file-{i + 1}")
-        data = storage.read()
-        if not data:
-            if storage.filename:
-                out.append(Upload(name, error=f"{name}: file is empty"))
+        head = storage.stream.read(4)
+        storage.stream.seek(0)
+        if is_archive(name, head):
+            yield from archive_pages(name, storage, settings)
             continue
-        if is_archive(name, data):
-            out.extend(archive_pages(name, data, settings))
-        else:
-            out.append(Upload(name, data))
-    return out
+        data = storage.read()
+        yield Upload(name, data) if data else Upload(name, error=f"{name}: file is empty")
 
 
-def archive_pages(name: str, data: bytes, settings) -> list[Upload]:  # noqa: ANN001 - Settings
-    """The pages of a ZIP/CBZ upload; an unreadable archive is one failed upload, a bad entry one failed page."""
+def archive_pages(name: str, storage: FileStorage, settings) -> Iterator[Upload]:  # noqa: ANN001 - Settings
+    """The pages of a ZIP/CBZ upload; an unreadable archive is one failed upload, a bad entry one failed page.
+
+    When the archive turns out to be over a limit half-way, the pages before stay and the archive
+    itself is reported as one failed upload with the reason.
+    """
     from panelpaint.archives import ArchiveError, iter_archive
 
     with tempfile.TemporaryDirectory(prefix="panelpaint-upload-") as tmp:
         # A server-made file name; the client's name is only used in messages.
         path = Path(tmp) / (secure_filename(name) or "archive.zip")
-        path.write_bytes(data)
+        storage.save(path)
         try:
-            return [
-                Upload(f"{name}/{display_name(entry.name)}"[:200], entry.data,
-                       f"{name}: {entry.name}: {entry.error}" if entry.error else None)
-                for entry in iter_archive(path, max_entries=settings.max_archive_entries,
-                                          max_bytes=settings.max_archive_bytes)
-            ]
+            for entry in iter_archive(path, max_entries=settings.max_archive_entries,
+                                      max_bytes=settings.max_archive_bytes):
+                yield Upload(f"{name}/{display_name(entry.name)}"[:200], entry.data,
+                             f"{name}: {entry.name}: {entry.error}" if entry.error else None)
         except ArchiveError as exc:
-            return [Upload(name, error=str(exc))]
+            yield Upload(name, error=str(exc))
 
 
 def check_image(data: bytes, name: str):

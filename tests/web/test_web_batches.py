@@ -344,3 +344,23 @@ def test_unreachable_broker_keeps_the_batch_and_says_so(app, artist, style_id, m
     html = artist.get(response.location).get_data(as_text=True)
     assert "the work queue cannot be reached" in html
     assert [r[1] for r in page_rows(app, batch_id_of(response))] == ["queued"]
+
+
+def test_archive_without_images_is_refused(app, artist, style_id):
+    response = create(artist, style_id, [upload(zip_bytes({"readme.txt": b"hi"}), "empty.cbz")])
+    assert response.status_code == 400
+    assert "No page images in the upload" in response.get_data(as_text=True)
+    assert artist.get("/batches/status.json").get_json()["batches"] == []
+
+
+def test_zip_bomb_is_refused_and_the_rest_of_the_upload_proceeds(app, artist, style_id, queue_calls):
+    """An archive expanding past PANELPAINT_MAX_ARCHIVE_BYTES is one failed upload; other files go on."""
+    limit = app.extensions["panelpaint"].settings.max_archive_bytes
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("huge.png", b"\0" * (limit + 1))  # compresses to almost nothing
+    assert len(bomb.getvalue()) < app.config["MAX_CONTENT_LENGTH"]
+    response = create(artist, style_id, [upload(bomb.getvalue(), "bomb.cbz"), upload(png_bytes(), "fine.png")])
+    rows = page_rows(app, batch_id_of(response))
+    assert rows[0][:2] == ("bomb.cbz", "failed") and "possible zip bomb" in rows[0][2]
+    assert rows[1][:2] == ("fine.png", "queued")

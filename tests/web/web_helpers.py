@@ -65,7 +65,8 @@ class QueueRecorder:
 def web_settings(tmp_path: Path, database_url: str, **overrides):
     values = dict(var_dir=tmp_path / "var", database_url=database_url, secret_key="test-secret",
                   redis_url="redis://127.0.0.1:1/0", login_rate_limit="5 per minute",
-                  max_content_length=2 * 1024 * 1024, max_image_pixels=4_000_000, max_archive_entries=20)
+                  max_content_length=2 * 1024 * 1024, max_image_pixels=4_000_000, max_archive_entries=20,
+                  max_archive_bytes=1_000_000)
     values.update(overrides)
     return load_settings(**values)
 
