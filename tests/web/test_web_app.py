@@ -53,6 +53,7 @@ def test_login_logout_and_wrong_password(client):
     assert client.get("/batches").status_code == 302
     ok = client.login("alpha", "artist")
     assert ok.status_code == 302 and ok.location == "/batches"
+    assert client.get("/").location == "/batches"
     page = client.get("/batches")
     assert page.status_code == 200 and "artist@alpha.test" in page.get_data(as_text=True)
     assert client.post_form("/logout").status_code == 302

@@ -364,3 +364,10 @@ def test_zip_bomb_is_refused_and_the_rest_of_the_upload_proceeds(app, artist, st
     rows = page_rows(app, batch_id_of(response))
     assert rows[0][:2] == ("bomb.cbz", "failed") and "possible zip bomb" in rows[0][2]
     assert rows[1][:2] == ("fine.png", "queued")
+
+
+def test_another_studios_style_cannot_be_used(app, other_artist, style_id):
+    response = create(other_artist, style_id, [upload(png_bytes(), "a.png")])
+    assert response.status_code == 400
+    assert "not in your studio" in response.get_data(as_text=True)
+    assert other_artist.get("/batches/status.json").get_json()["batches"] == []
