@@ -169,6 +169,18 @@ def ensure_admin(settings: Settings) -> tuple[str, str] | None:
     return email, password
 
 
+def _weights_path(settings: Settings) -> Path | None:
+    """The weights the workers will load, found without importing torch (models.colorizer's default)."""
+    import importlib.util
+
+    if settings.weights:
+        return Path(settings.weights)
+    spec = importlib.util.find_spec("models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "weights" / "default.safetensors"
+
+
 @dataclass
 class Child:
     name: str
@@ -265,6 +277,10 @@ def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: in
         if made:
             click.echo(f"admin     {made[0]} / {made[1]} (also in {var / 'admin_password'})")
         if with_workers:
+            weights = _weights_path(settings)
+            if weights is not None and not weights.is_file():
+                click.echo(f"warning   no model weights at {weights}: renders will fail until they exist "
+                           "(set PANELPAINT_WEIGHTS)", err=True)
             sup.start("worker-render", worker_argv(settings, ["render"], 1, "prefork", "render@%h"), env, 60)
             sup.start("worker-io", worker_argv(settings, ["io"], io_concurrency, "prefork", "io@%h"), env, 60)
         if with_web:

@@ -255,7 +255,9 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str, state: Callabl
 
 
 def port_free(port: int) -> bool:
+    """Nothing listens on the port any more (a server could bind it again with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

@@ -1,0 +1,94 @@
+"""`panelpaint up` end to end (embedded Redis, migrations, admin, workers, web, Flower, clean Ctrl-C), and `worker` argv."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+
+import click
+import psutil
+import pytest
+
+from conftest import free_port
+from harness import ROOT, make_weights, port_free, wait_for
+from panelpaint import queue
+from panelpaint.commands.service import worker_argv
+from panelpaint.settings import load_settings
+
+pytestmark = [pytest.mark.slow]
+
+
+def _status(url: str, auth: tuple[str, str] | None = None) -> int:
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=3) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
+    var = tmp_path / "var"
+    ports = {"PANELPAINT_EMBEDDED_REDIS_PORT": free_port(), "PANELPAINT_WEB_PORT": free_port(),
+             "PANELPAINT_FLOWER_PORT": free_port()}
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT")}
+    env.update({k: str(v) for k, v in ports.items()})
+    env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT),
+               PANELPAINT_WEIGHTS=str(make_weights(tmp_path / "tiny.safetensors")))
+    out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-c", "from panelpaint.cli import main; main()", "up",
+                             "--io-concurrency", "1"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    log = lambda: (tmp_path / "up.out").read_text(errors="replace")  # noqa: E731
+    try:
+        wait_for(lambda: "press Ctrl-C" in log() or proc.poll() is not None, 150, "`panelpaint up` to start", log)
+        assert proc.poll() is None, log()
+        web = f"http://127.0.0.1:{ports['PANELPAINT_WEB_PORT']}"
+        flower = f"http://127.0.0.1:{ports['PANELPAINT_FLOWER_PORT']}"
+        assert _status(web + "/") in (200, 302)
+        # Flower is never open: 401 without credentials, 200 with the generated ones.
+        password = (var / "flower_password").read_text().strip()
+        assert _status(flower + "/") == 401
+        assert _status(flower + "/", ("admin", password)) == 200
+        email, admin_password = (var / "admin_password").read_text().split()
+        assert stat.S_IMODE((var / "admin_password").stat().st_mode) == 0o600
+        assert email in log() and admin_password in log()
+        settings = load_settings(redis_url=f"redis://127.0.0.1:{ports['PANELPAINT_EMBEDDED_REDIS_PORT']}/0",
+                                 var_dir=var)
+        wait_for(lambda: {tuple(w["queues"]) for w in queue.live_workers(settings)} == {("render",), ("io",)},
+                 90, "a render and an io worker", lambda: queue.live_workers(settings))
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert len(family) >= 7  # redis, 2 workers + their pool children, gunicorn + its worker, flower
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            out.close()
+    assert code == 0, log()
+    assert "stopped" in log()
+    time.sleep(0.5)
+    alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [p.cmdline()[:4] for p in alive]
+    assert all(port_free(p) for p in ports.values())
+
+
+def test_worker_argv_one_render_process_per_gpu_and_cores_for_io(settings):
+    render = worker_argv(settings, ["render"], None, None)
+    assert render[render.index("--concurrency") + 1] == "1" and render[render.index("--pool") + 1] == "prefork"
+    assert render[render.index("-A") + 1] == "worker.celery_app"
+    io = worker_argv(settings.model_copy(update={"worker_concurrency": 3}), ["io"], None, None)
+    assert io[io.index("--concurrency") + 1] == "3" and io[io.index("--queues") + 1] == "io"
+    with pytest.raises(click.BadParameter, match="unknown queue"):
+        worker_argv(settings, ["gpu"], None, None)
