@@ -39,6 +39,7 @@ function updateBatch(root, b) {
 function startPolling(el) {
   const url = el.dataset.poll;
   let timer = null;
+  let sawActive = false;
   async function tick() {
     try {
       const resp = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -46,8 +47,14 @@ function startPolling(el) {
       const data = await resp.json();
       const batches = data.batches || [data];
       batches.forEach((b) => updateBatch(el, b));
-      if (batches.some((b) => !FINAL.has(b.state))) schedule(1500);
-      else el.dataset.settled = "true";
+      if (batches.some((b) => !FINAL.has(b.state))) {
+        sawActive = true;
+        schedule(1500);
+      } else {
+        el.dataset.settled = "true";
+        // Finished while we watched: reload once so review and download actions appear.
+        if (sawActive && "reloadWhenDone" in el.dataset) window.location.reload();
+      }
     } catch (e) {
       schedule(5000);
     }
