@@ -210,8 +210,10 @@ def test_retry_all_failed_skips_unreadable_uploads(app, artist, style_id, worker
 def test_cancel_revokes_queued_tasks(app, artist, style_id, queue_calls):
     response = create(artist, style_id, [upload(png_bytes(), "a.png"), upload(png_bytes(), "b.png")])
     batch_id = batch_id_of(response)
+    assert "Cancel batch" in artist.get(f"/batches/{batch_id}").get_data(as_text=True)
     html = artist.post_form(f"/batches/{batch_id}/cancel", follow_redirects=True).get_data(as_text=True)
     assert "Batch cancelled: 2 queued page(s) dropped" in html
+    assert "Cancel batch" not in html and "Add pages" not in html
     assert sorted(queue_calls.revoked) == sorted(f"task-{r}" for r in queue_calls.renders)
     assert [r[1] for r in page_rows(app, batch_id)] == ["cancelled", "cancelled"]
     assert artist.get(f"/batches/{batch_id}/status.json").get_json()["state"] == "cancelled"
