@@ -120,7 +120,7 @@ def test_rerender_a_page_with_another_style_seed_and_hints(app, reviewer, finish
     assert "Re-render queued (version 2)" in html
 
 
-def test_rerender_one_panel(app, artist, finished, queue_calls):
+def test_rerender_one_panel(app, artist, finished, queue_calls, worker):
     _batch_id, pages = finished
     panel_id = panels_of(app, pages[2])[0][0]
     artist.post_form(f"/review/{pages[2]}/rerender", {"panel_id": panel_id, "seed": "3"})
@@ -129,6 +129,9 @@ def test_rerender_one_panel(app, artist, finished, queue_calls):
     with app.extensions["panelpaint"].store.session() as s:
         render = s.get(Render, queue_calls.renders[-1])
         assert render.panel_id == panel_id and render.seed == 3
+    worker.finish(queue_calls.renders[-1])
+    html = artist.get(f"/review/{pages[2]}").get_data(as_text=True)
+    assert f"/renders/{queue_calls.renders[-1]}/files/composite" in html and "re-render v1" in html
 
 
 @pytest.mark.parametrize("hints,message", [
