@@ -17,7 +17,7 @@ from panelpaint.store.schema import RunStatus
 
 from . import downloads, jobs
 from .auth import require
-from .services import db, send_stored, services
+from .services import db, release_db, send_stored, services
 
 bp = Blueprint("batches", __name__)
 
@@ -176,6 +176,7 @@ def serve_image(key: str | None, size: int | None):
     """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources)."""
     if key is None:
         abort(404)
+    release_db()
     if size is None:
         return send_stored(key)
     if size not in THUMB_SIZES:

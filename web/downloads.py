@@ -12,7 +12,7 @@ from panelpaint.archives import write_archive
 from panelpaint.store.schema import Batch, Page, ReviewStatus, RunStatus
 
 from . import jobs
-from .services import services
+from .services import release_db, services
 
 ARCHIVE_FORMATS = {"zip": "application/zip", "cbz": "application/vnd.comicbook+zip"}
 # Page files by the name in the URL -> the render output kind that holds them.
@@ -61,6 +61,7 @@ def batch_archive(batch: Batch, fmt: str, approved_only: bool = True):
         name = f"{page.position + 1:03d}-{_stem(page.source_name, 'page')}{suffix}"
         path = storage.local_path(key)
         entries.append((name, path if path is not None else storage.read_bytes(key)))
+    release_db()  # the rows are read; zipping may take a while
     fd, tmp = tempfile.mkstemp(suffix=f".{fmt}")
     os.close(fd)
     try:

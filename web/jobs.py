@@ -4,6 +4,8 @@ previews, enqueued by task name only after the database commit; and the status s
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,22 +103,48 @@ def _store_page(batch: Batch, upload: Upload, style_id: int | None) -> tuple[Pag
     return page, render
 
 
+NO_PAGES = "No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files."
+
+
 def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitted:
-    """Add uploaded files (images, ZIP/CBZ archives) to a batch, commit, then enqueue the good pages."""
+    """Add uploaded files (images, ZIP/CBZ archives) to a batch, then enqueue the good pages."""
     if batch.cancelled:
         raise SubmitError("This batch is cancelled; start a new batch instead.")
+    uploads = _uploads(files)
+    db().commit()  # end the transaction that found the batch before decoding starts
+    return _add_uploads(batch, uploads, style_id)
+
+
+def _uploads(files: list) -> Iterator[Upload]:
+    """The uploads as pages, refusing (`SubmitError`) an upload that holds no page at all."""
     if not any(f.filename for f in files):
         raise SubmitError("Choose at least one page image or a ZIP/CBZ archive.")
+    uploads = expand_files(files)
+    first = next(uploads, None)
+    if first is None:
+        raise SubmitError(NO_PAGES)
+    return itertools.chain([first], uploads)
+
+
+def _add_uploads(batch: Batch, uploads: Iterator[Upload], style_id: int | None = None) -> Submitted:
+    """Store each page and commit it on its own, then enqueue the good ones.
+
+    The slow part, decoding every upload, thus never runs inside a write transaction: on SQLite that
+    would hold the database's write lock and stall the workers' progress reports for the whole upload.
+    """
     result = Submitted(batch)
     renders = []
-    for upload in expand_files(files):
-        page, render = _store_page(batch, upload, style_id)
+    for upload in uploads:
+        try:
+            page, render = _store_page(batch, upload, style_id)
+        except IllegalTransition:
+            db().rollback()
+            result.warning = "The batch was cancelled during the upload; the remaining files were not added."
+            break
+        db().commit()
         result.pages.append(page)
         if render is not None:
             renders.append(render)
-    if not result.pages:
-        raise SubmitError("No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files.")
-    db().commit()
     try:
         enqueue(renders, [r.page_id for r in renders])
     except EnqueueError as exc:
@@ -125,9 +153,10 @@ def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitt
 
 
 def create_batch(name: str, style_id: int | None, direction: str, options: dict[str, Any], files: list) -> Submitted:
-    """A new batch with its pages; raises `SubmitError` with a message for the user."""
+    """A new batch with its pages; raises `SubmitError` with a message for the user (nothing is kept then)."""
     if style_id is None:
         raise SubmitError("Choose a style from the library or upload one.")
+    uploads = _uploads(files)
     try:
         batch = batch_store.create_batch(db(), current_user.studio_id, current_user.id, name,
                                          default_style_id=style_id, direction=direction or Direction.ltr,
@@ -136,7 +165,8 @@ def create_batch(name: str, style_id: int | None, direction: str, options: dict[
         raise SubmitError("That style is not in your studio's library.") from None
     except InvalidInput as exc:
         raise SubmitError(str(exc)) from None
-    return add_pages(batch, files)
+    db().commit()
+    return _add_uploads(batch, uploads)
 
 
 def retry(page: Page) -> None:

@@ -47,6 +47,15 @@ def db() -> "Session":
     return g.db
 
 
+def release_db() -> None:
+    """End this request's transaction before slow work that needs no database (decoding, zipping);
+    on SQLite an open transaction holds the write lock the workers need. Rows loaded so far stay usable
+    as plain values, and the next `db()` call starts a new transaction."""
+    session = g.get("db")
+    if session is not None:
+        session.commit()
+
+
 def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
@@ -65,6 +74,7 @@ def send_stored(key: str, download_name: str | None = None):
 
     from panelpaint.store.errors import InvalidInput, NotFound
 
+    release_db()
     suffix = "." + key.rsplit(".", 1)[1] if "." in key else ""
     mimetype = MIMETYPES.get(suffix, "application/octet-stream")
     storage = services().storage

@@ -373,3 +373,32 @@ def test_another_studios_style_cannot_be_used(app, other_artist, style_id):
     assert response.status_code == 400
     assert "not in your studio" in response.get_data(as_text=True)
     assert other_artist.get("/batches/status.json").get_json()["batches"] == []
+
+
+def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style_id, monkeypatch):
+    """While a page is decoded another writer (a worker reporting progress) can write at once."""
+    import sqlite3
+
+    from web import jobs
+
+    path = app.extensions["panelpaint"].store.engine.url.database
+    real = jobs.check_image
+    probed = []
+
+    def probing(data, name):  # noqa: ANN001
+        con = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")  # 'database is locked' if the request held the write lock
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+        probed.append(name)
+        return real(data, name)
+
+    monkeypatch.setattr(jobs, "check_image", probing)
+    response = create(artist, style_id, [upload(png_bytes(), f"{i}.png") for i in range(3)])
+    assert response.status_code == 302
+    batch_id = batch_id_of(response)
+    artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(png_bytes(), "more.png")},
+                     content_type="multipart/form-data")
+    assert probed == ["0.png", "1.png", "2.png", "more.png"]
