@@ -80,7 +80,11 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     @app.get("/healthz")
     def healthz():
-        app.extensions["panelpaint"].ping()
+        try:
+            app.extensions["panelpaint"].ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; say which
+            app.logger.warning("health check: database unreachable: %s", exc)
+            return jsonify(status="error", database=type(exc).__name__), 503
         return jsonify(status="ok")
 
     @app.get("/")

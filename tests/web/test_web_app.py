@@ -241,3 +241,13 @@ def test_admin_manages_the_studios_users(app, admin, artist, client):
     assert admin.post_form(f"/account/users/{beta_artist_id}/active", {"active": "0"}).status_code == 404
     own = admin.post_form(f"/account/users/{admin_id}/active", {"active": "0"}, follow_redirects=True)
     assert "cannot disable your own account" in own.get_data(as_text=True)
+
+
+def test_healthz_fails_when_the_database_is_unreachable(tmp_path, queue_calls):
+    from web_helpers import web_settings
+
+    app = build_app(web_settings(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "OperationalError"}
+    app.extensions["panelpaint"].store.dispose()
