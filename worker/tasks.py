@@ -131,7 +131,6 @@ def _open_stored(key: str | None, what: str) -> Image.Image:
 
 def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
     """Page image, style images and stored panels of a claimed render (plain data, session closed)."""
-
     with _store().session() as s:
         page = s.get(Page, claim.page_id)
         name = page.source_name
@@ -176,7 +175,6 @@ def _save_intermediate(result, degraded: str | None) -> str:
 
 
 def _load_intermediate(key: str):
-
     with _storage().open(key) as f, np.load(f, allow_pickle=False) as z:
         flats, lines = z["flats"], z["lines"]
         meta = json.loads(z["meta"].tobytes())
@@ -323,6 +321,7 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
             page = s.get(Page, render.page_id)
             formats = page.batch.options.get("formats") or DEFAULT_FORMATS
             stem = Path(page.source_name).stem or f"page-{page.position + 1}"
+            page_id = page.id
         result, degraded = _load_intermediate(intermediate_key)
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="panelpaint-encode-") as tmp:
@@ -332,6 +331,7 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
         with _store().session() as s:
             renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
                                     degraded=degraded)
+            _store_detected_panels(s, page_id, result.panels)
     except StaleAttempt:
         return None
     except TRANSIENT as exc:
@@ -344,6 +344,19 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
         return {"render_id": render_id, "status": "failed"}
     log.info("render %s (%s) complete", render_id, stem)
     return {"render_id": render_id, "status": "succeeded"}
+
+
+def _store_detected_panels(session, page_id: int, panels: list) -> None:
+    """Keep the panels the render detected, for per-panel review, unless the page has panels already."""
+    if session.scalar(sa.select(sa.func.count(Panel.id)).where(Panel.page_id == page_id)):
+        return
+    try:
+        with session.begin_nested():
+            batches.set_panels(session, page_id, [
+                {"x": p.bbox[0], "y": p.bbox[1], "w": p.bbox[2], "h": p.bbox[3], "polygon": p.polygon,
+                 "order": p.order} for p in panels])
+    except IllegalTransition:
+        pass
 
 
 @app.task(name=queue.TASK_INGEST, bind=True, max_retries=8)
@@ -366,12 +379,7 @@ def ingest_page(self, page_id: int) -> dict | None:
             return {"page_id": page_id, "error": str(exc)}
         found = detect(img, direction)
         with _store().session() as s:
-            try:
-                batches.set_panels(s, page_id, [
-                    {"x": p.bbox[0], "y": p.bbox[1], "w": p.bbox[2], "h": p.bbox[3], "polygon": p.polygon,
-                     "order": p.order} for p in found])
-            except IllegalTransition:
-                return {"page_id": page_id, "panels": "kept"}
+            _store_detected_panels(s, page_id, found)
     except TRANSIENT as exc:
         _retry_or_requeue(self, exc)
     return {"page_id": page_id, "panels": len(found)}

@@ -218,6 +218,15 @@ class Stack:
             s.expunge(page)
             return page
 
+    def panels(self, page_id: int) -> list:
+        from panelpaint.store.schema import Panel
+
+        with self.store.session() as s:
+            rows = list(s.scalars(sa.select(Panel).where(Panel.page_id == page_id).order_by(Panel.position)))
+            for r in rows:
+                s.expunge(r)
+        return rows
+
     def wait_final(self, ids: list[int], timeout: float = 120) -> list[Render]:
         final = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
         wait_for(lambda: all(r.status in final for r in self.renders(ids)), timeout,

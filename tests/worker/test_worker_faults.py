@@ -53,8 +53,18 @@ def test_a_batch_completes(stack):
         assert_one_result(stack, render)
         page = stack.page_of(render.id)
         assert page.status == S and page.panels_done == page.panels_total == 4
+        assert len(stack.panels(page.id)) == 4  # the detected panels are kept for per-panel review
     workers = queue.live_workers(stack.settings, timeout=1.0)
     assert [w["name"] for w in workers] == ["a@test"] and set(workers[0]["queues"]) == {"render", "io"}
+
+
+def test_ingest_detects_and_stores_panels(stack):
+    _, (render_id,) = stack.add_batch(["ingest.png"], enqueue=False)
+    page_id = stack.page_of(render_id).id
+    queue.enqueue_ingest(stack.settings, page_id)
+    wait_for(lambda: len(stack.panels(page_id)) == 4, 60, "panels to be detected")
+    boxes = sorted((p.y, p.x) for p in stack.panels(page_id))
+    assert boxes[0] < boxes[-1] and stack.page_of(render_id).panels_total == 4
 
 
 def test_bad_input_fails_alone_without_retry(stack):
