@@ -49,6 +49,7 @@ class PairConfig:
     ref_brightness: float = 0.08
     ref_contrast: float = 0.08
     ref_noise: tuple[float, float] = (0.004, 0.02)
+    recolour_prob: float = 0.0            # permute the RGB channels of truth AND reference together
 
 
 # ----------------------------------------------------------------------------- reading images
@@ -218,12 +219,23 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1) / 255.0
 
 
+PERMUTATIONS = [(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]  # every non-identity RGB order
+
+
 def make_pair(rgb: np.ndarray, rng: np.random.Generator, cfg: PairConfig = PairConfig(),
               deterministic_view: bool = False) -> dict[str, torch.Tensor]:
-    """One training example from a uint8 HxWx3 painting."""
+    """One training example from a uint8 HxWx3 painting.
+
+    With probability `recolour_prob` the truth is recoloured by a random permutation of its RGB
+    channels before the reference is made from it, so truth and reference keep the same colours
+    as each other but a bison is no longer always brown: the colours can then only be learnt from
+    the reference, not guessed from the drawing. (The reference alone is never recoloured.)
+    """
     view = fit_square(rgb, cfg.size) if deterministic_view else random_truth(rgb, cfg.size, rng, cfg)
-    truth = to_tensor(view)
     sketch = torch.from_numpy(random_sketch(view, rng, cfg))[None]
+    truth = to_tensor(view)
+    if cfg.recolour_prob > 0 and rng.random() < cfg.recolour_prob:
+        truth = truth[list(PERMUTATIONS[int(rng.integers(len(PERMUTATIONS)))])]
     return {"sketch": sketch, "truth": truth, "reference": augment_reference(truth, rng, cfg),
             "hints": random_hints(truth, rng, cfg)}
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import load_training_state, save_training_state
-from models.data import PairConfig, PairDataset, infinite_loader, list_images
+from models.colorizer import pick_device
+from models.data import PairConfig, PairDataset, infinite_loader, list_images, load_rgb, make_pair
 from models.evaluate import build_eval_set, evaluate_method, model_method, sample_grid
 from models.generator import Generator, generator_config
 from models.style_encoders import build_style_encoder
@@ -45,6 +48,7 @@ class TrainConfig:
     steps: int = 1000                                # total steps of this run (resume continues to it)
     lr: float = 1e-3
     lr_min: float = 1e-4                             # cosine decay to this
+    style_lr_scale: float = 0.1                      # the style encoder's learning rate relative to lr
     warmup: int = 50
     weight_decay: float = 1e-4
     guides: bool = True                              # False = the ablation without guide decoders
@@ -56,6 +60,7 @@ class TrainConfig:
     lr_d: float = 2e-4
     d_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     hint_prob: float = 0.5
+    recolour_prob: float = 0.0                       # see models.data.make_pair
     workers: int = 0
     log_every: int = 10
     sample_every: int = 200
@@ -73,14 +78,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def lr_at(step: int, cfg: TrainConfig, base: float) -> float:
     """Linear warm-up, then cosine decay from `base` to lr_min * base / lr over the run."""
     if step < cfg.warmup:
@@ -88,6 +85,39 @@ def lr_at(step: int, cfg: TrainConfig, base: float) -> float:
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     low = cfg.lr_min * base / cfg.lr
     return low + 0.5 * (base - low) * (1 + math.cos(math.pi * t))
+
+
+def sample_references(files, cfg: TrainConfig, n: int = 32) -> torch.Tensor:
+    """[n,3,S,S] augmented self-references of randomly chosen training images (seeded by cfg.seed)."""
+    rng = np.random.default_rng(cfg.seed)
+    refs = []
+    for i in rng.choice(len(files), size=min(n, len(files)), replace=False):
+        try:
+            refs.append(make_pair(load_rgb(files[i]), rng, PairConfig(size=cfg.size))["reference"])
+        except ValueError:
+            continue  # unreadable files are reported (and skipped) by the data set later
+    return torch.stack(refs) if refs else torch.zeros(0, 3, cfg.size, cfg.size)
+
+
+@torch.no_grad()
+def standardise_style(encoder: torch.nn.Module, references: torch.Tensor) -> None:
+    """Data-dependent initialisation of a fresh painting style encoder: rescale its two output layers
+    so that, over a sample of training references, every style feature has zero mean and unit spread.
+
+    At random initialisation the 4096-d vector is dominated by a component shared by all images
+    (its statistics include the white paper every drawing has); after the generator's dense layer
+    and global normalisation the differences between references shrank to ~1% in our first run, and
+    the generator learnt to ignore the style (reference-following rate exactly 50% after 200 steps).
+    Centring removes that shared part from the start.
+    """
+    if not (hasattr(encoder, "linear") and hasattr(encoder, "mlp")) or len(references) < 2:
+        return
+    y = encoder(references)
+    mu, sigma = y.mean(0), y.std(0).clamp_min(1e-3)
+    for layer in (encoder.linear, encoder.mlp[-1]):
+        layer.weight.div_(sigma[:, None])
+        layer.bias.div_(sigma)
+    encoder.linear.bias.sub_(mu / sigma)
 
 
 class Trainer:
@@ -114,14 +144,22 @@ class Trainer:
             self.generator = Generator(generator_config(cfg.generator))
             enc = dict(cfg.style_encoder)
             self.encoder = build_style_encoder(enc.pop("kind", "painting"), **enc)
+        files = list_images(cfg.data)
+        if source is None:
+            standardise_style(self.encoder, sample_references(files, cfg))
         self.generator.to(self.device).train()
         self.encoder.to(self.device).train()
         g_params = [p for n, p in self.generator.named_parameters()
                     if cfg.guides or not n.startswith(("guide1.", "guide2."))]
         # The fused kernel is ~10x faster on CPU, where the 4096x2048 style layers make the step costly.
         fused = self.device.type in ("cpu", "cuda")
-        self.opt_g = torch.optim.AdamW(g_params + list(self.encoder.parameters()), lr=cfg.lr,
-                                       betas=(0.9, 0.99), weight_decay=cfg.weight_decay, fused=fused)
+        # The style encoder learns at a fraction of the rate: its statistics feed 4096-d dense layers
+        # without normalisation, and at the full rate its features grew 40x in 100 steps, burying the
+        # differences between references under a shared component (the generator then ignores them).
+        self.opt_g = torch.optim.AdamW(
+            [{"params": g_params, "lr_scale": 1.0},
+             {"params": list(self.encoder.parameters()), "lr_scale": cfg.style_lr_scale}],
+            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay, fused=fused)
         self.discriminator = None
         self.opt_d = None
         if cfg.stage == 2:
@@ -141,8 +179,8 @@ class Trainer:
             self.step_count = int(meta["step"])
         (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
-        files = list_images(cfg.data)
-        self.dataset = PairDataset(files=files, cfg=PairConfig(size=cfg.size, hint_prob=cfg.hint_prob),
+        self.dataset = PairDataset(files=files, cfg=PairConfig(size=cfg.size, hint_prob=cfg.hint_prob,
+                                                                 recolour_prob=cfg.recolour_prob),
                                    seed=cfg.seed + self.step_count)
         self.loader = infinite_loader(self.dataset, cfg.batch_size, cfg.workers, seed=cfg.seed + self.step_count)
         self.val_items = build_eval_set(list_images(cfg.val), size=cfg.size, limit=cfg.eval_images) if cfg.val else []
@@ -161,7 +199,7 @@ class Trainer:
         reference = batch["reference"].to(dev, non_blocking=True)
         hints = batch["hints"].to(dev, non_blocking=True)
         for group in self.opt_g.param_groups:
-            group["lr"] = lr_at(self.step_count, cfg, cfg.lr)
+            group["lr"] = lr_at(self.step_count, cfg, cfg.lr) * group.get("lr_scale", 1.0)
         logs: dict[str, float] = {}
 
         with self.autocast:
@@ -183,7 +221,7 @@ class Trainer:
                 loss, _ = self.losses.generator_loss(loss, gan, lam=cfg.gan_lambda)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.opt_g.param_groups[0]["params"], 1.0)
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt_g.param_groups for p in g["params"]], 1.0)
         self.opt_g.step()
         self.step_count += 1
         logs["loss"] = float(loss.detach())
@@ -252,6 +290,10 @@ class Trainer:
 
         cfg = self.cfg
         metrics = (self.out / "metrics.jsonl").open("a")
+        # `kill PID` (SIGTERM) stops a background run like Ctrl-C does: checkpoint first, then exit.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         bar = tqdm(total=cfg.steps, initial=self.step_count, disable=not progress, unit="step",
                    dynamic_ncols=True, mininterval=2.0)
         last: dict[str, float] = {}
@@ -290,7 +332,13 @@ class Trainer:
         finally:
             bar.close()
             metrics.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return last
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def train(cfg: TrainConfig, device: torch.device | None = None, progress: bool = True) -> Trainer:

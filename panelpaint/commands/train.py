@@ -25,12 +25,16 @@ import click
 @click.option("--lr", default=1e-3, show_default=True, type=float)
 @click.option("--lr-min", default=1e-4, show_default=True, type=float)
 @click.option("--warmup", default=50, show_default=True)
+@click.option("--style-lr-scale", default=0.1, show_default=True, type=float,
+              help="Learning rate of the style encoder relative to --lr.")
 @click.option("--no-guides", is_flag=True, help="Train without guide decoders (the paper's ablation).")
 @click.option("--stage", type=click.IntRange(1, 2), default=1, show_default=True,
               help="1: L1 with guide decoders (eq. 2). 2: adversarial fine-tuning (eq. 5).")
 @click.option("--discriminator", type=click.Choice(["acgan", "dcgan"]), default="acgan", show_default=True)
 @click.option("--gan-lambda", default=0.01, show_default=True, type=float, help="Weight of the GAN term in eq. 5.")
 @click.option("--hint-prob", default=0.5, show_default=True, type=float)
+@click.option("--recolour-prob", default=0.0, show_default=True, type=float,
+              help="Share of pairs whose truth and reference are recoloured together (RGB permutation).")
 @click.option("--style-size", default=None, type=int, help="Input size of the painting style encoder (new runs).")
 @click.option("--workers", default=0, show_default=True, help="Data loader processes.")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = default).")
@@ -40,8 +44,9 @@ import click
 @click.option("--eval-every", default=0, show_default=True, help="Evaluate on --val every N steps (0 = never).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(data, out, val, init, generator, size, batch_size, steps, lr, lr_min, warmup, no_guides, stage,
-                  discriminator, gan_lambda, hint_prob, style_size, workers, threads, checkpoint_every,
+def train_command(data, out, val, init, generator, size, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
+                  no_guides, stage,
+                  discriminator, gan_lambda, hint_prob, recolour_prob, style_size, workers, threads, checkpoint_every,
                   keep_every, sample_every, eval_every, seed, quiet):
     """Train (or fine-tune, or resume) the colouring network on folders of finished colour images.
 
@@ -53,8 +58,9 @@ def train_command(data, out, val, init, generator, size, batch_size, steps, lr, 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), val=[str(v) for v in val],
                       init=str(init) if init else None, generator=generator, style_encoder=encoder, size=size,
                       batch_size=batch_size, steps=steps, lr=lr, lr_min=lr_min, warmup=warmup,
+                      style_lr_scale=style_lr_scale,
                       guides=not no_guides, stage=stage, discriminator=discriminator, gan_lambda=gan_lambda,
-                      hint_prob=hint_prob, workers=workers, threads=threads, checkpoint_every=checkpoint_every,
+                      hint_prob=hint_prob, recolour_prob=recolour_prob, workers=workers, threads=threads, checkpoint_every=checkpoint_every,
                       keep_every=keep_every, sample_every=sample_every, eval_every=eval_every, seed=seed)
     try:
         trainer = train(cfg, progress=not quiet)

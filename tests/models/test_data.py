@@ -112,3 +112,24 @@ def test_dataset_errors_are_clear(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no PNG/JPEG/WebP images"):
         PairDataset([tmp_path / "empty"])
+
+
+def test_recolouring_changes_truth_and_reference_together():
+    rgb = np.asarray(painting(4, 48, 48))
+    for seed in range(10):
+        pair = make_pair(rgb, np.random.default_rng(seed), PairConfig(size=32, recolour_prob=1.0))
+        same = make_pair(rgb, np.random.default_rng(seed), PairConfig(size=32, recolour_prob=0.0))
+        # the same view, its channels permuted (never the identity order) ...
+        assert torch.equal(pair["sketch"], same["sketch"])
+        assert not torch.equal(pair["truth"], same["truth"])
+        assert torch.allclose(pair["truth"].sum(0), same["truth"].sum(0), atol=1e-5)
+    red = np.zeros((40, 40, 3), np.uint8)
+    red[..., 0] = 220
+    moved = 0
+    for seed in range(10):
+        pair = make_pair(red, np.random.default_rng(seed), PairConfig(size=32, recolour_prob=1.0))
+        # ... and the reference carries the permuted colour, not the original one
+        channel = int(pair["truth"].mean((1, 2)).argmax())
+        assert int(pair["reference"].mean((1, 2)).argmax()) == channel
+        moved += channel != 0
+    assert moved >= 5

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from generated_art import paint_folder
 from models.checkpoint import load_training_state
-from models.train import STATE_FILE, WEIGHTS_FILE, Trainer, TrainConfig
+from models.style_encoders import build_style_encoder
+from models.train import STATE_FILE, WEIGHTS_FILE, Trainer, TrainConfig, sample_references, standardise_style
 from models.weights_io import load_weights
 from panelpaint.cli import main as cli
 
@@ -130,3 +131,18 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
     (tmp_path / "empty").mkdir()
     res = runner.invoke(cli, ["train", str(tmp_path / "empty"), "-o", str(tmp_path / "x"), "--quiet"])
     assert res.exit_code != 0 and "no PNG/JPEG/WebP images" in res.output
+
+
+def test_fresh_style_encoder_is_standardised_on_training_references(folders, tmp_path):
+    cfg = tiny_config(folders, tmp_path / "run")
+    refs = sample_references(sorted(folders[0].glob("*.png")), cfg, n=8)
+    assert refs.shape == (8, 3, 16, 16)
+    encoder = build_style_encoder(**TINY_ENCODER)
+    with torch.no_grad():
+        raw = encoder(refs)
+        standardise_style(encoder, refs)
+        y = encoder(refs)
+    # raw vectors share a large common part; standardised ones vary around zero with unit spread
+    assert raw.mean(0).abs().mean() > 0.5 * raw.std(0).mean()
+    assert y.mean(0).abs().max() < 1e-3
+    assert torch.allclose(y.std(0), torch.ones(4096), atol=1e-3)
