@@ -63,3 +63,42 @@ def _load_model_in_child(**_kwargs) -> None:
         runtime().load()
     except Exception:  # noqa: BLE001 - a missing model is reported per page, the worker keeps serving
         log.exception("model could not be loaded at start-up; renders will fail until it can")
+
+
+def requeue_lost_renders(settings) -> list[int]:
+    """Put back renders whose worker stopped reporting longer ago than the visibility timeout, and
+    send their tasks again: the recovery for a message the broker itself lost (a Redis without an
+    append-only file restarted, say). A message that still exists is restored by Redis at the same
+    time; the duplicate finds the render claimed and stops, so this never doubles a page."""
+    from panelpaint import queue
+    from panelpaint.store import renders
+    from panelpaint.store.db import Store
+
+    # A short-lived engine: the parent forks pool children, which must not inherit open connections.
+    store = Store(settings.database_url)
+    try:
+        with store.session() as s:
+            lost = [(r.id, r.task_id) for r in renders.requeue_stale(s, lease_seconds=settings.visibility_timeout)]
+    finally:
+        store.dispose()
+    for render_id, task_id in lost:  # after the commit
+        queue.enqueue_render(settings, render_id, task_id)
+    if lost:
+        log.warning("requeued renders whose worker was lost: %s", [r for r, _ in lost])
+    return [r for r, _ in lost]
+
+
+@signals.worker_ready.connect
+def _start_janitor(sender=None, **_kwargs) -> None:
+    """Render workers sweep for lost renders on their event loop's timer (no thread: the parent forks)."""
+    if RENDER_QUEUE not in consumed_queues or sender is None:
+        return
+    settings = get_settings()
+
+    def sweep() -> None:
+        try:
+            requeue_lost_renders(settings)
+        except Exception:  # noqa: BLE001 - a sweep that fails (database down) is tried again next time
+            log.warning("sweep for lost renders failed", exc_info=True)
+
+    sender.timer.call_repeatedly(max(2.0, min(300.0, settings.visibility_timeout / 4)), sweep)

@@ -67,6 +67,17 @@ def test_ingest_detects_and_stores_panels(stack):
     assert boxes[0] < boxes[-1] and stack.page_of(render_id).panels_total == 4
 
 
+def test_a_render_whose_message_the_broker_lost_is_requeued_by_the_sweep(stack):
+    from panelpaint.store import renders
+
+    _, (render_id,) = stack.add_batch(["lost.png"], enqueue=False)  # no message anywhere
+    with stack.store.session() as s:  # a worker claimed it, then vanished together with its message
+        renders.claim_render(s, render_id, "ghost@elsewhere", 3)
+    (render,) = stack.wait_final([render_id], 90)  # heartbeat older than the visibility timeout (20 s)
+    assert_one_result(stack, render)
+    assert render.attempt == 2 and render.worker == "a@test"
+
+
 def test_bad_input_fails_alone_without_retry(stack):
     sources = {"broken.png": b"this is not an image at all"}
     _, ids = stack.add_batch(["good-1.png", "broken.png", "good-2.png"], sources)
