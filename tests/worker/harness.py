@@ -19,7 +19,7 @@ import psutil
 import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
-from conftest import RedisServer, missing_service  # tests/conftest.py
+from servicekit import RedisServer, missing_service
 from panelpaint import queue
 from panelpaint.settings import Settings, load_settings
 from panelpaint.store import accounts, batches, renders, styles

@@ -15,7 +15,7 @@ import click
 import psutil
 import pytest
 
-from conftest import free_port
+from servicekit import free_port
 from harness import ROOT, make_weights, port_free, wait_for
 from panelpaint import queue
 from panelpaint.commands.service import worker_argv
