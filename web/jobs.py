@@ -53,27 +53,22 @@ class EnqueueError(SubmitError):
 
 def enqueue(renders: list[Render], ingest_pages: list[int] = ()) -> None:
     """Send committed work to the workers by task name: panel detection for new pages first, then
-    their renders. Keeps the Celery ids on the renders so a cancel can revoke them.
+    their renders, each under the task id the job store made for it (`render.task_id`), so a cancel
+    revokes exactly that id and nothing has to be written back after sending.
 
-    Raises `EnqueueError` when the broker cannot be reached: the rows stay queued in the job store.
+    Raises `EnqueueError` when the broker cannot be reached: the rows stay queued in the job store
+    (the render workers' sweep sends them once the broker is back).
     """
     settings = services().settings
-    changed = False
     try:
         for page_id in ingest_pages:
             queue.enqueue_ingest(settings, page_id)
         for render in renders:
-            task_id = queue.enqueue_render(settings, render.id)
-            if task_id and task_id != render.task_id:
-                render.task_id = task_id
-                changed = True
+            queue.enqueue_render(settings, render.id, task_id=render.task_id)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it
         current_app.logger.exception("enqueue failed")
         raise EnqueueError(f"Saved, but the work queue cannot be reached ({type(exc).__name__}); "
                            "the pages stay queued until it is back. Tell your administrator.") from None
-    finally:
-        if changed:
-            db().commit()
 
 
 def revoke(task_ids: list[str]) -> None:

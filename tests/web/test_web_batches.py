@@ -22,6 +22,13 @@ def page_rows(app, batch_id: int):
                 for p in s.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position))]
 
 
+def render_task_ids(app, render_ids) -> dict:
+    from panelpaint.store.schema import Render
+
+    with app.extensions["panelpaint"].store.session() as s:
+        return {r: s.get(Render, r).task_id for r in render_ids}
+
+
 def create(client, style_id, files, **fields):  # noqa: ANN001
     data = {"name": "Chapter 1", "style_id": style_id, "direction": "ltr", "pages": files, **fields}
     return client.post_form("/batches", data, content_type="multipart/form-data")
@@ -214,12 +221,22 @@ def test_cancel_revokes_queued_tasks(app, artist, style_id, queue_calls):
     html = artist.post_form(f"/batches/{batch_id}/cancel", follow_redirects=True).get_data(as_text=True)
     assert "Batch cancelled: 2 queued page(s) dropped" in html
     assert "Cancel batch" not in html and "Add pages" not in html
-    assert sorted(queue_calls.revoked) == sorted(f"task-{r}" for r in queue_calls.renders)
+    # Each render was sent under the task id the job store made for it, and cancel revokes those ids.
+    stored = render_task_ids(app, queue_calls.renders)
+    assert all(stored.values()) and queue_calls.task_ids == stored
+    assert sorted(queue_calls.revoked) == sorted(stored.values())
     assert [r[1] for r in page_rows(app, batch_id)] == ["cancelled", "cancelled"]
     assert artist.get(f"/batches/{batch_id}/status.json").get_json()["state"] == "cancelled"
     add = artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(png_bytes(), "c.png")},
                            content_type="multipart/form-data", follow_redirects=True)
     assert "cancelled" in add.get_data(as_text=True)
+
+
+def test_renders_are_sent_under_the_stored_task_id_without_another_commit(app, artist, style_id, queue_calls):
+    create(artist, style_id, [upload(png_bytes(), "a.png")])
+    (render_id,) = queue_calls.renders
+    stored = render_task_ids(app, [render_id])[render_id]
+    assert stored and queue_calls.task_ids == {render_id: stored}
 
 
 def test_add_pages_to_a_batch(app, artist, style_id, queue_calls):

@@ -48,6 +48,7 @@ class QueueRecorder:
     """Stands in for panelpaint.queue: records enqueued render ids and revoked task ids."""
 
     renders: list[int] = field(default_factory=list)
+    task_ids: dict[int, str | None] = field(default_factory=dict)  # render id -> the task id it was sent under
     ingested: list[int] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
 
@@ -55,9 +56,10 @@ class QueueRecorder:
         self.ingested.append(int(page_id))
         return f"ingest-{page_id}"
 
-    def enqueue_render(self, settings, render_id, *, countdown=None):  # noqa: ANN001
+    def enqueue_render(self, settings, render_id, task_id=None, *, countdown=None):  # noqa: ANN001
         self.renders.append(int(render_id))
-        return f"task-{render_id}"
+        self.task_ids[int(render_id)] = task_id
+        return task_id or f"task-{render_id}"
 
     def revoke(self, settings, task_ids, terminate=False):  # noqa: ANN001
         self.revoked.extend(task_ids)
