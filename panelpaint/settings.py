@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     flower_password: str = ""
     session_cookie_secure: bool = False
     login_rate_limit: str = "10 per minute"
+    # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto/-Host are trusted
+    # (werkzeug ProxyFix); 0 trusts none. Set 1 behind one TLS proxy, or the login rate limit
+    # counts every client as the proxy's address.
+    proxy_fix: int = Field(0, ge=0, le=10)
 
     @field_validator("database_url")
     @classmethod

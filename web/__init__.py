@@ -70,6 +70,13 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     csrf.init_app(app)
     app.after_request(_security_headers)
     app.teardown_appcontext(close_db)
+    if settings.proxy_fix > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind N trusted proxies the client address (the login rate limit's key), the scheme and
+        # the host come from their X-Forwarded-* headers; a client cannot forge more hops than N.
+        n = settings.proxy_fix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from . import api, auth, batches, review, styles, workers
 

@@ -123,6 +123,25 @@ def test_login_is_rate_limited(client):
     assert client.get("/login").status_code == 200  # only POSTs count
 
 
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_login_rate_limit_counts_clients_behind_a_trusted_proxy(app_settings, queue_calls, proxies):
+    from web_helpers import Client
+
+    app = build_app(app_settings.model_copy(update={"proxy_fix": proxies}))
+
+    def client_at(address: str) -> Client:
+        flask_client = app.test_client()
+        flask_client.environ_base["HTTP_X_FORWARDED_FOR"] = address  # set by the proxy for each client
+        return Client(flask_client)
+
+    first, second = client_at("203.0.113.7"), client_at("198.51.100.9")
+    wrong = {"email": email("alpha", "artist"), "password": "wrong-wrong"}
+    assert [first.post_form("/login", wrong).status_code for _ in range(6)] == [401] * 5 + [429]
+    # Trusting the proxy, the second client has its own budget; trusting none, both are the proxy.
+    assert second.post_form("/login", wrong).status_code == (401 if proxies else 429)
+    app.extensions["panelpaint"].store.dispose()
+
+
 def test_upload_over_the_limit_is_413_before_the_view(app, artist, style_id, monkeypatch):
     from web import jobs
 
