@@ -391,9 +391,12 @@ def complete_render(
     worker: str | None = None,
     *,
     degraded: str | None = None,
+    based_on: int | None = None,
 ) -> Render:
     """Store the result of `attempt` (outputs: kind -> storage key): running -> succeeded.
 
+    A panel re-render's outputs are the whole page (the worker merged the panel into the page's
+    result `based_on`); it becomes the page's current result (see `_promote_panel_render`).
     Idempotent: repeating it for the same attempt returns the stored render unchanged (the first
     result wins). Raises `StaleAttempt` when the attempt was fenced out or the render ended otherwise.
     """
@@ -417,8 +420,37 @@ def complete_render(
     render = session.get(Render, render_id)
     _sync_page(session, render, RunStatus.succeeded, None)
     _log(session, "render.succeeded", render, attempt=attempt, worker=render.worker, timings=render.timings,
-         degraded=render.degraded)
+         degraded=render.degraded, based_on=based_on)
+    if render.panel_id is not None:
+        _promote_panel_render(session, render, based_on)
     return render
+
+
+def _promote_panel_render(session: Session, render: Render, based_on: int | None) -> None:
+    """Make a finished panel re-render the page's current result, when that is still right.
+
+    Only over a finished page (status succeeded: no page render is queued or running) whose result
+    is the one the panel was merged onto (`based_on`); a panel rendered as a whole page for want of
+    a base (`based_on` None) only replaces an older result. Otherwise a newer result would be lost,
+    so the render is kept in the history and the reason logged. Reviews are not touched here:
+    queueing the panel render already reset that panel's review and kept the others'.
+    """
+    page = session.get(Page, render.page_id, with_for_update=ROW_LOCK, populate_existing=True)
+    current = page.current_render_id
+    if page.status != RunStatus.succeeded:
+        reason = f"page is {page.status.value}"
+    elif based_on is not None and current != based_on:
+        reason = f"the page's result changed (render {current}) after this panel was merged onto render {based_on}"
+    elif based_on is None and current is not None and current > render.id:
+        reason = f"the page has a newer result (render {current})"
+    else:
+        page.current_render_id = render.id
+        page.error = None
+        page.panels_done = page.panels_total
+        session.flush()
+        _log(session, "render.current", render, panel_id=render.panel_id, replaced=current)
+        return
+    _log(session, "render.not_current", render, panel_id=render.panel_id, reason=reason)
 
 
 def fail_render(
