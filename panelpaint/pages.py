@@ -217,6 +217,21 @@ def render_page(
     )
 
 
+def merge_panel(base_flats: np.ndarray, flats: np.ndarray, panel: Panel) -> np.ndarray:
+    """`base_flats` with the pixels inside `panel`'s polygon taken from `flats` (both page-sized RGB).
+
+    How a re-rendered panel joins the page's existing result: every pixel outside the polygon
+    (other panels, gutters) stays byte-identical to the base.
+    """
+    if base_flats.shape != flats.shape:
+        raise ValueError(f"base flats {base_flats.shape[1::-1]} and new flats {flats.shape[1::-1]} differ in size")
+    h, w = flats.shape[:2]
+    inside = panel.mask((w, h)) > 0
+    merged = base_flats.copy()
+    merged[inside] = flats[inside]
+    return merged
+
+
 def write_outputs(
     result: PageResult,
     out_dir: str | Path,

@@ -174,6 +174,39 @@ def queue_lengths(settings: "Settings") -> dict[str, int]:
         conn.close()
 
 
+def _task_id(raw: bytes | str) -> str | None:
+    """The task id in a kombu Redis message (a queue entry, or an unacked [payload, exchange, key])."""
+    try:
+        data = json.loads(raw)
+        payload = data[0] if isinstance(data, list) else data
+        return payload["headers"]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def pending_task_ids(settings: "Settings", queues: Iterable[str] = (RENDER_QUEUE,)) -> set[str]:
+    """Ids of the tasks the broker holds: waiting in `queues`, or reserved by a worker and not yet
+    acknowledged (running, prefetched, or waiting out a retry countdown).
+
+    The queues are read before the unacked messages, so a message moving from one to the other
+    meanwhile is still seen. Raises redis errors when the broker is unreachable.
+    """
+    import redis
+    from kombu.transport.redis import Channel
+
+    conn = redis.Redis.from_url(settings.effective_redis_url(), socket_timeout=5, socket_connect_timeout=2)
+    try:
+        pipe = conn.pipeline()
+        for queue in queues:
+            for key in [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]:
+                pipe.lrange(key, 0, -1)
+        waiting = [raw for entries in pipe.execute() for raw in entries]
+        reserved = conn.hvals(Channel.unacked_key)
+    finally:
+        conn.close()
+    return {i for i in map(_task_id, [*waiting, *reserved]) if i}
+
+
 def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, Any]]:
     """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool size.
 

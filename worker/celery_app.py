@@ -69,7 +69,11 @@ def requeue_lost_renders(settings) -> list[int]:
     """Put back renders whose worker stopped reporting longer ago than the visibility timeout, and
     send their tasks again: the recovery for a message the broker itself lost (a Redis without an
     append-only file restarted, say). A message that still exists is restored by Redis at the same
-    time; the duplicate finds the render claimed and stops, so this never doubles a page."""
+    time; the duplicate finds the render claimed and stops, so this never doubles a page.
+
+    Then send the renders that have waited queued longer than the visibility timeout while the
+    broker holds no message for them: their message was never sent (the broker was down when the
+    dashboard queued them) or was lost before any worker took it. Returns the ids sent again."""
     from panelpaint import queue
     from panelpaint.store import renders
     from panelpaint.store.db import Store
@@ -79,13 +83,25 @@ def requeue_lost_renders(settings) -> list[int]:
     try:
         with store.session() as s:
             lost = [(r.id, r.task_id) for r in renders.requeue_stale(s, lease_seconds=settings.visibility_timeout)]
+        for render_id, task_id in lost:  # after the commit
+            queue.enqueue_render(settings, render_id, task_id)
+        if lost:
+            log.warning("requeued renders whose worker was lost: %s", [r for r, _ in lost])
+        with store.session() as s:
+            waiting = [(r.id, r.task_id) for r in renders.waiting_since(s, settings.visibility_timeout)]
+        unsent = []
+        if waiting:
+            held = queue.pending_task_ids(settings)  # read after the database: a render sent meanwhile is seen
+            unsent = [(r, t) for r, t in waiting if t not in held]
+        for render_id, task_id in unsent:
+            queue.enqueue_render(settings, render_id, task_id)
+        if unsent:
+            with store.session() as s:
+                renders.note_resent(s, [r for r, _ in unsent], "queued without a message in the broker")
+            log.warning("sent renders that were queued but never sent: %s", [r for r, _ in unsent])
     finally:
         store.dispose()
-    for render_id, task_id in lost:  # after the commit
-        queue.enqueue_render(settings, render_id, task_id)
-    if lost:
-        log.warning("requeued renders whose worker was lost: %s", [r for r, _ in lost])
-    return [r for r, _ in lost]
+    return [r for r, _ in lost] + [r for r, _ in unsent]
 
 
 @signals.worker_ready.connect

@@ -20,6 +20,7 @@ that kills its worker process is redelivered and counted by the claim until `max
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -38,7 +39,7 @@ from PIL import Image
 from panelpaint import queue
 from panelpaint.composite import multiply
 from panelpaint.images import ImageError, open_image
-from panelpaint.pages import Cancelled, PageResult, detect, write_outputs
+from panelpaint.pages import Cancelled, PageResult, detect, merge_panel, write_outputs
 from panelpaint.pages import render_page as run_pipeline
 from panelpaint.panels import Panel as PagePanel
 from panelpaint.settings import get_settings
@@ -130,7 +131,13 @@ def _open_stored(key: str | None, what: str) -> Image.Image:
 
 
 def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
-    """Page image, style images and stored panels of a claimed render (plain data, session closed)."""
+    """Page image, style images and stored panels of a claimed render (plain data, session closed).
+
+    For a panel re-render also: `panel`, the panel to colour (its style, seed and hints are the
+    render's), and `base` = (render id, flats storage key) of the page's finished result to merge
+    it into, or None when the page has no finished result with flats.
+    """
+    panel_order = base = None
     with _store().session() as s:
         page = s.get(Page, claim.page_id)
         name = page.source_name
@@ -138,36 +145,92 @@ def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
         panels = [PagePanel((r.x, r.y, r.w, r.h), [list(p) for p in r.polygon], r.position) for r in rows]
         panel_style_ids = {r.position: r.style_id for r in rows if r.style_id}
         panel_hints = {r.position: list(r.hints) for r in rows if r.hints}
+        page_style_id = claim.style_id
+        if claim.panel_id is not None:
+            panel_order = next((r.position for r in rows if r.id == claim.panel_id), None)
+            if panel_order is None:
+                raise BadInput(f"panel {claim.panel_id} is no longer on page {claim.page_id}")
+            page_style_id = page.style_id or page.batch.default_style_id or claim.style_id
+            if claim.style_id is not None:
+                panel_style_ids[panel_order] = claim.style_id
+            current = s.get(Render, page.current_render_id) if page.current_render_id else None
+            if current is not None and current.status == RunStatus.succeeded and (current.outputs or {}).get("flats"):
+                base = (current.id, current.outputs["flats"])
         style_keys = {sid: s.get(StyleReference, sid).image_key
-                      for sid in {claim.style_id, *panel_style_ids.values()} if sid is not None}
-    if claim.style_id is None:
+                      for sid in {page_style_id, *panel_style_ids.values()} if sid is not None}
+    if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
     page_img = _open_stored(claim.source_key, name)
     styles = {sid: _open_stored(key, f"style {sid}") for sid, key in style_keys.items()}
-    # Render-level hints are in page pixels: give each to the panel that contains it.
-    for hint in claim.hints:
-        for p in panels:
-            x0, y0, x1, y1 = p.box()
-            if x0 <= hint.get("x", -1) < x1 and y0 <= hint.get("y", -1) < y1:
-                panel_hints.setdefault(p.order, []).append(hint)
-                break
+    if panel_order is not None:
+        # A panel re-render's hints (the panel's own unless the reviewer placed new ones) are its alone.
+        panel_hints[panel_order] = list(claim.hints)
+    else:
+        # Render-level hints are in page pixels: give each to the panel that contains it.
+        for hint in claim.hints:
+            for p in panels:
+                x0, y0, x1, y1 = p.box()
+                if x0 <= hint.get("x", -1) < x1 and y0 <= hint.get("y", -1) < y1:
+                    panel_hints.setdefault(p.order, []).append(hint)
+                    break
     return {
         "name": name,
         "page": page_img,
-        "style": styles[claim.style_id],
+        "style": styles[page_style_id],
         "panels": panels or None,
         "panel_styles": {order: styles[sid] for order, sid in panel_style_ids.items()},
         "panel_hints": panel_hints,
+        "panel": next((p for p in panels if p.order == panel_order), None),
+        "base": base,
     }
+
+
+def _base_flats(key: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The stored flats of the page's finished result as an RGB array, or None if unusable."""
+    try:
+        with Image.open(io.BytesIO(_storage().read_bytes(key))) as img:
+            flats = np.asarray(img.convert("RGB"))
+    except (NotFound, OSError) as exc:
+        log.warning("flats %s… of the page's result cannot be read: %s", key[:12], exc)
+        return None
+    return flats if flats.shape[1::-1] == tuple(size) else None
+
+
+def _colour(claim: renders.Claim, inputs: dict[str, Any], colorizer, **kwargs) -> tuple[PageResult, dict]:
+    """Run the page pipeline for a claimed render; returns the result and what the intermediate records.
+
+    A panel re-render over a finished page colours only that panel and merges it into the page's
+    result flats (everything outside the panel's polygon stays identical); without a usable base
+    it colours the whole page, the panel with its overrides, and says so in `degraded`.
+    """
+    panel, base = inputs["panel"], inputs["base"]
+    run = functools.partial(run_pipeline, inputs["page"], direction=claim.direction,
+                            panel_hints=inputs["panel_hints"], seed=claim.seed, colorizer=colorizer, **kwargs)
+    if panel is None:
+        return run(style=inputs["style"], panels=inputs["panels"], panel_styles=inputs["panel_styles"]), {}
+    base_flats = _base_flats(base[1], inputs["page"].size) if base else None
+    if base_flats is None:
+        result = run(style=inputs["style"], panels=inputs["panels"], panel_styles=inputs["panel_styles"])
+        return result, {"note": "panel re-render: the page has no finished result to merge into, "
+                                "so the whole page was coloured"}
+    style = inputs["panel_styles"].get(panel.order, inputs["style"])
+    result = run(style=style, panels=[panel])
+    flats = merge_panel(base_flats, np.asarray(result.flats), panel)
+    result.flats = Image.fromarray(flats, "RGB")
+    result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
+    result.panels = list(inputs["panels"])
+    return result, {"based_on": base[0], "panel": panel.to_dict()}
 
 
 # --- the intermediate handed from the render worker to the io worker ---------------------------
 
 
-def _save_intermediate(result, degraded: str | None) -> str:
-    """The page as raw arrays (no compression: the GPU worker must not spend time encoding)."""
+def _save_intermediate(result, degraded: str | None, merge: dict | None = None) -> str:
+    """The page as raw arrays (no compression: the GPU worker must not spend time encoding);
+    `merge` records which result a re-rendered panel was merged into (`based_on`, `panel`)."""
     meta = {"panels": [p.to_dict() for p in result.panels], "direction": result.direction,
-            "model_version": result.model_version, "timings": result.timings, "degraded": degraded}
+            "model_version": result.model_version, "timings": result.timings, "degraded": degraded,
+            "merge": merge or {}}
     buf = io.BytesIO()
     np.savez(buf, flats=np.asarray(result.flats), lines=np.asarray(result.lines),
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
@@ -183,7 +246,7 @@ def _load_intermediate(key: str):
         lines=Image.fromarray(lines, "L"), panels=[PagePanel.from_dict(p) for p in meta["panels"]],
         direction=meta["direction"], model_version=meta["model_version"], timings=meta["timings"],
     )
-    return result, meta.get("degraded")
+    return result, meta.get("degraded"), meta.get("merge") or {}
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -260,16 +323,18 @@ def _render(self, render_id: int) -> dict | None:
                 renders.set_progress(s, render_id, attempt, done, total)
 
         t_queue = (time.perf_counter() - t_start)
-        result = run_pipeline(
-            inputs["page"], inputs["style"], colorizer, panels=inputs["panels"], direction=claim.direction,
-            panel_styles=inputs["panel_styles"], panel_hints=inputs["panel_hints"],
-            work_size=int(claim.options.get("work_size") or settings.work_size), seed=claim.seed,
+        result, merge = _colour(
+            claim, inputs, colorizer, work_size=int(claim.options.get("work_size") or settings.work_size),
             max_pixels=settings.max_image_pixels, should_stop=should_stop, on_panel=on_panel,
         )
         result.model_version = rt.model_version or result.model_version
         result.timings["claim_and_load"] = t_queue
+        note = merge.pop("note", None)
+        if note:
+            log.warning("render %s: %s", render_id, note)
+        degraded = "; ".join(x for x in (colorizer.degraded, note) if x) or None
         t = time.perf_counter()
-        key = _save_intermediate(result, colorizer.degraded)
+        key = _save_intermediate(result, degraded, merge)
         result.timings["intermediate"] = time.perf_counter() - t
     except Cancelled:
         with _store().session() as s:
@@ -322,7 +387,8 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
             formats = page.batch.options.get("formats") or DEFAULT_FORMATS
             stem = Path(page.source_name).stem or f"page-{page.position + 1}"
             page_id = page.id
-        result, degraded = _load_intermediate(intermediate_key)
+        result, degraded, merge = _load_intermediate(intermediate_key)
+        merge = _merge_onto_current(page_id, result, merge)
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="panelpaint-encode-") as tmp:
             paths = write_outputs(result, tmp, set(formats), stem="page")
@@ -330,7 +396,7 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
         result.timings["encode"] = time.perf_counter() - t
         with _store().session() as s:
             renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
-                                    degraded=degraded)
+                                    degraded=degraded, based_on=merge.get("based_on"))
             _store_detected_panels(s, page_id, result.panels)
     except StaleAttempt:
         return None
@@ -344,6 +410,28 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
         return {"render_id": render_id, "status": "failed"}
     log.info("render %s (%s) complete", render_id, stem)
     return {"render_id": render_id, "status": "succeeded"}
+
+
+def _merge_onto_current(page_id: int, result: PageResult, merge: dict) -> dict:
+    """Move a re-rendered panel onto the page's result as it is now, if that changed since the
+    render merged it (another panel's re-render finished meanwhile), so neither change is lost."""
+    if not merge:
+        return merge
+    with _store().session() as s:
+        page = s.get(Page, page_id)
+        current = s.get(Render, page.current_render_id) if page.current_render_id else None
+        if (current is None or current.id == merge["based_on"] or current.status != RunStatus.succeeded
+                or not (current.outputs or {}).get("flats")):
+            return merge  # unchanged, or nothing better to merge onto (the store decides what is shown)
+        current_id, key = current.id, current.outputs["flats"]
+    base = _base_flats(key, result.size)
+    if base is None:
+        return merge
+    flats = merge_panel(base, np.asarray(result.flats), PagePanel.from_dict(merge["panel"]))
+    result.flats = Image.fromarray(flats, "RGB")
+    result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
+    log.info("panel re-render of page %s merged onto render %s instead of %s", page_id, current_id, merge["based_on"])
+    return {**merge, "based_on": current_id}
 
 
 def _store_detected_panels(session, page_id: int, panels: list) -> None:

@@ -505,6 +505,26 @@ def acknowledge_cancel(session: Session, render_id: int, attempt: int) -> Render
     return render
 
 
+def waiting_since(session: Session, seconds: float) -> list[Render]:
+    """Queued renders of batches not cancelled that were queued more than `seconds` ago, oldest
+    first: candidates for a message that was never sent (broker down when they were queued).
+    The caller checks which of their `task_id`s the broker holds, re-sends the others and calls
+    `note_resent`; a duplicate message is harmless (claims are atomic, results fenced)."""
+    cutoff = utcnow() - dt.timedelta(seconds=seconds)
+    return list(session.scalars(
+        sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch, Page.batch_id == Batch.id)
+        .where(Render.status == RunStatus.queued, Render.queued_at < cutoff, Batch.cancelled.is_(False))
+        .order_by(Render.queued_at, Render.id)))
+
+
+def note_resent(session: Session, render_ids: list[int], reason: str) -> None:
+    """Log a `render.resent` event for each render whose task was sent again."""
+    for render_id in render_ids:
+        render = session.get(Render, render_id)
+        if render is not None:
+            _log(session, "render.resent", render, attempt=render.attempt, task_id=render.task_id, reason=reason)
+
+
 def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Render]:
     """Janitor: running renders whose lease expired go back to queued (running -> queued; cancelled
     when their batch was). Returns the requeued renders; the caller re-enqueues their `task_id`s
