@@ -105,14 +105,16 @@ def page(page_id: int):
     style_id = (render.style_id if render else None) or page.style_id or batch.default_style_id
     style = style_store.get_style(db(), current_user.studio_id, style_id) if style_id else None
     renders = batch_store.list_renders(db(), current_user.studio_id, page.id)
-    # The newest finished re-render of each panel (panel renders do not replace the page's result).
+    # The newest finished re-render of each panel, linked beside it. The page's result itself is the
+    # current render: a finished panel re-render is merged into the page and becomes that result.
     panel_renders = {}
     for r in renders:
         if r.panel_id is not None and r.status == RunStatus.succeeded and r.panel_id not in panel_renders:
             panel_renders[r.panel_id] = r
     return render_template(
         "review.html", page=page, batch=batch, render=render, style=style,
-        result_key=jobs.result_key(render), panels=page.panels, renders=renders, panel_renders=panel_renders,
+        result_key=jobs.result_key(render), panels=page.panels,
+        shown_panel=next((p for p in page.panels if render is not None and p.id == render.panel_id), None), renders=renders, panel_renders=panel_renders,
         styles=style_store.list_styles(db(), current_user.studio_id), comments=comments(page),
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,

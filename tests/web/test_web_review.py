@@ -129,9 +129,17 @@ def test_rerender_one_panel(app, artist, finished, queue_calls, worker):
     with app.extensions["panelpaint"].store.session() as s:
         render = s.get(Render, queue_calls.renders[-1])
         assert render.panel_id == panel_id and render.seed == 3
-    worker.finish(queue_calls.renders[-1])
+    before = artist.get(f"/pages/{pages[2]}/image/result").get_data()
+    assert "re-rendered" not in artist.get(f"/review/{pages[2]}").get_data(as_text=True)
+    worker.finish(queue_calls.renders[-1], color=(250, 20, 20))  # the worker's merged page
     html = artist.get(f"/review/{pages[2]}").get_data(as_text=True)
-    assert f"/renders/{queue_calls.renders[-1]}/files/composite" in html and "re-render v1" in html
+    assert f"/renders/{queue_calls.renders[-1]}/files/composite" in html and "re-render v1 (shown)" in html
+    # The page's result is now the panel render's merged page (the panel's review reset, the other's kept).
+    assert "Shows panel 1 re-rendered (v1), merged into the page." in html
+    after = artist.get(f"/pages/{pages[2]}/image/result").get_data()
+    assert after != before
+    with app.extensions["panelpaint"].store.session() as s:
+        assert s.get(Render, queue_calls.renders[-1]).page.current_render_id == queue_calls.renders[-1]
 
 
 @pytest.mark.parametrize("hints,message", [

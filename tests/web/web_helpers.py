@@ -139,7 +139,8 @@ class FakeWorker:
     def __init__(self, app):  # noqa: ANN001
         self.services = app.extensions["panelpaint"]
 
-    def finish(self, render_id: int, *, panels: int = 2, outputs: dict | None = None) -> None:
+    def finish(self, render_id: int, *, panels: int = 2, outputs: dict | None = None,
+               color: tuple[int, int, int] = (120, 180, 240)) -> None:
         """Detect `panels` stacked panels (first time), claim the render and complete it with a composite."""
         from panelpaint.store import batches, renders
         from panelpaint.store.schema import Render
@@ -153,7 +154,7 @@ class FakeWorker:
                 batches.set_panels(s, page.id, [{"x": 0, "y": i * h, "w": page.width, "h": h} for i in range(panels)])
         with self.services.store.session() as s:
             claim = renders.claim_render(s, render_id, "fake-worker", 3)
-        composite = storage.put_bytes(png_bytes((64, 96), (120, 180, 240)), ".png")
+        composite = storage.put_bytes(png_bytes((64, 96), color), ".png")
         with self.services.store.session() as s:
             renders.complete_render(s, render_id, claim.attempt, outputs or {"composite": composite}, {"model": 0.01},
                                     "test-model", "fake-worker")
