@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
-from panelpaint.store.schema import Batch, Page, Panel, Render, Review, ReviewStatus, Role, RunStatus, User
+from panelpaint.store.schema import Batch, Page, Panel, Review, ReviewStatus, Role, RunStatus, User
 from panelpaint.store.states import check_review
 
 REVIEWER_ROLES = frozenset({Role.admin, Role.reviewer})
@@ -45,11 +45,9 @@ def review(
         panel = session.get(Panel, panel_id)
         if panel is None or panel.page_id != page_id:
             raise NotFound(f"panel {panel_id} does not exist on page {page_id}")
+        # The decision is on what the reviewer sees: the page's result, into which a finished
+        # re-render of this panel has been merged (it is then that result itself).
         target = panel
-        render_id = session.scalar(
-            sa.select(Render.id).where(Render.panel_id == panel_id, Render.status == RunStatus.succeeded)
-            .order_by(Render.version.desc()).limit(1)
-        ) or render_id
     if render_id is None:
         raise IllegalTransition(f"page {page_id} has no finished render to review")
     check_review(target.review_status, decision)

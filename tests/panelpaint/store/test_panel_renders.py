@@ -111,3 +111,20 @@ def test_a_panel_rendered_as_a_whole_page_replaces_only_an_older_result(store, w
         rid = renders.rerender(s, page, p1).id
     finish(store, rid, based_on=None)  # the worker found no base flats and coloured the whole page
     assert current(store, page) == (rid, RunStatus.succeeded)
+
+
+def test_a_panel_decision_is_recorded_against_the_result_the_reviewer_sees(store, world):
+    from panelpaint.store.schema import Review
+
+    page, base, (p1, _) = finished_page(store, world)
+    with store.session() as s:
+        panel_render = renders.rerender(s, page, p1).id
+    finish(store, panel_render, based_on=base)
+    with store.session() as s:
+        assert review(s, page, p1, world.a.reviewer, "rejected").render_id == panel_render
+    with store.session() as s:
+        again = renders.rerender(s, page).id
+    finish(store, again)
+    with store.session() as s:  # after a newer page render, the panel is judged on that page's result
+        row = review(s, page, p1, world.a.reviewer, "approved")
+        assert isinstance(row, Review) and row.render_id == again
