@@ -11,6 +11,11 @@ Delivery is at least once (acks_late, reject_on_worker_lost), so every task is i
   (PNG, PSD, ORA, JSON, previews) on a CPU worker, in parallel with the GPU working on the next
   page, stores them and completes the render fenced by attempt: a late or duplicate run of an old
   attempt is refused by the store, and a repeat of the same attempt is a no-op.
+* A panel re-render (`claim.panel_id`) colours only that panel with the render's style, seed and
+  hints and merges it into the flats of the page's finished result (outside the panel's polygon
+  every pixel stays identical); the completed render then becomes the page's result. Without a
+  finished result to merge into, the whole page is coloured with that panel's overrides and the
+  render's `degraded` says so.
 * `panelpaint.ingest_page(page_id)` (queue `io`) detects a page's panels so they can be edited
   before rendering.
 

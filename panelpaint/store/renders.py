@@ -23,6 +23,11 @@ How a render survives lost workers (Celery with acks_late + reject_on_worker_los
   ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
 * `requeue_stale` (a janitor) puts running renders with an expired lease back to queued, for the
   case where the broker lost the message altogether; the caller re-enqueues their task ids.
+  `waiting_since` lists renders queued for long, whose message may never have been sent (the
+  broker was down); the janitor re-sends those the broker does not hold and `note_resent` logs it.
+* A panel re-render's result is the whole page with that panel merged in: when it completes it
+  becomes the page's current result (only over the result it was merged onto, never hiding a
+  newer page render); a later page render takes the page back.
 """
 from __future__ import annotations
 

@@ -131,6 +131,27 @@ def test_a_panel_re_render_recolours_only_that_panel_and_becomes_the_pages_resul
     assert (before[inside] != after[inside]).any(axis=1).mean() > 0.5
 
 
+def test_a_panel_re_render_without_a_base_result_colours_the_whole_page_and_says_so(stack):
+    from panelpaint.store import renders
+    from panelpaint.store.schema import Render
+
+    _, (base_id,) = stack.add_batch(["no-flats.png"])
+    stack.wait_final([base_id], 90)
+    page = stack.page_of(base_id)
+    panel_id = stack.panels(page.id)[0].id
+    with stack.store.session() as s:  # a result without flats (e.g. a batch that chose no PNG output)
+        base = s.get(Render, base_id)
+        base.outputs = {k: v for k, v in base.outputs.items() if k != "flats"}
+        render = renders.rerender(s, page.id, panel_id, seed=7)
+        render_id, task_id = render.id, render.task_id
+    queue.enqueue_render(stack.settings, render_id, task_id)
+    (done,) = stack.wait_final([render_id], 90)
+    assert_one_result(stack, done)
+    assert "whole page was coloured" in done.degraded
+    assert stack.events("render.succeeded", render_id)[0]["based_on"] is None
+    assert stack.page_of(render_id).current_render_id == render_id
+
+
 def style_png_of(background, disc) -> bytes:
     from PIL import ImageDraw
 
