@@ -1,0 +1,97 @@
+"""Panel re-renders of two panels of one page at the same time: neither change is lost.
+
+Both are merged into the same finished page by the render task; when the first completes (and
+becomes the page's result), the encoding of the second merges its panel onto that newer result.
+The tasks run in this process (`apply`), on a real Redis and job store, so the order is exact.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import redis
+from PIL import Image
+
+from harness import PAGE_SIZE, Stack, make_weights
+from panelpaint.panels import Panel as PagePanel
+from panelpaint.settings import get_settings
+from panelpaint.store import renders, styles
+from panelpaint.store.schema import RunStatus
+
+pytestmark = [pytest.mark.redis]
+
+
+def _pop_encode(redis_url: str) -> list:
+    """The args of the encode task the render task queued (no io worker runs here)."""
+    raw = redis.Redis.from_url(redis_url).rpop("io")  # kombu pushes on the left: the oldest is on the right
+    assert raw is not None, "the render task queued no encoding"
+    message = json.loads(raw)
+    return json.loads(base64.b64decode(message["body"]))[0]
+
+
+def solid_style_png(colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 96), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch):
+    stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    try:
+        for key in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT", "PANELPAINT_VAR_DIR", "PANELPAINT_WEIGHTS",
+                    "PANELPAINT_DEVICE", "PANELPAINT_WORK_SIZE"):
+            monkeypatch.setenv(key, stack.env[key])
+        get_settings.cache_clear()
+        from worker import runtime as runtime_mod
+        from worker import tasks
+
+        monkeypatch.setattr(tasks, "_resources", {})
+        monkeypatch.setattr(runtime_mod, "_runtime", None)  # a model for this stack's settings, dropped after
+
+        def run(render_id: int) -> None:
+            tasks.render_page.apply(args=[render_id], throw=True)
+            tasks.encode_outputs.apply(args=_pop_encode(stack.redis.url), throw=True)
+
+        _, (base_id,) = stack.add_batch(["two-panels.png"], enqueue=False)
+        run(base_id)
+        page_id = stack.page_of(base_id).id
+        first, second = stack.panels(page_id)[:2]
+        with stack.store.session() as s:
+            ids = []
+            for panel, colour in ((first, (40, 200, 90)), (second, (60, 60, 220))):
+                key = stack.storage.put_bytes(solid_style_png(colour), ".png")
+                style = styles.add_style_reference(s, stack.studio_id, f"style {colour}", [], key, 96, 96).id
+                ids.append(renders.rerender(s, page_id, panel.id, style_id=style, seed=99).id)
+        a, b = ids
+        # Both are coloured and merged into the base page before either completes.
+        tasks.render_page.apply(args=[a], throw=True)
+        tasks.render_page.apply(args=[b], throw=True)
+        encode_a, encode_b = _pop_encode(stack.redis.url), _pop_encode(stack.redis.url)
+        assert (encode_a[0], encode_b[0]) == (a, b)
+        tasks.encode_outputs.apply(args=encode_a, throw=True)
+        tasks.encode_outputs.apply(args=encode_b, throw=True)
+
+        base, done_a, done_b = stack.renders([base_id, a, b])
+        assert done_a.status == done_b.status == RunStatus.succeeded
+        assert stack.page_of(base_id).current_render_id == b
+        assert stack.events("render.succeeded", b)[0]["based_on"] == a
+
+        def pixels(render):
+            with Image.open(io.BytesIO(stack.storage.read_bytes(render.outputs["composite"]))) as img:
+                return np.asarray(img.convert("RGB"))
+
+        def mask(p):
+            return PagePanel((p.x, p.y, p.w, p.h), p.polygon, p.position).mask(PAGE_SIZE) > 0
+
+        in_a, in_b = mask(first), mask(second)
+        shown, old, merged_a = pixels(done_b), pixels(base), pixels(done_a)
+        outside = ~(in_a | in_b)
+        assert np.array_equal(shown[outside], old[outside])
+        assert np.array_equal(shown[in_a], merged_a[in_a])  # the first panel's change is kept
+        assert (shown[in_b] != old[in_b]).any(axis=1).mean() > 0.5  # and the second panel is new
+    finally:
+        get_settings.cache_clear()
+        stack.close()
