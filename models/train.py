@@ -41,6 +41,7 @@ class TrainConfig:
     out: str = "runs/train"
     val: list[str] = field(default_factory=list)    # held-out images for sample grids / periodic eval
     generator: str = "compact"                      # named GeneratorConfig
+    generator_overrides: dict = field(default_factory=dict)  # fields replaced in it, e.g. {"norm_groups": 1}
     style_encoder: dict = field(default_factory=lambda: {"kind": "painting"})
     init: str | None = None                          # start from these weights (fine-tuning)
     size: int = 128
@@ -141,7 +142,7 @@ class Trainer:
         if source is not None:
             self.generator, self.encoder, meta = weights_io.load_weights(source)
         else:
-            self.generator = Generator(generator_config(cfg.generator))
+            self.generator = Generator(generator_config(cfg.generator).to_dict() | cfg.generator_overrides)
             enc = dict(cfg.style_encoder)
             self.encoder = build_style_encoder(enc.pop("kind", "painting"), **enc)
         files = list_images(cfg.data)

@@ -16,12 +16,12 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 
 
 def read_curve(path: Path, key: str, max_step: int | None) -> list[tuple[int, float]]:
-    points = []
+    points: dict[int, float] = {}  # a resumed run may log a step twice: the later line wins
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         if key in rec and (max_step is None or rec["step"] <= max_step):
-            points.append((int(rec["step"]), float(rec[key])))
-    return sorted(points)
+            points[int(rec["step"])] = float(rec[key])
+    return sorted(points.items())
 
 
 def smooth(points: list[tuple[int, float]], weight: float) -> list[tuple[int, float]]:

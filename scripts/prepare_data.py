@@ -228,7 +228,8 @@ except the two demo samples under `samples/` (see `samples/README.md`).
 ## Licences
 - **openclipart** (`openclipart-png`): the package's `copyright` file dedicates every image to the
   public domain ("creative commons Public Domain Dedication"; today's openclipart.org states CC0 1.0).
-  Each image's author is credited in the package's per-image metadata.
+  The PNG package carries no per-image metadata; most file names end with the author's name
+  (e.g. `bison_leif_lodahl_01.png`).
 - **Wesnoth portraits** (`wesnoth-1.16-data`, `data/**/images/portraits/`): artwork of The Battle for
   Wesnoth, released under the GNU General Public License version 2 or (at your option) any later
   version (the package's `copyright` file, "License: ... GNU General Public License version 2 or at

@@ -19,6 +19,8 @@ import click
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start from these weights, e.g. models/weights/default.safetensors (fine-tuning).")
 @click.option("--config", "generator", default="compact", show_default=True, help="Named generator config.")
+@click.option("--norm-groups", type=int, default=None,
+              help="Override the generator config's GroupNorm groups (1 = one group: per-channel colour offsets survive).")
 @click.option("--size", default=128, show_default=True, help="Training crop size (multiple of the generator stride).")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--steps", default=1000, show_default=True, help="Total steps of the run (resuming continues to it).")
@@ -38,15 +40,16 @@ import click
 @click.option("--style-size", default=None, type=int, help="Input size of the painting style encoder (new runs).")
 @click.option("--workers", default=0, show_default=True, help="Data loader processes.")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = default).")
+@click.option("--log-every", default=10, show_default=True, help="Write metrics.jsonl every N steps.")
 @click.option("--checkpoint-every", default=100, show_default=True)
 @click.option("--keep-every", default=0, show_default=True, help="Also keep the weights of every N-th step.")
 @click.option("--sample-every", default=200, show_default=True)
 @click.option("--eval-every", default=0, show_default=True, help="Evaluate on --val every N steps (0 = never).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(data, out, val, init, generator, size, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
+def train_command(data, out, val, init, generator, norm_groups, size, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
                   no_guides, stage,
-                  discriminator, gan_lambda, hint_prob, recolour_prob, style_size, workers, threads, checkpoint_every,
+                  discriminator, gan_lambda, hint_prob, recolour_prob, style_size, workers, threads, log_every, checkpoint_every,
                   keep_every, sample_every, eval_every, seed, quiet):
     """Train (or fine-tune, or resume) the colouring network on folders of finished colour images.
 
@@ -56,11 +59,12 @@ def train_command(data, out, val, init, generator, size, batch_size, steps, lr, 
 
     encoder = {"kind": "painting"} | ({"image_size": style_size} if style_size else {})
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), val=[str(v) for v in val],
-                      init=str(init) if init else None, generator=generator, style_encoder=encoder, size=size,
+                      init=str(init) if init else None, generator=generator,
+                      generator_overrides={} if norm_groups is None else {"norm_groups": norm_groups}, style_encoder=encoder, size=size,
                       batch_size=batch_size, steps=steps, lr=lr, lr_min=lr_min, warmup=warmup,
                       style_lr_scale=style_lr_scale,
                       guides=not no_guides, stage=stage, discriminator=discriminator, gan_lambda=gan_lambda,
-                      hint_prob=hint_prob, recolour_prob=recolour_prob, workers=workers, threads=threads, checkpoint_every=checkpoint_every,
+                      hint_prob=hint_prob, recolour_prob=recolour_prob, workers=workers, threads=threads, log_every=log_every, checkpoint_every=checkpoint_every,
                       keep_every=keep_every, sample_every=sample_every, eval_every=eval_every, seed=seed)
     try:
         trainer = train(cfg, progress=not quiet)
