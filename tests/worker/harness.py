@@ -5,7 +5,9 @@ Worker processes are started with `python -m celery -A worker.celery_app worker`
 """
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import signal
 import socket
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
+import redis
 import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
@@ -176,6 +180,21 @@ class Stack:
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+
+    def bind_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point this process's settings at the stack, for tests that run tasks in-process (`apply`)."""
+        from panelpaint.settings import get_settings
+
+        for key in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT", "PANELPAINT_VAR_DIR", "PANELPAINT_WEIGHTS",
+                    "PANELPAINT_DEVICE", "PANELPAINT_WORK_SIZE"):
+            monkeypatch.setenv(key, self.env[key])
+        get_settings.cache_clear()
+
+    def pop_encode(self) -> list:
+        """The args of the oldest encode task a render task queued (no io worker runs in-process)."""
+        raw = redis.Redis.from_url(self.redis.url).rpop("io")  # kombu pushes on the left
+        assert raw is not None, "the render task queued no encoding"
+        return json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
 
     def close(self) -> None:
         for name in list(self.workers):

@@ -1,11 +1,8 @@
 """CUDA out-of-memory: the page is retried in smaller batches, then on the CPU, recorded, and the worker keeps serving."""
 from __future__ import annotations
 
-import base64
-import json
 
 import pytest
-import redis
 import torch
 from PIL import Image
 
@@ -67,18 +64,12 @@ def test_persistent_oom_falls_back_to_the_cpu_per_panel(tiny):
     assert wrapped.degraded is None
 
 
-def _pop_encode(url: str) -> list:
-    raw = redis.Redis.from_url(url).lpop("io")
-    return json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
 
 
 def test_render_task_records_the_degradation_and_serves_the_next_page(tmp_path, monkeypatch):
     stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
     try:
-        for key in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT", "PANELPAINT_VAR_DIR", "PANELPAINT_WEIGHTS",
-                    "PANELPAINT_DEVICE", "PANELPAINT_WORK_SIZE"):
-            monkeypatch.setenv(key, stack.env[key])
-        get_settings.cache_clear()
+        stack.bind_settings(monkeypatch)
         from worker import tasks
 
         monkeypatch.setattr(tasks, "_resources", {})
@@ -92,7 +83,7 @@ def test_render_task_records_the_degradation_and_serves_the_next_page(tmp_path, 
         _, (first, second) = stack.add_batch(["oom.png", "next.png"], enqueue=False)
         for render_id in (first, second):
             tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.encode_outputs.apply(args=_pop_encode(stack.redis.url), throw=True)
+            tasks.encode_outputs.apply(args=stack.pop_encode(), throw=True)
         oom, nxt = stack.renders([first, second])
         assert oom.status == nxt.status == RunStatus.succeeded
         assert oom.degraded == "cuda oom: smaller batches"

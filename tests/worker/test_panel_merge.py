@@ -6,13 +6,10 @@ The tasks run in this process (`apply`), on a real Redis and job store, so the o
 """
 from __future__ import annotations
 
-import base64
 import io
-import json
 
 import numpy as np
 import pytest
-import redis
 from PIL import Image
 
 from harness import PAGE_SIZE, Stack, make_weights
@@ -24,12 +21,6 @@ from panelpaint.store.schema import RunStatus
 pytestmark = [pytest.mark.redis]
 
 
-def _pop_encode(redis_url: str) -> list:
-    """The args of the encode task the render task queued (no io worker runs here)."""
-    raw = redis.Redis.from_url(redis_url).rpop("io")  # kombu pushes on the left: the oldest is on the right
-    assert raw is not None, "the render task queued no encoding"
-    message = json.loads(raw)
-    return json.loads(base64.b64decode(message["body"]))[0]
 
 
 def solid_style_png(colour) -> bytes:
@@ -41,10 +32,7 @@ def solid_style_png(colour) -> bytes:
 def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch):
     stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
     try:
-        for key in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT", "PANELPAINT_VAR_DIR", "PANELPAINT_WEIGHTS",
-                    "PANELPAINT_DEVICE", "PANELPAINT_WORK_SIZE"):
-            monkeypatch.setenv(key, stack.env[key])
-        get_settings.cache_clear()
+        stack.bind_settings(monkeypatch)
         from worker import runtime as runtime_mod
         from worker import tasks
 
@@ -53,7 +41,7 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
 
         def run(render_id: int) -> None:
             tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.encode_outputs.apply(args=_pop_encode(stack.redis.url), throw=True)
+            tasks.encode_outputs.apply(args=stack.pop_encode(), throw=True)
 
         _, (base_id,) = stack.add_batch(["two-panels.png"], enqueue=False)
         run(base_id)
@@ -69,7 +57,7 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
         # Both are coloured and merged into the base page before either completes.
         tasks.render_page.apply(args=[a], throw=True)
         tasks.render_page.apply(args=[b], throw=True)
-        encode_a, encode_b = _pop_encode(stack.redis.url), _pop_encode(stack.redis.url)
+        encode_a, encode_b = stack.pop_encode(), stack.pop_encode()
         assert (encode_a[0], encode_b[0]) == (a, b)
         tasks.encode_outputs.apply(args=encode_a, throw=True)
         tasks.encode_outputs.apply(args=encode_b, throw=True)
