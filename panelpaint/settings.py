@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     compile: bool = False
     work_size: int = Field(512, ge=64, le=4096)
-    max_panel_batch: int = Field(16, ge=1, le=256)
+    max_panel_batch: int = Field(16, ge=1, le=256)  # panels per forward pass (a same-size group is split)
+    # Pages whose panels a render worker colours in one forward pass: the page it was sent plus
+    # the queued pages that follow it in its batch with the same style. 0 = 8 on a CUDA GPU and 1
+    # elsewhere (on a CPU larger batches are no faster per panel).
+    render_batch_pages: int = Field(0, ge=0, le=64)
 
     # Input limits
     max_content_length: int = Field(512 * 1024 * 1024, ge=1024)
@@ -60,6 +64,9 @@ class Settings(BaseSettings):
     # redelivered task (the previous attempt is then fenced out). Workers report after every panel.
     render_lease_seconds: int = Field(120, ge=1)
     worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
+    # A render worker waits before taking its next page while more messages than this wait on the
+    # io queue, so coloured pages never pile up unfinished (their lease runs while they wait).
+    io_backlog: int = Field(32, ge=1)
 
     # Web and Flower
     web_host: str = "127.0.0.1"

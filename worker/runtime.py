@@ -128,7 +128,8 @@ class ModelRuntime:
     def _load(self, device: str):
         from models.colorizer import Colorizer
 
-        return Colorizer.from_file(self._weights_path(), device=device, compile=self.settings.compile)
+        return Colorizer.from_file(self._weights_path(), device=device, compile=self.settings.compile,
+                                   max_batch=self.settings.max_panel_batch)
 
     def load(self) -> ResilientColorizer:
         import time

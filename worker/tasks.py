@@ -1,31 +1,42 @@
-"""The Celery tasks, addressed by the names in `panelpaint.queue`: render a page, encode its outputs, ingest a page.
+"""The Celery tasks, addressed by the names in `panelpaint.queue`: colour pages, finish them, ingest a page.
 
-Delivery is at least once (acks_late, reject_on_worker_lost), so every task is idempotent:
+A page passes through two tasks, so that the render worker (one per GPU) does only what feeds the
+model and the io workers do the pixel work on the other cores, in parallel with the GPU:
 
 * `panelpaint.render_page(render_id)` (queue `render`) claims the render in the job store, which
-  counts the attempt and refuses finished, cancelled or exhausted renders (ack and return). It
-  colours the page (model + compositing), reporting progress after every panel (which renews the
-  lease and raises `StaleAttempt` if a newer attempt took over), stops at the next panel when the
-  batch is cancelled, stores the page as a fast uncompressed intermediate and queues encoding.
-* `panelpaint.encode_outputs(render_id, attempt, key)` (queue `io`) encodes the deliverables
-  (PNG, PSD, ORA, JSON, previews) on a CPU worker, in parallel with the GPU working on the next
-  page, stores them and completes the render fenced by attempt: a late or duplicate run of an old
-  attempt is refused by the store, and a repeat of the same attempt is a no-op.
+  counts the attempt and refuses finished, cancelled or exhausted renders (ack and return). With
+  `render_batch_pages` above 1 (a GPU) it also claims the queued pages that follow in the same
+  batch with the same style (`renders.claim_following`). It decodes each page, cuts its panels'
+  inputs at work size and colours the panels of all the pages in ONE `colorize_batch` call
+  (grouped by size into forward passes), then stores each page's panel colours, uncompressed at
+  work size, as a hand-off file and queues the page's finishing. It stops before the model when
+  the batch is cancelled, and waits before its next page while the io queue is backed up
+  (`io_backlog`), so coloured pages never wait long for their finishing.
+* `panelpaint.finish_page(render_id, attempt, key)` (queue `io`) decodes the page again, brings
+  each panel's colours to native resolution against the line art, composites, reporting progress
+  after every panel (which renews the lease and raises `StaleAttempt` if a newer attempt took
+  over) and stopping at the next panel when the batch is cancelled; then it encodes the
+  deliverables (PNG, PSD, ORA, JSON, previews), stores them and completes the render fenced by
+  attempt: a late or duplicate run of an old attempt is refused by the store, and a repeat of the
+  same attempt is a no-op.
 * A panel re-render (`claim.panel_id`) colours only that panel with the render's style, seed and
-  hints and merges it into the flats of the page's finished result (outside the panel's polygon
-  every pixel stays identical); the completed render then becomes the page's result. Without a
-  finished result to merge into, the whole page is coloured with that panel's overrides and the
-  render's `degraded` says so.
+  hints; finishing merges it into the flats of the page's finished result as it is then
+  (outside the panel's polygon every pixel stays identical), and the completed render becomes the
+  page's result. Without a finished result to merge into, the whole page is coloured with that
+  panel's overrides and the render's `degraded` says so.
 * `panelpaint.ingest_page(page_id)` (queue `io`) detects a page's panels so they can be edited
-  before rendering.
+  before rendering (and the render need not detect them).
 
-Bad input (undecodable page or style) fails the render with its message, without retry.
-Transient faults (database or Redis unreachable) are retried with exponential backoff. A page
-that kills its worker process is redelivered and counted by the claim until `max_attempts`.
+Delivery is at least once (acks_late, reject_on_worker_lost), so every task is idempotent. Bad
+input (undecodable page or style) fails that page's render with its message, without retry, and
+never the other pages coloured with it. Transient faults (database or Redis unreachable) are
+retried with exponential backoff. A page that kills its worker process is redelivered and counted
+by the claim until `max_attempts`; a render that has been tried before is coloured alone, so a
+poison page costs the pages batched with it at most one attempt.
 """
 from __future__ import annotations
 
-import functools
+import contextlib
 import io
 import json
 import logging
@@ -33,6 +44,7 @@ import os
 import signal
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +53,11 @@ import sqlalchemy as sa
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from PIL import Image
 
-from panelpaint import queue
+from panelpaint import pages, queue
 from panelpaint.composite import multiply
-from panelpaint.images import ImageError, open_image
-from panelpaint.pages import Cancelled, PageResult, detect, merge_panel, write_outputs
-from panelpaint.pages import render_page as run_pipeline
+from panelpaint.images import ImageError, open_image, to_gray
 from panelpaint.panels import Panel as PagePanel
-from panelpaint.settings import get_settings
+from panelpaint.settings import Settings, get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.db import Store
 from panelpaint.store.errors import IllegalTransition, LeaseHeld, NotFound, StaleAttempt
@@ -61,6 +71,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FORMATS = ("png", "psd", "ora", "json", "preview")
 RETRY_BACKOFF_MAX = 60
 MAX_UNRECORDED_RETRIES = 30  # about half an hour of backoff for faults outside the job store's record
+GPU_BATCH_PAGES = 8  # render_batch_pages = 0 on a CUDA device
+IO_WAIT_MAX = 60.0  # seconds a render task waits for a backed-up io queue before it returns anyway
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -97,17 +109,19 @@ def _storage():
     return _resources["storage"]
 
 
-def _test_hooks(point: str, page_name: str = "") -> None:
+def _test_hooks(point: str, page_name: str = "", panels: int = 0) -> None:
     """Fault injection for tests/worker only; both variables are unset in every real deployment.
 
-    PANELPAINT_TEST_PANEL_DELAY=seconds slows every panel of pages whose name contains "slow" (a
-    reliable window to kill or cancel in); PANELPAINT_TEST_KILL_PAGE=text makes the worker process
-    SIGKILL itself on every claim of a page whose name contains the text (a poison page).
+    PANELPAINT_TEST_PANEL_DELAY=seconds slows every panel of pages whose name contains "slow" while
+    they are finished, and the colouring of pages whose name contains "stall" by that much per
+    panel (reliable windows to kill or cancel in); PANELPAINT_TEST_KILL_PAGE=text makes the worker
+    process SIGKILL itself on every claim of a page whose name contains the text (a poison page).
     """
-    if point == "panel":
-        delay = float(os.environ.get("PANELPAINT_TEST_PANEL_DELAY") or 0)
-        if delay and "slow" in page_name:
-            time.sleep(delay)
+    delay = float(os.environ.get("PANELPAINT_TEST_PANEL_DELAY") or 0)
+    if point == "panel" and delay and "slow" in page_name:
+        time.sleep(delay)
+    elif point == "model" and delay and "stall" in page_name:
+        time.sleep(delay * panels)
     elif point == "claimed":
         marker = os.environ.get("PANELPAINT_TEST_KILL_PAGE")
         if marker and marker in page_name:
@@ -116,6 +130,27 @@ def _test_hooks(point: str, page_name: str = "") -> None:
 
 def _backoff(retries: int) -> float:
     return min(RETRY_BACKOFF_MAX, 2.0 ** retries)
+
+
+def _retry_or_requeue(task, exc: BaseException | None, countdown: float | None = None) -> None:
+    """Retry later; if even the retry cannot be published (Redis down), put the message back
+    instead of letting Celery drop it (it turns a failed retry into a reject without requeue)."""
+    try:
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries) if countdown is None else countdown)
+    except Reject:
+        raise Reject(exc, requeue=True) from None
+
+
+def _fail(render_id: int, attempt: int, error: str, retryable: bool = False) -> bool:
+    """Record a failed attempt; True when the render went back to the queue (retryable, attempts left)."""
+    settings = get_settings()
+    try:
+        with _store().session() as s:
+            render = renders.fail_render(s, render_id, attempt, error, retryable, max_attempts=settings.max_attempts)
+            return render.status == RunStatus.queued
+    except StaleAttempt:
+        log.info("render %s attempt %s was fenced out; its failure is dropped", render_id, attempt)
+        return False
 
 
 # --- loading what a render needs ---------------------------------------------------------------
@@ -135,12 +170,14 @@ def _open_stored(key: str | None, what: str) -> Image.Image:
         raise BadInput(str(exc)) from None
 
 
-def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
+def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> dict[str, Any]:
     """Page image, style images and stored panels of a claimed render (plain data, session closed).
 
+    `style_images` caches decoded references by id across the pages of one render task, so pages
+    with the same style share one image object (the colorizer encodes each object once).
     For a panel re-render also: `panel`, the panel to colour (its style, seed and hints are the
-    render's), and `base` = (render id, flats storage key) of the page's finished result to merge
-    it into, or None when the page has no finished result with flats.
+    render's), and `base`, the id of the page's finished result (with flats) to merge it into, or
+    None when the page has none.
     """
     panel_order = base = None
     with _store().session() as s:
@@ -160,13 +197,17 @@ def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
                 panel_style_ids[panel_order] = claim.style_id
             current = s.get(Render, page.current_render_id) if page.current_render_id else None
             if current is not None and current.status == RunStatus.succeeded and (current.outputs or {}).get("flats"):
-                base = (current.id, current.outputs["flats"])
+                base = current.id
         style_keys = {sid: s.get(StyleReference, sid).image_key
                       for sid in {page_style_id, *panel_style_ids.values()} if sid is not None}
     if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
+    t = time.perf_counter()
     page_img = _open_stored(claim.source_key, name)
-    styles = {sid: _open_stored(key, f"style {sid}") for sid, key in style_keys.items()}
+    decode = time.perf_counter() - t
+    for sid, key in style_keys.items():
+        if sid not in style_images:
+            style_images[sid] = _open_stored(key, f"style {sid}")
     if panel_order is not None:
         # A panel re-render's hints (the panel's own unless the reviewer placed new ones) are its alone.
         panel_hints[panel_order] = list(claim.hints)
@@ -181,97 +222,110 @@ def _load_inputs(claim: renders.Claim) -> dict[str, Any]:
     return {
         "name": name,
         "page": page_img,
-        "style": styles[page_style_id],
+        "decode": decode,
+        "style": style_images[page_style_id],
         "panels": panels or None,
-        "panel_styles": {order: styles[sid] for order, sid in panel_style_ids.items()},
+        "panel_styles": {order: style_images[sid] for order, sid in panel_style_ids.items()},
         "panel_hints": panel_hints,
         "panel": next((p for p in panels if p.order == panel_order), None),
         "base": base,
     }
 
 
-def _base_flats(key: str, size: tuple[int, int]) -> np.ndarray | None:
-    """The stored flats of the page's finished result as an RGB array, or None if unusable."""
-    try:
-        with Image.open(io.BytesIO(_storage().read_bytes(key))) as img:
-            flats = np.asarray(img.convert("RGB"))
-    except (NotFound, OSError) as exc:
-        log.warning("flats %s… of the page's result cannot be read: %s", key[:12], exc)
-        return None
-    return flats if flats.shape[1::-1] == tuple(size) else None
+def _prepare(claim: renders.Claim, inputs: dict[str, Any], work_size: int) -> tuple[pages.PreparedPage, dict]:
+    """The network's inputs for a claimed render, and what finishing must know about a merge.
 
-
-def _colour(claim: renders.Claim, inputs: dict[str, Any], colorizer, **kwargs) -> tuple[PageResult, dict]:
-    """Run the page pipeline for a claimed render; returns the result and what the intermediate records.
-
-    A panel re-render over a finished page colours only that panel and merges it into the page's
-    result flats (everything outside the panel's polygon stays identical); without a usable base
-    it colours the whole page, the panel with its overrides, and says so in `degraded`.
+    A panel re-render over a finished page prepares only that panel (`merge` names the panel and
+    the result it goes into); without a base the whole page is prepared with the panel's
+    overrides, and `merge` carries the note that says so.
     """
     panel, base = inputs["panel"], inputs["base"]
-    run = functools.partial(run_pipeline, inputs["page"], direction=claim.direction,
-                            panel_hints=inputs["panel_hints"], seed=claim.seed, colorizer=colorizer, **kwargs)
-    if panel is None:
-        return run(style=inputs["style"], panels=inputs["panels"], panel_styles=inputs["panel_styles"]), {}
-    base_flats = _base_flats(base[1], inputs["page"].size) if base else None
-    if base_flats is None:
-        result = run(style=inputs["style"], panels=inputs["panels"], panel_styles=inputs["panel_styles"])
-        return result, {"note": "panel re-render: the page has no finished result to merge into, "
-                                "so the whole page was coloured"}
-    style = inputs["panel_styles"].get(panel.order, inputs["style"])
-    result = run(style=style, panels=[panel])
-    flats = merge_panel(base_flats, np.asarray(result.flats), panel)
-    result.flats = Image.fromarray(flats, "RGB")
-    result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
-    result.panels = list(inputs["panels"])
-    return result, {"based_on": base[0], "panel": panel.to_dict()}
+    common = dict(direction=claim.direction, panel_hints=inputs["panel_hints"], work_size=work_size)
+    if panel is not None and base is not None:
+        style = inputs["panel_styles"].get(panel.order, inputs["style"])
+        prepared = pages.prepare_page(inputs["page"], style, panels=[panel], **common)
+        return prepared, {"based_on": base, "panel": panel.to_dict(),
+                          "page_panels": [p.to_dict() for p in inputs["panels"]]}
+    prepared = pages.prepare_page(inputs["page"], inputs["style"], panels=inputs["panels"],
+                                  panel_styles=inputs["panel_styles"], **common)
+    if panel is not None:
+        return prepared, {"note": "panel re-render: the page has no finished result to merge into, "
+                                  "so the whole page was coloured"}
+    return prepared, {}
 
 
-# --- the intermediate handed from the render worker to the io worker ---------------------------
+# --- the hand-off from the render worker to the io worker --------------------------------------
 
 
-def _save_intermediate(result, degraded: str | None, merge: dict | None = None) -> str:
-    """The page as raw arrays (no compression: the GPU worker must not spend time encoding);
-    `merge` records which result a re-rendered panel was merged into (`based_on`, `panel`)."""
-    meta = {"panels": [p.to_dict() for p in result.panels], "direction": result.direction,
-            "model_version": result.model_version, "timings": result.timings, "degraded": degraded,
-            "merge": merge or {}}
+def _save_handoff(claim: renders.Claim, name: str, prepared: pages.PreparedPage, colours: list[Image.Image],
+                  model_version: str, degraded: str | None, merge: dict) -> str:
+    """The page's panel colours at work size (raw arrays: the GPU worker must not spend time
+    encoding) and what finishing needs: the page's source, panel geometry, timings and merge."""
+    meta = {"render_id": claim.render_id, "attempt": claim.attempt, "source_key": claim.source_key, "name": name,
+            **prepared.geometry(), "model_version": model_version, "timings": prepared.timings,
+            "degraded": degraded, "merge": merge}
+    arrays = {f"c{i}": np.asarray(c.convert("RGB")) for i, c in enumerate(colours)}
     buf = io.BytesIO()
-    np.savez(buf, flats=np.asarray(result.flats), lines=np.asarray(result.lines),
-             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
     return _storage().put_bytes(buf.getvalue(), ".npz")
 
 
-def _load_intermediate(key: str):
+def _load_handoff(key: str) -> tuple[dict, list[np.ndarray]]:
     with _storage().open(key) as f, np.load(f, allow_pickle=False) as z:
-        flats, lines = z["flats"], z["lines"]
         meta = json.loads(z["meta"].tobytes())
-    result = PageResult(
-        composite=Image.fromarray(multiply(flats, lines), "RGB"), flats=Image.fromarray(flats, "RGB"),
-        lines=Image.fromarray(lines, "L"), panels=[PagePanel.from_dict(p) for p in meta["panels"]],
-        direction=meta["direction"], model_version=meta["model_version"], timings=meta["timings"],
-    )
-    return result, meta.get("degraded"), meta.get("merge") or {}
+        colours = [z[f"c{i}"] for i in range(len(meta["panels"]))]
+    return meta, colours
 
 
-# --- tasks -------------------------------------------------------------------------------------
+# --- render: claim, colour, hand off -----------------------------------------------------------
 
 
-def _fail(render_id: int, attempt: int, error: str, retryable: bool = False) -> None:
-    settings = get_settings()
+@dataclass
+class _Job:
+    """One claimed render inside a render task; `outcome` is set once it is handed off or ended."""
+
+    claim: renders.Claim
+    name: str = ""
+    work_size: int = 0
+    prepared: pages.PreparedPage | None = None
+    merge: dict = field(default_factory=dict)
+    colours: list[Image.Image] | None = None
+    outcome: str | None = None  # handed_off, failed, cancelled, stale, requeued
+
+
+@contextlib.contextmanager
+def _recorded(job: _Job, settings: Settings):
+    """Run a step of one page; whatever goes wrong is recorded on that page's render alone."""
+    claim = job.claim
     try:
+        yield
+    except pages.Cancelled:
         with _store().session() as s:
-            renders.fail_render(s, render_id, attempt, error, retryable, max_attempts=settings.max_attempts)
+            renders.acknowledge_cancel(s, claim.render_id, claim.attempt)
+        job.outcome = "cancelled"
     except StaleAttempt:
-        log.info("render %s attempt %s was fenced out; its failure is dropped", render_id, attempt)
+        log.warning("render %s attempt %s was taken over by a newer attempt; stopping", claim.render_id, claim.attempt)
+        job.outcome = "stale"
+    except (BadInput, ImageError, ValueError) as exc:
+        _fail(claim.render_id, claim.attempt, str(exc))
+        job.outcome = "failed"
+    except TRANSIENT as exc:
+        log.warning("render %s attempt %s: transient fault %r; retrying", claim.render_id, claim.attempt, exc)
+        job.outcome = "requeued" if _fail(claim.render_id, claim.attempt, f"transient fault: {exc}", True) else "failed"
+    except (Retry, SystemExit, KeyboardInterrupt, SoftTimeLimitExceeded):
+        raise
+    except Exception as exc:  # noqa: BLE001 - record it on the render; the worker keeps serving
+        log.exception("render %s attempt %s failed", claim.render_id, claim.attempt)
+        _fail(claim.render_id, claim.attempt, f"{type(exc).__name__}: {exc}")
+        job.outcome = "failed"
 
 
 @app.task(name=queue.TASK_RENDER, bind=True, max_retries=MAX_UNRECORDED_RETRIES)
 def render_page(self, render_id: int) -> dict | None:
-    """Colour one page; see the module docstring for the delivery contract."""
+    """Colour one page (and the pages batched with it); see the module docstring for the contract."""
     try:
         return _render(self, render_id)
-    except (Retry, SystemExit, KeyboardInterrupt):
+    except (Retry, Reject, SystemExit, KeyboardInterrupt):
         raise
     except Exception as exc:
         # Nothing could be recorded on the render (database or Redis unreachable, say): run again
@@ -280,13 +334,12 @@ def render_page(self, render_id: int) -> dict | None:
         _retry_or_requeue(self, exc)
 
 
-def _retry_or_requeue(task, exc: BaseException | None, countdown: float | None = None) -> None:
-    """Retry later; if even the retry cannot be published (Redis down), put the message back
-    instead of letting Celery drop it (it turns a failed retry into a reject without requeue)."""
-    try:
-        raise task.retry(exc=exc, countdown=_backoff(task.request.retries) if countdown is None else countdown)
-    except Reject:
-        raise Reject(exc, requeue=True) from None
+def pages_per_pass(settings: Settings, colorizer: Any) -> int:
+    """How many pages a render task colours together: the setting, or 8 on a CUDA device and 1 elsewhere."""
+    if settings.render_batch_pages:
+        return settings.render_batch_pages
+    device = getattr(colorizer, "device", None)
+    return GPU_BATCH_PAGES if getattr(device, "type", None) == "cuda" else 1
 
 
 def _render(self, render_id: int) -> dict | None:
@@ -310,79 +363,132 @@ def _render(self, render_id: int) -> dict | None:
         _retry_or_requeue(self, exc)
     if claim is None:
         return None  # finished, cancelled, or out of attempts (then marked failed): ack
-    attempt = claim.attempt
+    rt = runtime()
+    colorizer = rt.colorizer
+    jobs = [_Job(claim)]
+    # Only a first attempt takes companions: a page that was tried before (perhaps one that kills
+    # its worker) is coloured alone, and companions are only ever first attempts.
+    if claim.attempt == 1:
+        more = pages_per_pass(settings, colorizer) - 1
+        if more > 0:
+            try:
+                with _store().session() as s:
+                    jobs += [_Job(c) for c in renders.claim_following(
+                        s, claim, worker_name, settings.max_attempts, limit=more,
+                        lease_seconds=settings.render_lease_seconds)]
+            except TRANSIENT as exc:
+                log.warning("render %s: could not claim following pages (%r); colouring it alone", render_id, exc)
     try:
-        inputs = _load_inputs(claim)
-        _test_hooks("claimed", inputs["name"])
-        rt = runtime()
-        colorizer = rt.colorizer
-        colorizer.reset()
-
-        def should_stop() -> bool:
-            with _store().session() as s:
-                return batches.is_cancelled(s, render_id)
-
-        def on_panel(done: int, total: int) -> None:
-            _test_hooks("panel", inputs["name"])
-            with _store().session() as s:
-                renders.set_progress(s, render_id, attempt, done, total)
-
-        t_queue = (time.perf_counter() - t_start)
-        result, merge = _colour(
-            claim, inputs, colorizer, work_size=int(claim.options.get("work_size") or settings.work_size),
-            max_pixels=settings.max_image_pixels, should_stop=should_stop, on_panel=on_panel,
-        )
-        result.model_version = rt.model_version or result.model_version
-        result.timings["claim_and_load"] = t_queue
-        note = merge.pop("note", None)
-        if note:
-            log.warning("render %s: %s", render_id, note)
-        degraded = "; ".join(x for x in (colorizer.degraded, note) if x) or None
-        t = time.perf_counter()
-        key = _save_intermediate(result, degraded, merge)
-        result.timings["intermediate"] = time.perf_counter() - t
-    except Cancelled:
-        with _store().session() as s:
-            renders.acknowledge_cancel(s, render_id, attempt)
-        return {"render_id": render_id, "status": "cancelled"}
-    except StaleAttempt:
-        log.warning("render %s attempt %s was taken over by a newer attempt; stopping", render_id, attempt)
-        return None
-    except (BadInput, ImageError, ValueError) as exc:
-        _fail(render_id, attempt, str(exc))
-        return {"render_id": render_id, "status": "failed"}
+        _colour_jobs(jobs, colorizer, rt.model_version or getattr(colorizer, "model_version", ""), settings, t_start)
     except SoftTimeLimitExceeded:
-        _fail(render_id, attempt, f"took longer than {settings.task_soft_time_limit} s", retryable=True)
-        return _requeue(self, render_id, attempt)
-    except TRANSIENT as exc:
-        log.warning("render %s attempt %s: transient fault %r; retrying", render_id, attempt, exc)
-        _fail(render_id, attempt, f"transient fault: {exc}", retryable=True)
-        return _requeue(self, render_id, attempt)
-    except (Retry, SystemExit, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - record it on the render; the worker keeps serving
-        log.exception("render %s attempt %s failed", render_id, attempt)
-        _fail(render_id, attempt, f"{type(exc).__name__}: {exc}")
-        return {"render_id": render_id, "status": "failed"}
-    queue.enqueue_encode(settings, render_id, attempt, key)
-    return {"render_id": render_id, "status": "encoding", "attempt": attempt}
+        for job in jobs:
+            if job.outcome is None:
+                retry = _fail(job.claim.render_id, job.claim.attempt,
+                              f"took longer than {settings.task_soft_time_limit} s", retryable=True)
+                job.outcome = "requeued" if retry else "failed"
+    for job in jobs[1:]:
+        if job.outcome == "requeued":  # a companion's own message may be gone: send it again
+            queue.enqueue_render(settings, job.claim.render_id, job.claim.task_id)
+    if any(job.outcome == "handed_off" for job in jobs):
+        _wait_for_io(settings)
+    if jobs[0].outcome == "requeued":
+        _retry_or_requeue(self, None)
+    return {"render_id": render_id, "status": jobs[0].outcome,
+            "pages": {job.claim.render_id: job.outcome for job in jobs}}
 
 
-def _requeue(task, render_id: int, attempt: int) -> None:
-    """Run again later if `fail_render(retryable=True)` put the render back to queued."""
+def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings: Settings,
+                 t_start: float) -> None:
+    """Prepare every claimed page, colour them all in one call, hand each off to finishing."""
+    style_images: dict[int, Image.Image] = {}
+    for job in jobs:
+        with _recorded(job, settings):
+            inputs = _load_inputs(job.claim, style_images)
+            loaded = time.perf_counter() - t_start  # claim and inputs, decoding included
+            job.name = inputs["name"]
+            _test_hooks("claimed", job.name)
+            job.work_size = int(job.claim.options.get("work_size") or settings.work_size)
+            job.prepared, job.merge = _prepare(job.claim, inputs, job.work_size)
+            job.prepared.timings.update(claim_and_load=loaded, decode=inputs["decode"])
+            t_start = time.perf_counter()  # a page batched after this one starts its clock here
+    live = [j for j in jobs if j.outcome is None]
+    if not live:
+        return
     with _store().session() as s:
-        render = s.get(Render, render_id)
-        again = render is not None and render.status == RunStatus.queued
-    if again:
-        _retry_or_requeue(task, None)
-    return None
+        cancelled = batches.is_cancelled(s, live[0].claim.render_id)  # one batch for all of them
+    if cancelled:
+        for job in live:
+            with _recorded(job, settings):
+                raise pages.Cancelled("cancelled before colouring")
+        return
+    for job in live:
+        _test_hooks("model", job.name, len(job.prepared.panels))
+    colorizer.reset()
+    by_size: dict[int, list[_Job]] = {}  # pages of one batch share a work size; grouped anyway
+    for job in live:
+        by_size.setdefault(job.work_size, []).append(job)
+    for size, group in by_size.items():
+        try:
+            colours = pages.colour_pages([j.prepared for j in group], colorizer, work_size=size,
+                                         seed=group[0].claim.seed)
+        except (SoftTimeLimitExceeded, Retry, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception:  # noqa: BLE001 - colour page by page, so one bad page fails alone
+            if len(group) == 1:
+                with _recorded(group[0], settings):
+                    raise
+                continue
+            log.warning("colouring %d pages together failed; colouring them one at a time", len(group), exc_info=True)
+            colours = []
+            for job in group:
+                got = None
+                with _recorded(job, settings):
+                    (got,) = pages.colour_pages([job.prepared], colorizer, work_size=size, seed=job.claim.seed)
+                colours.append(got)
+        for job, got in zip(group, colours):
+            job.colours = got
+    degraded = colorizer.degraded
+    coloured = [j for j in live if j.outcome is None and j.colours is not None]
+    together = [j.claim.render_id for j in coloured]
+    panels = sum(len(j.prepared.panels) for j in coloured)
+    for job in coloured:
+        with _recorded(job, settings):
+            note = job.merge.pop("note", None)
+            if note:
+                log.warning("render %s: %s", job.claim.render_id, note)
+            t = time.perf_counter()
+            key = _save_handoff(job.claim, job.name, job.prepared, job.colours, model_version,
+                                "; ".join(x for x in (degraded, note) if x) or None, job.merge)
+            job.prepared.timings["handoff"] = time.perf_counter() - t
+            with _store().session() as s:  # renews the lease, and shows the page's panel count
+                renders.set_progress(s, job.claim.render_id, job.claim.attempt, 0, len(job.prepared.panels))
+                renders.note_coloured(s, job.claim.render_id, job.claim.attempt, together=together, panels=panels)
+            queue.enqueue_finish(settings, job.claim.render_id, job.claim.attempt, key)
+            job.outcome = "handed_off"
 
 
-@app.task(name=queue.TASK_ENCODE, bind=True, max_retries=8)
-def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) -> dict | None:
-    """Encode a rendered page's deliverables, store them, and complete the render (fenced by attempt)."""
+def _wait_for_io(settings: Settings) -> None:
+    """Back-pressure: while more than `io_backlog` tasks wait on the io queue, take no new page."""
+    import redis
 
+    deadline = time.monotonic() + min(IO_WAIT_MAX, settings.task_soft_time_limit / 2)
+    while time.monotonic() < deadline:
+        try:
+            if queue.queue_lengths(settings)[queue.IO_QUEUE] <= settings.io_backlog:
+                return
+        except redis.RedisError:
+            return
+        time.sleep(0.25)
+
+
+# --- finish: native resolution, compositing, encoding ------------------------------------------
+
+
+@app.task(name=queue.TASK_FINISH, bind=True, max_retries=8)
+def finish_page(self, render_id: int, attempt: int, handoff_key: str) -> dict | None:
+    """Finish a coloured page, encode its deliverables, store them, and complete the render (fenced by attempt)."""
     settings = get_settings()
+    t_start = time.perf_counter()
     try:
         with _store().session() as s:
             render = s.get(Render, render_id)
@@ -391,52 +497,104 @@ def encode_outputs(self, render_id: int, attempt: int, intermediate_key: str) ->
             page = s.get(Page, render.page_id)
             formats = page.batch.options.get("formats") or DEFAULT_FORMATS
             stem = Path(page.source_name).stem or f"page-{page.position + 1}"
-            page_id = page.id
-        result, degraded, merge = _load_intermediate(intermediate_key)
-        merge = _merge_onto_current(page_id, result, merge)
+            page_id, task_id = page.id, render.task_id
+        try:
+            meta, colours = _load_handoff(handoff_key)
+        except NotFound:
+            # The colours are gone (storage wiped?): colour the page again as a new attempt.
+            if _fail(render_id, attempt, "the coloured panels handed to finishing are missing", retryable=True):
+                queue.enqueue_render(settings, render_id, task_id)
+            return {"render_id": render_id, "status": "requeued"}
+        timings = dict(meta["timings"])
+        lines = to_gray(_open_stored(meta["source_key"], meta["name"]))
+        timings["finish_load"] = time.perf_counter() - t_start
+        panels = [PagePanel.from_dict(p) for p in meta["panels"]]
+
+        def should_stop() -> bool:
+            with _store().session() as s:
+                return batches.is_cancelled(s, render_id)
+
+        def on_panel(done: int, total: int) -> None:
+            _test_hooks("panel", meta["name"])
+            with _store().session() as s:
+                renders.set_progress(s, render_id, attempt, done, total)
+
+        result = pages.finish_page(lines, panels, [tuple(b) for b in meta["boxes"]], colours,
+                                   direction=meta["direction"], model_version=meta["model_version"],
+                                   timings=timings, should_stop=should_stop, on_panel=on_panel)
+        merge = meta.get("merge") or {}
+        if merge:
+            merge = _merge_into_result(page_id, result, merge)
         t = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="panelpaint-encode-") as tmp:
-            paths = write_outputs(result, tmp, set(formats), stem="page")
+            paths = pages.write_outputs(result, tmp, set(formats), stem="page")
             outputs = {kind: _storage().put_file(path, path.suffix) for kind, path in paths.items()}
         result.timings["encode"] = time.perf_counter() - t
         with _store().session() as s:
             renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
-                                    degraded=degraded, based_on=merge.get("based_on"))
+                                    degraded=meta.get("degraded"), based_on=merge.get("based_on"))
             _store_detected_panels(s, page_id, result.panels)
+        _storage().delete(handoff_key)  # only after the commit: a crash before leaves it for a rerun
+    except pages.Cancelled:
+        with _store().session() as s:
+            renders.acknowledge_cancel(s, render_id, attempt)
+        return {"render_id": render_id, "status": "cancelled"}
     except StaleAttempt:
         return None
     except TRANSIENT as exc:
         _retry_or_requeue(self, exc)
-    except (Retry, SystemExit, KeyboardInterrupt):
+    except (Retry, Reject, SystemExit, KeyboardInterrupt):
         raise
-    except Exception as exc:  # noqa: BLE001 - an unwritable output fails this page only
-        log.exception("encoding render %s failed", render_id)
-        _fail(render_id, attempt, f"encoding failed: {type(exc).__name__}: {exc}")
+    except SoftTimeLimitExceeded:
+        if _fail(render_id, attempt, f"finishing took longer than {settings.task_soft_time_limit} s", retryable=True):
+            queue.enqueue_render(settings, render_id, task_id)
+        return {"render_id": render_id, "status": "requeued"}
+    except Exception as exc:  # noqa: BLE001 - an unreadable page or unwritable output fails this page only
+        log.exception("finishing render %s failed", render_id)
+        bad_input = isinstance(exc, (BadInput, ImageError))
+        _fail(render_id, attempt, str(exc) if bad_input else f"finishing failed: {type(exc).__name__}: {exc}")
         return {"render_id": render_id, "status": "failed"}
     log.info("render %s (%s) complete", render_id, stem)
     return {"render_id": render_id, "status": "succeeded"}
 
 
-def _merge_onto_current(page_id: int, result: PageResult, merge: dict) -> dict:
-    """Move a re-rendered panel onto the page's result as it is now, if that changed since the
-    render merged it (another panel's re-render finished meanwhile), so neither change is lost."""
-    if not merge:
-        return merge
+def _base_flats(key: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The stored flats of a finished result as an RGB array, or None if unusable."""
+    try:
+        with Image.open(io.BytesIO(_storage().read_bytes(key))) as img:
+            flats = np.asarray(img.convert("RGB"))
+    except (NotFound, OSError) as exc:
+        log.warning("flats %s… of the page's result cannot be read: %s", key[:12], exc)
+        return None
+    return flats if flats.shape[1::-1] == tuple(size) else None
+
+
+def _merge_into_result(page_id: int, result: pages.PageResult, merge: dict) -> dict:
+    """Put a re-rendered panel (`result` holds only that panel) into the page's result as it is
+    now: the page's current finished result, which may be newer than the one the render saw
+    (another panel's re-render finished meanwhile), else that one; so neither change is lost.
+    Returns `merge` with `based_on` = the render merged into; raises `BadInput` if none is readable."""
     with _store().session() as s:
         page = s.get(Page, page_id)
-        current = s.get(Render, page.current_render_id) if page.current_render_id else None
-        if (current is None or current.id == merge["based_on"] or current.status != RunStatus.succeeded
-                or not (current.outputs or {}).get("flats")):
-            return merge  # unchanged, or nothing better to merge onto (the store decides what is shown)
-        current_id, key = current.id, current.outputs["flats"]
-    base = _base_flats(key, result.size)
-    if base is None:
-        return merge
-    flats = merge_panel(base, np.asarray(result.flats), PagePanel.from_dict(merge["panel"]))
-    result.flats = Image.fromarray(flats, "RGB")
-    result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
-    log.info("panel re-render of page %s merged onto render %s instead of %s", page_id, current_id, merge["based_on"])
-    return {**merge, "based_on": current_id}
+        candidates = []
+        for rid in dict.fromkeys([page.current_render_id, merge["based_on"]]):
+            r = s.get(Render, rid) if rid else None
+            if r is not None and r.status == RunStatus.succeeded and (r.outputs or {}).get("flats"):
+                candidates.append((r.id, r.outputs["flats"]))
+    panel = PagePanel.from_dict(merge["panel"])
+    for base_id, key in candidates:
+        base = _base_flats(key, result.size)
+        if base is None:
+            continue
+        flats = pages.merge_panel(base, np.asarray(result.flats), panel)
+        result.flats = Image.fromarray(flats, "RGB")
+        result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
+        result.panels = [PagePanel.from_dict(p) for p in merge["page_panels"]]
+        if base_id != merge["based_on"]:
+            log.info("panel re-render of page %s merged onto render %s instead of %s", page_id, base_id,
+                     merge["based_on"])
+        return {**merge, "based_on": base_id}
+    raise BadInput("panel re-render: the page's finished result it goes into can no longer be read")
 
 
 def _store_detected_panels(session, page_id: int, panels: list) -> None:
@@ -450,6 +608,9 @@ def _store_detected_panels(session, page_id: int, panels: list) -> None:
                  "order": p.order} for p in panels])
     except IllegalTransition:
         pass
+
+
+# --- ingest ------------------------------------------------------------------------------------
 
 
 @app.task(name=queue.TASK_INGEST, bind=True, max_retries=8)
@@ -470,7 +631,7 @@ def ingest_page(self, page_id: int) -> dict | None:
         except BadInput as exc:
             log.warning("page %s cannot be ingested: %s", page_id, exc)
             return {"page_id": page_id, "error": str(exc)}
-        found = detect(img, direction)
+        found = pages.detect(img, direction)
         with _store().session() as s:
             _store_detected_panels(s, page_id, found)
     except TRANSIENT as exc:

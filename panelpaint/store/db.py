@@ -22,6 +22,25 @@ from sqlalchemy.orm import Session, sessionmaker
 ROW_LOCK = {"key_share": True}
 
 
+def _wal(cur, seconds: float = 30.0) -> None:  # noqa: ANN001 - a sqlite3 cursor
+    """Put the database file in WAL mode (it stays so). Switching ignores the busy timeout and
+    fails at once while another connection holds a lock (processes opening a new file together),
+    so it is retried; a file already in WAL mode needs no switch."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
@@ -34,9 +53,9 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
             # Let SQLAlchemy, not the driver, open transactions (BEGIN IMMEDIATE below).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            _wal(cur)
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -19,6 +19,9 @@ How a render survives lost workers (Celery with acks_late + reject_on_worker_los
   UPDATEs keyed by (render id, attempt, status running). A fenced attempt gets `StaleAttempt` (the
   worker stops and drops its result); repeating the same write of the current attempt is a no-op
   that returns the stored render. So a task that runs twice leaves exactly one result.
+* `claim_following` lets a render worker take the queued, never-tried page renders after its own
+  in the same batch with the same style, to colour them in one forward pass; each is then a
+  claimed render like any other (fenced, leased, taken over when that worker is lost).
 * Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
   ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
 * `requeue_stale` (a janitor) puts running renders with an expired lease back to queued, for the
@@ -361,6 +364,45 @@ def claim_next(
     return None
 
 
+def claim_following(
+    session: Session,
+    claim: Claim,
+    worker: str,
+    max_attempts: int,
+    *,
+    limit: int,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> list[Claim]:
+    """Claim up to `limit` more queued page renders of `claim`'s batch with the same style, from
+    the pages that follow `claim`'s page in reading order: a render worker colours their panels
+    together with its own in one forward pass. Commit right after.
+
+    Only renders that are each page's current render, still queued and never tried are taken
+    (SKIP LOCKED on PostgreSQL; the guarded UPDATE decides on SQLite), so no render is ever taken
+    from another worker, and a page that failed or killed its worker before is coloured alone.
+    Each taken render counts an attempt and keeps its own `task_id`: its own message, arriving
+    later, meets a live lease (`LeaseHeld`: try again later, taking over only if this worker died)
+    or a finished render (nothing to do).
+    """
+    if limit < 1 or claim.panel_id is not None or claim.style_id is None:
+        return []
+    position = session.scalar(sa.select(Page.position).where(Page.id == claim.page_id))
+    q = (sa.select(Render.id).join(Page, Render.page_id == Page.id)
+         .where(Page.batch_id == claim.batch_id, Page.position > position, Page.current_render_id == Render.id,
+                Render.status == RunStatus.queued, Render.panel_id.is_(None), Render.style_id == claim.style_id,
+                Render.attempt == 0)
+         .order_by(Page.position, Render.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True, of=Render, key_share=True)
+    taken = []
+    for render_id in list(session.scalars(q)):
+        render = session.get(Render, render_id, populate_existing=True)
+        got = _claim_locked(session, render, worker, max_attempts, lease_seconds, None, wait_for_lease=False)
+        if got is not None:
+            taken.append(got)
+    return taken
+
+
 # --- fenced writes by the worker ---------------------------------------------------------------
 
 def _fenced(session: Session, render_id: int, attempt: int) -> Render:
@@ -384,6 +426,17 @@ def set_progress(session: Session, render_id: int, attempt: int, panels_done: in
         if page.current_render_id == render.id:
             page.panels_done, page.panels_total = panels_done, panels_total
             session.flush()
+
+
+def note_coloured(session: Session, render_id: int, attempt: int, *, together: list[int], panels: int) -> None:
+    """Log (`render.coloured`) that `attempt` was coloured in one model call with the renders
+    `together` (its own id included), `panels` panels in all. Refused (`StaleAttempt`) when fenced."""
+    render = session.get(Render, render_id, populate_existing=True)
+    if render is None:
+        raise NotFound(f"render {render_id} does not exist")
+    if render.attempt != attempt or render.status != RunStatus.running:
+        raise StaleAttempt(render_id, attempt, render.attempt, render.status.value)
+    _log(session, "render.coloured", render, attempt=attempt, together=list(together), panels=int(panels))
 
 
 def complete_render(

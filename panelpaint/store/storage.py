@@ -3,7 +3,8 @@
 A key is the SHA-256 of the content (64 hex digits) plus an optional suffix such as ".png".
 Keys are made by the server and validated by a strict pattern before any path is built, so no
 path ever comes from user input. `Storage` is the interface; `LocalStorage` keeps files under a
-root folder, fanned out as ab/cd/<key>. A bucket-backed store implements the same five methods.
+root folder, fanned out as ab/cd/<key>. A bucket-backed store implements the same five methods,
+and `delete`, which only the workers' hand-off files use (nothing else refers to them).
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """True when a file with this key is stored."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a stored file; a missing one is not an error. Only for files no row refers to
+        (the render-to-finish hand-off): deliverables and sources are kept."""
 
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as f:
@@ -148,6 +154,9 @@ class LocalStorage(Storage):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

@@ -195,3 +195,35 @@ def test_model_sees_only_its_panel():
         ring = np.concatenate([arr[:8].ravel(), arr[-8:].ravel(), arr[:, :8].ravel(), arr[:, -8:].ravel()])
         assert (ring == 255).all()
         assert (arr[20:-20, 20:-20] < 128).any()  # the panel's own frame and drawing are there
+
+
+def test_the_three_stages_give_what_render_page_gives(page):
+    from panelpaint.pages import colour_pages, finish_page, prepare_page
+
+    whole = render_page(page, STYLE, FakeColorizer(), seed=5)
+    prepared = prepare_page(page, STYLE)
+    assert [p.to_dict() for p in prepared.panels] == [p.to_dict() for p in whole.panels]
+    assert prepared.geometry()["size"] == list(page.size) and len(prepared.geometry()["boxes"]) == len(BOXES)
+    (colours,) = colour_pages([prepared], FakeColorizer())
+    # Finishing from plain arrays, as the io worker does with the colours handed to it.
+    staged = finish_page(np.asarray(page.convert("L")), prepared.panels, prepared.boxes,
+                         [np.asarray(c) for c in colours])
+    assert np.array_equal(np.asarray(staged.composite), np.asarray(whole.composite))
+    assert np.array_equal(np.asarray(staged.flats), np.asarray(whole.flats))
+    with pytest.raises(ValueError, match="do not match"):
+        finish_page(np.asarray(page.convert("L")), prepared.panels, prepared.boxes, colours[:-1])
+
+
+def test_panels_of_several_pages_share_one_colorizer_call(page):
+    from panelpaint.pages import colour_pages, prepare_page
+
+    other = draw_page(grid_boxes([1, 2]), seed=2)
+    first, second = prepare_page(page, STYLE), prepare_page(other, STYLE)
+    fake = FakeColorizer()
+    a, b = colour_pages([first, second], fake, work_size=256)
+    assert len(fake.calls) == 1 and fake.calls[0]["n"] == len(a) + len(b) == len(BOXES) + 3
+    assert [im.size for im in a] == [s.size for s in first.sketches]
+    assert [im.size for im in b] == [s.size for s in second.sketches]
+    assert len(set(fake.calls[0]["style_ids"])) == 1  # one reference object: encoded once
+    share = first.timings["model"] / second.timings["model"]
+    assert share == pytest.approx(len(BOXES) / 3)  # the call's time split by panel count

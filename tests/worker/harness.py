@@ -190,10 +190,10 @@ class Stack:
             monkeypatch.setenv(key, self.env[key])
         get_settings.cache_clear()
 
-    def pop_encode(self) -> list:
-        """The args of the oldest encode task a render task queued (no io worker runs in-process)."""
+    def pop_finish(self) -> list:
+        """The args of the oldest finishing task a render task queued (no io worker runs in-process)."""
         raw = redis.Redis.from_url(self.redis.url).rpop("io")  # kombu pushes on the left
-        assert raw is not None, "the render task queued no encoding"
+        assert raw is not None, "the render task queued no finishing"
         return json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
 
     def close(self) -> None:
@@ -204,10 +204,16 @@ class Stack:
 
     # --- batches -----------------------------------------------------------------------------
 
+    def add_style(self, name: str, png: bytes | None = None) -> int:
+        key = self.storage.put_bytes(png or style_png(), ".png")
+        with self.store.session() as s:
+            return styles.add_style_reference(s, self.studio_id, name, [], key, 96, 96).id
+
     def add_batch(self, names: list[str], sources: dict[str, bytes] | None = None, enqueue: bool = True,
-                  ) -> tuple[int, list[int]]:
-        """A batch with one page per name (drawn pages unless `sources` gives bytes); renders queued and sent."""
-        sources = sources or {}
+                  page_styles: dict[str, int] | None = None) -> tuple[int, list[int]]:
+        """A batch with one page per name (drawn pages unless `sources` gives bytes, the batch's style
+        unless `page_styles` gives a page its own); renders queued and sent."""
+        sources, page_styles = sources or {}, page_styles or {}
         with self.store.session() as s:
             batch = batches.create_batch(s, self.studio_id, None, f"batch {time.monotonic_ns()}",
                                          default_style_id=self.style_id)
@@ -215,7 +221,7 @@ class Stack:
             for i, name in enumerate(names):
                 data = sources.get(name) or draw_page(i)
                 key = self.storage.put_bytes(data, ".png")
-                page = batches.add_page(s, batch.id, name, key, *PAGE_SIZE)
+                page = batches.add_page(s, batch.id, name, key, *PAGE_SIZE, style_id=page_styles.get(name))
                 render = renders.queue_render(s, page.id)
                 jobs.append((render.id, render.task_id))
             batch_id = batch.id

@@ -83,7 +83,7 @@ def test_render_task_records_the_degradation_and_serves_the_next_page(tmp_path, 
         _, (first, second) = stack.add_batch(["oom.png", "next.png"], enqueue=False)
         for render_id in (first, second):
             tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.encode_outputs.apply(args=stack.pop_encode(), throw=True)
+            tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
         oom, nxt = stack.renders([first, second])
         assert oom.status == nxt.status == RunStatus.succeeded
         assert oom.degraded == "cuda oom: smaller batches"

@@ -1,7 +1,7 @@
 """Panel re-renders of two panels of one page at the same time: neither change is lost.
 
-Both are merged into the same finished page by the render task; when the first completes (and
-becomes the page's result), the encoding of the second merges its panel onto that newer result.
+Both are coloured against the same finished page; when the first completes (and becomes the
+page's result), the finishing of the second merges its panel onto that newer result.
 The tasks run in this process (`apply`), on a real Redis and job store, so the order is exact.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
 
         def run(render_id: int) -> None:
             tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.encode_outputs.apply(args=stack.pop_encode(), throw=True)
+            tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
 
         _, (base_id,) = stack.add_batch(["two-panels.png"], enqueue=False)
         run(base_id)
@@ -54,13 +54,13 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
                 style = styles.add_style_reference(s, stack.studio_id, f"style {colour}", [], key, 96, 96).id
                 ids.append(renders.rerender(s, page_id, panel.id, style_id=style, seed=99).id)
         a, b = ids
-        # Both are coloured and merged into the base page before either completes.
+        # Both are coloured (seeing the base page as the result) before either is finished.
         tasks.render_page.apply(args=[a], throw=True)
         tasks.render_page.apply(args=[b], throw=True)
-        encode_a, encode_b = stack.pop_encode(), stack.pop_encode()
-        assert (encode_a[0], encode_b[0]) == (a, b)
-        tasks.encode_outputs.apply(args=encode_a, throw=True)
-        tasks.encode_outputs.apply(args=encode_b, throw=True)
+        finish_a, finish_b = stack.pop_finish(), stack.pop_finish()
+        assert (finish_a[0], finish_b[0]) == (a, b)
+        tasks.finish_page.apply(args=finish_a, throw=True)
+        tasks.finish_page.apply(args=finish_b, throw=True)
 
         base, done_a, done_b = stack.renders([base_id, a, b])
         assert done_a.status == done_b.status == RunStatus.succeeded

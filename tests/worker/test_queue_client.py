@@ -39,13 +39,13 @@ def test_enqueue_goes_to_the_named_task_on_its_queue(settings, redis_server):
     task_id = queue.enqueue_render(settings, 42, "made-by-the-store")
     assert task_id == "made-by-the-store"
     queue.enqueue_ingest(settings, 7)
-    queue.enqueue_encode(settings, 42, 3, "k")
+    queue.enqueue_finish(settings, 42, 3, "k")
     assert queue.queue_lengths(settings) == {"render": 1, "io": 2}
     (render,) = _bodies(redis_server.url, "render")
     assert render["headers"]["task"] == queue.TASK_RENDER and render["headers"]["id"] == task_id
     assert render["body"][0] == [42]  # ids only, never objects
     io_tasks = {m["headers"]["task"]: m["body"][0] for m in _bodies(redis_server.url, "io")}
-    assert io_tasks == {queue.TASK_INGEST: [7], queue.TASK_ENCODE: [42, 3, "k"]}
+    assert io_tasks == {queue.TASK_INGEST: [7], queue.TASK_FINISH: [42, 3, "k"]}
 
 
 def test_no_live_workers_on_an_idle_broker(settings, redis_server):

@@ -2,8 +2,9 @@
 
 One stack (private Redis, SQLite store, storage, tiny weights) and one shared worker serve the
 module; the tests that kill things run last. Pages named "slow..." take PANELPAINT_TEST_PANEL_DELAY
-per panel in the worker, and pages named "poison..." make the worker SIGKILL itself (test-only
-hooks in worker/tasks.py), so every fault lands mid-page.
+per panel while they are finished, pages named "stall..." as long per panel while they are
+coloured, and pages named "poison..." make the worker SIGKILL itself (test-only hooks in
+worker/tasks.py), so every fault lands mid-page, in the stage the test means.
 """
 from __future__ import annotations
 
@@ -183,8 +184,15 @@ def test_poison_page_that_kills_its_worker_gives_up_after_max_attempts(stack):
 
 
 def _running(stack: Stack, render_id: int, min_done: int = 1) -> bool:
+    """Finishing, with at least `min_done` panels composited."""
     (render,) = stack.renders([render_id])
     return render.status == RunStatus.running and stack.page_of(render_id).panels_done >= min_done
+
+
+def _colouring(stack: Stack, render_id: int) -> bool:
+    """Claimed by a render worker and not yet handed to finishing (the hand-off sets the panel count)."""
+    (render,) = stack.renders([render_id])
+    return render.status == RunStatus.running and not stack.page_of(render_id).panels_total
 
 
 def test_cancel_revokes_queued_and_stops_running_at_the_next_panel(stack):
@@ -203,9 +211,9 @@ def test_cancel_revokes_queued_and_stops_running_at_the_next_panel(stack):
     assert never_ran and {r.task_id for r in never_ran} <= set(task_ids)
 
 
-def test_sigkill_of_the_pool_child_mid_page_redelivers_it(stack):
-    _, ids = stack.add_batch(["slow-kill.png"])
-    wait_for(lambda: _running(stack, ids[0]), 60, "the render to start")
+def test_sigkill_of_the_pool_child_while_colouring_redelivers_the_page(stack):
+    _, ids = stack.add_batch(["stall-kill.png"])
+    wait_for(lambda: _colouring(stack, ids[0]), 60, "the render to start colouring")
     for child in stack.pool_children("a"):
         child.send_signal(signal.SIGKILL)
     (render,) = stack.wait_final(ids, 90)
@@ -213,6 +221,19 @@ def test_sigkill_of_the_pool_child_mid_page_redelivers_it(stack):
     assert render.attempt == 2
     claims = stack.events("render.claimed", render.id)
     assert len(claims) == 2 and claims[1]["takeover"] is True
+
+
+def test_sigkill_of_the_pool_child_while_finishing_redelivers_the_finishing(stack):
+    _, ids = stack.add_batch(["slow-kill.png"])
+    wait_for(lambda: _running(stack, ids[0]), 60, "the render to be finishing")
+    for child in stack.pool_children("a"):
+        child.send_signal(signal.SIGKILL)
+    (render,) = stack.wait_final(ids, 90)
+    # The finishing task went back to the queue and ran again for the same attempt: the colours
+    # handed off by the render worker were not lost, and the page was coloured only once.
+    assert_one_result(stack, render)
+    assert render.attempt == 1 and len(stack.events("render.claimed", render.id)) == 1
+    assert len(stack.events("render.coloured", render.id)) == 1
 
 
 def test_redis_restart_mid_batch_loses_nothing(stack):
@@ -227,9 +248,9 @@ def test_redis_restart_mid_batch_loses_nothing(stack):
 
 def test_whole_worker_killed_mid_page_another_takes_over(stack):
     stack.start_worker("b", concurrency=1)
-    _, ids = stack.add_batch(["slow-k1.png", "slow-k2.png"])
-    wait_for(lambda: any(_running(stack, r) for r in ids), 60, "a render to start")
-    (victim,) = [r for r in stack.renders(ids) if r.status == RunStatus.running][:1]
+    _, ids = stack.add_batch(["stall-k1.png", "stall-k2.png"])
+    wait_for(lambda: any(_colouring(stack, r) for r in ids), 60, "a render to start colouring")
+    (victim,) = [r for r in stack.renders(ids) if _colouring(stack, r.id)][:1]
     name = victim.worker.split("@")[0]
     stack.kill_worker(name)
     survivor = "b" if name == "a" else "a"

@@ -98,3 +98,12 @@ def test_storage_from_settings(tmp_path, monkeypatch):
     s = storage_from_settings(load_settings(var_dir=tmp_path / "var"))
     assert isinstance(s, LocalStorage) and isinstance(s, Storage)
     assert s.root == (tmp_path / "var" / "storage").resolve()
+
+
+def test_delete_removes_a_file_and_ignores_a_missing_one(storage):
+    key = storage.put_bytes(b"hand-off", ".npz")
+    storage.delete(key)
+    assert not storage.exists(key)
+    storage.delete(key)  # a repeated delivery deleting again is not an error
+    with pytest.raises(InvalidInput):
+        storage.delete("../../etc/passwd")
