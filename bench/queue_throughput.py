@@ -244,7 +244,8 @@ class Service:
         self.workers, self.logs = [], []
 
     def submit(self, pages: list[bytes]) -> list[tuple[int, float]]:
-        """Queue one render per page (commit, then enqueue); returns [(render_id, submit time)]."""
+        """Queue one render per page (commit, then enqueue), with panel detection for each page
+        sent first, as the dashboard does; returns [(render_id, submit time)]."""
         from panelpaint import queue
         from panelpaint.store import batches, renders
 
@@ -257,10 +258,12 @@ class Service:
                 w, h = Image.open(self.storage.local_path(key)).size
                 page = batches.add_page(s, batch.id, f"page-{i}.png", key, w, h)
                 r = renders.queue_render(s, page.id, seed=i)
-                jobs.append((r.id, r.task_id))
+                jobs.append((r.id, r.task_id, page.id))
         out = []
-        for render_id, task_id in jobs:
-            t = time.time()
+        t = time.time()
+        for _, _, page_id in jobs:
+            queue.enqueue_ingest(self.settings, page_id)
+        for render_id, task_id, _ in jobs:
             queue.enqueue_render(self.settings, render_id, task_id)
             out.append((render_id, t))
         return out
@@ -409,7 +412,8 @@ def main() -> None:
             finally:
                 svc.close()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("PP_BENCH_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,37 @@ class PreparedPage:
         return {"size": list(self.size), "direction": self.direction,
                 "panels": [p.to_dict() for p in self.panels], "boxes": [list(b) for b in self.boxes]}
 
+    def assign(self, style: Image.Image, panel_styles: dict[int, Image.Image] | None = None,
+               panel_hints: dict[int, list[dict]] | None = None) -> "PreparedPage":
+        """Give each panel its style reference and its hint dots (keyed by panel `order`; dots in
+        page pixels). These change from one render of a page to the next; the cut panels do not,
+        so a cut made ahead of the render (`cut_panels`) is reused with new ones."""
+        panel_styles = {k: _rgb(v) for k, v in (panel_styles or {}).items()}
+        panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
+        style = _rgb(style)
+        self.styles = [panel_styles.get(p.order, style) for p in self.panels]
+        self.hints = [hint_image(panel_hints.get(p.order, []), box, sketch.size)
+                      for p, box, sketch in zip(self.panels, self.boxes, self.sketches)]
+        return self
+
+
+def cut_panels(lines: np.ndarray, panels: list[Panel], work_size: int = 512, margin: int | None = None,
+               ) -> tuple[list[tuple[int, int, int, int]], list[Image.Image]]:
+    """Each panel's crop box (its box grown by `margin`, default 1 % of the short side) and its
+    normalised sketch at work size, with the neighbouring panels in the margin blanked to paper."""
+    h, w = lines.shape
+    if margin is None:
+        margin = max(8, min(w, h) // 100)
+    boxes, sketches = [], []
+    for p in panels:
+        box = crop_box(p, (w, h), margin)
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
+        mask = p.mask((box[2] - box[0], box[3] - box[1]), (box[0], box[1]))
+        boxes.append(box)
+        sketches.append(model_input(lines, box, work_size, mask))
+    return boxes, sketches
+
 
 def prepare_page(
     page: Image.Image | Source,
@@ -186,22 +217,9 @@ def prepare_page(
         if len({p.order for p in panels}) < len(panels):
             panels = order_panels(panels, direction)
         panels.sort(key=lambda p: p.order)
-    if margin is None:
-        margin = max(8, min(w, h) // 100)
-    panel_styles = {k: _rgb(v) for k, v in (panel_styles or {}).items()}
-    panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
-    style = _rgb(style)
-    prepared = PreparedPage((w, h), panels, [], [], [], [], direction, lines, timings)
-    for p in panels:
-        box = crop_box(p, (w, h), margin)
-        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-            raise ValueError(f"panel {p.order} ({p.bbox}) lies outside the {w}x{h} page")
-        mask = p.mask((box[2] - box[0], box[3] - box[1]), (box[0], box[1]))
-        sketch = model_input(lines, box, work_size, mask)
-        prepared.boxes.append(box)
-        prepared.sketches.append(sketch)
-        prepared.styles.append(panel_styles.get(p.order, style))
-        prepared.hints.append(hint_image(panel_hints.get(p.order, []), box, sketch.size))
+    boxes, sketches = cut_panels(lines, panels, work_size, margin)
+    prepared = PreparedPage((w, h), panels, boxes, sketches, [], [], direction, lines, timings)
+    prepared.assign(style, panel_styles, panel_hints)
     timings["panels"] = time.perf_counter() - t
     return prepared
 

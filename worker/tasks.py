@@ -6,10 +6,11 @@ model and the io workers do the pixel work on the other cores, in parallel with 
 * `panelpaint.render_page(render_id)` (queue `render`) claims the render in the job store, which
   counts the attempt and refuses finished, cancelled or exhausted renders (ack and return). With
   `render_batch_pages` above 1 (a GPU) it also claims the queued pages that follow in the same
-  batch with the same style (`renders.claim_following`). It decodes each page, cuts its panels'
-  inputs at work size and colours the panels of all the pages in ONE `colorize_batch` call
-  (grouped by size into forward passes), then stores each page's panel colours, uncompressed at
-  work size, as a hand-off file and queues the page's finishing. It stops before the model when
+  batch with the same style (`renders.claim_following`). It loads each page's panel inputs at
+  work size as the io worker cut them ahead (or decodes the page and cuts them itself), colours
+  the panels of all the pages in ONE `colorize_batch` call (grouped by size into forward
+  passes), then stores each page's panel colours, uncompressed at work size, as a hand-off file
+  and queues the page's finishing. It stops before the model when
   the batch is cancelled, and waits before its next page while the io queue is backed up
   (`io_backlog`), so coloured pages never wait long for their finishing.
 * `panelpaint.finish_page(render_id, attempt, key)` (queue `io`) decodes the page again, brings
@@ -24,8 +25,10 @@ model and the io workers do the pixel work on the other cores, in parallel with 
   (outside the panel's polygon every pixel stays identical), and the completed render becomes the
   page's result. Without a finished result to merge into, the whole page is coloured with that
   panel's overrides and the render's `degraded` says so.
-* `panelpaint.ingest_page(page_id)` (queue `io`) detects a page's panels so they can be edited
-  before rendering (and the render need not detect them).
+* `panelpaint.ingest_page(page_id)` (queue `io`, sent with every new page before its render)
+  detects the page's panels so they can be edited before rendering, and cuts the network's
+  inputs for them ahead of the render (`page.prepared`): a render worker that finds them current
+  loads them instead of decoding the page, so one process per GPU keeps up with many io cores.
 
 Delivery is at least once (acks_late, reject_on_worker_lost), so every task is idempotent. Bad
 input (undecodable page or style) fails that page's render with its message, without retry, and
@@ -57,6 +60,7 @@ from panelpaint import pages, queue
 from panelpaint.composite import multiply
 from panelpaint.images import ImageError, open_image, to_gray
 from panelpaint.panels import Panel as PagePanel
+from panelpaint.panels import detect_panels
 from panelpaint.settings import Settings, get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.db import Store
@@ -174,15 +178,19 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
     """Page image, style images and stored panels of a claimed render (plain data, session closed).
 
     `style_images` caches decoded references by id across the pages of one render task, so pages
-    with the same style share one image object (the colorizer encodes each object once).
+    with the same style share one image object (the colorizer encodes each object once). When the
+    io worker has cut the page's inputs ahead (`page.prepared`, for its current panels and work
+    size), `cut` holds them and the page itself is not decoded (`page` is None).
     For a panel re-render also: `panel`, the panel to colour (its style, seed and hints are the
     render's), and `base`, the id of the page's finished result (with flats) to merge it into, or
     None when the page has none.
     """
     panel_order = base = None
+    work_size = int(claim.options.get("work_size") or get_settings().work_size)
     with _store().session() as s:
         page = s.get(Page, claim.page_id)
         name = page.source_name
+        cut = page.prepared if _cut_is_current(page, work_size) else None
         rows = list(s.scalars(sa.select(Panel).where(Panel.page_id == claim.page_id).order_by(Panel.position)))
         panels = [PagePanel((r.x, r.y, r.w, r.h), [list(p) for p in r.polygon], r.position) for r in rows]
         panel_style_ids = {r.position: r.style_id for r in rows if r.style_id}
@@ -203,8 +211,15 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
     if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
     t = time.perf_counter()
-    page_img = _open_stored(claim.source_key, name)
-    decode = time.perf_counter() - t
+    prepared = None
+    if cut is not None and panel_order is None:
+        try:
+            prepared = _load_cut(cut["key"])
+        except (NotFound, OSError, ValueError, KeyError) as exc:
+            log.warning("page %s: the inputs cut ahead cannot be read (%s); cutting them again", claim.page_id, exc)
+    # With the inputs cut ahead (by the io worker that detected the panels) the page is not decoded here.
+    page_img = None if prepared is not None else _open_stored(claim.source_key, name)
+    load = time.perf_counter() - t
     for sid, key in style_keys.items():
         if sid not in style_images:
             style_images[sid] = _open_stored(key, f"style {sid}")
@@ -222,7 +237,8 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
     return {
         "name": name,
         "page": page_img,
-        "decode": decode,
+        "cut": prepared,
+        "load": load,
         "style": style_images[page_style_id],
         "panels": panels or None,
         "panel_styles": {order: style_images[sid] for order, sid in panel_style_ids.items()},
@@ -241,6 +257,8 @@ def _prepare(claim: renders.Claim, inputs: dict[str, Any], work_size: int) -> tu
     """
     panel, base = inputs["panel"], inputs["base"]
     common = dict(direction=claim.direction, panel_hints=inputs["panel_hints"], work_size=work_size)
+    if inputs["cut"] is not None:  # a page render whose panels were cut ahead
+        return inputs["cut"].assign(inputs["style"], inputs["panel_styles"], inputs["panel_hints"]), {}
     if panel is not None and base is not None:
         style = inputs["panel_styles"].get(panel.order, inputs["style"])
         prepared = pages.prepare_page(inputs["page"], style, panels=[panel], **common)
@@ -252,6 +270,31 @@ def _prepare(claim: renders.Claim, inputs: dict[str, Any], work_size: int) -> tu
         return prepared, {"note": "panel re-render: the page has no finished result to merge into, "
                                   "so the whole page was coloured"}
     return prepared, {}
+
+
+# --- inputs cut ahead of the render, by the io worker ------------------------------------------
+
+
+def _cut_is_current(page: Page, work_size: int) -> bool:
+    cut = page.prepared or {}
+    return cut.get("work_size") == work_size and cut.get("panels") == batches.panel_dicts(page)
+
+
+def _save_cut(prepared: pages.PreparedPage) -> str:
+    """A page's cut panels (sketches at work size, uncompressed) and their geometry."""
+    meta = json.dumps(prepared.geometry()).encode()
+    arrays = {f"s{i}": np.asarray(sk) for i, sk in enumerate(prepared.sketches)}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(meta, np.uint8), **arrays)
+    return _storage().put_bytes(buf.getvalue(), ".npz")
+
+
+def _load_cut(key: str) -> pages.PreparedPage:
+    with _storage().open(key) as f, np.load(f, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes())
+        sketches = [Image.fromarray(z[f"s{i}"], "L") for i in range(len(meta["panels"]))]
+    return pages.PreparedPage(tuple(meta["size"]), [PagePanel.from_dict(p) for p in meta["panels"]],
+                              [tuple(b) for b in meta["boxes"]], sketches, [], [], meta["direction"])
 
 
 # --- the hand-off from the render worker to the io worker --------------------------------------
@@ -409,7 +452,8 @@ def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings:
             _test_hooks("claimed", job.name)
             job.work_size = int(job.claim.options.get("work_size") or settings.work_size)
             job.prepared, job.merge = _prepare(job.claim, inputs, job.work_size)
-            job.prepared.timings.update(claim_and_load=loaded, decode=inputs["decode"])
+            stage = "decode" if inputs["page"] is not None else "cut_load"
+            job.prepared.timings.update({"claim_and_load": loaded, stage: inputs["load"]})
             t_start = time.perf_counter()  # a page batched after this one starts its clock here
     live = [j for j in jobs if j.outcome is None]
     if not live:
@@ -615,25 +659,37 @@ def _store_detected_panels(session, page_id: int, panels: list) -> None:
 
 @app.task(name=queue.TASK_INGEST, bind=True, max_retries=8)
 def ingest_page(self, page_id: int) -> dict | None:
-    """Detect the panels of a new page (unless it has some) and store them for review and editing."""
-
+    """Detect the panels of a new page (unless it has some) and store them for review and editing;
+    then cut the network's inputs for those panels, so the render worker need not decode the page."""
+    settings = get_settings()
     try:
         with _store().session() as s:
             page = s.get(Page, page_id)
             if page is None or page.source_key is None:
                 return None
-            if s.scalar(sa.select(sa.func.count(Panel.id)).where(Panel.page_id == page_id)):
-                return {"page_id": page_id, "panels": "kept"}
             key, name = page.source_key, page.source_name
             direction = (page.direction or page.batch.direction).value
+            work_size = int(page.batch.options.get("work_size") or settings.work_size)
+            if _cut_is_current(page, work_size):
+                return {"page_id": page_id, "panels": "kept"}
         try:
-            img = _open_stored(key, name)
+            lines = to_gray(_open_stored(key, name))
         except BadInput as exc:
             log.warning("page %s cannot be ingested: %s", page_id, exc)
             return {"page_id": page_id, "error": str(exc)}
-        found = pages.detect(img, direction)
         with _store().session() as s:
-            _store_detected_panels(s, page_id, found)
+            stored = batches.panel_dicts(s.get(Page, page_id))
+        if not stored:
+            found = detect_panels(lines, direction)
+            with _store().session() as s:
+                _store_detected_panels(s, page_id, found)
+                stored = batches.panel_dicts(s.get(Page, page_id))
+        panels = [PagePanel.from_dict(p) for p in stored]
+        boxes, sketches = pages.cut_panels(lines, panels, work_size)
+        cut = _save_cut(pages.PreparedPage(lines.shape[::-1], panels, boxes, sketches, [], [], direction))
+        with _store().session() as s:
+            # Recorded only while these are still the page's panels (an edit meanwhile wins).
+            batches.set_prepared(s, page_id, {"key": cut, "work_size": work_size, "panels": stored}, panels=stored)
     except TRANSIENT as exc:
         _retry_or_requeue(self, exc)
-    return {"page_id": page_id, "panels": len(found)}
+    return {"page_id": page_id, "panels": len(panels)}

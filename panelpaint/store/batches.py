@@ -160,6 +160,31 @@ def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any
     return new
 
 
+def set_prepared(session: Session, page_id: int, prepared: Mapping[str, Any] | None, *,
+                 panels: list[dict] | None = None) -> bool:
+    """Record the network inputs cut ahead of the page's render ({"key", "work_size", "panels"}),
+    or None to forget them. With `panels`, only while those are still the page's panels (as
+    dicts {order, bbox, polygon}); True when recorded."""
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    if prepared is not None:
+        if not isinstance(prepared.get("key"), str) or not isinstance(prepared.get("work_size"), int):
+            raise InvalidInput("prepared inputs need a storage key and a work size")
+        validate_key(prepared["key"])
+        if panels is not None and panel_dicts(page) != panels:
+            return False
+    page.prepared = dict(prepared) if prepared is not None else None
+    session.flush()
+    return True
+
+
+def panel_dicts(page: Page) -> list[dict]:
+    """A page's stored panels as the page pipeline describes them: [{order, bbox, polygon}]."""
+    return [{"order": p.position, "bbox": [p.x, p.y, p.w, p.h], "polygon": [list(pt) for pt in p.polygon]}
+            for p in sorted(page.panels, key=lambda p: p.position)]
+
+
 _UNSET: Any = object()
 
 

@@ -166,6 +166,10 @@ class Page(Base):
     )
     panels_done: Mapped[int] = mapped_column(Integer, default=0)
     panels_total: Mapped[int] = mapped_column(Integer, default=0)
+    # The network's inputs cut from the page ahead of its render, by the io worker that detected
+    # its panels: {"key": storage key, "work_size": int, "panels": [panel dicts]}. A render uses
+    # them only while the page's panels and work size are still these.
+    prepared: Mapped[dict[str, Any] | None] = mapped_column()
     current_render_id: Mapped[int | None] = mapped_column(
         ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
     )

@@ -16,6 +16,14 @@ def tables(url):
         engine.dispose()
 
 
+def columns(url, table):
+    engine = sa.create_engine(url)
+    try:
+        return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_matches_models_and_round_trips(database_url):
     assert migrate.current(database_url) is None
     migrate.upgrade(database_url)
@@ -45,12 +53,16 @@ def test_script_location_is_the_packaged_folder():
 
 
 def test_step_by_step_revisions(database_url):
-    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> head)."""
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> 0003 <-> head)."""
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url, "0002")
     migrate.downgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
+    migrate.upgrade(database_url, "0003")
+    assert "prepared" in columns(database_url, "page")
+    migrate.downgrade(database_url, "0002")
+    assert "prepared" not in columns(database_url, "page")
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 

@@ -1,0 +1,123 @@
+"""The io worker cuts a page's panel inputs when it detects the panels, so the render worker of a
+GPU loads them instead of decoding the page; a cut that no longer matches the page is not used.
+
+The tasks run in this process (`apply`) on a real Redis and job store.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import PAGE_SIZE, Stack, make_weights
+from panelpaint.settings import get_settings
+from panelpaint.store import batches, renders
+from panelpaint.store.errors import InvalidInput
+from panelpaint.store.schema import Page, RunStatus
+
+pytestmark = [pytest.mark.redis]
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    st = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    st.bind_settings(monkeypatch)
+    from worker import runtime as runtime_mod
+    from worker import tasks
+
+    monkeypatch.setattr(tasks, "_resources", {})
+    monkeypatch.setattr(runtime_mod, "_runtime", None)
+    try:
+        yield st
+    finally:
+        get_settings.cache_clear()
+        st.close()
+
+
+def render(stack, render_id):
+    from worker import tasks
+
+    tasks.render_page.apply(args=[render_id], throw=True)
+    tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
+    (done,) = stack.renders([render_id])
+    assert done.status == RunStatus.succeeded, done.error
+    return done
+
+
+def composite(stack, done):
+    with Image.open(io.BytesIO(stack.storage.read_bytes(done.outputs["composite"]))) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def prepared(stack, page_id):
+    with stack.store.session() as s:
+        return s.get(Page, page_id).prepared
+
+
+def rerender(stack, page_id):
+    with stack.store.session() as s:
+        return renders.rerender(s, page_id, seed=1).id
+
+
+def test_ingest_cuts_the_inputs_and_the_render_uses_them_without_decoding(stack):
+    from worker import tasks
+
+    _, (first,) = stack.add_batch(["cut.png"], enqueue=False)
+    page_id = stack.page_of(first).id
+    assert tasks.ingest_page.apply(args=[page_id], throw=True).get() == {"page_id": page_id, "panels": 4}
+    cut = prepared(stack, page_id)
+    assert cut["work_size"] == get_settings().work_size and len(cut["panels"]) == 4
+    assert stack.storage.exists(cut["key"])
+    assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # a repeat does nothing
+
+    with_cut = render(stack, first)
+    assert "cut_load" in with_cut.timings and "decode" not in with_cut.timings
+
+    # The same page cut by the render itself (no inputs recorded) comes out byte-identical.
+    with stack.store.session() as s:
+        batches.set_prepared(s, page_id, None)
+    without = render(stack, rerender(stack, page_id))
+    assert "decode" in without.timings and "cut_load" not in without.timings
+    assert np.array_equal(composite(stack, with_cut), composite(stack, without))
+
+
+def test_a_cut_for_other_panels_or_that_cannot_be_read_is_not_used(stack):
+    from worker import tasks
+
+    _, (first,) = stack.add_batch(["edited.png"], enqueue=False)
+    page_id = stack.page_of(first).id
+    tasks.ingest_page.apply(args=[page_id], throw=True)
+    w, h = PAGE_SIZE
+    with stack.store.session() as s:  # the panels are replaced before the render: one panel, the whole page
+        batches.set_panels(s, page_id, [{"x": 0, "y": 0, "w": w, "h": h}])
+    done = render(stack, first)
+    assert "decode" in done.timings and "cut_load" not in done.timings
+    assert len(json.loads(stack.storage.read_bytes(done.outputs["json"]))["panels"]) == 1  # the new panels
+
+    # Cut again for the new panels, then the file goes missing: the render cuts the page itself.
+    with stack.store.session() as s:
+        batches.set_prepared(s, page_id, None)
+    tasks.ingest_page.apply(args=[page_id], throw=True)
+    stack.storage.delete(prepared(stack, page_id)["key"])
+    again = render(stack, rerender(stack, page_id))
+    assert "decode" in again.timings
+    assert np.array_equal(composite(stack, done), composite(stack, again))
+
+
+def test_set_prepared_refuses_a_cut_for_panels_the_page_no_longer_has(stack):
+    _, (first,) = stack.add_batch(["race.png"], enqueue=False)
+    page_id = stack.page_of(first).id
+    key = stack.storage.put_bytes(b"cut", ".npz")
+    with stack.store.session() as s:
+        batches.set_panels(s, page_id, [{"x": 0, "y": 0, "w": 10, "h": 10}])
+    with stack.store.session() as s:
+        stale = [{"order": 0, "bbox": [5, 5, 10, 10], "polygon": [[5, 5], [14, 5], [14, 14], [5, 14]]}]
+        assert not batches.set_prepared(s, page_id, {"key": key, "work_size": 64, "panels": stale}, panels=stale)
+        current = batches.panel_dicts(s.get(Page, page_id))
+        assert batches.set_prepared(s, page_id, {"key": key, "work_size": 64, "panels": current}, panels=current)
+    assert prepared(stack, page_id)["panels"] == current
+    with stack.store.session() as s, pytest.raises(InvalidInput):
+        batches.set_prepared(s, page_id, {"key": "../elsewhere", "work_size": 64})
