@@ -101,31 +101,51 @@ def list_archive(zf: zipfile.ZipFile, *, max_entries: int, max_bytes: int) -> Ar
     return listing
 
 
-def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3) -> Iterator[ArchivePage]:
+def _open(path: str | Path | BinaryIO, label: str | None = None) -> tuple[zipfile.ZipFile, str]:
+    if label is None:
+        if isinstance(path, (str, Path)):
+            label = Path(path).name
+        else:  # an open binary file, e.g. an upload stream (must be seekable)
+            label = Path(str(getattr(path, "name", None) or getattr(path, "filename", None) or "archive")).name
+    try:
+        return zipfile.ZipFile(path), label
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchiveError(f"{label}: not a readable ZIP/CBZ archive ({exc})") from None
+
+
+def _listing(zf: zipfile.ZipFile, label: str, max_entries: int, max_bytes: int) -> ArchiveListing:
+    try:
+        return list_archive(zf, max_entries=max_entries, max_bytes=max_bytes)
+    except ArchiveError as exc:
+        raise ArchiveError(f"{label}: {exc}") from None
+
+
+def check_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
+                  label: str | None = None) -> ArchiveListing:
+    """Read only an archive's directory and check it against the limits (fast, nothing inflated):
+    the listing `iter_archive` would follow, or `ArchiveError` (message prefixed with `label`)."""
+    zf, label = _open(path, label)
+    with zf:
+        return _listing(zf, label, max_entries, max_bytes)
+
+
+def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
+                 skip: int = 0) -> Iterator[ArchivePage]:
     """Yield the archive's refused entries (with `error`), then its pages in natural order (with `data`).
 
     Raises `ArchiveError` when the archive itself is unreadable or over a limit. While reading, the
     bytes actually inflated are counted against `max_bytes` and each entry against its declared size,
-    so a directory that lies about sizes cannot exhaust memory.
+    so a directory that lies about sizes cannot exhaust memory. The order is fixed by the archive,
+    so `skip` leaves out the first items (unread) to resume where an earlier reader stopped.
     """
-    if isinstance(path, (str, Path)):
-        path = Path(path)
-        label = path.name
-    else:  # an open binary file, e.g. an upload stream (must be seekable)
-        label = Path(str(getattr(path, "name", None) or getattr(path, "filename", None) or "archive")).name
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ArchiveError(f"{label}: not a readable ZIP/CBZ archive ({exc})") from None
+    zf, label = _open(path)
     with zf:
-        try:
-            listing = list_archive(zf, max_entries=max_entries, max_bytes=max_bytes)
-        except ArchiveError as exc:
-            raise ArchiveError(f"{label}: {exc}") from None
-        for name, error in listing.errors.items():
+        listing = _listing(zf, label, max_entries, max_bytes)
+        refused = list(listing.errors.items())
+        for name, error in refused[skip:]:
             yield ArchivePage(name, error=error)
         total = 0
-        for name in listing.pages:
+        for name in listing.pages[max(0, skip - len(refused)):]:
             info = zf.getinfo(name)
             chunks, size = [], 0
             try:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from panelpaint.settings import Settings
 
 RENDER_QUEUE = "render"  # GPU: one worker process per GPU, the model loaded once per process
-IO_QUEUE = "io"  # CPU: ingest (panel detection), finishing at native resolution, encoding, layered exports
+IO_QUEUE = "io"  # CPU: unpacking archives, ingest (panels), finishing at native resolution, encoding, exports
 QUEUES = (RENDER_QUEUE, IO_QUEUE)
 
 # Colour one page (args: render_id). Claims the render (and, on a GPU, the queued pages after it
@@ -32,10 +32,13 @@ TASK_RENDER = "panelpaint.render_page"
 # Finish a coloured page: upsample its panels to native resolution, composite, encode the
 # deliverables and complete the render (args: render_id, attempt, hand-off storage key).
 TASK_FINISH = "panelpaint.finish_page"
-# Read a new page's size and detect its panels (args: page_id).
+# Detect a new page's panels and cut the network's inputs for them (args: page_id).
 TASK_INGEST = "panelpaint.ingest_page"
+# Unpack an upload's archives (and the images sent with them) into pages, queueing each (args: upload_id).
+TASK_UNPACK = "panelpaint.unpack_upload"
 
-ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE}
+ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE,
+                          TASK_UNPACK: IO_QUEUE}
 
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
@@ -132,6 +135,12 @@ def enqueue_render(settings: "Settings", render_id: int, task_id: str | None = N
 def enqueue_ingest(settings: "Settings", page_id: int) -> str:
     """Queue panel detection for a page row (already committed with its source stored)."""
     return send(settings, TASK_INGEST, int(page_id))
+
+
+def enqueue_unpack(settings: "Settings", upload_id: int, task_id: str | None = None, *,
+                   countdown: float | None = None) -> str:
+    """Queue the unpacking of an upload row (committed, its files stored) under its pre-made task id."""
+    return send(settings, TASK_UNPACK, int(upload_id), task_id=task_id, countdown=countdown)
 
 
 def enqueue_finish(settings: "Settings", render_id: int, attempt: int, handoff_key: str) -> str:

@@ -85,8 +85,15 @@ def create():
 
 
 def _flash_submitted(result: jobs.Submitted) -> None:
-    good = len(result.pages) - len(result.failed)
-    flash(f"{good} page(s) queued.", "success" if good else "info")
+    if result.unpacking is not None:
+        for f in result.unpacking.files:
+            if f.get("archive"):
+                flash(f"{f['name']}: unpacking {f['pages']} page(s); they appear here as they are read.", "success")
+            elif f.get("error"):
+                flash(f"Not queued: {f['error']}", "error")
+    else:
+        good = len(result.pages) - len(result.failed)
+        flash(f"{good} page(s) queued.", "success" if good else "info")
     for page in result.failed:
         flash(f"Not queued: {page.error}", "error")
     if result.warning:

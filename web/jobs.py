@@ -17,13 +17,15 @@ from panelpaint import queue
 from panelpaint.images import ALLOWED_FORMATS, ImageError
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
+from panelpaint.store import uploads as upload_store
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound, StoreError
 from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus
+from panelpaint.store.schema import Upload as UploadRow
+from panelpaint.unpack import SUFFIX, store_page_image
 
 from .services import db, services
-from .uploads import Upload, check_image, expand_files
+from .uploads import Archive, Upload, expand_files, has_archive
 
-SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
 PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
 MAX_SEED = 2**31 - 1
 
@@ -39,6 +41,7 @@ class Submitted:
     batch: Batch
     pages: list[Page] = field(default_factory=list)
     warning: str | None = None  # e.g. saved but the queue broker was unreachable
+    unpacking: UploadRow | None = None  # archives (and the files sent with them) an io worker unpacks
 
     @property
     def failed(self) -> list[Page]:
@@ -71,6 +74,16 @@ def enqueue(renders: list[Render], ingest_pages: list[int] = ()) -> None:
                            "the pages stay queued until it is back. Tell your administrator.") from None
 
 
+def enqueue_unpack(upload: UploadRow) -> None:
+    """Send a committed upload to the io workers; the janitor re-sends it if the broker is down."""
+    try:
+        queue.enqueue_unpack(services().settings, upload.id, upload.task_id)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it
+        current_app.logger.exception("enqueue failed")
+        raise EnqueueError(f"Saved, but the work queue cannot be reached ({type(exc).__name__}); "
+                           "the archive is unpacked once it is back. Tell your administrator.") from None
+
+
 def revoke(task_ids: list[str]) -> None:
     if task_ids:
         queue.revoke(services().settings, task_ids)
@@ -84,11 +97,8 @@ def _store_page(batch: Batch, upload: Upload, style_id: int | None) -> tuple[Pag
     key = width = height = None
     if error is None:
         try:
-            width, height = check_image(upload.data, upload.name).size
-            with Image.open(io.BytesIO(upload.data), formats=list(ALLOWED_FORMATS)) as probe:
-                suffix = SUFFIX.get(probe.format or "", ".png")
-            # The original bytes are kept (16-bit scans, exact pixels); the key is the server's.
-            key = services().storage.put_bytes(upload.data, suffix)
+            key, width, height = store_page_image(upload.data, upload.name, services().storage,
+                                                  services().settings.max_image_pixels)
         except ImageError as exc:
             error = exc.message
     page = batch_store.add_page(db(), batch.id, upload.name, key, width, height, error, style_id=style_id)
@@ -105,12 +115,14 @@ def add_pages(batch: Batch, files: list, style_id: int | None = None) -> Submitt
     """Add uploaded files (images, ZIP/CBZ archives) to a batch, then enqueue the good pages."""
     if batch.cancelled:
         raise SubmitError("This batch is cancelled; start a new batch instead.")
+    # While an archive is still being unpacked into this batch, later files wait their turn behind it.
+    later = bool(upload_store.unfinished(db(), batch.id))
     uploads = _uploads(files)
     db().commit()  # end the transaction that found the batch before decoding starts
-    return _add_uploads(batch, uploads, style_id)
+    return _add_uploads(batch, uploads, style_id, for_worker=later or has_archive(files))
 
 
-def _uploads(files: list) -> Iterator[Upload]:
+def _uploads(files: list) -> Iterator[Upload | Archive]:
     """The uploads as pages, refusing (`SubmitError`) an upload that holds no page at all."""
     if not any(f.filename for f in files):
         raise SubmitError("Choose at least one page image or a ZIP/CBZ archive.")
@@ -121,12 +133,16 @@ def _uploads(files: list) -> Iterator[Upload]:
     return itertools.chain([first], uploads)
 
 
-def _add_uploads(batch: Batch, uploads: Iterator[Upload], style_id: int | None = None) -> Submitted:
-    """Store each page and commit it on its own, then enqueue the good ones.
+def _add_uploads(batch: Batch, uploads: Iterator[Upload | Archive], style_id: int | None = None, *,
+                 for_worker: bool = False) -> Submitted:
+    """Store each page and commit it on its own, then enqueue the good ones; or, with `for_worker`
+    (the files include a ZIP/CBZ archive), store the files as they are for an io worker to unpack.
 
     The slow part, decoding every upload, thus never runs inside a write transaction: on SQLite that
     would hold the database's write lock and stall the workers' progress reports for the whole upload.
     """
+    if for_worker:
+        return _upload_for_worker(batch, uploads, style_id)
     result = Submitted(batch)
     renders = []
     for upload in uploads:
@@ -147,6 +163,52 @@ def _add_uploads(batch: Batch, uploads: Iterator[Upload], style_id: int | None =
     return result
 
 
+def _upload_for_worker(batch: Batch, items: Iterator[Upload | Archive], style_id: int | None) -> Submitted:
+    """Archives are stored whole (checked already) and images as they came, in the order sent;
+    one `Upload` row lists them and the io worker turns them into pages in that order."""
+    files = []
+    for item in items:
+        if isinstance(item, Archive):
+            files.append({"name": item.name, "key": item.key, "archive": True, "pages": item.pages})
+        elif item.error:
+            files.append({"name": item.name, "error": item.error})
+        else:
+            files.append({"name": item.name, "key": services().storage.put_bytes(item.data, _suffix(item.data))})
+    result = Submitted(batch)
+    try:
+        upload = upload_store.create_upload(db(), batch.id, files, user_id=current_user.id, style_id=style_id)
+    except IllegalTransition:
+        db().rollback()
+        result.warning = "The batch was cancelled during the upload; the files were not added."
+        return result
+    db().commit()
+    result.unpacking = upload
+    try:
+        enqueue_unpack(upload)
+    except EnqueueError as exc:
+        result.warning = str(exc)
+    return result
+
+
+def _suffix(data: bytes) -> str:
+    """The stored file's suffix from the image's header (the io worker decodes and checks it)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
+            return SUFFIX.get(probe.format or "", ".png")
+    except Exception:  # noqa: BLE001 - not an image: the worker's full check gives the message
+        return ".bin"
+
+
+def unpacking_status(batch: Batch) -> list[dict[str, Any]]:
+    """The batch's uploads still being unpacked by an io worker, for the batch page and the API."""
+    out = []
+    for up in upload_store.unfinished(db(), batch.id):
+        names = [f["name"] for f in up.files]
+        out.append({"id": up.id, "status": up.status.value, "files": names, "pages_added": up.pages_added,
+                    "pages_expected": sum(int(f.get("pages") or 1) for f in up.files)})
+    return out
+
+
 def create_batch(name: str, style_id: int | None, direction: str, options: dict[str, Any], files: list) -> Submitted:
     """A new batch with its pages; raises `SubmitError` with a message for the user (nothing is kept then)."""
     if style_id is None:
@@ -161,7 +223,7 @@ def create_batch(name: str, style_id: int | None, direction: str, options: dict[
     except InvalidInput as exc:
         raise SubmitError(str(exc)) from None
     db().commit()
-    return _add_uploads(batch, uploads)
+    return _add_uploads(batch, uploads, for_worker=has_archive(files))
 
 
 def retry(page: Page) -> None:
@@ -235,9 +297,11 @@ def parse_direction(value: str | None) -> str:
 
 # --- status ------------------------------------------------------------------------------------
 
-def batch_state(batch: Batch, progress: batch_store.BatchProgress) -> str:
+def batch_state(batch: Batch, progress: batch_store.BatchProgress, unpacking: bool = False) -> str:
     if batch.cancelled and progress.finished:
         return "cancelled"
+    if unpacking:
+        return "unpacking"
     if progress.total == 0:
         return "empty"
     if progress.running:
@@ -298,8 +362,10 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
 
 def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False) -> dict[str, Any]:
     progress = batch_store.batch_progress(db(), batch.id)
+    unpacking = unpacking_status(batch)
     data = {
-        "id": batch.id, "name": batch.name, "state": batch_state(batch, progress), "cancelled": batch.cancelled,
+        "id": batch.id, "name": batch.name, "state": batch_state(batch, progress, bool(unpacking)),
+        "cancelled": batch.cancelled, "unpacking": unpacking,
         "direction": batch.direction.value, "default_style_id": batch.default_style_id,
         "options": batch.options or {}, "created_at": batch.created_at.isoformat(),
         "total": progress.total, "finished": progress.total - progress.queued - progress.running,

@@ -192,7 +192,13 @@ def document(server_url: str = "") -> dict[str, Any]:
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
-            "state": {"type": "string", "enum": ["empty", "queued", "running", "done", "failed", "cancelled"]},
+            "state": {"type": "string",
+                      "enum": ["empty", "unpacking", "queued", "running", "done", "failed", "cancelled"]},
+            "unpacking": {"type": "array", "description": "Archives an io worker is still unpacking into pages",
+                          "items": {"type": "object", "properties": {
+                              "id": {"type": "integer"}, "status": {"type": "string"},
+                              "files": {"type": "array", "items": {"type": "string"}},
+                              "pages_added": {"type": "integer"}, "pages_expected": {"type": "integer"}}}},
             "cancelled": {"type": "boolean"}, "direction": {"type": "string", "enum": ["ltr", "rtl"]},
             "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
             "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},

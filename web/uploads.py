@@ -1,8 +1,10 @@
-"""Reading uploads: images checked with panelpaint.images, archives unpacked with panelpaint.archives.
+"""Reading uploads: images checked with panelpaint.images, archives checked and stored for an io worker.
 
 Nothing here trusts a client's filename: it is kept only as a label, storage keys are made by the
 server from the content. A bad file never spoils the rest of an upload: it comes back as an
-`Upload` with an error message, to become a failed page.
+`Upload` with an error message, to become a failed page. A ZIP/CBZ archive is only checked here
+(its directory against the limits, nothing inflated) and stored whole: an io worker unpacks it
+into pages (`panelpaint.unpack`), so a long chapter never holds up the request.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from pathlib import Path
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from panelpaint.archives import ARCHIVE_SUFFIXES
+from panelpaint.archives import ARCHIVE_SUFFIXES, ArchiveError, check_archive
 from panelpaint.images import ImageError, open_image
+from panelpaint.unpack import display_name
 
 from .services import services
 
@@ -32,20 +35,35 @@ class Upload:
     error: str | None = None
 
 
-def display_name(filename: str | None, fallback: str = "upload") -> str:
-    """The client's filename reduced to a label: last path part, printable, at most 200 characters."""
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip()
-    return (name or fallback)[:200]
+@dataclass
+class Archive:
+    """A checked ZIP/CBZ archive, stored whole for an io worker to unpack; `pages` it lists."""
+
+    name: str
+    key: str
+    pages: int
 
 
 def is_archive(name: str, data: bytes) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES) or data[:4] in ZIP_MAGIC
 
 
-def expand_files(files: list[FileStorage]) -> Iterator[Upload]:
-    """Every uploaded file as pages, one at a time: images as they are, ZIP/CBZ archives as their
-    images in reading order (streamed from a temporary file, so a big archive is never all in memory)."""
+def has_archive(files: list[FileStorage]) -> bool:
+    """True when any uploaded file is a ZIP/CBZ archive (by name or by its first bytes)."""
+    for storage in files:
+        if not storage.filename:
+            continue
+        head = storage.stream.read(4)
+        storage.stream.seek(0)
+        if is_archive(display_name(storage.filename), head):
+            return True
+    return False
+
+
+def expand_files(files: list[FileStorage]) -> Iterator[Upload | Archive]:
+    """Every uploaded file in order: an image as an `Upload` with its bytes, an archive holding
+    pages as an `Archive` (stored), and a file that cannot be used as an `Upload` with its error.
+    An archive without any page image gives nothing."""
     settings = services().settings
     for i, storage in enumerate(files):
         if not storage.filename:
@@ -54,31 +72,30 @@ def expand_files(files: list[FileStorage]) -> Iterator[Upload]:
         head = storage.stream.read(4)
         storage.stream.seek(0)
         if is_archive(name, head):
-            yield from archive_pages(name, storage, settings)
+            archive = store_archive(name, storage, settings)
+            if archive is not None:
+                yield archive
             continue
         data = storage.read()
         yield Upload(name, data) if data else Upload(name, error=f"{name}: file is empty")
 
 
-def archive_pages(name: str, storage: FileStorage, settings) -> Iterator[Upload]:  # noqa: ANN001 - Settings
-    """The pages of a ZIP/CBZ upload; an unreadable archive is one failed upload, a bad entry one failed page.
-
-    When the archive turns out to be over a limit half-way, the pages before stay and the archive
-    itself is reported as one failed upload with the reason.
-    """
-    from panelpaint.archives import ArchiveError, iter_archive
-
+def store_archive(name: str, storage: FileStorage, settings) -> Archive | Upload | None:  # noqa: ANN001 - Settings
+    """Check a ZIP/CBZ upload's directory and store it whole: an `Archive` for the io worker, an
+    `Upload` with the reason when it is unreadable or over a limit, None when it holds no page."""
     with tempfile.TemporaryDirectory(prefix="panelpaint-upload-") as tmp:
         # A server-made file name; the client's name is only used in messages.
         path = Path(tmp) / (secure_filename(name) or "archive.zip")
         storage.save(path)
         try:
-            for entry in iter_archive(path, max_entries=settings.max_archive_entries,
-                                      max_bytes=settings.max_archive_bytes):
-                yield Upload(f"{name}/{display_name(entry.name)}"[:200], entry.data,
-                             f"{name}: {entry.name}: {entry.error}" if entry.error else None)
+            listing = check_archive(path, max_entries=settings.max_archive_entries,
+                                    max_bytes=settings.max_archive_bytes, label=name)
         except ArchiveError as exc:
-            yield Upload(name, error=str(exc))
+            return Upload(name, error=str(exc))
+        if not listing.pages and not listing.errors:
+            return None
+        suffix = ".cbz" if name.lower().endswith(".cbz") else ".zip"
+        return Archive(name, services().storage.put_file(path, suffix), len(listing.pages) + len(listing.errors))
 
 
 def check_image(data: bytes, name: str):

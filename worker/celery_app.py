@@ -104,9 +104,36 @@ def requeue_lost_renders(settings) -> list[int]:
     return [r for r, _ in lost] + [r for r, _ in unsent]
 
 
+def resend_stalled_uploads(settings) -> list[int]:
+    """Send again the unpack task of uploads that made no progress for longer than the visibility
+    timeout while the broker holds no message for them (it was lost, or never sent because the
+    broker was down when the dashboard stored the upload). The unpack resumes at the first entry
+    it did not add, so a duplicate only finds nothing to do. Returns the upload ids sent."""
+    from panelpaint import queue
+    from panelpaint.store import uploads
+    from panelpaint.store.db import Store
+
+    store = Store(settings.database_url)
+    try:
+        with store.session() as s:
+            stalled = [(u.id, u.task_id) for u in uploads.stalled(s, settings.visibility_timeout)]
+    finally:
+        store.dispose()
+    if not stalled:
+        return []
+    held = queue.pending_task_ids(settings, queues=(queue.IO_QUEUE,))
+    resent = [(u, t) for u, t in stalled if t not in held]
+    for upload_id, task_id in resent:
+        queue.enqueue_unpack(settings, upload_id, task_id)
+    if resent:
+        log.warning("sent uploads whose unpacking had stalled without a message: %s", [u for u, _ in resent])
+    return [u for u, _ in resent]
+
+
 @signals.worker_ready.connect
 def _start_janitor(sender=None, **_kwargs) -> None:
-    """Render workers sweep for lost renders on their event loop's timer (no thread: the parent forks)."""
+    """Render workers sweep for lost renders and stalled uploads on their event loop's timer (no
+    thread: the parent forks)."""
     if RENDER_QUEUE not in consumed_queues or sender is None:
         return
     settings = get_settings()
@@ -114,7 +141,8 @@ def _start_janitor(sender=None, **_kwargs) -> None:
     def sweep() -> None:
         try:
             requeue_lost_renders(settings)
+            resend_stalled_uploads(settings)
         except Exception:  # noqa: BLE001 - a sweep that fails (database down) is tried again next time
-            log.warning("sweep for lost renders failed", exc_info=True)
+            log.warning("sweep for lost renders and uploads failed", exc_info=True)
 
     sender.timer.call_repeatedly(max(2.0, min(300.0, settings.visibility_timeout / 4)), sweep)

@@ -25,6 +25,9 @@ model and the io workers do the pixel work on the other cores, in parallel with 
   (outside the panel's polygon every pixel stays identical), and the completed render becomes the
   page's result. Without a finished result to merge into, the whole page is coloured with that
   panel's overrides and the render's `degraded` says so.
+* `panelpaint.unpack_upload(upload_id)` (queue `io`) turns an upload's ZIP/CBZ archives (and the
+  images sent with them) into pages, in order, off the web request (`panelpaint.unpack`),
+  sending each page's ingest and render as soon as the page is added.
 * `panelpaint.ingest_page(page_id)` (queue `io`, sent with every new page before its render)
   detects the page's panels so they can be edited before rendering, and cuts the network's
   inputs for them ahead of the render (`page.prepared`): a render worker that finds them current
@@ -56,7 +59,7 @@ import sqlalchemy as sa
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from PIL import Image
 
-from panelpaint import pages, queue
+from panelpaint import pages, queue, unpack
 from panelpaint.composite import multiply
 from panelpaint.images import ImageError, open_image, to_gray
 from panelpaint.panels import Panel as PagePanel
@@ -693,3 +696,30 @@ def ingest_page(self, page_id: int) -> dict | None:
     except TRANSIENT as exc:
         _retry_or_requeue(self, exc)
     return {"page_id": page_id, "panels": len(panels)}
+
+
+# --- unpacking archives ------------------------------------------------------------------------
+
+
+@app.task(name=queue.TASK_UNPACK, bind=True, max_retries=MAX_UNRECORDED_RETRIES)
+def unpack_upload(self, upload_id: int) -> dict | None:
+    """Turn an upload's archives (and the images sent with them) into pages, in order, sending each
+    page's panel detection and render as it is added. Works for half the soft time limit at most,
+    then sends itself again to go on from where it stopped (so other io work interleaves, and no
+    chapter meets the time limit); waits its turn behind an earlier upload of the same batch."""
+    settings = get_settings()
+    deadline = time.monotonic() + settings.task_soft_time_limit / 2
+    try:
+        outcome = unpack.unpack_upload(_store(), _storage(), settings, upload_id, unpack.enqueue_pages(settings),
+                                       deadline=deadline)
+        if outcome in ("more", "waiting"):
+            queue.enqueue_unpack(settings, upload_id, self.request.id, countdown=0 if outcome == "more" else 2)
+    except NotFound:
+        log.warning("upload %s does not exist; dropping its task", upload_id)
+        return None
+    except TRANSIENT as exc:
+        _retry_or_requeue(self, exc)
+    except SoftTimeLimitExceeded:  # progress is recorded page by page: go on in a new task
+        queue.enqueue_unpack(settings, upload_id, self.request.id)
+        outcome = "more"
+    return {"upload_id": upload_id, "status": outcome}

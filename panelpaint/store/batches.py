@@ -16,7 +16,7 @@ from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import (
-    Batch, Direction, Page, Panel, Render, Review, ReviewStatus, RunStatus, User, utcnow,
+    Batch, Direction, Page, Panel, Render, Review, ReviewStatus, RunStatus, Upload, User, utcnow,
 )
 from panelpaint.store.states import check_page, check_render
 from panelpaint.store.storage import validate_key
@@ -334,6 +334,11 @@ def cancel_batch(session: Session, batch_id: int, *, user_id: int | None = None)
     worker sees `is_cancelled` before the next panel and calls `acknowledge_cancel`. Idempotent."""
     batch = lock_batch(session, batch_id)
     batch.cancelled = True
+    # Archives still being unpacked stop at their next page (their worker finds them cancelled).
+    session.execute(
+        sa.update(Upload).where(Upload.batch_id == batch_id, Upload.status.in_([RunStatus.queued, RunStatus.running]))
+        .values(status=RunStatus.cancelled, finished_at=utcnow(), updated_at=utcnow(), error="the batch was cancelled")
+        .execution_options(synchronize_session=False))
     page_ids = sa.select(Page.id).where(Page.batch_id == batch_id).scalar_subquery()
     # A guarded UPDATE: on PostgreSQL it waits for a concurrent claim's row lock and re-checks the
     # status, so a render claimed a moment ago stays running (and its worker is told by the flag).

@@ -1,4 +1,4 @@
-"""The job store's tables: studios, users, styles, batches, pages, panels, renders, reviews, events.
+"""The job store's tables: studios, users, styles, batches, uploads, pages, panels, renders, reviews, events.
 
 Typed SQLAlchemy 2.x declarative models. Every row a studio owns reaches its studio through a
 foreign key chain (Batch.studio_id, StyleReference.studio_id, User.studio_id), so queries can be
@@ -178,6 +178,32 @@ class Page(Base):
 
     batch: Mapped[Batch] = relationship(back_populates="pages")
     panels: Mapped[list["Panel"]] = relationship(back_populates="page", order_by="Panel.position")
+
+
+class Upload(Base):
+    """Files of one submission that an io worker turns into pages: ZIP/CBZ archives (and the
+    images sent with them, kept in order), unpacked off the web request. Progress is the pair
+    (`next_file`, `next_entry`), advanced in the same transaction as each page it adds, so a
+    redelivered task resumes where the last one stopped and no page is added twice."""
+
+    __tablename__ = "upload"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # [{"name": label, "key": storage key, "archive": bool, "pages": images the archive lists}]
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    next_file: Mapped[int] = mapped_column(Integer, default=0)
+    next_entry: Mapped[int] = mapped_column(Integer, default=0)
+    pages_added: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    batch: Mapped[Batch] = relationship()
 
 
 class Panel(Base):

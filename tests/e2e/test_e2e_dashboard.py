@@ -2,7 +2,7 @@
 a SQLite job store and storage in a temporary folder, a real Celery worker started with
 `panelpaint worker` on tiny random weights, and the dashboard served on a free port — driven like a
 studio would: log in, upload a style and a page, watch progress reach done, review with the keyboard,
-approve, download the CBZ. A screenshot of every screen goes to test-artifacts/screenshots/.
+approve, download the CBZ, add a CBZ chapter that a worker unpacks. A screenshot of every screen goes to test-artifacts/screenshots/.
 """
 from __future__ import annotations
 
@@ -266,6 +266,25 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
         assert cbz.namelist() == ["001-page-01.png"]
         composite = Image.open(io.BytesIO(cbz.read("001-page-01.png")))
         assert composite.size == (320, 440) and composite.mode == "RGB"
+
+    # A CBZ added to the batch: the request only checks and stores it, an io worker unpacks it. The
+    # batch page says so, shows the new pages in reading order once they are in (it draws itself
+    # again), and they are coloured like the others.
+    page.goto(batch_url)
+    chapter = io.BytesIO()
+    with zipfile.ZipFile(chapter, "w") as zf:
+        zf.writestr("ch2/10.png", page_png())
+        zf.writestr("ch2/9.png", page_png())
+    page.set_input_files("input[name=pages]", files=[
+        {"name": "chapter-2.cbz", "mimeType": "application/zip", "buffer": chapter.getvalue()}])
+    page.click("form[action$='/pages'] button[type=submit]")
+    expect(page.locator(".flash.success")).to_contain_text("chapter-2.cbz: unpacking 2 page(s)")
+    expect(page.locator(".thumb")).to_have_count(4, timeout=60_000)
+    expect(page.locator(".thumb").nth(2)).to_contain_text("chapter-2.cbz/9.png")
+    expect(page.locator(".thumb").nth(3)).to_contain_text("chapter-2.cbz/10.png")
+    for i in (2, 3):
+        expect(page.locator(".thumb").nth(i).locator("[data-status]")).to_have_text("succeeded", timeout=120_000)
+    shoot(page, "batch_archive")
 
     page.goto(f"{base}/styles")
     expect(page.locator(".style-card")).to_have_count(1)

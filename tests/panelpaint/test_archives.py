@@ -145,3 +145,14 @@ def test_reads_from_an_open_stream_too(tmp_path):
         buf = io.BytesIO(path.read_bytes())
         buf.name = "/tmp/x/upload.cbz"
         list(iter_archive(buf, max_entries=1))
+
+
+def test_iter_archive_resumes_after_skipped_items(tmp_path):
+    path = tmp_path / "chapter.cbz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in ("p10.png", "p2.png", "p1.png", "../evil.png"):
+            zf.writestr(name, name.encode())
+    whole = [(e.name, e.error is None) for e in iter_archive(path)]
+    assert whole == [("../evil.png", False), ("p1.png", True), ("p2.png", True), ("p10.png", True)]
+    for skip in range(len(whole) + 1):
+        assert [(e.name, e.error is None) for e in iter_archive(path, skip=skip)] == whole[skip:]

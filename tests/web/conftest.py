@@ -28,6 +28,7 @@ def queue_calls(monkeypatch: pytest.MonkeyPatch) -> QueueRecorder:
     recorder = QueueRecorder()
     monkeypatch.setattr(queue, "enqueue_render", recorder.enqueue_render)
     monkeypatch.setattr(queue, "enqueue_ingest", recorder.enqueue_ingest)
+    monkeypatch.setattr(queue, "enqueue_unpack", recorder.enqueue_unpack)
     monkeypatch.setattr(queue, "revoke", recorder.revoke)
     return recorder
 

@@ -79,6 +79,31 @@ def test_create_batch_reports_bad_files_and_queues_good_ones(api, style_id, queu
     assert len(queue_calls.renders) == 1
 
 
+def test_an_archive_is_unpacked_by_a_worker_and_keeps_the_order_of_the_files_sent(app, api, style_id, queue_calls):
+    from web_helpers import zip_bytes
+
+    archive = zip_bytes({"b.png": png_bytes(), "a.png": png_bytes()})
+    response = make_batch(api, style_id, [upload(png_bytes(), "cover.png"), upload(archive, "ch.cbz"),
+                                          upload(b"not a page", "notes.png")])
+    assert response.status_code == 201
+    data = response.get_json()
+    assert data["state"] == "unpacking" and data["added"] == [] and data["pages"] == []
+    (unpacking,) = data["unpacking"]
+    assert unpacking["files"] == ["cover.png", "ch.cbz", "notes.png"] and unpacking["pages_expected"] == 4
+    # Pages sent to the batch while it unpacks wait their turn behind the archive.
+    more = api.post(f"/api/v1/batches/{data['id']}/pages", data={"pages": [upload(png_bytes(), "last.png")]},
+                    content_type="multipart/form-data")
+    assert more.status_code == 201 and len(more.get_json()["unpacking"]) == 2
+    assert queue_calls.run_unpacks(app) == ["succeeded", "succeeded"]
+    batch = api.get(f"/api/v1/batches/{data['id']}").get_json()
+    assert [(p["name"], p["status"]) for p in batch["pages"]] == [
+        ("cover.png", "queued"), ("ch.cbz/a.png", "queued"), ("ch.cbz/b.png", "queued"), ("notes.png", "failed"),
+        ("last.png", "queued")]
+    assert batch["unpacking"] == [] and batch["state"] == "queued"
+    assert "not a recognised image" in batch["pages"][3]["error"]
+    assert len(queue_calls.renders) == 4
+
+
 def test_create_batch_errors_are_json(api, style_id):
     no_pages = make_batch(api, style_id, files=[])
     assert no_pages.status_code == 400 and "at least one page" in no_pages.get_json()["message"]

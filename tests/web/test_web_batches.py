@@ -104,7 +104,16 @@ def test_zip_and_cbz_archives_become_pages_in_natural_order(app, artist, style_i
         "notes.txt": b"hello",
     })
     response = create(artist, style_id, [upload(archive, "chapter.cbz")])
-    rows = page_rows(app, batch_id_of(response))
+    batch_id = batch_id_of(response)
+    # The request only checks and stores the archive; an io worker unpacks it.
+    assert page_rows(app, batch_id) == [] and len(queue_calls.unpacks) == 1
+    html = artist.get(response.location).get_data(as_text=True)
+    assert "chapter.cbz: unpacking 5 page(s)" in html
+    status = artist.get(f"/batches/{batch_id}/status.json").get_json()
+    assert status["state"] == "unpacking" and status["unpacking"][0]["files"] == ["chapter.cbz"]
+    assert queue_calls.run_unpacks(app) == ["succeeded"]
+    assert artist.get(f"/batches/{batch_id}/status.json").get_json()["unpacking"] == []
+    rows = page_rows(app, batch_id)
     names = [r[0] for r in rows]
     good = [r for r in rows if r[1] == "queued"]
     assert [r[0] for r in good] == ["chapter.cbz/page1.png", "chapter.cbz/page2.png", "chapter.cbz/page10.png"]
@@ -112,19 +121,23 @@ def test_zip_and_cbz_archives_become_pages_in_natural_order(app, artist, style_i
     assert any("path traversal" in e for e in bad.values())
     assert any("broken.png" in n and "broken.png: not a recognised image" in e for n, e in bad.items())
     assert not any("MACOSX" in n or "notes" in n for n in names)
-    assert len(queue_calls.renders) == 3
+    assert len(queue_calls.renders) == 3 and len(queue_calls.ingested) == 3
 
 
-def test_unreadable_archive_is_one_failed_page_and_others_proceed(app, artist, style_id):
+def test_unreadable_archive_is_one_failed_page_and_others_proceed(app, artist, style_id, queue_calls):
     response = create(artist, style_id, [upload(b"PK\x03\x04garbage", "bad.zip"), upload(png_bytes(), "fine.png")])
+    html = artist.get(response.location).get_data(as_text=True)
+    assert "Not queued: bad.zip: not a readable ZIP/CBZ" in html  # known at once, before any unpacking
+    queue_calls.run_unpacks(app)
     rows = page_rows(app, batch_id_of(response))
     assert rows[0][1] == "failed" and "not a readable ZIP/CBZ" in rows[0][2]
     assert rows[1][:2] == ("fine.png", "queued")
 
 
-def test_archive_with_too_many_entries_is_refused_with_a_message(app, artist, style_id):
+def test_archive_with_too_many_entries_is_refused_with_a_message(app, artist, style_id, queue_calls):
     archive = zip_bytes({f"{i}.png": png_bytes((8, 8), lines=False) for i in range(25)})  # the test limit is 20 entries
     response = create(artist, style_id, [upload(archive, "big.zip")])
+    queue_calls.run_unpacks(app)
     rows = page_rows(app, batch_id_of(response))
     assert len(rows) == 1 and rows[0][1] == "failed" and "limit of 20" in rows[0][2]
 
@@ -380,6 +393,7 @@ def test_zip_bomb_is_refused_and_the_rest_of_the_upload_proceeds(app, artist, st
         zf.writestr("huge.png", b"\0" * (limit + 1))  # compresses to almost nothing
     assert len(bomb.getvalue()) < app.config["MAX_CONTENT_LENGTH"]
     response = create(artist, style_id, [upload(bomb.getvalue(), "bomb.cbz"), upload(png_bytes(), "fine.png")])
+    queue_calls.run_unpacks(app)
     rows = page_rows(app, batch_id_of(response))
     assert rows[0][:2] == ("bomb.cbz", "failed") and "possible zip bomb" in rows[0][2]
     assert rows[1][:2] == ("fine.png", "queued")
@@ -399,10 +413,10 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
     from web import jobs
 
     path = app.extensions["panelpaint"].store.engine.url.database
-    real = jobs.check_image
+    real = jobs.store_page_image
     probed = []
 
-    def probing(data, name):  # noqa: ANN001
+    def probing(data, name, *args):  # noqa: ANN001
         con = sqlite3.connect(path, timeout=0.2, isolation_level=None)
         try:
             con.execute("BEGIN IMMEDIATE")  # 'database is locked' if the request held the write lock
@@ -410,9 +424,9 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
         finally:
             con.close()
         probed.append(name)
-        return real(data, name)
+        return real(data, name, *args)
 
-    monkeypatch.setattr(jobs, "check_image", probing)
+    monkeypatch.setattr(jobs, "store_page_image", probing)
     response = create(artist, style_id, [upload(png_bytes(), f"{i}.png") for i in range(3)])
     assert response.status_code == 302
     batch_id = batch_id_of(response)

@@ -51,6 +51,7 @@ class QueueRecorder:
     task_ids: dict[int, str | None] = field(default_factory=dict)  # render id -> the task id it was sent under
     ingested: list[int] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
+    unpacks: list[int] = field(default_factory=list)
 
     def enqueue_ingest(self, settings, page_id):  # noqa: ANN001
         self.ingested.append(int(page_id))
@@ -61,8 +62,22 @@ class QueueRecorder:
         self.task_ids[int(render_id)] = task_id
         return task_id or f"task-{render_id}"
 
+    def enqueue_unpack(self, settings, upload_id, task_id=None, *, countdown=None):  # noqa: ANN001
+        self.unpacks.append(int(upload_id))
+        return task_id or f"unpack-{upload_id}"
+
     def revoke(self, settings, task_ids, terminate=False):  # noqa: ANN001
         self.revoked.extend(task_ids)
+
+    def run_unpacks(self, app) -> list[str]:  # noqa: ANN001
+        """Do the io worker's part for every upload sent so far (pages added, ingest and renders sent here)."""
+        from panelpaint.unpack import enqueue_pages, unpack_upload
+
+        services = app.extensions["panelpaint"]
+        done, self.unpacks = list(self.unpacks), []
+        return [unpack_upload(services.store, services.storage, services.settings, uid,
+                              enqueue_pages(services.settings)) for uid in done]
+
 
 def web_settings(tmp_path: Path, database_url: str, **overrides):
     values = dict(var_dir=tmp_path / "var", database_url=database_url, secret_key="test-secret",

@@ -13,9 +13,10 @@ import signal
 import time
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
-from harness import PAGE_SIZE, Stack, make_weights, wait_for
+from harness import PAGE_SIZE, Stack, draw_page, make_weights, wait_for
 from panelpaint import queue
 from panelpaint.store import batches
 from panelpaint.store.schema import RunStatus
@@ -87,6 +88,57 @@ def test_a_queued_render_whose_message_was_never_sent_is_sent_by_the_sweep(stack
     assert render.attempt == 1
     (resent,) = stack.events("render.resent", render_id)
     assert resent["task_id"] == render.task_id
+
+
+def test_an_archive_is_unpacked_by_the_io_worker_and_its_pages_complete(stack):
+    import zipfile
+
+    from panelpaint.store import uploads
+    from panelpaint.store.schema import Page
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in (2, 1, 3):
+            zf.writestr(f"ch/page{i}.png", draw_page(i))
+        zf.writestr("ch/broken.png", b"not an image")
+    key = stack.storage.put_bytes(buf.getvalue(), ".cbz")
+    batch_id, _ = stack.add_batch([], enqueue=False)
+    with stack.store.session() as s:
+        upload = uploads.create_upload(s, batch_id, [{"name": "ch.cbz", "key": key, "archive": True, "pages": 4}])
+        upload_id, task_id = upload.id, upload.task_id
+    queue.enqueue_unpack(stack.settings, upload_id, task_id)
+
+    def pages():
+        with stack.store.session() as s:
+            rows = list(s.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)))
+            for p in rows:
+                s.expunge(p)
+            return rows
+
+    wait_for(lambda: len(pages()) == 4, 60, "the archive's pages")
+    assert [p.source_name for p in pages()] == ["ch.cbz/broken.png", "ch.cbz/page1.png", "ch.cbz/page2.png",
+                                                "ch.cbz/page3.png"]  # natural order
+    ids = [p.current_render_id for p in pages() if p.current_render_id]
+    assert len(ids) == 3 and "not a recognised image" in pages()[0].error
+    for render in stack.wait_final(ids, 90):
+        assert_one_result(stack, render)
+    wait_for(lambda: all(p.prepared for p in pages()[1:]), 30, "the ingest of each page")
+
+
+def test_an_upload_whose_message_was_lost_is_sent_again_by_the_sweep(stack):
+    from panelpaint.store import uploads
+    from panelpaint.store.schema import Upload
+
+    batch_id, _ = stack.add_batch([], enqueue=False)
+    key = stack.storage.put_bytes(draw_page(7), ".png")
+    with stack.store.session() as s:  # stored, but the broker never heard of it
+        upload_id = uploads.create_upload(s, batch_id, [{"name": "lost.png", "key": key}]).id
+
+    def status():
+        with stack.store.session() as s:
+            return s.get(Upload, upload_id).status
+
+    wait_for(lambda: status() == RunStatus.succeeded, 90, "the sweep to send the upload")  # > visibility (20 s)
 
 
 def test_pending_task_ids_sees_waiting_messages(stack):

@@ -19,6 +19,15 @@ function updateBatch(root, b) {
     setBadge(scope.querySelector("[data-state]"), b.state);
     const counts = scope.querySelector("[data-counts]");
     if (counts) counts.textContent = b.summary;
+    const unpacking = scope.querySelector("[data-unpacking]");
+    if (unpacking) {
+      unpacking.textContent = (b.unpacking || []).map((u) =>
+        "Unpacking " + u.files.join(", ") + ": " + u.pages_added + " of " + u.pages_expected + " page(s) read").join("; ");
+    }
+  }
+  // Pages an io worker added since this page was drawn: draw the page again to show them.
+  if (b.pages && b.pages.some((p) => !root.querySelector('[data-page="' + p.id + '"]')) && !(b.unpacking || []).length) {
+    window.location.reload();
   }
   for (const p of b.pages || []) {
     const card = root.querySelector('[data-page="' + p.id + '"]');

@@ -53,7 +53,7 @@ def test_script_location_is_the_packaged_folder():
 
 
 def test_step_by_step_revisions(database_url):
-    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> 0003 <-> head)."""
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> 0003 <-> 0004)."""
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url, "0002")
@@ -63,6 +63,10 @@ def test_step_by_step_revisions(database_url):
     assert "prepared" in columns(database_url, "page")
     migrate.downgrade(database_url, "0002")
     assert "prepared" not in columns(database_url, "page")
+    migrate.upgrade(database_url, "0004")
+    assert "next_entry" in columns(database_url, "upload")
+    migrate.downgrade(database_url, "0003")
+    assert "upload" not in tables(database_url)
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 

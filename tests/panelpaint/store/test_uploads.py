@@ -1,0 +1,181 @@
+"""Uploads unpacked into pages by an io worker (`panelpaint.unpack`): in order, each entry once
+even with two deliveries at once, resumed after a lost worker, one batch's uploads one after the
+other, stopped by a cancel; on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image, ImageDraw
+
+from conftest import KEY_A
+from panelpaint.settings import load_settings
+from panelpaint.store import batches, uploads
+from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
+from panelpaint.store.schema import Page, Render, RunStatus, Upload
+from panelpaint.unpack import unpack_upload
+
+
+def png(seed: int = 0) -> bytes:
+    img = Image.new("L", (64, 48), 255)
+    ImageDraw.Draw(img).rectangle([4 + seed % 20, 4, 40, 40], outline=0, width=2)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def cbz(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(var_dir=tmp_path / "var", max_archive_entries=50, max_archive_bytes=5_000_000)
+
+
+@pytest.fixture
+def chapter(storage):
+    """A CBZ of 6 pages (one broken, one refused), and a loose image: 7 pages-to-be in all."""
+    archive = cbz({"p10.png": png(10), "p2.png": png(2), "p1.png": png(1), "p3.png": b"\x89PNG\r\n\x1a\nbroken",
+                   "../evil.png": png(4), "notes.txt": b"skip me", "p4.png": png(5)})
+    return [{"name": "ch1.cbz", "key": storage.put_bytes(archive, ".cbz"), "archive": True, "pages": 6},
+            {"name": "extra.png", "key": storage.put_bytes(png(9), ".png")}]
+
+
+EXPECTED = [("ch1.cbz/evil.png", "failed"), ("ch1.cbz/p1.png", "queued"), ("ch1.cbz/p2.png", "queued"),
+            ("ch1.cbz/p3.png", "failed"), ("ch1.cbz/p4.png", "queued"), ("ch1.cbz/p10.png", "queued"),
+            ("extra.png", "queued")]
+
+
+def make(store, world, files, **kw):
+    with store.session() as s:
+        return uploads.create_upload(s, world.a.batch, files, **kw).id
+
+
+def rows(store, batch_id):
+    with store.session() as s:
+        pages = s.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position))
+        return [(p.source_name, p.status.value) for p in pages][2:]  # after the world's own two pages
+
+
+def upload_row(store, upload_id):
+    with store.session() as s:
+        return s.get(Upload, upload_id)
+
+
+def test_pages_in_order_failed_entries_in_place_and_each_page_queued(store, world, storage, settings, chapter):
+    uid = make(store, world, chapter, user_id=world.a.artist)
+    sent = []
+    assert unpack_upload(store, storage, settings, uid, lambda page, render: sent.append((page.id, render))) \
+        == "succeeded"
+    assert rows(store, world.a.batch) == EXPECTED
+    up = upload_row(store, uid)
+    assert (up.status, up.pages_added, up.next_file) == (RunStatus.succeeded, 7, 2)
+    assert [r is not None for _, r in sent] == [s == "queued" for _, s in EXPECTED]
+    with store.session() as s:
+        broken = s.scalar(sa.select(Page).where(Page.source_name == "ch1.cbz/p3.png"))
+        assert "not a recognised image" in broken.error
+        renders = list(s.scalars(sa.select(Render).join(Page, Render.page_id == Page.id)
+                                    .where(Page.batch_id == world.a.batch)))
+        assert len(renders) == 5 and all(r.status == RunStatus.queued for r in renders)
+    assert unpack_upload(store, storage, settings, uid) == "done"  # a late duplicate finds nothing to do
+    assert rows(store, world.a.batch) == EXPECTED
+
+
+def test_a_lost_worker_is_resumed_at_the_first_entry_it_did_not_add(store, world, storage, settings, chapter):
+    uid = make(store, world, chapter)
+
+    def dies_at_the_third_page(page, render):  # noqa: ANN001
+        if len(rows(store, world.a.batch)) == 3:
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        unpack_upload(store, storage, settings, uid, dies_at_the_third_page)
+    assert upload_row(store, uid).next_entry == 3
+    assert unpack_upload(store, storage, settings, uid) == "succeeded"
+    assert rows(store, world.a.batch) == EXPECTED
+
+
+def test_two_deliveries_at_once_add_each_entry_once(store, world, storage, settings, chapter):
+    uid = make(store, world, chapter)
+    outcomes, errors = [], []
+
+    def run():
+        try:
+            outcomes.append(unpack_upload(store, storage, settings, uid))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and "succeeded" in outcomes
+    assert rows(store, world.a.batch) == EXPECTED
+
+
+def test_uploads_of_one_batch_take_turns_and_a_deadline_hands_on(store, world, storage, settings, chapter):
+    first, second = make(store, world, chapter), make(store, world, [{"name": "late.png",
+                                                                     "key": storage.put_bytes(png(7), ".png")}])
+    assert unpack_upload(store, storage, settings, second) == "waiting"  # behind the first
+    assert unpack_upload(store, storage, settings, first, deadline=time.monotonic() - 1) == "more"
+    assert len(rows(store, world.a.batch)) == 1
+    assert unpack_upload(store, storage, settings, second) == "waiting"
+    assert unpack_upload(store, storage, settings, first) == "succeeded"
+    assert unpack_upload(store, storage, settings, second) == "succeeded"
+    assert rows(store, world.a.batch) == EXPECTED + [("late.png", "queued")]
+
+
+def test_cancelling_the_batch_stops_the_unpacking(store, world, storage, settings, chapter):
+    uid = make(store, world, chapter)
+
+    def cancel_after_two(page, render):  # noqa: ANN001
+        if len(rows(store, world.a.batch)) == 2:
+            with store.session() as s:
+                batches.cancel_batch(s, world.a.batch)
+
+    assert unpack_upload(store, storage, settings, uid, cancel_after_two) == "done"
+    assert len(rows(store, world.a.batch)) == 2
+    assert upload_row(store, uid).status == RunStatus.cancelled
+    with store.session() as s, pytest.raises(IllegalTransition):
+        uploads.create_upload(s, world.a.batch, chapter)
+
+
+def test_an_archive_the_worker_refuses_is_one_failed_page(store, world, storage, settings):
+    big = cbz({f"p{i}.png": png(i) for i in range(3)})
+    uid = make(store, world, [{"name": "big.cbz", "key": storage.put_bytes(big, ".cbz"), "archive": True, "pages": 3}])
+    # The dashboard checked the directory; the workers run with a lower limit (settings differ).
+    tight = settings.model_copy(update={"max_archive_entries": 2})
+    assert unpack_upload(store, storage, tight, uid) == "succeeded"
+    with store.session() as s:
+        (page,) = list(s.scalars(sa.select(Page).where(Page.batch_id == world.a.batch)))[2:]
+    assert (page.source_name, page.status) == ("big.cbz", RunStatus.failed) and "limit of 2" in page.error
+
+
+def test_bad_uploads_and_stalled_ones(store, world, storage, settings):
+    with store.session() as s, pytest.raises(InvalidInput):
+        uploads.create_upload(s, world.a.batch, [{"name": "x", "key": "../etc"}])
+    with store.session() as s, pytest.raises(InvalidInput):
+        uploads.create_upload(s, world.a.batch, [])
+    with store.session() as s, pytest.raises(NotFound):
+        uploads.create_upload(s, world.a.batch, [{"name": "x", "key": KEY_A}], style_id=world.b.style)
+    uid = make(store, world, [{"name": "gone.png", "key": KEY_A}, {"name": "bad.zip", "error": "bad.zip: unreadable"}])
+    with store.session() as s:
+        assert [u.id for u in uploads.stalled(s, 0)] == [uid]
+        assert uploads.stalled(s, 3600) == []
+        assert [u.id for u in uploads.unfinished(s, world.a.batch)] == [uid]
+    assert unpack_upload(store, storage, settings, uid) == "succeeded"
+    with store.session() as s:
+        failed = list(s.scalars(sa.select(Page).where(Page.batch_id == world.a.batch).order_by(Page.position)))[2:]
+    assert [(p.source_name, p.status) for p in failed] == [("gone.png", RunStatus.failed),
+                                                           ("bad.zip", RunStatus.failed)]
+    assert "missing" in failed[0].error and failed[1].error == "bad.zip: unreadable"
