@@ -6,12 +6,14 @@ A synthetic page (default A5 at 150 dpi, 874x1240, 6 framed panels; `--a4` for 2
 
 * `latency`: in-process rates first (model-only: `render_page` = panels, model, upsampling,
   compositing, no encoding; and with the deliverables encoded), then pages submitted one at a
-  time to one idle worker: submit-to-start p50/p95 (enqueue to the render task's claim) and the
-  queue overhead as % of a page's wall time (wall time minus the work the tasks measured
-  inside themselves).
-* `scaling`: a burst of N pages through 1, then 2 CPU worker processes (each consuming both
-  queues, `cores / processes` torch threads each) and the ratio between them; the "compact"
-  generator with random weights (the shipped architecture; same compute).
+  time to idle workers laid out as `panelpaint up` runs them (a render worker and an io worker):
+  submit-to-start p50/p95 (enqueue to the render task's claim) and the queue overhead as % of a
+  page's wall time (wall time minus the work the render and finishing tasks measured inside
+  themselves; panel detection runs beside them on the io worker).
+* `scaling`: a burst of N pages through 1, then 2 CPU worker processes of one thread each (each
+  consuming both queues) and the ratio between them, then 1 process with every core's threads
+  against the in-process rates; the "compact" generator with random weights (the shipped
+  architecture; same compute).
 * `codec`: the GPU-host target. A GPU colours a 6-panel page in ~3 ms, so the service is bound
   by the CPU work around the model (decode, panels, upsampling, compositing, encoding): the
   codec-bound rate is cores x pages per core-second of that work, measured here in-process as
@@ -227,8 +229,9 @@ class Service:
             self.style_id = styles.add_style_reference(s, self.studio_id, "style", [], key, 256, 256).id
 
     def start_worker(self, queues: str, concurrency: int, threads: int) -> None:
-        """One worker process consuming `queues` with `concurrency` pool children of `threads` torch threads."""
-        env = {**self.env, "OMP_NUM_THREADS": str(threads)}
+        """One worker process consuming `queues` with `concurrency` pool children of `threads` torch
+        and OpenCV threads each."""
+        env = {**self.env, "OMP_NUM_THREADS": str(threads), "OPENCV_FOR_THREADS_NUM": str(threads)}
         self.logs.append(self.dir / f"worker-{self.started}.log")
         self.started += 1
         log = open(self.logs[-1], "ab")  # noqa: SIM115
@@ -299,16 +302,37 @@ class Service:
                     for r in rows:
                         s.expunge(r)
                     return {r.id: r for r in rows}
-            time.sleep(0.05)
+            time.sleep(0.2)  # the times come from the job store's rows, not from this loop
         raise SystemExit("timed out")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by the worker processes (pool children included) and Redis."""
+        import psutil
+
+        def total(pids: list[int]) -> float:
+            out = 0.0
+            for pid in pids:
+                try:
+                    p = psutil.Process(pid)
+                    for q in [p, *p.children(recursive=True)]:
+                        t = q.cpu_times()
+                        out += t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            return out
+
+        return {"workers": total([w.pid for w in self.workers]), "redis": total([self.redis.pid])}
 
     def burst(self, pages: list[bytes]) -> tuple[float, dict]:
         """Submit all pages at once; (pages/s from the first submit to the last completion, renders)."""
+        before = self.cpu_seconds()
         jobs = self.submit(pages)
         t0 = min(t for _, t in jobs)
         done = self.wait([r for r, _ in jobs])
         t1 = max(ts(r.finished_at) for r in done.values())
-        return len(jobs) / (t1 - t0), {"jobs": jobs, "done": done, "seconds": t1 - t0}
+        after = self.cpu_seconds()
+        cpu = {k: (after[k] - before[k]) / len(jobs) for k in after}
+        return len(jobs) / (t1 - t0), {"jobs": jobs, "done": done, "seconds": t1 - t0, "cpu_per_page": cpu}
 
     def close(self) -> None:
         self.stop_workers()
@@ -321,9 +345,11 @@ class Service:
 
 
 def section_latency(svc: Service, pages: list[bytes], n: int, cores: int) -> None:
-    svc.start_worker("render,io", 1, cores)
+    # As `panelpaint up` runs them: a render worker (one child) and an io worker (a child per core).
+    svc.start_worker("render", 1, cores)
+    svc.start_worker("io", cores, 1)
     svc.wait_ready(1)
-    lat, overhead = [], []
+    lat, overhead, done = [], [], []
     for i in range(n):
         ((rid, t_submit),) = svc.submit([pages[i]])
         r = svc.wait([rid])[rid]
@@ -331,29 +357,79 @@ def section_latency(svc: Service, pages: list[bytes], n: int, cores: int) -> Non
         work = sum(v for k, v in r.timings.items() if k in WORK_KEYS)
         lat.append(ts(r.started_at) - t_submit)
         overhead.append(max(0.0, wall - work) / wall)
+        done.append(r)
     svc.stop_workers()
+    stages = {k: statistics.median(r.timings.get(k, 0.0) for r in done) for k in WORK_KEYS}
+    print("median seconds per page inside the tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
     print(f"submit-to-start (idle worker): p50 {pct(lat, 50) * 1000:.0f} ms, p95 {pct(lat, 95) * 1000:.0f} ms")
     print(f"queue overhead: {statistics.median(overhead) * 100:.1f} % of a page's wall time (median), "
           f"p95 {pct(overhead, 95) * 100:.1f} %")
 
 
-def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float | None) -> None:
+def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float, model_only: float,
+                    a4: bool) -> None:
+    """Worker processes consuming both queues, one child each: 1 and 2 processes of one thread
+    (the horizontal scaling of the queue: each process brings one core), then 1 process with all
+    the cores' threads, for comparison with the in-process rates."""
     rates = {}
-    for procs in (1, 2):
-        # Processes with cores / processes threads each, as a CPU host would run them.
-        threads = max(1, cores // procs)
+    for procs, threads in ((1, 1), (2, 1), (1, cores)):
         for _ in range(procs):
             svc.start_worker("render,io", 1, threads)
         svc.wait_ready(procs)
-        rates[procs], run = svc.burst(pages)
+        rates[procs, threads], run = svc.burst(pages)
         burst_lat = [ts(run["done"][r].started_at) - t for r, t in run["jobs"]]
-        print(f"{procs} worker process{'es' if procs > 1 else ''} x {threads} threads: {rates[procs]:.3f} pages/s "
-              f"({len(pages)} pages in {run['seconds']:.1f} s; submit-to-start in the burst p50 "
-              f"{pct(burst_lat, 50):.1f} s, p95 {pct(burst_lat, 95):.1f} s)")
+        print(f"{procs} worker process{'es' if procs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}: "
+              f"{rates[procs, threads]:.3f} pages/s ({len(pages)} pages in {run['seconds']:.1f} s; "
+              f"submit-to-start in the burst p50 {pct(burst_lat, 50):.1f} s, p95 {pct(burst_lat, 95):.1f} s)")
         svc.stop_workers()
-    print(f"scaling 1 -> 2 processes: x{rates[2] / rates[1]:.2f}")
-    if local:
-        print(f"ratio to the in-process rate with outputs (1 process): {rates[1] / local:.2f}")
+    machine = machine_scaling(len(pages), a4)
+    print(f"scaling 1 -> 2 processes (one thread each): x{rates[2, 1] / rates[1, 1]:.2f}; the same pages "
+          f"through the pipeline in 1, then 2 plain processes at once (no queue): x{machine:.2f}, so the queue "
+          f"keeps {rates[2, 1] / rates[1, 1] / machine * 100:.0f} % of what this machine's second core gives")
+    one = rates[1, cores]
+    print(f"1 process x {cores} threads against the same pipeline in-process: {one / local:.2f} of the rate with "
+          f"outputs, {one / model_only:.2f} of the model-only rate")
+
+
+def machine_scaling(n: int, a4: bool) -> float:
+    """Pages/s of 2 single-threaded processes running the in-process pipeline at once (n/2 pages
+    each) over 1 such process running n pages: what a second core gives on this machine, which
+    a queue of 2 worker processes can at best match (vCPUs often share an FPU or memory bandwidth)."""
+    def run(procs: int) -> float:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+        argv = [sys.executable, __file__, "--in-process", str(n // procs)] + (["--a4"] if a4 else [])
+        children = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+        seconds = [float(c.communicate()[0].split()[-1]) for c in children]
+        if any(c.returncode for c in children):
+            raise SystemExit("the in-process pipeline failed")
+        return (n // procs) * procs / max(seconds)
+
+    return run(2) / run(1)
+
+
+def in_process(n: int, a4: bool) -> None:
+    """`--in-process N`: N synthetic pages through render_page and write_outputs on one thread,
+    after a warm-up page; prints the seconds they took."""
+    import torch
+
+    from models.colorizer import Colorizer
+    from panelpaint.images import open_image
+    from panelpaint.pages import render_page, write_outputs
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="pp-bench-inproc-"))
+    try:
+        colorizer = Colorizer.from_file(make_weights(tmp / "compact.safetensors", "compact"), device="cpu")
+        style = Image.open(io.BytesIO(style_bytes())).convert("RGB")
+        pages = [synthetic_page(A4_300 if a4 else A5_150, i) for i in range(n + 1)]
+        render_page(open_image(pages[0]), style, colorizer, work_size=512)
+        t = time.perf_counter()
+        for i, data in enumerate(pages[1:]):
+            write_outputs(render_page(open_image(data), style, colorizer, work_size=512, seed=i), tmp / f"p{i}",
+                          set(FORMATS))
+        print(time.perf_counter() - t)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def section_codec(svc: Service, pages: list[bytes], measure_cost, cores: int, render_procs: int,
@@ -381,6 +457,9 @@ def section_codec(svc: Service, pages: list[bytes], measure_cost, cores: int, re
     stages = {k: statistics.median(r.timings.get(k, 0.0) for r in done) for k in WORK_KEYS}
     print(f"service: {render_procs} render + {io_procs} io processes: {rate:.3f} pages/s "
           f"({len(pages)} pages in {run['seconds']:.1f} s) = {rate / bound * 100:.0f} % of the codec-bound rate")
+    cpu = run["cpu_per_page"]
+    print(f"  CPU seconds per page in the service: workers {cpu['workers']:.2f} (the codec work in-process: "
+          f"{cost['codec']:.2f}, the model {cost['model']:.2f}), Redis {cpu['redis']:.3f}")
     print("  median seconds per page inside the tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
 
 
@@ -395,7 +474,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host (codec section)")
     ap.add_argument("--render-procs", type=int, default=1, help="render worker processes (codec section)")
     ap.add_argument("--io-procs", type=int, default=0, help="io worker processes (codec section; 0 = cores)")
+    ap.add_argument("--in-process", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.in_process:
+        return in_process(args.in_process, args.a4)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
 
     cores = os.cpu_count() or 1
@@ -417,7 +499,7 @@ def main() -> None:
                 if "latency" in sections:
                     section_latency(svc, pages, args.latency_pages, cores)
                 if "scaling" in sections:
-                    section_scaling(svc, pages[:args.pages], cores, local)
+                    section_scaling(svc, pages[:args.pages], cores, local, model_only, args.a4)
             finally:
                 svc.close()
         if "codec" in sections:

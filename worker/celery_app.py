@@ -53,9 +53,13 @@ def _record_queues(sender=None, **_kwargs) -> None:
 
 
 @signals.worker_process_init.connect
-def _load_model_in_child(**_kwargs) -> None:
-    """Load and warm the colouring model once per render child, after the fork."""
+def _init_child(**_kwargs) -> None:
+    """Load and warm the colouring model once per render child, after the fork. An io worker runs
+    one child per core, so each of its children keeps OpenCV to one thread (no oversubscription)."""
     if RENDER_QUEUE not in consumed_queues:
+        import cv2
+
+        cv2.setNumThreads(1)
         return
     from worker.runtime import runtime
 

@@ -67,7 +67,7 @@ from panelpaint.panels import detect_panels
 from panelpaint.settings import Settings, get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.db import Store
-from panelpaint.store.errors import IllegalTransition, LeaseHeld, NotFound, StaleAttempt
+from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.schema import Page, Panel, Render, RunStatus, StyleReference
 from panelpaint.store.storage import storage_from_settings
 from worker.celery_app import app
@@ -280,24 +280,51 @@ def _prepare(claim: renders.Claim, inputs: dict[str, Any], work_size: int) -> tu
 
 def _cut_is_current(page: Page, work_size: int) -> bool:
     cut = page.prepared or {}
-    return cut.get("work_size") == work_size and cut.get("panels") == batches.panel_dicts(page)
+    panels = cut.get("panels")
+    return bool(panels) and cut.get("work_size") == work_size and panels == batches.panel_dicts(page)
 
 
-def _save_cut(prepared: pages.PreparedPage) -> str:
-    """A page's cut panels (sketches at work size, uncompressed) and their geometry."""
-    meta = json.dumps(prepared.geometry()).encode()
-    arrays = {f"s{i}": np.asarray(sk) for i, sk in enumerate(prepared.sketches)}
+def _put_arrays(meta: dict, arrays: list[np.ndarray], prefix: str) -> str:
+    """Raw arrays and their JSON description in one uncompressed .npz file: no encoding, so it is
+    cheap to write on the GPU worker and to read on the io worker."""
     buf = io.BytesIO()
-    np.savez(buf, meta=np.frombuffer(meta, np.uint8), **arrays)
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+             **{f"{prefix}{i}": a for i, a in enumerate(arrays)})
     return _storage().put_bytes(buf.getvalue(), ".npz")
 
 
-def _load_cut(key: str) -> pages.PreparedPage:
+def _get_arrays(key: str, prefix: str) -> tuple[dict, list[np.ndarray]]:
+    """What `_put_arrays` stored: the description and one array per panel."""
     with _storage().open(key) as f, np.load(f, allow_pickle=False) as z:
         meta = json.loads(z["meta"].tobytes())
-        sketches = [Image.fromarray(z[f"s{i}"], "L") for i in range(len(meta["panels"]))]
+        return meta, [z[f"{prefix}{i}"] for i in range(len(meta["panels"]))]
+
+
+def _save_cut(prepared: pages.PreparedPage) -> str:
+    """A page's cut panels (sketches at work size) and their geometry."""
+    return _put_arrays(prepared.geometry(), [np.asarray(sk) for sk in prepared.sketches], "s")
+
+
+def _load_cut(key: str) -> pages.PreparedPage:
+    meta, sketches = _get_arrays(key, "s")
     return pages.PreparedPage(tuple(meta["size"]), [PagePanel.from_dict(p) for p in meta["panels"]],
-                              [tuple(b) for b in meta["boxes"]], sketches, [], [], meta["direction"])
+                              [tuple(b) for b in meta["boxes"]], [Image.fromarray(a, "L") for a in sketches],
+                              [], [], meta["direction"])
+
+
+def _remember_cut(claim: renders.Claim, prepared: pages.PreparedPage, work_size: int) -> None:
+    """Keep the panels a render detected and the inputs it cut, so that the page's ingest (when the
+    render got there first) and later renders of the page need not do the work again."""
+    try:
+        key = _save_cut(prepared)
+        with _store().session() as s:
+            _store_detected_panels(s, claim.page_id, prepared.panels)
+            stored = batches.panel_dicts(s.get(Page, claim.page_id))
+            if stored:  # (the detected panels could not be kept: nothing to remember)
+                batches.set_prepared(s, claim.page_id, {"key": key, "work_size": work_size, "panels": stored},
+                                     panels=stored)
+    except Exception:  # noqa: BLE001 - only a shortcut for later: the render goes on without it
+        log.warning("render %s: could not keep the page's cut panels", claim.render_id, exc_info=True)
 
 
 # --- the hand-off from the render worker to the io worker --------------------------------------
@@ -305,22 +332,12 @@ def _load_cut(key: str) -> pages.PreparedPage:
 
 def _save_handoff(claim: renders.Claim, name: str, prepared: pages.PreparedPage, colours: list[Image.Image],
                   model_version: str, degraded: str | None, merge: dict) -> str:
-    """The page's panel colours at work size (raw arrays: the GPU worker must not spend time
-    encoding) and what finishing needs: the page's source, panel geometry, timings and merge."""
+    """The page's panel colours at work size and what finishing needs: the page's source, panel
+    geometry, timings and merge (the render id and attempt make every hand-off file its own)."""
     meta = {"render_id": claim.render_id, "attempt": claim.attempt, "source_key": claim.source_key, "name": name,
             **prepared.geometry(), "model_version": model_version, "timings": prepared.timings,
             "degraded": degraded, "merge": merge}
-    arrays = {f"c{i}": np.asarray(c.convert("RGB")) for i, c in enumerate(colours)}
-    buf = io.BytesIO()
-    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-    return _storage().put_bytes(buf.getvalue(), ".npz")
-
-
-def _load_handoff(key: str) -> tuple[dict, list[np.ndarray]]:
-    with _storage().open(key) as f, np.load(f, allow_pickle=False) as z:
-        meta = json.loads(z["meta"].tobytes())
-        colours = [z[f"c{i}"] for i in range(len(meta["panels"]))]
-    return meta, colours
+    return _put_arrays(meta, [np.asarray(c.convert("RGB")) for c in colours], "c")
 
 
 # --- render: claim, colour, hand off -----------------------------------------------------------
@@ -455,6 +472,8 @@ def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings:
             _test_hooks("claimed", job.name)
             job.work_size = int(job.claim.options.get("work_size") or settings.work_size)
             job.prepared, job.merge = _prepare(job.claim, inputs, job.work_size)
+            if inputs["cut"] is None and job.claim.panel_id is None:
+                _remember_cut(job.claim, job.prepared, job.work_size)
             stage = "decode" if inputs["page"] is not None else "cut_load"
             job.prepared.timings.update({"claim_and_load": loaded, stage: inputs["load"]})
             t_start = time.perf_counter()  # a page batched after this one starts its clock here
@@ -546,7 +565,7 @@ def finish_page(self, render_id: int, attempt: int, handoff_key: str) -> dict | 
             stem = Path(page.source_name).stem or f"page-{page.position + 1}"
             page_id, task_id = page.id, render.task_id
         try:
-            meta, colours = _load_handoff(handoff_key)
+            meta, colours = _get_arrays(handoff_key, "c")
         except NotFound:
             # The colours are gone (storage wiped?): colour the page again as a new attempt.
             if _fail(render_id, attempt, "the coloured panels handed to finishing are missing", retryable=True):
@@ -654,7 +673,9 @@ def _store_detected_panels(session, page_id: int, panels: list) -> None:
                 {"x": p.bbox[0], "y": p.bbox[1], "w": p.bbox[2], "h": p.bbox[3], "polygon": p.polygon,
                  "order": p.order} for p in panels])
     except IllegalTransition:
-        pass
+        pass  # the page's panels have renders or reviews by now: they stay
+    except InvalidInput as exc:  # e.g. the page's recorded size disagrees with its image
+        log.warning("page %s: detected panels not kept: %s", page_id, exc)
 
 
 # --- ingest ------------------------------------------------------------------------------------
@@ -687,6 +708,8 @@ def ingest_page(self, page_id: int) -> dict | None:
             with _store().session() as s:
                 _store_detected_panels(s, page_id, found)
                 stored = batches.panel_dicts(s.get(Page, page_id))
+        if not stored:  # the detected panels could not be kept: the render detects them itself
+            return {"page_id": page_id, "panels": 0}
         panels = [PagePanel.from_dict(p) for p in stored]
         boxes, sketches = pages.cut_panels(lines, panels, work_size)
         cut = _save_cut(pages.PreparedPage(lines.shape[::-1], panels, boxes, sketches, [], [], direction))

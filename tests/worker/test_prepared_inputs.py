@@ -121,3 +121,35 @@ def test_set_prepared_refuses_a_cut_for_panels_the_page_no_longer_has(stack):
     assert prepared(stack, page_id)["panels"] == current
     with stack.store.session() as s, pytest.raises(InvalidInput):
         batches.set_prepared(s, page_id, {"key": "../elsewhere", "work_size": 64})
+
+
+def test_a_render_that_got_there_first_keeps_its_cut_for_the_ingest_behind_it(stack):
+    from worker import tasks
+
+    _, (first,) = stack.add_batch(["first.png"], enqueue=False)
+    page_id = stack.page_of(first).id
+    tasks.render_page.apply(args=[first], throw=True)  # before the page's ingest
+    assert len(stack.panels(page_id)) == 4 and prepared(stack, page_id)["work_size"] == get_settings().work_size
+    assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # nothing to do again
+    tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
+    assert "cut_load" in render(stack, rerender(stack, page_id)).timings  # the next render loads the cut
+
+
+def test_a_page_whose_recorded_size_is_wrong_is_still_coloured(stack):
+    from harness import draw_page
+    from worker import tasks
+
+    big = Image.open(io.BytesIO(draw_page(3))).resize((PAGE_SIZE[0] * 2, PAGE_SIZE[1] * 2))
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    _, (first,) = stack.add_batch(["odd.png"], {"odd.png": buf.getvalue()}, enqueue=False)  # recorded at half size
+    page_id = stack.page_of(first).id
+    tasks.ingest_page.apply(args=[page_id], throw=True)  # its panels cannot be kept: logged, no crash
+    assert stack.panels(page_id) == []
+    assert prepared(stack, page_id) is None  # and no cut without panels
+    done = render(stack, first)
+    assert "decode" in done.timings
+    with Image.open(io.BytesIO(stack.storage.read_bytes(done.outputs["flats"]))) as img:
+        flats = np.asarray(img.convert("RGB"))
+    assert flats.shape[1::-1] == big.size
+    assert (flats != 255).any(axis=2).mean() > 0.5  # the panels the render found were coloured

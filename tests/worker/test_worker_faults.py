@@ -242,9 +242,9 @@ def _running(stack: Stack, render_id: int, min_done: int = 1) -> bool:
 
 
 def _colouring(stack: Stack, render_id: int) -> bool:
-    """Claimed by a render worker and not yet handed to finishing (the hand-off sets the panel count)."""
+    """Claimed by a render worker and not yet handed to finishing (the hand-off logs render.coloured)."""
     (render,) = stack.renders([render_id])
-    return render.status == RunStatus.running and not stack.page_of(render_id).panels_total
+    return render.status == RunStatus.running and not stack.events("render.coloured", render_id)
 
 
 def test_cancel_revokes_queued_and_stops_running_at_the_next_panel(stack):
