@@ -321,7 +321,16 @@ class Service:
                     pass
             return out
 
-        return {"workers": total([w.pid for w in self.workers]), "redis": total([self.redis.pid])}
+        def own(pid: int) -> float:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                return t.user + t.system
+            except psutil.NoSuchProcess:
+                return 0.0
+
+        pids = [w.pid for w in self.workers]
+        return {"workers": total(pids), "worker parents": sum(own(p) for p in pids), "redis": total([self.redis.pid]),
+                **{f"worker {i}": total([p]) for i, p in enumerate(pids)}}
 
     def burst(self, pages: list[bytes]) -> tuple[float, dict]:
         """Submit all pages at once; (pages/s from the first submit to the last completion, renders)."""
@@ -382,7 +391,7 @@ def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float, 
               f"{rates[procs, threads]:.3f} pages/s ({len(pages)} pages in {run['seconds']:.1f} s; "
               f"submit-to-start in the burst p50 {pct(burst_lat, 50):.1f} s, p95 {pct(burst_lat, 95):.1f} s)")
         svc.stop_workers()
-    machine = machine_scaling(len(pages), a4)
+    machine = plain_rate(len(pages), 2, a4) / plain_rate(len(pages), 1, a4)
     print(f"scaling 1 -> 2 processes (one thread each): x{rates[2, 1] / rates[1, 1]:.2f}; the same pages "
           f"through the pipeline in 1, then 2 plain processes at once (no queue): x{machine:.2f}, so the queue "
           f"keeps {rates[2, 1] / rates[1, 1] / machine * 100:.0f} % of what this machine's second core gives")
@@ -391,23 +400,21 @@ def section_scaling(svc: Service, pages: list[bytes], cores: int, local: float, 
           f"outputs, {one / model_only:.2f} of the model-only rate")
 
 
-def machine_scaling(n: int, a4: bool) -> float:
-    """Pages/s of 2 single-threaded processes running the in-process pipeline at once (n/2 pages
-    each) over 1 such process running n pages: what a second core gives on this machine, which
-    a queue of 2 worker processes can at best match (vCPUs often share an FPU or memory bandwidth)."""
-    def run(procs: int) -> float:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
-        argv = [sys.executable, __file__, "--in-process", str(n // procs)] + (["--a4"] if a4 else [])
-        children = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
-        seconds = [float(c.communicate()[0].split()[-1]) for c in children]
-        if any(c.returncode for c in children):
-            raise SystemExit("the in-process pipeline failed")
-        return (n // procs) * procs / max(seconds)
-
-    return run(2) / run(1)
+def plain_rate(n: int, procs: int, a4: bool, config: str = "compact", work_size: int = 512) -> float:
+    """Pages/s of `procs` single-threaded plain processes running the pipeline in-process at once
+    (n/procs pages each, no queue): what this machine's cores give together, which a queue of
+    that many worker processes can at best match (vCPUs often share an FPU or memory bandwidth)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+    argv = [sys.executable, __file__, "--in-process", str(n // procs), "--config", config,
+            "--work-size", str(work_size)] + (["--a4"] if a4 else [])
+    children = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+    seconds = [float(c.communicate()[0].split()[-1]) for c in children]
+    if any(c.returncode for c in children):
+        raise SystemExit("the in-process pipeline failed")
+    return (n // procs) * procs / max(seconds)
 
 
-def in_process(n: int, a4: bool) -> None:
+def in_process(n: int, a4: bool, config: str, work_size: int) -> None:
     """`--in-process N`: N synthetic pages through render_page and write_outputs on one thread,
     after a warm-up page; prints the seconds they took."""
     import torch
@@ -419,21 +426,21 @@ def in_process(n: int, a4: bool) -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-inproc-"))
     try:
-        colorizer = Colorizer.from_file(make_weights(tmp / "compact.safetensors", "compact"), device="cpu")
+        colorizer = Colorizer.from_file(make_weights(tmp / f"{config}.safetensors", config), device="cpu")
         style = Image.open(io.BytesIO(style_bytes())).convert("RGB")
         pages = [synthetic_page(A4_300 if a4 else A5_150, i) for i in range(n + 1)]
-        render_page(open_image(pages[0]), style, colorizer, work_size=512)
+        render_page(open_image(pages[0]), style, colorizer, work_size=work_size)
         t = time.perf_counter()
         for i, data in enumerate(pages[1:]):
-            write_outputs(render_page(open_image(data), style, colorizer, work_size=512, seed=i), tmp / f"p{i}",
-                          set(FORMATS))
+            write_outputs(render_page(open_image(data), style, colorizer, work_size=work_size, seed=i),
+                          tmp / f"p{i}", set(FORMATS))
         print(time.perf_counter() - t)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def section_codec(svc: Service, pages: list[bytes], measure_cost, cores: int, render_procs: int,
-                  io_procs: int) -> None:
+                  io_procs: int, plain=None) -> None:  # noqa: ANN001 - plain() -> pages/s, or None
     """`measure_cost()` gives the in-process CPU cost per page; it is measured before and after the
     service's run and averaged, so a drift in this machine's speed weighs on both sides alike."""
     before = measure_cost()
@@ -457,9 +464,15 @@ def section_codec(svc: Service, pages: list[bytes], measure_cost, cores: int, re
     stages = {k: statistics.median(r.timings.get(k, 0.0) for r in done) for k in WORK_KEYS}
     print(f"service: {render_procs} render + {io_procs} io processes: {rate:.3f} pages/s "
           f"({len(pages)} pages in {run['seconds']:.1f} s) = {rate / bound * 100:.0f} % of the codec-bound rate")
+    if plain is not None:
+        together = plain()
+        print(f"  the same pipeline in {cores} plain processes at once (no queue): {together:.3f} pages/s, "
+              f"{together / bound * 100:.0f} % of the codec-bound rate; the service reaches "
+              f"{rate / together * 100:.0f} % of it")
     cpu = run["cpu_per_page"]
-    print(f"  CPU seconds per page in the service: workers {cpu['workers']:.2f} (the codec work in-process: "
-          f"{cost['codec']:.2f}, the model {cost['model']:.2f}), Redis {cpu['redis']:.3f}")
+    print(f"  CPU seconds per page in the service: workers {cpu['workers']:.2f} (render {cpu['worker 0']:.2f}, "
+          f"io {cpu['worker 1']:.2f}, of which their parent processes {cpu['worker parents']:.2f}; the codec work "
+          f"in-process: {cost['codec']:.2f}, the model {cost['model']:.2f}), Redis {cpu['redis']:.3f}")
     print("  median seconds per page inside the tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
 
 
@@ -475,9 +488,10 @@ def main() -> None:
     ap.add_argument("--render-procs", type=int, default=1, help="render worker processes (codec section)")
     ap.add_argument("--io-procs", type=int, default=0, help="io worker processes (codec section; 0 = cores)")
     ap.add_argument("--in-process", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--config", default="compact", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.in_process:
-        return in_process(args.in_process, args.a4)
+        return in_process(args.in_process, args.a4, args.config, args.work_size or 512)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
 
     cores = os.cpu_count() or 1
@@ -514,8 +528,9 @@ def main() -> None:
 
             svc = Service(tmp / "svc-codec", weights, work_size, args.device)
             try:
+                plain = None if gpu else (lambda: plain_rate(args.pages, cores, args.a4, config, work_size))
                 section_codec(svc, pages[:args.pages], measure_cost, cores, args.render_procs,
-                              args.io_procs or cores)
+                              args.io_procs or cores, plain)
             finally:
                 svc.close()
     finally:

@@ -48,7 +48,6 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -592,9 +591,9 @@ def finish_page(self, render_id: int, attempt: int, handoff_key: str) -> dict | 
         if merge:
             merge = _merge_into_result(page_id, result, merge)
         t = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="panelpaint-encode-") as tmp:
-            paths = pages.write_outputs(result, tmp, set(formats), stem="page")
-            outputs = {kind: _storage().put_file(path, path.suffix) for kind, path in paths.items()}
+        # Encoded in memory and stored once (no temporary files to write and read back for hashing).
+        outputs = {kind: _storage().put_bytes(data, Path(name).suffix)
+                   for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
         result.timings["encode"] = time.perf_counter() - t
         with _store().session() as s:
             renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
