@@ -521,10 +521,8 @@ def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings:
             note = job.merge.pop("note", None)
             if note:
                 log.warning("render %s: %s", job.claim.render_id, note)
-            t = time.perf_counter()
             key = _save_handoff(job.claim, job.name, job.prepared, job.colours, model_version,
                                 "; ".join(x for x in (degraded, note) if x) or None, job.merge)
-            job.prepared.timings["handoff"] = time.perf_counter() - t
             with _store().session() as s:  # renews the lease, and shows the page's panel count
                 renders.set_progress(s, job.claim.render_id, job.claim.attempt, 0, len(job.prepared.panels))
                 renders.note_coloured(s, job.claim.render_id, job.claim.attempt, together=together, panels=panels)
