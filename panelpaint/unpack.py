@@ -35,13 +35,20 @@ def display_name(filename: str | None, fallback: str = "upload") -> str:
     return (name or fallback)[:200]
 
 
+def image_suffix(data: bytes) -> str:
+    """The storage suffix for an uploaded image, from its header alone (".bin" when it is none)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
+            return SUFFIX.get(probe.format or "", ".png")
+    except Exception:  # noqa: BLE001 - not an image: whoever decodes it fully says why
+        return ".bin"
+
+
 def store_page_image(data: bytes, name: str, storage: Storage, max_pixels: int) -> tuple[str, int, int]:
     """Decode an uploaded page fully (allow-list, pixel limit, truncation) and store its original
     bytes (16-bit scans keep their exact pixels); returns (key, width, height) or raises `ImageError`."""
     width, height = open_image(data, name=name, max_pixels=max_pixels).size
-    with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
-        suffix = SUFFIX.get(probe.format or "", ".png")
-    return storage.put_bytes(data, suffix), width, height
+    return storage.put_bytes(data, image_suffix(data)), width, height
 
 
 Item = tuple[str, bytes | None, str | None, bool]

@@ -14,14 +14,14 @@ from flask_login import current_user
 from PIL import Image
 
 from panelpaint import queue
-from panelpaint.images import ALLOWED_FORMATS, ImageError
+from panelpaint.images import ImageError
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound, StoreError
 from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus
 from panelpaint.store.schema import Upload as UploadRow
-from panelpaint.unpack import SUFFIX, store_page_image
+from panelpaint.unpack import image_suffix, store_page_image
 
 from .services import db, services
 from .uploads import Archive, Upload, expand_files, has_archive
@@ -173,7 +173,7 @@ def _upload_for_worker(batch: Batch, items: Iterator[Upload | Archive], style_id
         elif item.error:
             files.append({"name": item.name, "error": item.error})
         else:
-            files.append({"name": item.name, "key": services().storage.put_bytes(item.data, _suffix(item.data))})
+            files.append({"name": item.name, "key": services().storage.put_bytes(item.data, image_suffix(item.data))})
     result = Submitted(batch)
     try:
         upload = upload_store.create_upload(db(), batch.id, files, user_id=current_user.id, style_id=style_id)
@@ -188,15 +188,6 @@ def _upload_for_worker(batch: Batch, items: Iterator[Upload | Archive], style_id
     except EnqueueError as exc:
         result.warning = str(exc)
     return result
-
-
-def _suffix(data: bytes) -> str:
-    """The stored file's suffix from the image's header (the io worker decodes and checks it)."""
-    try:
-        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
-            return SUFFIX.get(probe.format or "", ".png")
-    except Exception:  # noqa: BLE001 - not an image: the worker's full check gives the message
-        return ".bin"
 
 
 def unpacking_status(batch: Batch) -> list[dict[str, Any]]:
