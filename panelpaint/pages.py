@@ -181,7 +181,7 @@ def cut_panels(lines: np.ndarray, panels: list[Panel], work_size: int = 512, mar
 
 
 def prepare_page(
-    page: Image.Image | Source,
+    page: Image.Image,
     style: Image.Image,
     *,
     panels: list[Panel] | list[dict] | None = None,
@@ -190,22 +190,15 @@ def prepare_page(
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
     margin: int | None = None,
-    max_pixels: int | None = None,
 ) -> PreparedPage:
-    """Decode (when given a source), find or validate the panels, and cut the network's inputs.
+    """Find or validate the panels of a decoded page, and cut the network's inputs.
 
     `panels` (Panel objects or their dicts, e.g. edited by a user) skip detection; they keep their
     `order` unless two share one, then they are re-ordered for `direction`. `panel_styles` /
     `panel_hints` are keyed by panel `order`: a style override, and hint dots {x, y, color
-    "#rrggbb"} in page pixels. Raises `ImageError` for an undecodable page and `ValueError` for
-    malformed hints or panels.
+    "#rrggbb"} in page pixels. Raises `ValueError` for malformed hints or panels.
     """
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    if not isinstance(page, Image.Image):
-        page = load_page(page, max_pixels=max_pixels)
-        timings["decode"] = time.perf_counter() - t
-
     t = time.perf_counter()
     lines = to_gray(page)
     h, w = lines.shape
@@ -323,17 +316,15 @@ def render_page(
     stages and between panels (raises `Cancelled`); `on_panel(done, total)` reports progress as
     panels are composited. See `prepare_page` for panels, styles and hints.
     """
+    decoded: dict[str, float] = {}
     if not isinstance(page, Image.Image):
         t = time.perf_counter()
         page = load_page(page, max_pixels=max_pixels)
-        decode = time.perf_counter() - t
-    else:
-        decode = None
+        decoded["decode"] = time.perf_counter() - t
     _check(should_stop, "before panel detection")
     prepared = prepare_page(page, style, panels=panels, direction=direction, panel_styles=panel_styles,
                             panel_hints=panel_hints, work_size=work_size, margin=margin)
-    if decode is not None:
-        prepared.timings["decode"] = decode
+    prepared.timings.update(decoded)
     _check(should_stop, "before colouring")
     (colours,) = colour_pages([prepared], colorizer, work_size=work_size, seed=seed)
     return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, direction=direction,

@@ -134,6 +134,11 @@ def _test_hooks(point: str, page_name: str = "", panels: int = 0) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _work_size(options: dict, settings: Settings) -> int:
+    """The long side a batch's panels are coloured at: its own option, else the settings'."""
+    return int((options or {}).get("work_size") or settings.work_size)
+
+
 def _backoff(retries: int) -> float:
     return min(RETRY_BACKOFF_MAX, 2.0 ** retries)
 
@@ -188,12 +193,12 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
     None when the page has none.
     """
     panel_order = base = None
-    work_size = int(claim.options.get("work_size") or get_settings().work_size)
+    work_size = _work_size(claim.options, get_settings())
     with _store().session() as s:
         page = s.get(Page, claim.page_id)
         name = page.source_name
+        rows = sorted(page.panels, key=lambda r: r.position)
         cut = page.prepared if _cut_is_current(page, work_size) else None
-        rows = list(s.scalars(sa.select(Panel).where(Panel.page_id == claim.page_id).order_by(Panel.position)))
         panels = [PagePanel((r.x, r.y, r.w, r.h), [list(p) for p in r.polygon], r.position) for r in rows]
         panel_style_ids = {r.position: r.style_id for r in rows if r.style_id}
         panel_hints = {r.position: list(r.hints) for r in rows if r.hints}
@@ -240,6 +245,7 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
         "name": name,
         "page": page_img,
         "cut": prepared,
+        "work_size": work_size,
         "load": load,
         "style": style_images[page_style_id],
         "panels": panels or None,
@@ -469,7 +475,7 @@ def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings:
             loaded = time.perf_counter() - t_start  # claim and inputs, decoding included
             job.name = inputs["name"]
             _test_hooks("claimed", job.name)
-            job.work_size = int(job.claim.options.get("work_size") or settings.work_size)
+            job.work_size = inputs["work_size"]
             job.prepared, job.merge = _prepare(job.claim, inputs, job.work_size)
             if inputs["cut"] is None and job.claim.panel_id is None:
                 _remember_cut(job.claim, job.prepared, job.work_size)
@@ -690,7 +696,7 @@ def ingest_page(self, page_id: int) -> dict | None:
                 return None
             key, name = page.source_key, page.source_name
             direction = (page.direction or page.batch.direction).value
-            work_size = int(page.batch.options.get("work_size") or settings.work_size)
+            work_size = _work_size(page.batch.options, settings)
             if _cut_is_current(page, work_size):
                 return {"page_id": page_id, "panels": "kept"}
         try:
