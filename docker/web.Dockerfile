@@ -26,6 +26,7 @@ RUN pip install -r /tmp/requirements-web.txt
 # and worker/ (and the weights) stay out of this image.
 COPY pyproject.toml README.md ./
 COPY panelpaint ./panelpaint
+COPY cli ./cli
 COPY web ./web
 COPY migrations ./migrations
 RUN pip install --no-deps . \

@@ -68,6 +68,7 @@ RUN pip install -r /tmp/requirements.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY panelpaint ./panelpaint
+COPY cli ./cli
 COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations

@@ -64,7 +64,7 @@ SERVICE_ONLY_VARIABLES = {
 # Settings that have a harmless default for a laptop but that a deployment must set.
 DEPLOY_REQUIRED = ("secret_key", "database_url", "redis_url", "flower_password")
 # Files and folders the Dockerfiles copy or pip needs to build the package.
-BUILD_INPUTS = ("pyproject.toml", "README.md", "panelpaint/cli.py", "web/__init__.py", "worker/__init__.py",
+BUILD_INPUTS = ("pyproject.toml", "README.md", "cli/main.py", "web/__init__.py", "worker/__init__.py",
                 "models/__init__.py", "models/weights/default.safetensors", "docker/requirements-web.txt",
                 "docker/healthcheck.py")
 
@@ -391,9 +391,9 @@ def test_compose_interpolations_are_defined_in_env_example():
 
 def test_panelpaint_console_script_is_declared():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["panelpaint"] == "panelpaint.cli:main"
+    assert pyproject["project"]["scripts"]["panelpaint"] == "cli.main:main"
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    assert any(ep.name == "panelpaint" and ep.value == "panelpaint.cli:main" for ep in scripts)
+    assert any(ep.name == "panelpaint" and ep.value == "cli.main:main" for ep in scripts)
 
 
 @pytest.mark.parametrize("argv", [
@@ -405,9 +405,9 @@ def test_panelpaint_console_script_is_declared():
 def test_panelpaint_commands_exist(argv, compose):
     """Each `panelpaint ...` line of the deployment resolves to a loadable click command with those options."""
     assert argv in commands_run_by_images(compose), f"{argv} is not run by the deployment any more"
-    from panelpaint.cli import COMMANDS, main
+    from cli.main import COMMANDS, main
 
-    assert argv[1] in COMMANDS, f"`panelpaint {argv[1]}` is not in panelpaint.cli.COMMANDS"
+    assert argv[1] in COMMANDS, f"`panelpaint {argv[1]}` is not in cli.main.COMMANDS"
     ctx = click.Context(main)
     command: click.Command = main
     for word in argv[1:]:

@@ -108,7 +108,7 @@ class Stack:
         self.worker_log = self.tmp / "worker.log"
         with open(self.worker_log, "wb") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from panelpaint.cli import main; sys.exit(main())",
+                [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())",
                  "worker", "--queues", "render,io", "--concurrency", "1", "--name", "e2e@%h"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )

@@ -272,7 +272,7 @@ def test_bad_inputs(colorizer):
 
 @pytest.fixture
 def cli(monkeypatch, tmp_path):
-    from panelpaint.cli import main
+    from cli.main import main
     from panelpaint.settings import get_settings
 
     monkeypatch.setenv("PANELPAINT_VAR_DIR", str(tmp_path / "var"))

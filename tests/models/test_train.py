@@ -13,7 +13,7 @@ from models.checkpoint import load_training_state
 from models.style_encoders import build_style_encoder
 from models.train import STATE_FILE, WEIGHTS_FILE, Trainer, TrainConfig, sample_references, standardise_style
 from models.weights_io import load_weights
-from panelpaint.cli import main as cli
+from cli.main import main as cli
 
 torch.set_num_threads(1)
 

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from comic_pages import FakeColorizer, draw_page, grid_boxes
-from panelpaint.cli import main
-from panelpaint.commands import render as render_cmd
-from panelpaint.commands.render import render_pages
+from cli.main import main
+from cli import render as render_cmd
+from cli.render import render_pages
 
 
 @pytest.fixture
@@ -200,6 +200,6 @@ def test_page_modules_never_import_torch_or_models():
     import subprocess
     import sys
 
-    code = ("import sys, panelpaint.pages, panelpaint.archives, panelpaint.commands.render; "
+    code = ("import sys, panelpaint.pages, panelpaint.archives, cli.render; "
             "bad = [m for m in ('torch', 'models') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,7 +18,7 @@ import pytest
 from servicekit import free_port
 from harness import ROOT, make_weights, port_free, wait_for
 from panelpaint import queue
-from panelpaint.commands.service import worker_argv
+from cli.service import worker_argv
 from panelpaint.settings import load_settings
 
 pytestmark = [pytest.mark.slow]
@@ -46,7 +46,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
     env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT),
                PANELPAINT_WEIGHTS=str(make_weights(tmp_path / "tiny.safetensors")))
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-c", "from panelpaint.cli import main; main()", "up",
+    proc = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "up",
                              "--io-concurrency", "1"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     log = lambda: (tmp_path / "up.out").read_text(errors="replace")  # noqa: E731
     try:

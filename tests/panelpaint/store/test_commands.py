@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from panelpaint.cli import main
+from cli.main import main
 from panelpaint.store import accounts, migrate
 from panelpaint.store.db import Store
 

@@ -22,6 +22,10 @@ import click
 @click.option("--norm-groups", type=int, default=None,
               help="Override the generator config's GroupNorm groups (1 = one group: per-channel colour offsets survive).")
 @click.option("--size", default=128, show_default=True, help="Training crop size (multiple of the generator stride).")
+@click.option("--sizes", default="", help="Multi-scale training: comma-separated crop sizes, one drawn per batch "
+              "(e.g. 96,128,160,192); overrides --size for the pairs.")
+@click.option("--colour-lambda", default=0.0, show_default=True, type=float,
+              help="Weight of the colour-distribution loss (soft a*b* histograms of output and truth).")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--steps", default=1000, show_default=True, help="Total steps of the run (resuming continues to it).")
 @click.option("--lr", default=1e-3, show_default=True, type=float)
@@ -47,7 +51,7 @@ import click
 @click.option("--eval-every", default=0, show_default=True, help="Evaluate on --val every N steps (0 = never).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(data, out, val, init, generator, norm_groups, size, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
+def train_command(data, out, val, init, generator, norm_groups, size, sizes, colour_lambda, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
                   no_guides, stage,
                   discriminator, gan_lambda, hint_prob, recolour_prob, style_size, workers, threads, log_every, checkpoint_every,
                   keep_every, sample_every, eval_every, seed, quiet):
@@ -58,10 +62,14 @@ def train_command(data, out, val, init, generator, norm_groups, size, batch_size
     from models.train import TrainConfig, train
 
     encoder = {"kind": "painting"} | ({"image_size": style_size} if style_size else {})
+    try:
+        size_list = [int(v) for v in sizes.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"--sizes must be comma-separated integers, got {sizes!r}") from None
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), val=[str(v) for v in val],
                       init=str(init) if init else None, generator=generator,
                       generator_overrides={} if norm_groups is None else {"norm_groups": norm_groups}, style_encoder=encoder, size=size,
-                      batch_size=batch_size, steps=steps, lr=lr, lr_min=lr_min, warmup=warmup,
+                      sizes=size_list, colour_lambda=colour_lambda, batch_size=batch_size, steps=steps, lr=lr, lr_min=lr_min, warmup=warmup,
                       style_lr_scale=style_lr_scale,
                       guides=not no_guides, stage=stage, discriminator=discriminator, gan_lambda=gan_lambda,
                       hint_prob=hint_prob, recolour_prob=recolour_prob, workers=workers, threads=threads, log_every=log_every, checkpoint_every=checkpoint_every,

@@ -1,4 +1,4 @@
-"""The `panelpaint` command: a click group whose subcommands live in `panelpaint.commands.*`.
+"""The `panelpaint` command: a click group whose subcommands live in `cli.*`.
 
 Subcommands are imported only when invoked, so `panelpaint --help` stays fast and the web side
 never pays for importing torch.
@@ -12,16 +12,16 @@ import click
 # name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     # Each area adds its line here; the module must import heavy libraries inside the command body.
-    "up": "panelpaint.commands.service:up",
-    "worker": "panelpaint.commands.service:worker",
-    "web": "panelpaint.commands.service:web",
-    "flower": "panelpaint.commands.service:flower",
-    "db": "panelpaint.commands.db:db",
-    "user": "panelpaint.commands.users:user",
-    "render": "panelpaint.commands.render:render",
-    "colorize": "panelpaint.commands.colorize:colorize",
-    "train": "panelpaint.commands.train:train_command",
-    "evaluate": "panelpaint.commands.train:evaluate_command",
+    "up": "cli.service:up",
+    "worker": "cli.service:worker",
+    "web": "cli.service:web",
+    "flower": "cli.service:flower",
+    "db": "cli.db:db",
+    "user": "cli.users:user",
+    "render": "cli.render:render",
+    "colorize": "cli.colorize:colorize",
+    "train": "cli.train:train_command",
+    "evaluate": "cli.train:evaluate_command",
 }
 
 

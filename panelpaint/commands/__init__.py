@@ -1,1 +1,0 @@
-"""Subcommands of the `panelpaint` command line, one module per area."""
