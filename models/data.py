@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -258,7 +258,12 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """A pair from image `index`, at `cfg.size` or at the size given as `(index, size)`."""
+        cfg = self.cfg
+        if isinstance(index, tuple):
+            index, size = index
+            cfg = replace(cfg, size=int(size))
         # torch's RNG differs per worker and per epoch, so every access draws a fresh pair.
         rng = np.random.default_rng([self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())])
         for attempt in range(len(self.files)):
@@ -266,18 +271,45 @@ class PairDataset(torch.utils.data.Dataset):
             if i in self.bad:
                 continue
             try:
-                return make_pair(load_rgb(self.files[i]), rng, self.cfg)
+                return make_pair(load_rgb(self.files[i]), rng, cfg)
             except ValueError as exc:
                 self.bad.add(i)
                 print(f"skipping training image: {exc}")
         raise ValueError("no readable training image left")
 
 
-def infinite_loader(dataset: PairDataset, batch_size: int, workers: int = 0, seed: int = 0):
-    """Endless iterator of batches (reshuffled every pass)."""
+class MultiScaleBatches(torch.utils.data.Sampler):
+    """Shuffled batches of `(index, size)` with one size per batch, drawn from `sizes`.
+
+    Mixing scales from batch to batch is what lets one network colour a panel at any working size:
+    weights trained at a single 64 px scale collapsed to one dark hue at 512.
+    """
+
+    def __init__(self, n: int, batch_size: int, sizes: Sequence[int], seed: int = 0):
+        self.n, self.batch_size, self.sizes = n, batch_size, [int(s) for s in sizes]
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return max(1, self.n // self.batch_size)
+
+    def __iter__(self):
+        order = self.rng.permutation(self.n)
+        for start in range(0, max(1, len(order) - self.batch_size + 1), self.batch_size):
+            size = int(self.rng.choice(self.sizes))
+            yield [(int(i), size) for i in order[start:start + self.batch_size]]
+
+
+def infinite_loader(dataset: PairDataset, batch_size: int, workers: int = 0, seed: int = 0,
+                    sizes: Sequence[int] = ()):
+    """Endless iterator of batches (reshuffled every pass); with `sizes`, each batch at one of them."""
     gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) >= batch_size,
-        num_workers=workers, generator=gen, persistent_workers=workers > 0)
+    if len(set(sizes)) > 1:
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=MultiScaleBatches(len(dataset), batch_size, sizes, seed),
+            num_workers=workers, generator=gen, persistent_workers=workers > 0)
+    else:
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) >= batch_size,
+            num_workers=workers, generator=gen, persistent_workers=workers > 0)
     while True:
         yield from loader

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from models.colour import rgb_to_lab
 from models.data import PairConfig, augment_reference, fit_square, load_rgb, to_tensor
 from models.lines import extract_lines
 from models.palette import label_regions, palette_transfer
@@ -33,21 +34,6 @@ Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- colour metrics
-
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB [...,3,H,W] in [0,1] -> CIE Lab (D65): L in [0,100], a and b roughly [-110,110]."""
-    c = rgb.clamp(0, 1).float()
-    lin = torch.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                      [0.2126729, 0.7151522, 0.0721750],
-                      [0.0193339, 0.1191920, 0.9503041]], dtype=lin.dtype)
-    xyz = torch.einsum("ij,...jhw->...ihw", m, lin)
-    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=lin.dtype).reshape(3, 1, 1)
-    t = xyz / white
-    f = torch.where(t > (6 / 29) ** 3, t.clamp(min=1e-12) ** (1 / 3), t / (3 * (6 / 29) ** 2) + 4 / 29)
-    fx, fy, fz = f.unbind(-3)
-    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
-
 
 def ab_histogram(rgb: torch.Tensor, bins: int = 16, limit: float = 100.0, smooth: float = 1.0) -> torch.Tensor:
     """[B,3,H,W] in [0,1] -> [B, bins*bins] normalised histogram of (a*, b*), clipped to +-limit.

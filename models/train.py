@@ -45,6 +45,7 @@ class TrainConfig:
     style_encoder: dict = field(default_factory=lambda: {"kind": "painting"})
     init: str | None = None                          # start from these weights (fine-tuning)
     size: int = 128
+    sizes: list[int] = field(default_factory=list)   # train at a size drawn per batch from these (multi-scale)
     batch_size: int = 8
     steps: int = 1000                                # total steps of this run (resume continues to it)
     lr: float = 1e-3
@@ -55,6 +56,7 @@ class TrainConfig:
     guides: bool = True                              # False = the ablation without guide decoders
     alpha: float = 0.3                               # eq. 2: weight of guide 1 (grayscale)
     beta: float = 0.9                                # eq. 2: weight of guide 2 (colour)
+    colour_lambda: float = 0.0                       # weight of the colour-distribution term (losses)
     stage: int = 1                                   # 2 = adversarial fine-tuning
     discriminator: str = "acgan"                     # or "dcgan"
     gan_lambda: float = 0.01                         # eq. 5
@@ -183,7 +185,8 @@ class Trainer:
         self.dataset = PairDataset(files=files, cfg=PairConfig(size=cfg.size, hint_prob=cfg.hint_prob,
                                                                  recolour_prob=cfg.recolour_prob),
                                    seed=cfg.seed + self.step_count)
-        self.loader = infinite_loader(self.dataset, cfg.batch_size, cfg.workers, seed=cfg.seed + self.step_count)
+        self.loader = infinite_loader(self.dataset, cfg.batch_size, cfg.workers, seed=cfg.seed + self.step_count,
+                                      sizes=cfg.sizes)
         self.val_items = build_eval_set(list_images(cfg.val), size=cfg.size, limit=cfg.eval_images) if cfg.val else []
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                          else contextlib.nullcontext())
@@ -214,6 +217,10 @@ class Trainer:
                 loss = F.l1_loss(out.float(), truth)
                 terms = {"l1_out": loss.detach()}
             logs.update({k: float(v) for k, v in terms.items() if k != "total"})
+            if cfg.colour_lambda > 0:
+                colour, _ = self.losses.colour_distribution_loss(out, truth)
+                loss = loss + cfg.colour_lambda * colour
+                logs["colour"] = float(colour.detach())
             if self.discriminator is not None:
                 logs.update(self._discriminator_step(out.detach().float(), truth))
                 gan, gan_terms = self._generator_gan(out.float(), style.float())
