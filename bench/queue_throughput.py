@@ -203,7 +203,7 @@ class Service:
         from panelpaint.settings import load_settings
         from panelpaint.store import accounts, styles
         from panelpaint.store.db import Store
-        from panelpaint.store.migrate import upgrade
+        from migrations.runner import upgrade
         from panelpaint.store.storage import LocalStorage
 
         self.dir = directory

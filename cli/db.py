@@ -22,7 +22,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
     """Apply migrations (creates the tables on a new database)."""
-    from panelpaint.store import migrate
+    from migrations import runner as migrate
 
     url = _url()
     migrate.upgrade(url, revision)
@@ -33,7 +33,7 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Undo migrations down to REVISION ("base" drops every table)."""
-    from panelpaint.store import migrate
+    from migrations import runner as migrate
 
     url = _url()
     migrate.downgrade(url, revision)
@@ -43,7 +43,7 @@ def downgrade(revision: str) -> None:
 @db.command()
 def current() -> None:
     """Print the applied revision and whether it is the newest."""
-    from panelpaint.store import migrate
+    from migrations import runner as migrate
 
     url = _url()
     rev, head = migrate.current(url), migrate.head()

@@ -12,7 +12,7 @@ ROLES = ("admin", "artist", "reviewer")
 @contextlib.contextmanager
 def _session() -> Iterator:
     from panelpaint.settings import SettingsError, load_settings
-    from panelpaint.store import migrate
+    from migrations import runner as migrate
     from panelpaint.store.db import Store
     from panelpaint.store.errors import StoreError
 

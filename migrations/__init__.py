@@ -1,1 +1,1 @@
-"""Alembic migrations of the job store; run them with `panelpaint db upgrade` or `panelpaint.store.migrate`."""
+"""Alembic migrations of the job store; run them with `panelpaint db upgrade` or `migrations.runner`."""

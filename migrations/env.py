@@ -39,7 +39,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:  # given by panelpaint.store.migrate: one transaction, one engine
+    if connection is not None:  # given by migrations.runner: one transaction, one engine
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -1,7 +1,7 @@
 """The job store: SQLAlchemy schema, state machine, sessions and file storage shared by web and workers.
 
 Import service functions from here (`from panelpaint.store import claim_render`) or from their
-modules: accounts, styles, batches, uploads, renders, reviews, events, storage, migrate. All of them take a
+modules: accounts, styles, batches, uploads, renders, reviews, events, storage (migrations live in `migrations/`, run by `migrations.runner`). All of them take a
 `Session` first and flush but never commit: the caller owns the transaction (`Store.session()`).
 """
 from panelpaint.store.accounts import (

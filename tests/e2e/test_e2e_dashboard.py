@@ -79,7 +79,8 @@ class Stack:
 
     def __init__(self, tmp: Path, redis_url: str, port: int):
         from panelpaint.settings import load_settings
-        from panelpaint.store import accounts, migrate
+        from migrations import runner as migrate
+        from panelpaint.store import accounts
         from panelpaint.store.db import Store
 
         self.tmp = tmp

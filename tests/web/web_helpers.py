@@ -32,7 +32,7 @@ def seed(session) -> None:  # noqa: ANN001
 
 def make_database(url: str) -> None:
     """Build the schema with the job store's migrations and seed it."""
-    from panelpaint.store import migrate
+    from migrations import runner as migrate
     from panelpaint.store.db import Store
 
     migrate.upgrade(url)

@@ -28,7 +28,7 @@ from panelpaint import queue
 from panelpaint.settings import Settings, load_settings
 from panelpaint.store import accounts, batches, renders, styles
 from panelpaint.store.db import Store
-from panelpaint.store.migrate import upgrade
+from migrations.runner import upgrade
 from panelpaint.store.schema import Page, Render, RunStatus
 from panelpaint.store.storage import LocalStorage
 

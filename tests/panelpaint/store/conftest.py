@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from panelpaint.store import accounts, batches, migrate, styles
+from migrations import runner as migrate
+from panelpaint.store import accounts, batches, styles
 from panelpaint.store.db import Store
 from panelpaint.store.schema import Role
 from panelpaint.store.storage import LocalStorage

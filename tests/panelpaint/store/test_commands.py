@@ -5,7 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from panelpaint.store import accounts, migrate
+from migrations import runner as migrate
+from panelpaint.store import accounts
 from panelpaint.store.db import Store
 
 

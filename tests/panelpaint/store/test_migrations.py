@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from panelpaint.store import migrate
+from migrations import runner as migrate
 from panelpaint.store.db import Store
 from panelpaint.store.schema import Base
 

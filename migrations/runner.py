@@ -2,7 +2,7 @@
 
 `upgrade(url)` builds the schema (or brings it up to date), `downgrade(url, revision)` undoes
 revisions, `current(url)` names the applied revision, `drift(url)` compares the upgraded database
-with the models (an empty list means no drift). The script folder is the `migrations` package.
+with the models (an empty list means no drift). The script folder is this package's own.
 """
 from __future__ import annotations
 
@@ -22,10 +22,7 @@ _LOCK_ID = 0x70616E656C  # "panel": an arbitrary constant naming the migration l
 
 
 def script_location() -> Path:
-    import migrations
-
-    # __path__, not __file__: an editable install may expose the folder as a namespace package.
-    return Path(next(iter(migrations.__path__))).resolve()
+    return Path(__file__).resolve().parent
 
 
 def alembic_config(url: str) -> Config:
