@@ -67,7 +67,8 @@ def style_image() -> Image.Image:
 def make_colorizer(args):
     import torch
 
-    from models.colorizer import DEFAULT_WEIGHTS, Colorizer
+    from models.colorizer import Colorizer
+    from panelpaint.weights import DEFAULT_WEIGHTS
     from models.generator import Generator
     from models.style_encoders import PaintingStyleEncoder
 

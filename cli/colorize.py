@@ -26,10 +26,12 @@ def _open(path: Path, what: str):
               help="RGBA image the size of SKETCH; pixels with alpha > 0 are colour dots.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights file (default: PANELPAINT_WEIGHTS or models/weights/default.safetensors).")
-@click.option("--size", type=int, default=None, help="Working size: long side fed to the network (default PANELPAINT_WORK_SIZE).")
+@click.option("--size", type=click.IntRange(64, 4096), default=None,
+              help="Working size: long side fed to the network (default: PANELPAINT_WORK_SIZE, else the size "
+                   "the weights were calibrated at).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default=None,
               help="Where to run (default PANELPAINT_DEVICE).")
-@click.option("--seed", type=int, default=None, help="Recorded with the result; the network itself is deterministic.")
+@click.option("--seed", type=int, default=None, help="A variant: each seed gives another plausible colouring.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG.")
 def colorize(sketch: Path, style_path: Path, hints_path: Path | None, weights: Path | None, size: int | None,
              device: str | None, seed: int | None, output: Path) -> None:
@@ -46,23 +48,22 @@ def colorize(sketch: Path, style_path: Path, hints_path: Path | None, weights: P
     sketch_img, style_img = _open(sketch, "sketch"), _open(style_path, "style image")
     hints_img = _open(hints_path, "hints image") if hints_path else None
 
+    from cli.render import load_colorizer
+    from panelpaint.hints import dots_from_image
+    from panelpaint.pages import colour_image
+    from panelpaint.weights import WeightsFileError
+
+    update = {k: v for k, v in (("weights", weights), ("device", device)) if v is not None}
+    settings = settings.model_copy(update=update)
+    colorizer = load_colorizer(settings)
     try:
-        from models.colorizer import Colorizer, WeightsNotFoundError
-    except ImportError as exc:
-        raise click.ClickException(f"the colouring model is not available ({exc}); install panelpaint with torch") from None
-    try:
-        colorizer = Colorizer.from_file(weights or settings.weights, device=device or settings.device,
-                                        compile=settings.compile)
-    except WeightsNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        result = colorizer.colorize(sketch_img, style_img, hints_img, size=size or settings.work_size, seed=seed)
-    except (ValueError, TypeError) as exc:
+        dots = dots_from_image(hints_img, sketch_img.size) if hints_img is not None else None
+        result = colour_image(sketch_img, style_img, colorizer, hints=dots,
+                              work_size=size or settings.effective_work_size(), seed=seed)
+    except (ValueError, TypeError, WeightsFileError) as exc:
         raise click.ClickException(str(exc)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
     fmt = None if output.suffix else "PNG"
-    result.save(output, format=fmt)
-    click.echo(f"wrote {output} ({result.width}x{result.height}, model {colorizer.model_version}, "
+    result.composite.save(output, format=fmt)
+    click.echo(f"wrote {output} ({result.size[0]}x{result.size[1]}, model {colorizer.model_version}, "
                f"{colorizer.device.type})")

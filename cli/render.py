@@ -179,14 +179,14 @@ def render_pages(
     return summary
 
 
-def load_colorizer(weights: Path | None, settings):
+def load_colorizer(settings):
     """The real colouring network; imported here so `panelpaint --help` never loads torch."""
     try:
         from models.colorizer import Colorizer
     except ImportError as exc:
         raise click.ClickException(f"the colouring model is not available ({exc}); install panelpaint with torch") from None
     try:
-        return Colorizer.from_file(weights or settings.weights, device=settings.device, compile=settings.compile)
+        return Colorizer.from_file(settings.weights, device=settings.device, compile=settings.compile)
     except FileNotFoundError as exc:  # models.colorizer.WeightsNotFoundError is one
         message = str(exc)
         if "--weights" not in message:
@@ -204,7 +204,8 @@ def load_colorizer(weights: Path | None, settings):
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Generator weights (.safetensors); default from settings.")
 @click.option("--size", "work_size", type=click.IntRange(64, 4096), default=None,
-              help="Working resolution of the network (long side); default from settings (512).")
+              help="Working resolution of the network (long side); default: PANELPAINT_WORK_SIZE, else the "
+                   "size the weights were calibrated at.")
 @click.option("--seed", type=int, default=None, help="Seed for reproducible colours.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder.")
@@ -217,15 +218,23 @@ def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
     from panelpaint.images import ImageError
     from panelpaint.settings import SettingsError, get_settings
 
+    from panelpaint.weights import WeightsFileError
+
     try:
         settings = get_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    colorizer = load_colorizer(weights, settings)
+    if weights is not None:
+        settings = settings.model_copy(update={"weights": weights})
+    colorizer = load_colorizer(settings)
+    try:
+        work_size = work_size or settings.effective_work_size()
+    except WeightsFileError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         summary = render_pages(
             list(inputs), style_path, out_dir, colorizer, settings=settings, direction="rtl" if rtl else "ltr",
-            formats=formats, work_size=work_size or settings.work_size, seed=seed,
+            formats=formats, work_size=work_size, seed=seed,
             echo=lambda m: tqdm.write(m, file=sys.stderr),  # keeps the progress bar intact
         )
     except ImageError as exc:

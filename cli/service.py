@@ -169,18 +169,6 @@ def ensure_admin(settings: Settings) -> tuple[str, str] | None:
     return email, password
 
 
-def _weights_path(settings: Settings) -> Path | None:
-    """The weights the workers will load, found without importing torch (models.colorizer's default)."""
-    import importlib.util
-
-    if settings.weights:
-        return Path(settings.weights)
-    spec = importlib.util.find_spec("models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "weights" / "default.safetensors"
-
-
 @dataclass
 class Child:
     name: str
@@ -269,7 +257,7 @@ def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: in
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _wait_port("127.0.0.1", settings.embedded_redis_port, redis_proc, "redis-server", 20)
             click.echo(f"redis     {settings.effective_redis_url()} (embedded, data in {rdir})")
-        from panelpaint.store.migrate import upgrade
+        from migrations.runner import upgrade
 
         upgrade(settings.database_url)
         click.echo(f"database  {settings.database_url}")
@@ -277,8 +265,8 @@ def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: in
         if made:
             click.echo(f"admin     {made[0]} / {made[1]} (also in {var / 'admin_password'})")
         if with_workers:
-            weights = _weights_path(settings)
-            if weights is not None and not weights.is_file():
+            weights = settings.weights
+            if not weights.is_file():
                 click.echo(f"warning   no model weights at {weights}: renders will fail until they exist "
                            "(set PANELPAINT_WEIGHTS)", err=True)
             sup.start("worker-render", worker_argv(settings, ["render"], 1, "prefork", "render@%h"), env, 60)

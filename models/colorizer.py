@@ -6,8 +6,8 @@ layout and optional `torch.compile`. Images go in and out as PIL images at their
 aspect ratio: the long side is resized to the working size, the short side is PADDED (with paper
 white) to the generator's stride, never stretched, and the result is cropped and resized back.
 
-The network is deterministic at inference (no noise input, no dropout), so `seed` changes nothing;
-it is accepted so callers can record it alongside results (`Colorizer.last_seed`).
+The network is deterministic; a `seed` asks for a variant: the style code is moved by seeded noise
+(`STYLE_JITTER` of its own spread), the same for every panel of the call, so a page stays consistent.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from models.lines import normalize_lineart
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 MIN_SIZE, MAX_SIZE = 16, 4096          # working size limits (long side fed to the network), as in Settings
 MAX_ASPECT = 256                        # beyond this a "panel" is a line, not a picture
 STYLE_MAX_SIDE = 512                    # encoders resize to ~224 anyway; no need to move 8k references
+STYLE_JITTER = 0.5                      # a seeded variant's noise on the style code, in units of its spread
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -162,8 +162,10 @@ def working_size(size: tuple[int, int], long_side: int, stride: int) -> tuple[tu
 class Colorizer:
     def __init__(self, generator: torch.nn.Module, style_encoder: torch.nn.Module, *,
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                 compile: bool = False, model_version: str = "unversioned", max_batch: int = 16):
+                 compile: bool = False, model_version: str = "unversioned", max_batch: int = 16,
+                 work_size: int = 512):
         self.device = pick_device(device)
+        self.work_size = int(work_size)  # the default `size`: what the weights were calibrated at
         self.dtype = dtype or default_dtype(self.device)
         self.model_version = model_version
         self.max_batch = max(1, int(max_batch))
@@ -177,12 +179,12 @@ class Colorizer:
             self._forward = torch.compile(self.generator, dynamic=False)
 
     @classmethod
-    def from_file(cls, path: str | Path | None = None, *, device: str | torch.device | None = "auto",
+    def from_file(cls, path: str | Path, *, device: str | torch.device | None = "auto",
                   compile: bool = False, dtype: torch.dtype | None = None, max_batch: int = 16) -> "Colorizer":
-        """Load a panelpaint safetensors file (default: models/weights/default.safetensors)."""
+        """Load a panelpaint safetensors file (the shipped one is `panelpaint.weights.DEFAULT_WEIGHTS`)."""
         from models.weights_io import load_weights
 
-        path = Path(path) if path is not None else DEFAULT_WEIGHTS
+        path = Path(path)
         if not path.is_file():
             raise WeightsNotFoundError(
                 f"no trained weights at {path}. Colouring needs a trained model: train one with "
@@ -190,7 +192,8 @@ class Colorizer:
                 "(or PANELPAINT_WEIGHTS), or copy it to models/weights/default.safetensors.")
         generator, encoder, meta = load_weights(path, map_location="cpu")
         return cls(generator, encoder, device=device, dtype=dtype, compile=compile,
-                   model_version=meta.get("model_version", "unversioned"), max_batch=max_batch)
+                   model_version=meta.get("model_version", "unversioned"), max_batch=max_batch,
+                   work_size=int(meta.get("work_size") or 512))
 
     @property
     def stride(self) -> int:
@@ -199,17 +202,18 @@ class Colorizer:
     # -- public API ---------------------------------------------------------------------------
 
     def colorize(self, sketch: Image.Image, style: Image.Image, hints: Image.Image | None = None,
-                 size: int = 512, seed: int | None = None) -> Image.Image:
-        """One panel -> an RGB image the size of `sketch`."""
+                 size: int | None = None, seed: int | None = None) -> Image.Image:
+        """One panel -> an RGB image the size of `sketch` (the network's draft, resized)."""
         return self.colorize_batch([sketch], [style], None if hints is None else [hints], size=size, seed=seed)[0]
 
     def colorize_batch(self, sketches: Sequence[Image.Image], styles: Sequence[Image.Image] | Image.Image,
-                       hints: Sequence[Image.Image | None] | None = None, size: int = 512,
+                       hints: Sequence[Image.Image | None] | None = None, size: int | None = None,
                        seed: int | None = None) -> list[Image.Image]:
         """Many panels: grouped by padded working size, one forward pass per group (up to max_batch).
 
         `styles` is one image for all panels or one per panel; identical style objects are encoded once.
         """
+        size = self.work_size if size is None else size
         if isinstance(styles, Image.Image):
             styles = [styles] * len(sketches)
         if len(styles) != len(sketches):
@@ -237,7 +241,7 @@ class Colorizer:
                 hint[:, :h, :w] = hints_to_arrays(hints[i], orig, (w, h))
             items.append({"sketch": padded, "hint": hint, "work": (w, h), "orig": orig})
 
-        style_vecs = self._encode_styles(styles)
+        style_vecs = self._encode_styles(styles, seed)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, it in enumerate(items):
             groups[it["sketch"].shape].append(i)
@@ -254,13 +258,18 @@ class Colorizer:
     # -- internals ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _encode_styles(self, styles: Sequence[Image.Image]) -> list[torch.Tensor]:
+    def _encode_styles(self, styles: Sequence[Image.Image], seed: int | None = None) -> list[torch.Tensor]:
         cache: dict[int, torch.Tensor] = {}
         vecs = []
         for s in styles:
             key = id(s)
             if key not in cache:
-                cache[key] = self.style_encoder(style_to_tensor(s).to(self.device))[0]
+                vec = self.style_encoder(style_to_tensor(s).to(self.device))[0]
+                if seed is not None:
+                    gen = torch.Generator().manual_seed(int(seed) % 2**63)
+                    noise = torch.randn(vec.shape, generator=gen).to(vec.device, vec.dtype)
+                    vec = vec + STYLE_JITTER * vec.std() * noise
+                cache[key] = vec
             vecs.append(cache[key])
         return vecs
 

@@ -55,3 +55,21 @@ def hint_image(
         draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=(*parse_color(dot["color"]), 255))
         drawn = True
     return img if drawn else None
+
+
+def dots_from_image(img: Image.Image, size: tuple[int, int]) -> list[dict]:
+    """Hint dots from an RGBA hint map the size of the sketch (style2paints' format: alpha > 0 marks
+    a dot): one dot per connected blob, at its centre, with its mean colour."""
+    import cv2
+    import numpy as np
+
+    if img.size != size:
+        raise ValueError(f"hints image is {img.width}x{img.height} but the sketch is {size[0]}x{size[1]}; "
+                         "draw hints on a transparent image the size of the sketch")
+    rgba = np.asarray(img.convert("RGBA"))
+    n, labels, stats, centres = cv2.connectedComponentsWithStats((rgba[..., 3] > 0).astype(np.uint8), 8)
+    dots = []
+    for i in range(1, n):
+        r, g, b = (int(round(v)) for v in rgba[..., :3][labels == i].mean(axis=0))
+        dots.append({"x": float(centres[i][0]), "y": float(centres[i][1]), "color": f"#{r:02x}{g:02x}{b:02x}"})
+    return dots

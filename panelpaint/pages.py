@@ -332,6 +332,30 @@ def render_page(
                        timings=prepared.timings, should_stop=should_stop, on_panel=on_panel)
 
 
+def whole_image_panel(size: tuple[int, int]) -> Panel:
+    """The one panel of a single picture: the whole image."""
+    w, h = size
+    return Panel((0, 0, w, h), [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], 0)
+
+
+def colour_image(
+    sketch: Image.Image,
+    style: Image.Image,
+    colorizer: PanelColorizer,
+    *,
+    hints: list[dict] | None = None,
+    work_size: int = 512,
+    seed: int | None = None,
+    method: Method = "regions",
+) -> PageResult:
+    """One picture coloured as a one-panel page: the same draft -> native-resolution finish that
+    pages get, so `panelpaint colorize`, the quality report and the service colour alike.
+    `hints` are dots {x, y, color} in the picture's pixels."""
+    panel = whole_image_panel(sketch.size)
+    return render_page(sketch, style, colorizer, panels=[panel], margin=0, work_size=work_size, seed=seed,
+                       panel_hints={panel.order: hints} if hints else None, method=method)
+
+
 def merge_panel(base_flats: np.ndarray, flats: np.ndarray, panel: Panel) -> np.ndarray:
     """`base_flats` with the pixels inside `panel`'s polygon taken from `flats` (both page-sized RGB).
 

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from panelpaint.weights import DEFAULT_WEIGHTS, WORK_SIZE_MAX, WORK_SIZE_MIN, read_info
+
 
 class SettingsError(ValueError):
     """Raised with a readable message when the environment holds an invalid setting."""
@@ -38,11 +40,12 @@ class Settings(BaseSettings):
     embedded_redis_port: int = 6390
 
     # Model
-    weights: Path | None = None  # default: models/weights/default.safetensors
+    weights: Path = DEFAULT_WEIGHTS
     vgg19_weights: Path | None = None  # a torchvision-format VGG19 state dict, for the VGG19 style encoder
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     compile: bool = False
-    work_size: int = Field(512, ge=64, le=4096)
+    # Long side of a panel fed to the network; empty = the size the weights were calibrated at.
+    work_size: int | None = Field(None, ge=WORK_SIZE_MIN, le=WORK_SIZE_MAX)
     max_panel_batch: int = Field(16, ge=1, le=256)  # panels per forward pass (a same-size group is split)
     # Pages whose panels a render worker colours in one forward pass: the page it was sent plus
     # the queued pages that follow it in its batch with the same style. 0 = 8 on a CUDA GPU and 1
@@ -119,6 +122,10 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no external Redis is configured and `panelpaint up` runs its own."""
         return not self.redis_url
+
+    def effective_work_size(self) -> int:
+        """PANELPAINT_WORK_SIZE, or the working size recorded in the weights (`panelpaint.weights`)."""
+        return self.work_size or read_info(self.weights).work_size
 
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"

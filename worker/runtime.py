@@ -122,13 +122,10 @@ class ModelRuntime:
         self.model_version: str | None = None
         self.load_seconds: float | None = None
 
-    def _weights_path(self) -> Path | None:
-        return Path(self.settings.weights) if self.settings.weights else None
-
     def _load(self, device: str):
         from models.colorizer import Colorizer
 
-        return Colorizer.from_file(self._weights_path(), device=device, compile=self.settings.compile,
+        return Colorizer.from_file(self.settings.weights, device=device, compile=self.settings.compile,
                                    max_batch=self.settings.max_panel_batch)
 
     def load(self) -> ResilientColorizer:
@@ -139,9 +136,7 @@ class ModelRuntime:
                 t0 = time.perf_counter()
                 model = self._load(self.settings.device)
                 self._colorizer = ResilientColorizer(model, lambda: self._load("cpu"))
-                from models.colorizer import DEFAULT_WEIGHTS
-
-                self.model_version = model_version(model, self._weights_path() or DEFAULT_WEIGHTS)
+                self.model_version = model_version(model, self.settings.weights)
                 self._warm_up(model)
                 self.load_seconds = time.perf_counter() - t0
                 log.info("model %s loaded and warmed up in %.1f s", self.model_version, self.load_seconds)
@@ -151,7 +146,7 @@ class ModelRuntime:
         # One small forward pass: allocator, cuDNN autotuning and lazy modules happen here, not on page 1.
         from PIL import Image
 
-        size = min(self.settings.work_size, 128)
+        size = min(self.settings.effective_work_size(), 128)
         model.colorize_batch([Image.new("L", (size, size), 255)], [Image.new("RGB", (64, 64), (200, 160, 120))],
                              size=size, seed=0)
 

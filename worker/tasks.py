@@ -136,7 +136,7 @@ def _test_hooks(point: str, page_name: str = "", panels: int = 0) -> None:
 
 def _work_size(options: dict, settings: Settings) -> int:
     """The long side a batch's panels are coloured at: its own option, else the settings'."""
-    return int((options or {}).get("work_size") or settings.work_size)
+    return int((options or {}).get("work_size") or settings.effective_work_size())
 
 
 def _backoff(retries: int) -> float:

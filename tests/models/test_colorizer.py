@@ -183,11 +183,15 @@ def test_padding_not_stretching():
         working_size((10000, 1), 512, 16)
 
 
-def test_deterministic_and_batch_equals_single(colorizer):
+def test_deterministic_seeds_give_variants_and_batch_equals_single(colorizer):
     sk, st = sketch_image(), style_image()
-    a = colorizer.colorize(sk, st, size=64, seed=1)
-    b = colorizer.colorize(sk, st, size=64, seed=2)
-    assert np.array_equal(np.asarray(a), np.asarray(b)) and colorizer.last_seed == 2
+    a = colorizer.colorize(sk, st, size=64)
+    assert np.array_equal(np.asarray(a), np.asarray(colorizer.colorize(sk, st, size=64)))
+    one, again = colorizer.colorize(sk, st, size=64, seed=1), colorizer.colorize(sk, st, size=64, seed=1)
+    two = colorizer.colorize(sk, st, size=64, seed=2)
+    assert np.array_equal(np.asarray(one), np.asarray(again)) and colorizer.last_seed == 2
+    assert not np.array_equal(np.asarray(one), np.asarray(two))
+    assert not np.array_equal(np.asarray(one), np.asarray(a))
     sketches = [sketch_image(), sketch_image(30, 90), sketch_image(60, 40)]
     outs = colorizer.colorize_batch(sketches, st, size=64)
     assert [o.size for o in outs] == [(60, 40), (30, 90), (60, 40)]

@@ -133,3 +133,19 @@ def test_recolouring_changes_truth_and_reference_together():
         assert int(pair["reference"].mean((1, 2)).argmax()) == channel
         moved += channel != 0
     assert moved >= 5
+
+
+def test_multi_scale_batches_hold_one_size_each_and_mix_sizes(tmp_path):
+    from models.data import infinite_loader
+
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    loader = infinite_loader(PairDataset([tmp_path], PairConfig(size=16)), batch_size=3, seed=1, sizes=[16, 32])
+    seen = set()
+    for _ in range(12):
+        batch = next(loader)
+        assert batch["truth"].shape[0] == 3
+        h, w = batch["sketch"].shape[-2:]
+        assert h == w and batch["truth"].shape[-2:] == (h, w) and batch["hints"].shape[-2:] == (h, w)
+        seen.add(h)
+    assert seen == {16, 32}

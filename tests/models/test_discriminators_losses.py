@@ -83,3 +83,18 @@ def test_eq5_combination_and_gradients():
     total.backward()
     assert gan.grad.item() == pytest.approx(0.1) and l1.grad.item() == 1.0
     assert not t["total"].requires_grad  # logged terms are detached
+
+
+def test_colour_distribution_loss_rewards_the_truths_saturation_wherever_pixels_sit():
+    from models.losses import colour_distribution_loss
+
+    torch.manual_seed(0)
+    truth = torch.rand(2, 3, 16, 16) * 2 - 1
+    shuffled = truth.flatten(2)[:, :, torch.randperm(256)].reshape(2, 3, 16, 16)
+    grey = truth.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1).clone().requires_grad_(True)
+    same, terms = colour_distribution_loss(shuffled, truth)
+    washed, _ = colour_distribution_loss(grey, truth)
+    assert same.item() < 1e-4 and set(terms) == {"colour", "total"}
+    assert washed.item() > 0.2
+    washed.backward()
+    assert grey.grad is not None and grey.grad.abs().sum() > 0

@@ -146,3 +146,12 @@ def test_fresh_style_encoder_is_standardised_on_training_references(folders, tmp
     assert raw.mean(0).abs().mean() > 0.5 * raw.std(0).mean()
     assert y.mean(0).abs().max() < 1e-3
     assert torch.allclose(y.std(0), torch.ones(4096), atol=1e-3)
+
+
+def test_multi_scale_training_with_the_colour_loss_logs_it_and_trains(folders, tmp_path):
+    out = tmp_path / "ms"
+    trainer = Trainer(tiny_config(folders, out, steps=6, sizes=[16, 32], colour_lambda=0.5))
+    trainer.run(progress=False)
+    logged = [m for m in read_metrics(out) if "colour" in m]
+    assert len(logged) == 6 and all(m["colour"] >= 0 for m in logged)
+    assert all(m["loss"] > m["l1_out"] for m in logged)

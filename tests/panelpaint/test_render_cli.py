@@ -9,6 +9,7 @@ from PIL import Image
 
 from comic_pages import FakeColorizer, draw_page, grid_boxes
 from cli.main import main
+from panelpaint.weights import DEFAULT_WEIGHTS
 from cli import render as render_cmd
 from cli.render import render_pages
 
@@ -38,8 +39,8 @@ def inputs(tmp_path):
 def fake(monkeypatch):
     made = []
 
-    def factory(weights, settings):
-        made.append((weights, settings))
+    def factory(settings):
+        made.append((settings.weights, settings))
         return FakeColorizer()
 
     monkeypatch.setattr(render_cmd, "load_colorizer", factory)
@@ -67,7 +68,7 @@ def test_render_folder_with_one_corrupt_page(inputs, fake, tmp_path):
     assert not any(n.startswith("0003") for n in names)
     assert len(json.loads((out / "0001_page1.panels.json").read_text())["panels"]) == 4
     assert len(json.loads((out / "0006_book_p10.panels.json").read_text())["panels"]) == 2
-    assert fake and fake[0][0] is None
+    assert fake and fake[0][0] == DEFAULT_WEIGHTS
 
 
 def test_rtl_and_cbz_output(inputs, fake, tmp_path):
@@ -124,7 +125,7 @@ def test_hostile_archive_fails_alone(inputs, tmp_path):
 
 def test_bad_style_and_missing_weights_are_clean_errors(inputs, tmp_path, monkeypatch):
     (inputs / "bad_style.png").write_bytes(b"nope")
-    monkeypatch.setattr(render_cmd, "load_colorizer", lambda w, s: FakeColorizer())
+    monkeypatch.setattr(render_cmd, "load_colorizer", lambda s: FakeColorizer())
     res = run([inputs / "page1.png", "--style", inputs / "bad_style.png", "-o", tmp_path / "o"])
     assert res.exit_code == 1 and "style reference: bad_style.png: not a recognised image" in res.output
     assert "Traceback" not in res.output
@@ -133,7 +134,7 @@ def test_bad_style_and_missing_weights_are_clean_errors(inputs, tmp_path, monkey
 def test_missing_model_or_weights_is_a_click_error(inputs, tmp_path, monkeypatch):
     import click
 
-    def missing(weights, settings):
+    def missing(settings):
         raise click.ClickException("no trained weights found (x); pass --weights FILE or set PANELPAINT_WEIGHTS")
 
     monkeypatch.setattr(render_cmd, "load_colorizer", missing)
@@ -159,7 +160,7 @@ def test_load_colorizer_turns_missing_weights_into_click_exception(tmp_path, mon
     module.Colorizer = Colorizer
     monkeypatch.setitem(sys.modules, "models.colorizer", module)
     with pytest.raises(click.ClickException, match="w.safetensors: no such weights; pass --weights FILE"):
-        render_cmd.load_colorizer(tmp_path / "w.safetensors", _settings(tmp_path))
+        render_cmd.load_colorizer(_settings(tmp_path).model_copy(update={"weights": tmp_path / "w.safetensors"}))
 
 
 def test_composites_keep_black_lines(inputs, tmp_path):

@@ -81,7 +81,7 @@ def test_following_pages_with_the_same_style_share_one_forward_pass(batching):
                               Image.open(io.BytesIO(style_png())), runtime().colorizer.model,
                               panels=[{"bbox": [p.x, p.y, p.w, p.h], "polygon": p.polygon, "order": p.position}
                                       for p in stack.panels(second.page_id)],
-                              work_size=get_settings().work_size)
+                              work_size=get_settings().effective_work_size())
     diff = np.abs(batched - np.asarray(alone.composite, np.int16))
     assert diff.max() <= 2 and diff.mean() < 0.05
 

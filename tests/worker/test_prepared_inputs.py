@@ -69,7 +69,7 @@ def test_ingest_cuts_the_inputs_and_the_render_uses_them_without_decoding(stack)
     page_id = stack.page_of(first).id
     assert tasks.ingest_page.apply(args=[page_id], throw=True).get() == {"page_id": page_id, "panels": 4}
     cut = prepared(stack, page_id)
-    assert cut["work_size"] == get_settings().work_size and len(cut["panels"]) == 4
+    assert cut["work_size"] == get_settings().effective_work_size() and len(cut["panels"]) == 4
     assert stack.storage.exists(cut["key"])
     assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # a repeat does nothing
 
@@ -129,7 +129,7 @@ def test_a_render_that_got_there_first_keeps_its_cut_for_the_ingest_behind_it(st
     _, (first,) = stack.add_batch(["first.png"], enqueue=False)
     page_id = stack.page_of(first).id
     tasks.render_page.apply(args=[first], throw=True)  # before the page's ingest
-    assert len(stack.panels(page_id)) == 4 and prepared(stack, page_id)["work_size"] == get_settings().work_size
+    assert len(stack.panels(page_id)) == 4 and prepared(stack, page_id)["work_size"] == get_settings().effective_work_size()
     assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # nothing to do again
     tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
     assert "cut_load" in render(stack, rerender(stack, page_id)).timings  # the next render loads the cut
