@@ -20,6 +20,12 @@ page at 300 dpi A4 (2480x3508) with a 512 px draft, on one core.
 
     python -m bench.flats_quality                       # val, all rows, speed
     python -m bench.flats_quality --split train --limit 400 --radii 2,1 --min-area 1e-4
+
+Measured (val, 89 images, defaults tuned on 250 train images; 2 shared CPU cores): 70 regions per
+image (median 53); oracle flats 18.5 dB / ΔE 9.0 (background coloured), 17.8 dB with it paper;
+oracle + palette 18.1 dB; simulated draft: flats 14.7 dB, ΔE 23, saturation 0.26, and with the
+palette snap 17.2 dB, ΔE 11, saturation 0.79 (the chroma gain: without it 14.2 dB on train);
+white paper kept 92-98 %. Speed: 0.19-0.26 s/Mpx on one core (about 2 s for an 8.7 Mpx page).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from panelpaint.colour import PAPER_WHITE, is_paper, luma, rgb_to_lab, lab_to_rgb
+from panelpaint.colour import PAPER_WHITE, is_paper, lab_to_rgb, luma, rgb_to_lab
 from panelpaint.composite import LINE_THRESHOLD, multiply
 from panelpaint.images import gray_percentiles
 from panelpaint.palette import Palette, snap
@@ -357,13 +357,16 @@ Hint = tuple[float, float, tuple[int, int, int]]
 def apply_hints(regions: Regions, colours: np.ndarray, dots: Iterable[Hint]) -> np.ndarray:
     """A copy of `colours` in which the region under each dot (x, y, (r, g, b)), in crop pixels, has
     exactly that colour; later dots win. A dot on a line pixel colours the region that pixel belongs
-    to; a dot outside the crop is ignored."""
+    to; a dot outside the crop is ignored. A colour that is not three integers 0..255 is a ValueError."""
     out = np.array(colours, dtype=np.uint8, copy=True)
     h, w = regions.shape
     for x, y, rgb in dots:
+        colour = tuple(rgb)
+        if len(colour) != 3 or not all(isinstance(v, (int, np.integer)) and 0 <= v <= 255 for v in colour):
+            raise ValueError(f"hint colour must be three integers 0..255, got {rgb!r}")
         col, row = int(np.floor(x)), int(np.floor(y))
         if 0 <= row < h and 0 <= col < w:
-            out[regions.labels[row, col]] = rgb
+            out[regions.labels[row, col]] = colour
     return out
 
 

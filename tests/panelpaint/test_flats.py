@@ -218,6 +218,8 @@ def test_later_hints_win():
     out = apply_hints(regions, colours, [(60, 60, (1, 1, 1)), (61, 61, (9, 9, 9))])
     assert tuple(out[regions.labels[60, 60]]) == (9, 9, 9)
     assert (colours == 0).all()  # the caller's array is not changed
+    with pytest.raises(ValueError, match="three integers"):
+        apply_hints(regions, colours, [(60, 60, (256, 0, 0))])
 
 
 def test_apply_shading_is_the_multiply_blend():
@@ -246,6 +248,20 @@ def test_shading_stays_inside_its_region_and_spares_paper():
     spared = shading(regions, base, cv2.resize(draft, (60, 60), interpolation=cv2.INTER_AREA),
                      skip=np.arange(regions.n) == inside)
     assert (spared[regions.labels == inside] == 255).all()
+
+
+def test_a_thin_region_takes_no_shade_from_across_its_lines():
+    lines = np.full((200, 200), 255, np.uint8)
+    lines[:, 96] = lines[:, 104] = 0  # a strip 7 px wide: too thin to have an inside of its own
+    regions = segment(lines)
+    left, strip = regions.labels[100, 50], regions.labels[100, 100]
+    assert len({left, strip, regions.labels[100, 150]}) == 3
+    draft = np.full((50, 50, 3), 200, np.uint8)
+    draft[:, :24] = 60  # the left region is dark all over, the strip and the right are flat
+    base = np.full((regions.n, 3), 200, np.uint8)  # measured against a light base: the left is shaded
+    layer = shading(regions, base, draft)
+    assert layer[regions.labels == left].max() < 100
+    assert (layer[regions.labels == strip] == 255).all()
 
 
 def test_finish_panel_with_a_palette_uses_only_its_colours_and_seeds_vary():
