@@ -172,7 +172,7 @@ def main() -> None:
     warm = [run_once(page_png, style, colorizer, args.size, out_root / f"warm{i}") for i in range(args.repeat)]
     assert cold["_panels_found"] == len(boxes), f"detected {cold['_panels_found']} panels, expected {len(boxes)}"
 
-    stages = ["decode", "panels", "model", "upsampling", "compositing",
+    stages = ["decode", "panels", "model", "flats", "compositing",
               "encode_png_composite", "encode_png_flats", "encode_png_lines", "encode_psd",
               "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)",
               "model cpu seconds"]

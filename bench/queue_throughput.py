@@ -57,7 +57,7 @@ FORMATS = ["png", "psd", "ora", "json", "preview"]
 # What the tasks time inside themselves (render: claim and load incl. decode, panels, model;
 # finish: load incl. decode, upsampling, compositing, encode); the rest of a page's wall time,
 # the writing of the hand-off file included, is queue.
-WORK_KEYS = ("claim_and_load", "panels", "model", "finish_load", "upsampling", "compositing", "encode")
+WORK_KEYS = ("claim_and_load", "panels", "model", "finish_load", "flats", "compositing", "encode")
 
 
 def synthetic_page(size: tuple[int, int], seed: int, rows: int = 3, cols: int = 2) -> bytes:

@@ -50,15 +50,24 @@ def line_layer(lines: Image.Image) -> Image.Image:
     return Image.fromarray(np.dstack([np.zeros_like(alpha), alpha]), "LA")
 
 
-def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image) -> bytes:
-    """A layered PSD: "Colours" (normal) under "Lines" (the line art, multiply); stored composite exact."""
+# Layer names, bottom to top, as a colourist expects them (the PSD and the ORA carry the same).
+FLATS_LAYER, SHADING_LAYER, LINES_LAYER = "Flats", "Shading", "Lines"
+
+
+def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image,
+              shading: Image.Image | None = None) -> bytes:
+    """A layered PSD: "Flats" (normal), "Shading" (multiply) and "Lines" (the line art, multiply) on
+    top; the stored merged image is the exact composite."""
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
     from psd_tools.constants import BlendMode, Compression
 
     psd = PSDImage.frompil(composite.convert("RGB"), compression=Compression.RLE)
-    PixelLayer.frompil(flats.convert("RGB"), psd, "Colours", compression=Compression.RLE)
-    layer = PixelLayer.frompil(lines.convert("RGB"), psd, "Lines", compression=Compression.RLE)
+    PixelLayer.frompil(flats.convert("RGB"), psd, FLATS_LAYER, compression=Compression.RLE)
+    if shading is not None:
+        layer = PixelLayer.frompil(shading.convert("RGB"), psd, SHADING_LAYER, compression=Compression.RLE)
+        layer.blend_mode = BlendMode.MULTIPLY
+    layer = PixelLayer.frompil(lines.convert("RGB"), psd, LINES_LAYER, compression=Compression.RLE)
     layer.blend_mode = BlendMode.MULTIPLY
     # The merged image we stored is already the exact multiply; psd-tools would otherwise re-render
     # it on save in pure numpy (4-9 s at A4). It has no public way to clear its "edited" flag.
@@ -69,16 +78,22 @@ def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image) ->
     return buf.getvalue()
 
 
-def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tuple[int, int], thumb: Image.Image) -> bytes:
-    """An OpenRaster file: colours under the line art (svg:multiply), merged image and thumbnail."""
+def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tuple[int, int], thumb: Image.Image,
+              shading_png: bytes | None = None) -> bytes:
+    """An OpenRaster file: flats, shading (svg:multiply) and the line art (svg:multiply) on top,
+    merged image and thumbnail."""
     w, h = size
+    layers = [(LINES_LAYER, "data/lines.png", "svg:multiply", lines_png)]
+    if shading_png is not None:
+        layers.append((SHADING_LAYER, "data/shading.png", "svg:multiply", shading_png))
+    layers.append((FLATS_LAYER, "data/flats.png", "svg:src-over", flats_png))
     stack = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<image version="0.0.3" w="{w}" h="{h}" xres="300" yres="300">\n'
-        '  <stack>\n'
-        '    <layer name="Lines" src="data/lines.png" composite-op="svg:multiply" opacity="1.0" visibility="visible" x="0" y="0"/>\n'
-        '    <layer name="Colours" src="data/colours.png" composite-op="svg:src-over" opacity="1.0" visibility="visible" x="0" y="0"/>\n'
-        '  </stack>\n'
+        '  <stack>\n'  # the top layer comes first
+        + "".join(f'    <layer name="{name}" src="{src}" composite-op="{op}" opacity="1.0" visibility="visible" '
+                  'x="0" y="0"/>\n' for name, src, op, _ in layers)
+        + '  </stack>\n'
         '</image>\n'
     )
     thumb = thumb.convert("RGB")
@@ -88,8 +103,8 @@ def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tu
         # The spec wants "mimetype" first and uncompressed, so tools can sniff the type at offset 38.
         z.writestr(zipfile.ZipInfo("mimetype"), "image/openraster", compress_type=zipfile.ZIP_STORED)
         z.writestr("stack.xml", stack, compress_type=zipfile.ZIP_DEFLATED)
-        for name, data in (("data/lines.png", lines_png), ("data/colours.png", flats_png),
-                           ("mergedimage.png", composite_png), ("Thumbnails/thumbnail.png", png_bytes(thumb, 6))):
+        files = [(src, data) for _, src, _, data in layers]
+        for name, data in files + [("mergedimage.png", composite_png), ("Thumbnails/thumbnail.png", png_bytes(thumb, 6))]:
             z.writestr(name, data, compress_type=zipfile.ZIP_STORED)  # PNGs are compressed already
     return buf.getvalue()
 
@@ -113,6 +128,8 @@ def encode_page(result: "PageResult", formats: set[str], *, stem: str = "page") 
                 cache[key] = png_bytes(result.composite)
             elif key == "flats":
                 cache[key] = png_bytes(result.flats)
+            elif key == "shading":
+                cache[key] = png_bytes(result.shading)
             elif key == "lines_gray":
                 # The ORA line layer is the line art itself (multiplied); one grey channel is a
                 # third of the RGB work and any PNG reader takes it.
@@ -123,17 +140,21 @@ def encode_page(result: "PageResult", formats: set[str], *, stem: str = "page") 
     if "png" in formats:
         out["composite"] = (f"{stem}.png", encoded("composite"))
         out["flats"] = (f"{stem}.flats.png", encoded("flats"))
+        if result.shading is not None:
+            out["shading"] = (f"{stem}.shading.png", encoded("shading"))
         t = time.perf_counter()
         out["lines"] = (f"{stem}.lines.png", png_bytes(line_layer(result.lines)))
         timings["encode_png_lines"] = time.perf_counter() - t
     if "psd" in formats:
         t = time.perf_counter()
-        out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines))
+        out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines, result.shading))
         timings["encode_psd"] = time.perf_counter() - t
     if "ora" in formats:
         composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_gray")
         t = time.perf_counter()
-        out["ora"] = (f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite))
+        shading_png = encoded("shading") if result.shading is not None else None
+        out["ora"] = (f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite,
+                                               shading_png))
         timings["encode_ora"] = time.perf_counter() - t
     if "json" in formats:
         out["json"] = (f"{stem}.panels.json", json.dumps(result.panels_json(), indent=1).encode())

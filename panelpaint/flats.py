@@ -46,7 +46,7 @@ EDGE_MARGIN = 1
 DRAFT_BLUR = 2.0
 
 
-class Background(enum.Enum):
+class Background(str, enum.Enum):
     """What becomes of the background regions (see `background_regions`)."""
 
     PAPER = "paper"  # exactly paper white

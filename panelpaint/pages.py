@@ -1,16 +1,17 @@
-"""The page pipeline: panels -> one batched colouring call -> native-resolution composite -> outputs.
+"""The page pipeline: panels -> one batched colouring call (the draft) -> flats at native resolution -> outputs.
 
-Three stages, so that a service can run each where it is cheapest: `prepare_page` (decode, panels,
-the network's inputs), `colour_pages` (one `colorize_batch` call for the panels of one or more
-pages: the GPU's part) and `finish_page` (line-aware upsampling to native resolution,
-compositing); `render_page` runs all three in one process. Model-agnostic: the colorizer is any
-object with the `PanelColorizer` shape (the real one is `models.colorizer.Colorizer`, a fake in
-tests), so this module never imports torch or models.
+Three stages, so that a service can run each where it is cheapest: `prepare_page` (panels and the
+network's inputs), `colour_pages` (one `colorize_batch` call for the panels of one or more pages:
+the GPU's part) and `finish_page` (flats, shading and compositing at native resolution,
+`panelpaint.flats`); `render_page` runs all three in one process and `colour_image` colours one
+picture the same way. The colorizer is any object with the `PanelColorizer` shape (the real one
+is `models.colorizer.Colorizer`), so this module never imports torch.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
@@ -19,9 +20,11 @@ import numpy as np
 from PIL import Image
 
 from panelpaint import export
-from panelpaint.composite import Method, multiply, normalize_lines, paste_panel, upsample_colors
-from panelpaint.hints import hint_image, validate_hints
+from panelpaint.composite import multiply, normalize_lines, paste_panel, upsample_colors
+from panelpaint.flats import Background, apply_shading, finish_panel
+from panelpaint.hints import hint_image, parse_color, validate_hints
 from panelpaint.images import Source, open_image, to_gray
+from panelpaint.palette import Palette, extract_palette
 from panelpaint.panels import Direction, Panel, detect_panels, order_panels
 
 
@@ -47,14 +50,51 @@ class PanelColorizer(Protocol):
         ...
 
 
+@dataclass(eq=False)
+class Style:
+    """A style reference as the pipeline uses it: the painting, its colour key, and how flats use them."""
+
+    image: Image.Image
+    palette: Palette | None = None  # the style's own (e.g. edited) palette; None: extracted from `image`
+    snap: bool = True  # flats take only palette colours (the same character keeps its colours everywhere)
+    background: Background = Background.PAPER
+
+    def __post_init__(self) -> None:
+        # The same object back when it is RGB already: colorizers encode each style object once.
+        if self.image.mode != "RGB":
+            self.image = self.image.convert("RGB")
+        self.background = Background(self.background)
+
+    @cached_property
+    def colour_key(self) -> Palette:
+        """The palette flats snap to: the style's own, else k-means of the painting."""
+        return self.palette if self.palette is not None else extract_palette(np.asarray(self.image))
+
+    @classmethod
+    def of(cls, style: "Style | Image.Image") -> "Style":
+        return style if isinstance(style, Style) else cls(style)
+
+
+@dataclass(frozen=True)
+class FinishOptions:
+    """How the draft becomes the page: flats (the default) or the draft itself upsampled along the
+    lines (`flats=False`, kept to compare with), with or without the shading layer; `seed` samples
+    each region's palette colour among the nearest few (a variant) instead of taking the nearest."""
+
+    flats: bool = True
+    shading: bool = True
+    seed: int | None = None
+
+
 @dataclass
 class PageResult:
     """A coloured page at native resolution and how long each stage took (seconds)."""
 
-    composite: Image.Image  # RGB: flats with the line art multiplied on top
-    flats: Image.Image  # RGB: colours without lines, white outside the panels
+    composite: Image.Image  # RGB: flats, shaded, with the line art multiplied on top
+    flats: Image.Image  # RGB: one colour per region, no lines, white outside the panels
     lines: Image.Image  # L: the original line art, unchanged
     panels: list[Panel]
+    shading: Image.Image | None = None  # L: multiply layer over the flats (255 = no change)
     direction: Direction = "ltr"
     model_version: str = ""
     timings: dict[str, float] = field(default_factory=dict)
@@ -119,11 +159,6 @@ def _check(should_stop: Callable[[], bool] | None, where: str) -> None:
         raise Cancelled(f"cancelled {where}")
 
 
-def _rgb(img: Image.Image) -> Image.Image:
-    # The same object back when it is RGB already: colorizers encode each style object once.
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
 @dataclass
 class PreparedPage:
     """A page made ready for the network: the panels' sketches, styles and hints at work size, and
@@ -142,24 +177,54 @@ class PreparedPage:
     direction: Direction = "ltr"
     lines: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    finishes: list["PanelFinish"] = field(default_factory=list)
 
     def geometry(self) -> dict:
         """The JSON-able part that travels with the colours to the finishing stage."""
         return {"size": list(self.size), "direction": self.direction,
-                "panels": [p.to_dict() for p in self.panels], "boxes": [list(b) for b in self.boxes]}
+                "panels": [p.to_dict() for p in self.panels], "boxes": [list(b) for b in self.boxes],
+                "finishes": [f.to_json() for f in self.finishes]}
 
-    def assign(self, style: Image.Image, panel_styles: dict[int, Image.Image] | None = None,
+    def assign(self, style: Style | Image.Image, panel_styles: dict[int, Style | Image.Image] | None = None,
                panel_hints: dict[int, list[dict]] | None = None) -> "PreparedPage":
         """Give each panel its style reference and its hint dots (keyed by panel `order`; dots in
         page pixels). These change from one render of a page to the next; the cut panels do not,
         so a cut made ahead of the render (`cut_panels`) is reused with new ones."""
-        panel_styles = {k: _rgb(v) for k, v in (panel_styles or {}).items()}
+        panel_styles = {k: Style.of(v) for k, v in (panel_styles or {}).items()}
         panel_hints = {k: validate_hints(v) for k, v in (panel_hints or {}).items()}
-        style = _rgb(style)
-        self.styles = [panel_styles.get(p.order, style) for p in self.panels]
+        style = Style.of(style)
+        chosen = [panel_styles.get(p.order, style) for p in self.panels]
+        self.styles = [s.image for s in chosen]
         self.hints = [hint_image(panel_hints.get(p.order, []), box, sketch.size)
                       for p, box, sketch in zip(self.panels, self.boxes, self.sketches)]
+        self.finishes = [PanelFinish(s.colour_key if s.snap else None, s.background, panel_hints.get(p.order, []))
+                         for p, s in zip(self.panels, chosen)]
         return self
+
+
+@dataclass(frozen=True)
+class PanelFinish:
+    """What one panel's flats need beyond its draft: the palette to snap to (None: the draft's own
+    colours), what its background becomes, and its hint dots ({x, y, color}, page pixels)."""
+
+    palette: Palette | None = None
+    background: Background = Background.PAPER
+    hints: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"palette": self.palette.to_json() if self.palette is not None else None,
+                "background": Background(self.background).value, "hints": list(self.hints)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PanelFinish":
+        palette = d.get("palette")
+        return cls(Palette.from_json(palette) if palette else None, Background(d.get("background", "paper")),
+                   validate_hints(d.get("hints") or []))
+
+    def crop_hints(self, box: tuple[int, int, int, int]) -> list[tuple[float, float, tuple[int, int, int]]]:
+        """The dots in the crop's pixels, as `panelpaint.flats` takes them."""
+        x0, y0 = box[0], box[1]
+        return [(d["x"] - x0, d["y"] - y0, parse_color(d["color"])) for d in self.hints]
 
 
 def cut_panels(lines: np.ndarray, panels: list[Panel], work_size: int = 512, margin: int | None = None,
@@ -182,11 +247,11 @@ def cut_panels(lines: np.ndarray, panels: list[Panel], work_size: int = 512, mar
 
 def prepare_page(
     page: Image.Image,
-    style: Image.Image,
+    style: Style | Image.Image,
     *,
     panels: list[Panel] | list[dict] | None = None,
     direction: Direction = "ltr",
-    panel_styles: dict[int, Image.Image] | None = None,
+    panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
     margin: int | None = None,
@@ -247,64 +312,86 @@ def finish_page(
     boxes: list[tuple[int, int, int, int]],
     colours: list[Image.Image] | list[np.ndarray],
     *,
+    finishes: list[PanelFinish] | None = None,
+    options: FinishOptions = FinishOptions(),
     direction: Direction = "ltr",
-    method: Method = "regions",
     model_version: str = "",
     timings: dict[str, float] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_panel: Callable[[int, int], None] | None = None,
 ) -> PageResult:
-    """Bring each panel's colours (work size) to native resolution against the line art, paste them
-    inside the panel polygons on white paper, and multiply the lines on top.
+    """Bring each panel's draft (work size) to native resolution as flats cut from the line art
+    (`panelpaint.flats.finish_panel`: a colour per region, the palette, paper, hints, shading),
+    paste them inside the panel polygons on white paper, and multiply the lines on top.
 
-    `should_stop()` is checked before every panel (raises `Cancelled`); `on_panel(done, total)`
-    reports progress as panels are composited.
+    `finishes` gives each panel its palette, background and hints (default: the draft's colours, a
+    paper background, no hints). `should_stop()` is checked before every panel (raises
+    `Cancelled`); `on_panel(done, total)` reports progress as panels are finished.
     """
     timings = dict(timings or {})
     h, w = lines.shape
-    if not len(panels) == len(boxes) == len(colours):
-        raise ValueError(f"{len(panels)} panels, {len(boxes)} boxes and {len(colours)} colour images do not match")
+    finishes = finishes if finishes is not None else [PanelFinish() for _ in panels]
+    if not len(panels) == len(boxes) == len(colours) == len(finishes):
+        raise ValueError(f"{len(panels)} panels, {len(boxes)} boxes, {len(colours)} colour images and "
+                         f"{len(finishes)} finishes do not match")
     flats = np.full((h, w, 3), 255, np.uint8)
-    timings["upsampling"] = timings["compositing"] = 0.0
-    for i, (panel, box, colour) in enumerate(zip(panels, boxes, colours)):
+    shade = np.full((h, w), 255, np.uint8) if options.flats and options.shading else None
+    rng = np.random.default_rng(options.seed) if options.seed is not None else None
+    timings["flats"] = timings["compositing"] = 0.0
+    for i, (panel, box, colour, finish) in enumerate(zip(panels, boxes, colours, finishes)):
         _check(should_stop, f"at panel {i + 1} of {len(panels)}")
         x0, y0, x1, y1 = box
         t = time.perf_counter()
         rgb = np.asarray(colour.convert("RGB")) if isinstance(colour, Image.Image) else colour
-        native = upsample_colors(rgb, lines[y0:y1, x0:x1], method=method)
+        crop = lines[y0:y1, x0:x1]
+        mask = panel.mask((x1 - x0, y1 - y0), (x0, y0))
+        if options.flats:
+            done = finish_panel(rgb, crop, palette=finish.palette, hints=finish.crop_hints(box),
+                                background=finish.background, shading=options.shading, rng=rng)
+            native = done.flats
+            if shade is not None and done.shading is not None:
+                paste_panel(shade, done.shading, mask, (x0, y0))
+        else:
+            native = upsample_colors(rgb, crop)
         t2 = time.perf_counter()
-        paste_panel(flats, native, panel.mask((x1 - x0, y1 - y0), (x0, y0)), (x0, y0))
+        paste_panel(flats, native, mask, (x0, y0))
         timings["compositing"] += time.perf_counter() - t2
-        timings["upsampling"] += t2 - t
+        timings["flats"] += t2 - t
         if on_panel is not None:
             on_panel(i + 1, len(panels))
     t = time.perf_counter()
-    composite = multiply(flats, lines)
+    composite = compose(flats, shade, lines)
     timings["compositing"] += time.perf_counter() - t
     return PageResult(
         composite=Image.fromarray(composite, "RGB"),
         flats=Image.fromarray(flats, "RGB"),
         lines=Image.fromarray(lines, "L"),
         panels=list(panels),
+        shading=Image.fromarray(shade, "L") if shade is not None else None,
         direction=direction,
         model_version=model_version,
         timings=timings,
     )
 
 
+def compose(flats: np.ndarray, shading: np.ndarray | None, lines: np.ndarray) -> np.ndarray:
+    """The page as a reader of the layered file sees it: flats, times the shading, times the lines."""
+    return multiply(flats if shading is None else apply_shading(flats, shading), lines)
+
+
 def render_page(
     page: Image.Image | Source,
-    style: Image.Image,
+    style: Style | Image.Image,
     colorizer: PanelColorizer,
     *,
     panels: list[Panel] | list[dict] | None = None,
     direction: Direction = "ltr",
-    panel_styles: dict[int, Image.Image] | None = None,
+    panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
     margin: int | None = None,
     seed: int | None = None,
-    method: Method = "regions",
+    options: FinishOptions | None = None,
     max_pixels: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_panel: Callable[[int, int], None] | None = None,
@@ -314,7 +401,8 @@ def render_page(
     `page` is a decoded image or anything `open_image` reads (then decoding is timed too). All
     panels go to the colorizer in ONE `colorize_batch` call. `should_stop()` is checked between
     stages and between panels (raises `Cancelled`); `on_panel(done, total)` reports progress as
-    panels are composited. See `prepare_page` for panels, styles and hints.
+    panels are composited. See `prepare_page` for panels, styles and hints; `options` default to
+    flats with shading and this `seed`.
     """
     decoded: dict[str, float] = {}
     if not isinstance(page, Image.Image):
@@ -327,8 +415,9 @@ def render_page(
     prepared.timings.update(decoded)
     _check(should_stop, "before colouring")
     (colours,) = colour_pages([prepared], colorizer, work_size=work_size, seed=seed)
-    return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, direction=direction,
-                       method=method, model_version=getattr(colorizer, "model_version", ""),
+    return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, finishes=prepared.finishes,
+                       options=options or FinishOptions(seed=seed), direction=direction,
+                       model_version=getattr(colorizer, "model_version", ""),
                        timings=prepared.timings, should_stop=should_stop, on_panel=on_panel)
 
 
@@ -340,34 +429,35 @@ def whole_image_panel(size: tuple[int, int]) -> Panel:
 
 def colour_image(
     sketch: Image.Image,
-    style: Image.Image,
+    style: Style | Image.Image,
     colorizer: PanelColorizer,
     *,
     hints: list[dict] | None = None,
     work_size: int = 512,
     seed: int | None = None,
-    method: Method = "regions",
+    options: FinishOptions | None = None,
 ) -> PageResult:
     """One picture coloured as a one-panel page: the same draft -> native-resolution finish that
     pages get, so `panelpaint colorize`, the quality report and the service colour alike.
     `hints` are dots {x, y, color} in the picture's pixels."""
     panel = whole_image_panel(sketch.size)
     return render_page(sketch, style, colorizer, panels=[panel], margin=0, work_size=work_size, seed=seed,
-                       panel_hints={panel.order: hints} if hints else None, method=method)
+                       panel_hints={panel.order: hints} if hints else None, options=options)
 
 
-def merge_panel(base_flats: np.ndarray, flats: np.ndarray, panel: Panel) -> np.ndarray:
-    """`base_flats` with the pixels inside `panel`'s polygon taken from `flats` (both page-sized RGB).
+def merge_panel(base: np.ndarray, layer: np.ndarray, panel: Panel) -> np.ndarray:
+    """`base` with the pixels inside `panel`'s polygon taken from `layer` (both a page-sized layer:
+    flats RGB or shading L).
 
     How a re-rendered panel joins the page's existing result: every pixel outside the polygon
     (other panels, gutters) stays byte-identical to the base.
     """
-    if base_flats.shape != flats.shape:
-        raise ValueError(f"base flats {base_flats.shape[1::-1]} and new flats {flats.shape[1::-1]} differ in size")
-    h, w = flats.shape[:2]
+    if base.shape != layer.shape:
+        raise ValueError(f"base layer {base.shape[1::-1]} and new layer {layer.shape[1::-1]} differ in size")
+    h, w = layer.shape[:2]
     inside = panel.mask((w, h)) > 0
-    merged = base_flats.copy()
-    merged[inside] = flats[inside]
+    merged = base.copy()
+    merged[inside] = layer[inside]
     return merged
 
 

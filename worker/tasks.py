@@ -59,8 +59,8 @@ from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from PIL import Image
 
 from panelpaint import pages, queue, unpack
-from panelpaint.composite import multiply
 from panelpaint.images import ImageError, open_image, to_gray
+from panelpaint.palette import Palette
 from panelpaint.panels import Panel as PagePanel
 from panelpaint.panels import detect_panels
 from panelpaint.settings import Settings, get_settings
@@ -181,7 +181,32 @@ def _open_stored(key: str | None, what: str) -> Image.Image:
         raise BadInput(str(exc)) from None
 
 
-def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _StyleRow:
+    """A stored style as plain data, read while the session is open."""
+
+    id: int
+    image_key: str
+    palette: list | None
+    snap: bool
+    background: str
+
+    @classmethod
+    def of(cls, row: StyleReference) -> "_StyleRow":
+        return cls(row.id, row.image_key, row.palette, row.snap_palette, row.background)
+
+    def style(self, image: Image.Image) -> pages.Style:
+        """The pipeline's view: the image, the (possibly edited) palette and the flats options."""
+        palette = None
+        if self.palette:
+            try:
+                palette = Palette.from_json(self.palette)
+            except ValueError as exc:  # the store validates palettes; should one not parse, use the image's own
+                log.warning("style %s: stored palette unusable (%s); extracting one from the image", self.id, exc)
+        return pages.Style(image, palette=palette, snap=self.snap, background=self.background)
+
+
+def _load_inputs(claim: renders.Claim, style_images: dict[int, pages.Style]) -> dict[str, Any]:
     """Page image, style images and stored panels of a claimed render (plain data, session closed).
 
     `style_images` caches decoded references by id across the pages of one render task, so pages
@@ -213,7 +238,7 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
             current = s.get(Render, page.current_render_id) if page.current_render_id else None
             if current is not None and current.status == RunStatus.succeeded and (current.outputs or {}).get("flats"):
                 base = current.id
-        style_keys = {sid: s.get(StyleReference, sid).image_key
+        style_rows = {sid: _StyleRow.of(s.get(StyleReference, sid))
                       for sid in {page_style_id, *panel_style_ids.values()} if sid is not None}
     if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
@@ -227,9 +252,9 @@ def _load_inputs(claim: renders.Claim, style_images: dict[int, Image.Image]) -> 
     # With the inputs cut ahead (by the io worker that detected the panels) the page is not decoded here.
     page_img = None if prepared is not None else _open_stored(claim.source_key, name)
     load = time.perf_counter() - t
-    for sid, key in style_keys.items():
+    for sid, row in style_rows.items():
         if sid not in style_images:
-            style_images[sid] = _open_stored(key, f"style {sid}")
+            style_images[sid] = row.style(_open_stored(row.image_key, f"style {sid}"))
     if panel_order is not None:
         # A panel re-render's hints (the panel's own unless the reviewer placed new ones) are its alone.
         panel_hints[panel_order] = list(claim.hints)
@@ -338,9 +363,10 @@ def _remember_cut(claim: renders.Claim, prepared: pages.PreparedPage, work_size:
 def _save_handoff(claim: renders.Claim, name: str, prepared: pages.PreparedPage, colours: list[Image.Image],
                   model_version: str, degraded: str | None, merge: dict) -> str:
     """The page's panel colours at work size and what finishing needs: the page's source, panel
-    geometry, timings and merge (the render id and attempt make every hand-off file its own)."""
+    geometry and finishes (palettes, backgrounds, hints), the seed, timings and merge (the render
+    id and attempt make every hand-off file its own)."""
     meta = {"render_id": claim.render_id, "attempt": claim.attempt, "source_key": claim.source_key, "name": name,
-            **prepared.geometry(), "model_version": model_version, "timings": prepared.timings,
+            **prepared.geometry(), "seed": claim.seed, "model_version": model_version, "timings": prepared.timings,
             "degraded": degraded, "merge": merge}
     return _put_arrays(meta, [np.asarray(c.convert("RGB")) for c in colours], "c")
 
@@ -468,7 +494,7 @@ def _render(self, render_id: int) -> dict | None:
 def _colour_jobs(jobs: list[_Job], colorizer: Any, model_version: str, settings: Settings,
                  t_start: float) -> None:
     """Prepare every claimed page, colour them all in one call, hand each off to finishing."""
-    style_images: dict[int, Image.Image] = {}
+    style_images: dict[int, pages.Style] = {}
     for job in jobs:
         with _recorded(job, settings):
             inputs = _load_inputs(job.claim, style_images)
@@ -588,7 +614,9 @@ def finish_page(self, render_id: int, attempt: int, handoff_key: str) -> dict | 
             with _store().session() as s:
                 renders.set_progress(s, render_id, attempt, done, total)
 
-        result = pages.finish_page(lines, panels, [tuple(b) for b in meta["boxes"]], colours,
+        finishes = [pages.PanelFinish.from_json(f) for f in meta.get("finishes") or [{} for _ in panels]]
+        result = pages.finish_page(lines, panels, [tuple(b) for b in meta["boxes"]], colours, finishes=finishes,
+                                   options=pages.FinishOptions(seed=meta.get("seed")),
                                    direction=meta["direction"], model_version=meta["model_version"],
                                    timings=timings, should_stop=should_stop, on_panel=on_panel)
         merge = meta.get("merge") or {}
@@ -627,15 +655,17 @@ def finish_page(self, render_id: int, attempt: int, handoff_key: str) -> dict | 
     return {"render_id": render_id, "status": "succeeded"}
 
 
-def _base_flats(key: str, size: tuple[int, int]) -> np.ndarray | None:
-    """The stored flats of a finished result as an RGB array, or None if unusable."""
+def _base_layer(key: str | None, size: tuple[int, int], mode: str) -> np.ndarray | None:
+    """A stored layer of a finished result (flats "RGB", shading "L") as an array, or None if unusable."""
+    if not key:
+        return None
     try:
         with Image.open(io.BytesIO(_storage().read_bytes(key))) as img:
-            flats = np.asarray(img.convert("RGB"))
+            layer = np.asarray(img.convert(mode))
     except (NotFound, OSError) as exc:
-        log.warning("flats %s… of the page's result cannot be read: %s", key[:12], exc)
+        log.warning("layer %s… of the page's result cannot be read: %s", key[:12], exc)
         return None
-    return flats if flats.shape[1::-1] == tuple(size) else None
+    return layer if layer.shape[1::-1] == tuple(size) else None
 
 
 def _merge_into_result(page_id: int, result: pages.PageResult, merge: dict) -> dict:
@@ -649,15 +679,23 @@ def _merge_into_result(page_id: int, result: pages.PageResult, merge: dict) -> d
         for rid in dict.fromkeys([page.current_render_id, merge["based_on"]]):
             r = s.get(Render, rid) if rid else None
             if r is not None and r.status == RunStatus.succeeded and (r.outputs or {}).get("flats"):
-                candidates.append((r.id, r.outputs["flats"]))
+                candidates.append((r.id, r.outputs["flats"], r.outputs.get("shading")))
     panel = PagePanel.from_dict(merge["panel"])
-    for base_id, key in candidates:
-        base = _base_flats(key, result.size)
+    for base_id, key, shading_key in candidates:
+        base = _base_layer(key, result.size, "RGB")
         if base is None:
             continue
         flats = pages.merge_panel(base, np.asarray(result.flats), panel)
+        shading = None
+        if result.shading is not None:
+            # A base without a shading layer (older results) is unshaded: white, multiply's identity.
+            base_shading = _base_layer(shading_key, result.size, "L")
+            if base_shading is None:
+                base_shading = np.full(flats.shape[:2], 255, np.uint8)
+            shading = pages.merge_panel(base_shading, np.asarray(result.shading), panel)
+            result.shading = Image.fromarray(shading, "L")
         result.flats = Image.fromarray(flats, "RGB")
-        result.composite = Image.fromarray(multiply(flats, np.asarray(result.lines)), "RGB")
+        result.composite = Image.fromarray(pages.compose(flats, shading, np.asarray(result.lines)), "RGB")
         result.panels = [PagePanel.from_dict(p) for p in merge["page_panels"]]
         if base_id != merge["based_on"]:
             log.info("panel re-render of page %s merged onto render %s instead of %s", page_id, base_id,

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import secrets
 import uuid
 from typing import Any
 
@@ -149,8 +148,8 @@ def queue_render(
 ) -> Render:
     """A new queued render of a page (panel_id None) or of one of its panels, version = last + 1.
 
-    Style defaults to panel's, then page's, then the batch's default; seed defaults to a random one
-    (recorded, so the render can be reproduced); hints default to the panel's. Review status of
+    Style defaults to panel's, then page's, then the batch's default; no seed means the canonical
+    colouring, a seed a variant of it (`pages.FinishOptions`); hints default to the panel's. Review status of
     what is being replaced goes back to pending. Refused (`IllegalTransition`) while another render
     of the same page/panel is queued or running, for a cancelled batch or an unreadable page.
     The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
@@ -178,9 +177,7 @@ def queue_render(
     require_style(session, batch.studio_id, style_id)
     if style_id is None:
         style_id = (panel.style_id if panel is not None else None) or page.style_id or batch.default_style_id
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-    elif not 0 <= int(seed) < 2**63:
+    if seed is not None and not 0 <= int(seed) < 2**63:
         raise InvalidInput(f"seed must be a non-negative 63-bit integer, got {seed}")
     if hints is None:
         hints = list(panel.hints) if panel is not None else []
@@ -188,7 +185,8 @@ def queue_render(
         raise InvalidInput("hints must be a list")
     version = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Render.version), 0))
                              .where(Render.page_id == page_id, same)) + 1
-    render = Render(page_id=page_id, panel_id=panel_id, version=version, style_id=style_id, seed=int(seed),
+    render = Render(page_id=page_id, panel_id=panel_id, version=version, style_id=style_id,
+                    seed=None if seed is None else int(seed),
                     hints=hints, status=RunStatus.queued, attempt=0, task_id=str(uuid.uuid4()))
     session.add(render)
     session.flush()

@@ -25,8 +25,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from panelpaint.flats import Background
 
 
 def utcnow() -> dt.datetime:
@@ -45,7 +48,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, list[Any] | None: JSON}
 
 
 class Role(str, enum.Enum):
@@ -77,7 +80,8 @@ class ReviewStatus(str, enum.Enum):
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Stored as plain strings (no native PG enum) so adding a value needs no type migration.
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True,
+                values_callable=lambda members: [m.value for m in members])
 
 
 class Studio(Base):
@@ -127,6 +131,12 @@ class StyleReference(Base):
     image_key: Mapped[str] = mapped_column(String(128))  # storage key of the image
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    # The colour key ([{"color": "#rrggbb", "share": f}], `panelpaint.palette`): extracted from the
+    # image when the style is added, editable; None = extract it when colouring.
+    palette: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    snap_palette: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    background: Mapped[Background] = mapped_column(_enum(Background, "background"), default=Background.PAPER,
+                                                   server_default=Background.PAPER.value)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

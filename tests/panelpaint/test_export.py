@@ -20,7 +20,7 @@ def result():
 
 def test_all_outputs_written_with_encode_timings(result, tmp_path):
     paths = write_outputs(result, tmp_path, stem="p1")
-    assert set(paths) == {"composite", "flats", "lines", "psd", "ora", "json", "preview", "thumbnail"}
+    assert set(paths) == {"composite", "flats", "shading", "lines", "psd", "ora", "json", "preview", "thumbnail"}
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
     assert paths["composite"].name == "p1.png"
     for key in ("encode_png_composite", "encode_png_flats", "encode_psd", "encode_ora", "encode_preview"):
@@ -37,17 +37,18 @@ def test_line_layer_is_black_on_transparency(result, tmp_path):
     assert np.array_equal(arr[..., 1], 255 - np.asarray(result.lines))
 
 
-def test_psd_has_colours_under_multiplied_lines(result, tmp_path):
+def test_psd_has_flats_shading_and_multiplied_lines(result, tmp_path):
     from psd_tools import PSDImage
     from psd_tools.constants import BlendMode
 
     psd = PSDImage.open(write_outputs(result, tmp_path, {"psd"})["psd"])
     assert psd.size == result.size
     layers = list(psd)
-    assert [layer.name for layer in layers] == ["Colours", "Lines"]
-    assert layers[0].blend_mode == BlendMode.NORMAL and layers[1].blend_mode == BlendMode.MULTIPLY
+    assert [layer.name for layer in layers] == ["Flats", "Shading", "Lines"]
+    assert [layer.blend_mode for layer in layers] == [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.MULTIPLY]
     assert np.array_equal(np.asarray(layers[0].topil().convert("RGB")), np.asarray(result.flats))
-    assert np.array_equal(np.asarray(layers[1].topil().convert("L")), np.asarray(result.lines))
+    assert np.array_equal(np.asarray(layers[1].topil().convert("L")), np.asarray(result.shading))
+    assert np.array_equal(np.asarray(layers[2].topil().convert("L")), np.asarray(result.lines))
     # The stored merged image is our composite, and re-rendering the layers gives the same picture.
     assert np.array_equal(np.asarray(psd.topil().convert("RGB")), np.asarray(result.composite))
     rendered = np.asarray(psd.composite(force=True).convert("RGB"), int)
@@ -65,7 +66,7 @@ def test_ora_is_a_valid_openraster(result, tmp_path):
         assert (int(root.get("w")), int(root.get("h"))) == result.size
         layers = root.find("stack").findall("layer")
         assert [(l.get("name"), l.get("composite-op")) for l in layers] == [
-            ("Lines", "svg:multiply"), ("Colours", "svg:src-over")]
+            ("Lines", "svg:multiply"), ("Shading", "svg:multiply"), ("Flats", "svg:src-over")]
         for layer in layers:
             assert Image.open(io.BytesIO(zf.read(layer.get("src")))).size == result.size
         merged = Image.open(io.BytesIO(zf.read("mergedimage.png")))

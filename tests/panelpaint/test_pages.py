@@ -6,12 +6,14 @@ import pytest
 from PIL import Image
 
 from comic_pages import FakeColorizer, draw_page, grid_boxes
+from panelpaint.flats import Background
 from panelpaint.images import ImageError
-from panelpaint.pages import Cancelled, PanelColorizer, crop_box, detect, render_page, work_dimensions
+from panelpaint.pages import Cancelled, PanelColorizer, Style, crop_box, detect, render_page, work_dimensions
 from panelpaint.panels import Panel
 
 BOXES = grid_boxes([2, 3])
-STYLE = Image.new("RGB", (32, 32), (200, 120, 60))
+# A coloured background, so that every panel's whole inside is coloured and checkable.
+STYLE = Style(Image.new("RGB", (32, 32), (200, 120, 60)), background=Background.COLOURED)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_native_size_and_timings(rendered, page):
     result, _ = rendered
     assert result.composite.size == result.flats.size == result.lines.size == page.size
     assert result.composite.mode == "RGB" and result.lines.mode == "L"
-    assert set(result.timings) == {"panels", "model", "upsampling", "compositing"}
+    assert set(result.timings) == {"panels", "model", "flats", "compositing"}
     assert result.model_version == "fake-1"
 
 
@@ -77,7 +79,8 @@ def test_panel_style_override_and_hints_reach_the_model(page):
     blue = Image.new("RGB", (8, 8), (0, 0, 255))
     x, y, w, h = BOXES[2]
     dot = {"x": x + w // 2, "y": y + h // 2, "color": "#00ff00"}
-    result = render_page(page, STYLE, fake, panel_styles={1: blue}, panel_hints={2: [dot]})
+    result = render_page(page, STYLE, fake, panel_styles={1: Style(blue, background=Background.COLOURED)},
+                         panel_hints={2: [dot]})
     assert len(set(fake.calls[0]["style_ids"])) == 2
     hints = fake.calls[0]["hints"]
     assert hints[2] is not None and all(h is None for i, h in enumerate(hints) if i != 2)
@@ -198,16 +201,17 @@ def test_model_sees_only_its_panel():
 
 
 def test_the_three_stages_give_what_render_page_gives(page):
-    from panelpaint.pages import colour_pages, finish_page, prepare_page
+    from panelpaint.pages import FinishOptions, PanelFinish, colour_pages, finish_page, prepare_page
 
     whole = render_page(page, STYLE, FakeColorizer(), seed=5)
     prepared = prepare_page(page, STYLE)
     assert [p.to_dict() for p in prepared.panels] == [p.to_dict() for p in whole.panels]
     assert prepared.geometry()["size"] == list(page.size) and len(prepared.geometry()["boxes"]) == len(BOXES)
     (colours,) = colour_pages([prepared], FakeColorizer())
-    # Finishing from plain arrays, as the io worker does with the colours handed to it.
+    # Finishing from plain arrays and the JSON geometry, as the io worker does with what is handed to it.
+    finishes = [PanelFinish.from_json(f) for f in prepared.geometry()["finishes"]]
     staged = finish_page(np.asarray(page.convert("L")), prepared.panels, prepared.boxes,
-                         [np.asarray(c) for c in colours])
+                         [np.asarray(c) for c in colours], finishes=finishes, options=FinishOptions(seed=5))
     assert np.array_equal(np.asarray(staged.composite), np.asarray(whole.composite))
     assert np.array_equal(np.asarray(staged.flats), np.asarray(whole.flats))
     with pytest.raises(ValueError, match="do not match"):

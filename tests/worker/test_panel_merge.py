@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from harness import PAGE_SIZE, Stack, make_weights
+from panelpaint.flats import Background
 from panelpaint.panels import Panel as PagePanel
 from panelpaint.settings import get_settings
 from panelpaint.store import renders, styles
@@ -51,8 +52,10 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
             ids = []
             for panel, colour in ((first, (40, 200, 90)), (second, (60, 60, 220))):
                 key = stack.storage.put_bytes(solid_style_png(colour), ".png")
-                style = styles.add_style_reference(s, stack.studio_id, f"style {colour}", [], key, 96, 96).id
-                ids.append(renders.rerender(s, page_id, panel.id, style_id=style, seed=99).id)
+                style = styles.add_style_reference(s, stack.studio_id, f"style {colour}", [], key, 96, 96)
+                style.background = Background.COLOURED  # the whole panel takes the new colour: easy to see
+                s.flush()
+                ids.append(renders.rerender(s, page_id, panel.id, style_id=style.id, seed=99).id)
         a, b = ids
         # Both are coloured (seeing the base page as the result) before either is finished.
         tasks.render_page.apply(args=[a], throw=True)

