@@ -2,7 +2,7 @@
 
 The drawn corpus (`tests/panelpaint/panel_corpus.py`) is detected in both reading directions; a page
 is right when every true panel is found (IoU >= 0.8), nothing extra is found and the order is right.
-Real pages with hand-labelled boxes (`bench/panels_truth.json`) are scored when their files exist.
+Held-out variants draw the same layouts with other art, noise and lettering. Real pages with hand-labelled boxes (`bench/panels_truth.json`) are scored when their files exist.
 Time: a six-panel A4 page, and every corpus page scaled to A4 width, detected `--repeat` times.
 
     python -m bench.panels_accuracy              # from the repository root
@@ -42,9 +42,9 @@ def table(rows: dict[str, list[PageScore]]) -> str:
     return "\n".join(lines)
 
 
-def drawn_scores(verbose: bool) -> dict[str, list[PageScore]]:
+def drawn_scores(variants: range, verbose: bool) -> dict[str, list[PageScore]]:
     rows: dict[str, list[PageScore]] = defaultdict(list)
-    for page in corpus():
+    for page in (page for variant in variants for page in corpus(variant)):
         gray = to_gray(page.image)
         for direction in DIRECTIONS:
             s = score(detect_panels(gray, direction), page.truth(direction))
@@ -99,14 +99,20 @@ def a4_times(repeat: int) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed detections per page (median)")
+    parser.add_argument("--variants", type=int, default=3,
+                        help="also score this many held-out variants of the corpus (other art and noise)")
     parser.add_argument("--no-time", action="store_true", help="accuracy only")
     parser.add_argument("-v", "--verbose", action="store_true", help="list the pages detected wrong")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores visible")
-    drawn = drawn_scores(args.verbose)
-    everything = [s for scores in drawn.values() for s in scores]
-    drawn["**all drawn pages**"] = everything
-    print(table(drawn))
+    for title, variants in (("the test suite's drawn pages", range(1)),
+                            (f"{args.variants} held-out variants", range(1, 1 + args.variants))):
+        if not variants:
+            continue
+        drawn = drawn_scores(variants, args.verbose)
+        drawn["**all**"] = [s for scores in drawn.values() for s in scores]
+        print(f"\n{title}, each page in both reading directions:")
+        print(table(drawn))
     real, missing = real_scores(args.verbose)
     if real:
         print()

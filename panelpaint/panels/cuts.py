@@ -22,6 +22,7 @@ CROSSED_GUTTER = 0.9  # confidence in a cut along a gutter that something crosse
 LINE_COVER = 0.7  # a dividing line is inked along at least this share of its length
 LINE_GAPS = 3  # ... and broken (balloons, figures stepping over it) in at most this many places
 LINE_ENDS = 0.03  # ... and inked at both ends (it meets the frames), over this share of its length each
+SLANTED_COVER = 0.9  # a slanted divider is drawn whole: drawing has more long slanted lines than upright ones
 THICKNESS = 0.75  # ... and at least this share of the frames' thickness (a horizon line is thinner)
 MAX_DEPTH = 16
 
@@ -231,9 +232,9 @@ class Cutter:
             wide = block.window(v.ink_rows if flat else v.ink_cols) & block.mask
             along = wide[py, px]
             cover = float(along.mean())
-            if cover < LINE_COVER or not _drawn_through(along, block.mask[py, px], v.tolerance):
+            if cover < SLANTED_COVER or not _drawn_through(along, block.mask[py, px], v.tolerance):
                 continue
-            if _thickness_at(ink, px, py, flat) < min_thick:
+            if _thickness_at(ink, px, py, flat) * np.cos(np.arctan(tilt)) < min_thick:
                 continue
             strength = 0.95 * _strength(cover)
             if best is None or strength > best[2]:

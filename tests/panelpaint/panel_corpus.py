@@ -21,6 +21,7 @@ from tests.panelpaint.comic_pages import (PAGE_H, PAGE_W, draw_art, draw_balloon
 Box = tuple[int, int, int, int]
 MIN_IOU = 0.8  # a true panel counts as found when a detected one overlaps it this much
 STRIP = (900, 300)  # a webcomic strip
+VARIANT_STEP = 1000  # seeds of one variant of the corpus lie this far from the next's
 
 
 class Kind(str, Enum):
@@ -108,6 +109,10 @@ def _page(kind, name, image, boxes, rtl=None) -> TruePage:
     return TruePage(kind, name, image, boxes, tuple(rtl) if rtl is not None else rows_rtl(boxes))
 
 
+def _seed(n: int, variant: int) -> int:
+    return n + VARIANT_STEP * variant
+
+
 def _blank(size=(PAGE_W, PAGE_H), paper=255):
     page = Image.new("L", size, paper)
     return page, ImageDraw.Draw(page)
@@ -133,34 +138,34 @@ def _draw_shared(d, boxes, rng, border: int, inked: bool = False) -> None:
 # --- the kinds -----------------------------------------------------------------------------------
 
 
-def clean_pages() -> list[TruePage]:
+def clean_pages(variant: int = 0) -> list[TruePage]:
     out = []
     for name, rows, gutter, border in (("2x2", [2, 2], 16, 3), ("1-2-3", [1, 2, 3], 16, 3),
                                        ("3-1-2", [3, 1, 2], 12, 2)):
         boxes = grid_boxes(rows, gutter=gutter)
-        out.append(_page(Kind.CLEAN, name, draw_page(boxes, border=border, seed=len(rows) + gutter), boxes))
+        out.append(_page(Kind.CLEAN, name, draw_page(boxes, border=border, seed=_seed(len(rows) + gutter, variant)), boxes))
     m, g = 40, 16
     half_w, half_h = (PAGE_W - 2 * m - g) // 2, (PAGE_H - 2 * m - g) // 2
     tall = (m, m, half_w, PAGE_H - 2 * m)
     right = [(m + half_w + g, m, half_w, half_h), (m + half_w + g, m + half_h + g, half_w, half_h)]
-    out.append(_page(Kind.CLEAN, "tall beside two", draw_page([tall, *right], seed=4), [tall, *right], [1, 2, 0]))
+    out.append(_page(Kind.CLEAN, "tall beside two", draw_page([tall, *right], seed=_seed(4, variant)), [tall, *right], [1, 2, 0]))
     boxes = [(40, 40, 520, 250), (40, 306, 252, 504), (308, 306, 252, 244), (308, 566, 252, 244)]
-    out.append(_page(Kind.CLEAN, "wide over tall and two", draw_page(boxes, seed=5), boxes, [0, 2, 3, 1]))
-    rng = np.random.default_rng(6)
+    out.append(_page(Kind.CLEAN, "wide over tall and two", draw_page(boxes, seed=_seed(5, variant)), boxes, [0, 2, 3, 1]))
+    rng = np.random.default_rng(_seed(6, variant))
     boxes = grid_boxes([2, 3], gutter=14)
-    out.append(_page(Kind.CLEAN, "scanned 2-3", scan(draw_page(boxes, seed=6), rng), boxes))
+    out.append(_page(Kind.CLEAN, "scanned 2-3", scan(draw_page(boxes, seed=_seed(6, variant)), rng), boxes))
     return out
 
 
-def nested_pages() -> list[TruePage]:
+def nested_pages(variant: int = 0) -> list[TruePage]:
     out = []
     boxes = grid_boxes([1, 2])
-    page = draw_page(boxes, seed=11)
+    page = draw_page(boxes, seed=_seed(11, variant))
     x, y, w, h = boxes[0]
     ImageDraw.Draw(page).rectangle([x + 30, y + 30, x + 150, y + 120], fill="white", outline="black", width=3)
     out.append(_page(Kind.NESTED, "inset in a wide panel", page, boxes))
     boxes = grid_boxes([2, 2])
-    page = draw_page(boxes, seed=12)
+    page = draw_page(boxes, seed=_seed(12, variant))
     x, y, w, h = boxes[3]
     # An inset in the corner, sharing two sides of its parent's frame.
     ImageDraw.Draw(page).rectangle([x + w - 110, y + h - 90, x + w - 1, y + h - 1], fill="white", outline="black",
@@ -169,9 +174,9 @@ def nested_pages() -> list[TruePage]:
     return out
 
 
-def shared_pages() -> list[TruePage]:
+def shared_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(21)
+    rng = np.random.default_rng(_seed(21, variant))
     page, d = _blank(STRIP)
     boxes = _shared_row(12, 12, STRIP[0] - 24, STRIP[1] - 24, 4)
     _draw_shared(d, boxes, rng, 3)
@@ -214,21 +219,21 @@ def shared_pages() -> list[TruePage]:
     return out
 
 
-def thin_pages() -> list[TruePage]:
+def thin_pages(variant: int = 0) -> list[TruePage]:
     out = []
     gutter = PAGE_W // 100  # 1% of the page width
     boxes = grid_boxes([2, 2, 2], gutter=gutter)
-    out.append(_page(Kind.THIN, "3 rows of 2", draw_page(boxes, border=3, seed=31), boxes))
+    out.append(_page(Kind.THIN, "3 rows of 2", draw_page(boxes, border=3, seed=_seed(31, variant)), boxes))
     boxes = grid_boxes([3, 2], gutter=gutter)
-    out.append(_page(Kind.THIN, "scanned 3-2", scan(draw_page(boxes, border=2, seed=32), np.random.default_rng(32)),
+    out.append(_page(Kind.THIN, "scanned 3-2", scan(draw_page(boxes, border=2, seed=_seed(32, variant)), np.random.default_rng(_seed(32, variant))),
                      boxes))
     big = (1200, 1700)  # the same 1% at twice the scale
     boxes = grid_boxes([1, 2, 2], width=big[0], height=big[1], margin=80, gutter=big[0] // 100)
-    out.append(_page(Kind.THIN, "1-2-2 at 1200 px", draw_page(boxes, size=big, border=5, seed=33), boxes))
+    out.append(_page(Kind.THIN, "1-2-2 at 1200 px", draw_page(boxes, size=big, border=5, seed=_seed(33, variant)), boxes))
 
-    rng = np.random.default_rng(34)
+    rng = np.random.default_rng(_seed(34, variant))
     boxes = grid_boxes([2, 2], gutter=gutter)
-    page = draw_page(boxes, border=3, seed=34)
+    page = draw_page(boxes, border=3, seed=_seed(34, variant))
     d = ImageDraw.Draw(page)
     x = boxes[0][0] + boxes[0][2] + gutter // 2  # a figure pops out across the thin gutter
     d.ellipse([x - 40, 200, x + 40, 280], fill="white", outline="black", width=3)
@@ -239,9 +244,9 @@ def thin_pages() -> list[TruePage]:
     return out
 
 
-def frameless_pages() -> list[TruePage]:
+def frameless_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(41)
+    rng = np.random.default_rng(_seed(41, variant))
     g = 16
     boxes = grid_boxes([2, 3, 2], gutter=g)
     page, d = _blank()
@@ -280,11 +285,11 @@ def frameless_pages() -> list[TruePage]:
     return out
 
 
-def balloon_pages() -> list[TruePage]:
+def balloon_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(51)
+    rng = np.random.default_rng(_seed(51, variant))
     boxes = grid_boxes([2, 2], gutter=20)
-    page = draw_page(boxes, seed=51).convert("L")
+    page = draw_page(boxes, seed=_seed(51, variant)).convert("L")
     d = ImageDraw.Draw(page)
     gx = boxes[0][0] + boxes[0][2] + 10
     draw_balloon(d, (gx - 55, 120, 110, 55), rng)
@@ -293,7 +298,7 @@ def balloon_pages() -> list[TruePage]:
     out.append(_page(Kind.BALLOON, "balloons across both gutters", page.convert("RGB"), boxes))
 
     boxes = grid_boxes([1, 2, 2], gutter=16)
-    page = draw_page(boxes, seed=52).convert("L")
+    page = draw_page(boxes, seed=_seed(52, variant)).convert("L")
     d = ImageDraw.Draw(page)
     draw_balloon(d, (80, 18, 160, 60), rng)  # pokes out of the top frame into the margin
     draw_balloon(d, (250, boxes[2][1] - 35, 120, 60), rng)
@@ -307,9 +312,9 @@ def balloon_pages() -> list[TruePage]:
     return out
 
 
-def dark_pages() -> list[TruePage]:
+def dark_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(61)
+    rng = np.random.default_rng(_seed(61, variant))
     for name, rows, bg, frame in (("black page", [2, 2], 15, None), ("dark grey page", [1, 2], 70, 0),
                                   ("mid grey page", [2, 1, 2], 140, 0)):
         boxes = grid_boxes(rows, gutter=18)
@@ -334,9 +339,9 @@ def dark_pages() -> list[TruePage]:
     return out
 
 
-def bleed_pages() -> list[TruePage]:
+def bleed_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(71)
+    rng = np.random.default_rng(_seed(71, variant))
     page, d = _blank()
     top = (0, 0, PAGE_W, 300)  # off the top, left and right edges, screentoned
     d.rectangle([0, 0, PAGE_W - 1, 299], fill=175)
@@ -365,9 +370,9 @@ def bleed_pages() -> list[TruePage]:
     return out
 
 
-def slanted_pages() -> list[TruePage]:
+def slanted_pages(variant: int = 0) -> list[TruePage]:
     out = []
-    rng = np.random.default_rng(81)
+    rng = np.random.default_rng(_seed(81, variant))
     page, d = _blank()
     upper = [(40, 40), (559, 40), (559, 380), (40, 460)]
     lower = [(40, 485), (559, 405), (559, 809), (40, 809)]
@@ -397,10 +402,12 @@ def slanted_pages() -> list[TruePage]:
     return out
 
 
-def corpus() -> list[TruePage]:
-    """Every drawn page, kind by kind."""
-    return [*clean_pages(), *nested_pages(), *shared_pages(), *thin_pages(), *frameless_pages(), *balloon_pages(),
-            *dark_pages(), *bleed_pages(), *slanted_pages()]
+def corpus(variant: int = 0) -> list[TruePage]:
+    """Every drawn page, kind by kind. Another `variant` draws the same layouts with other art, noise
+    and lettering (the benchmark's held-out pages)."""
+    return [*clean_pages(variant), *nested_pages(variant), *shared_pages(variant), *thin_pages(variant),
+            *frameless_pages(variant), *balloon_pages(variant), *dark_pages(variant), *bleed_pages(variant),
+            *slanted_pages(variant)]
 
 
 __all__ = ["Kind", "MIN_IOU", "PageScore", "TruePage", "corpus", "draw_text", "score"]
