@@ -22,15 +22,14 @@ CROSSED_GUTTER = 0.9  # confidence in a cut along a gutter that something crosse
 LINE_COVER = 0.7  # a dividing line is inked along at least this share of its length
 LINE_GAPS = 3  # ... and broken (balloons, figures stepping over it) in at most this many places
 LINE_ENDS = 0.03  # ... and inked at both ends (it meets the frames), over this share of its length each
-SLANTED_COVER = 0.9  # a slanted divider is drawn whole: drawing has more long slanted lines than upright ones
 THICKNESS = 0.75  # ... and at least this share of the frames' thickness (a horizon line is thinner)
+SLANTED_COVER = 0.9  # a slanted divider is drawn whole: drawing has more long slanted lines than upright ones
 MAX_DEPTH = 16
 
 
 class CutKind(Enum):
     GUTTER = "gutter"
     LINE = "line"
-    SLANTED = "slanted line"
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Band:
     axis: int
     start: int
     end: int
-    strength: float  # 1 for a gutter; for a line, how fully and clearly it is drawn
+    strength: float  # 1 for a clean gutter, less for a crossed gutter or a line (by how fully it is drawn)
 
 
 @dataclass
@@ -126,9 +125,10 @@ class Cutter:
     def segments(self) -> np.ndarray:
         """Long straight segments of the page (x0, y0, x1, y1), at working size, from line segment detection."""
         gray = self.view.gray
-        shrink = 2 if min(gray.shape) >= 600 else 1
-        small = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA) if shrink > 1 else gray
-        found = cv2.createLineSegmentDetector().detect(small)[0]
+        shrink = 2 if min(gray.shape) >= 600 else 1  # long lines survive halving; detection takes a quarter
+        if shrink > 1:
+            gray = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
+        found = cv2.createLineSegmentDetector().detect(gray)[0]
         if found is None:
             return np.zeros((0, 4), np.float32)
         seg = found.reshape(-1, 4) * shrink
@@ -187,8 +187,9 @@ class Cutter:
                                                                          fill[b:b + near].mean()) < LINE_COVER:
                     continue  # a shared line has panels right beside it, not a gutter or a page number
                 centre = (a + b) // 2
-                line = (slice(centre, centre + 1), slice(None)) if axis == 0 else (slice(None), slice(centre, centre + 1))
-                if not _drawn_through(wide[line].ravel(), block.mask[line].ravel(), tol):
+                along, inside = (wide[centre], block.mask[centre]) if axis == 0 else (wide[:, centre],
+                                                                                      block.mask[:, centre])
+                if not _drawn_through(along, inside, tol):
                     continue
                 if _thickness(ink, axis, a, b) < min_thick:
                     continue
@@ -250,11 +251,14 @@ class Cutter:
         h, w = block.mask.shape
         if depth >= MAX_DEPTH or max(h, w) < 2 * self.min_part:
             return node
+        pieces = None
         band = self.gutter(block)
         if band is None or band.strength < 1.0:
             band = self.line(block) or band
-        if band is not None and band.strength < 1.0 and band.kind is CutKind.GUTTER and self.shapes(block):
-            band = None  # separate shapes are surer than a gutter something crosses
+        if band is not None and band.kind is CutKind.GUTTER and band.strength < 1.0:
+            pieces = self.shapes(block)
+            if pieces:
+                band = None  # separate shapes are surer than a gutter something crosses
         if band is not None:
             parts = _split_band(block, band)
             if parts is not None:
@@ -270,7 +274,7 @@ class Cutter:
                     else:
                         node.children.append(child)
                 return node
-        pieces = self.shapes(block)
+        pieces = self.shapes(block) if pieces is None else pieces
         if pieces:
             node.children = [self.tree(p, cuts, depth + 1) for p in pieces]
             return node

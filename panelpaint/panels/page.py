@@ -41,8 +41,12 @@ class PageView:
 
     @property
     def tolerance(self) -> int:
-        """How far (px) a drawn line may wander from straight: hand inking, a slightly tilted scan."""
-        return max(1, round(0.3 * self.unit))
+        return line_tolerance(self.unit)
+
+
+def line_tolerance(unit: float) -> int:
+    """How far (px) a drawn line may wander from straight: hand inking, a slightly tilted scan."""
+    return max(1, round(0.3 * unit))
 
 
 def validate(gray: np.ndarray) -> np.ndarray:
@@ -54,18 +58,31 @@ def validate(gray: np.ndarray) -> np.ndarray:
     return gray
 
 
-def _background(gray: np.ndarray, unit: float) -> tuple[float, float, float]:
-    """(background level, tolerance, paper level): the margin's colour when the margin is even,
-    else the paper's (a full-bleed page has no margin to go by)."""
-    h, w = gray.shape
-    r = max(1, round(unit))
-    ring = np.concatenate([gray[:r].ravel(), gray[-r:].ravel(), gray[:, :r].ravel(), gray[:, -r:].ravel()])
-    p1, paper, p99 = gray_percentiles(gray, (1, 90, 99))
-    edge = float(np.median(ring))
-    contrast = max(p99 - edge, edge - p1, paper - p1)
-    tolerance = max(12.0, 0.2 * contrast)
-    background = edge if np.mean(np.abs(ring.astype(np.float32) - edge) < tolerance) >= 0.5 else float(paper)
-    return background, tolerance, float(paper)
+@dataclass(frozen=True)
+class Tones:
+    """The grey levels that matter: the background (the margin's colour when the margin is even, else
+    the paper's: a full-bleed page has no margin to go by), how far from it a pixel still counts as
+    background, the paper, and below what a pixel is ink."""
+
+    background: float
+    tolerance: float
+    paper: float
+    ink_below: float
+
+    @classmethod
+    def of(cls, gray: np.ndarray, unit: float) -> "Tones":
+        r = max(1, round(unit))
+        ring = np.concatenate([gray[:r].ravel(), gray[-r:].ravel(), gray[:, :r].ravel(), gray[:, -r:].ravel()])
+        p1, paper, p99 = gray_percentiles(gray, (1, 90, 99))
+        edge = float(np.median(ring))
+        tolerance = max(12.0, 0.2 * max(p99 - edge, edge - p1, paper - p1))
+        even = np.mean(np.abs(ring.astype(np.float32) - edge) < tolerance) >= 0.5
+        return cls(edge if even else float(paper), tolerance, float(paper), paper - max(12.0, 0.2 * (paper - p1)))
+
+    @property
+    def dark(self) -> bool:
+        """A background well darker than the paper (black or dark grey gutters)."""
+        return self.background < self.paper - 2 * self.tolerance
 
 
 def _edge_connected(mask: np.ndarray) -> np.ndarray:
@@ -82,9 +99,9 @@ def analyse(gray: np.ndarray) -> PageView:
     if scale < 1.0:
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     unit = min(gray.shape) / 100
-    background, tolerance, paper = _background(gray, unit)
-    plain = np.abs(gray.astype(np.int16) - int(round(background))) < tolerance
-    if background < paper - 2 * tolerance:
+    tones = Tones.of(gray, unit)
+    plain = np.abs(gray.astype(np.int16) - int(round(tones.background))) < tones.tolerance
+    if tones.dark:
         # On a dark page, dark strokes of the art touch the gutter: thin ones must not count as gutter.
         k = max(3, int(0.5 * unit) | 1)
         plain = cv2.morphologyEx(plain.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, k), np.uint8)).astype(bool)
@@ -92,8 +109,8 @@ def analyse(gray: np.ndarray) -> PageView:
         # Seal hairline gaps in frames (scanned or anti-aliased borders) before flooding the gutter.
         plain = ~cv2.morphologyEx((~plain).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
     gutter = _edge_connected(plain)
-    ink = (gray < paper - max(12.0, 0.2 * (paper - gray_percentiles(gray, (1,))[0]))) & ~gutter
-    tol = max(1, round(0.3 * unit))
+    ink = (gray < tones.ink_below) & ~gutter
+    tol = line_tolerance(unit)
     ink8 = ink.astype(np.uint8)
     ink_rows = cv2.dilate(ink8, np.ones((2 * tol + 1, 1), np.uint8)).astype(bool)
     ink_cols = cv2.dilate(ink8, np.ones((1, 2 * tol + 1), np.uint8)).astype(bool)
