@@ -265,10 +265,20 @@ def _find(view: PageView, min_panel_fraction: float, max_stray_ink: float) -> li
 
 
 def _to_page(found: Found, scale: float, size: tuple[int, int]) -> Panel:
+    """The panel in page pixels. A working pixel on a panel's edge is part frame, part gutter: the
+    outline is drawn in by half a working pixel so colour stays off the gutter."""
     w, h = size
-    x0, y0, x1, y1 = (int(round(v / scale)) for v in found.box)
+    box = np.array(found.box, float) / scale
+    poly = found.polygon / scale
+    if scale < 1:
+        inset = 0.5 / scale
+        centre = (box[:2] + box[2:]) / 2
+        half = np.maximum((box[2:] - box[:2]) / 2, 1)
+        poly = centre + (poly - centre) * np.maximum(half - inset, 0.5) / half
+        box = np.concatenate([box[:2] + inset, box[2:] - inset])
+    x0, y0, x1, y1 = (int(v) for v in np.rint(box))
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    poly = np.rint(found.polygon / scale).astype(int)
+    poly = np.rint(poly).astype(int)
     poly[:, 0] = np.clip(poly[:, 0], 0, w - 1)
     poly[:, 1] = np.clip(poly[:, 1], 0, h - 1)
     return Panel((x0, y0, max(1, x1 - x0), max(1, y1 - y0)), poly.tolist(), confidence=round(found.confidence, 3))
