@@ -2,7 +2,8 @@
 
 The drawn corpus (`tests/panelpaint/panel_corpus.py`) is detected in both reading directions; a page
 is right when every true panel is found (IoU >= 0.8), nothing extra is found and the order is right.
-Held-out variants draw the same layouts with other art, noise and lettering. Real pages with hand-labelled boxes (`bench/panels_truth.json`) are scored when their files exist.
+Held-out variants draw the same layouts with other art, noise and lettering. Real pages with
+hand-labelled boxes (`bench/panels_truth.json`) are scored when their files exist.
 Time: a six-panel A4 page, and every corpus page scaled to A4 width, detected `--repeat` times.
 
     python -m bench.panels_accuracy              # from the repository root

@@ -20,9 +20,10 @@ GUTTER_FILL = 0.7  # a band across a block is a gutter while at most this share 
 CLEAN_GUTTER = 0.02  # ... and a clean one when next to none is
 CROSSED_GUTTER = 0.9  # confidence in a cut along a gutter that something crosses
 LINE_COVER = 0.7  # a dividing line is inked along at least this share of its length
-LINE_GAPS = 3  # ... and broken (balloons, figures stepping over it) in at most this many places
 LINE_ENDS = 0.03  # ... and inked at both ends (it meets the frames), over this share of its length each
 THICKNESS = 0.75  # ... and at least this share of the frames' thickness (a horizon line is thinner)
+HATCHING = 0.8  # ... and is not one of several parallel lines as thick within a panel's width (hatching)
+HATCH_COVER = 0.5  # (a line of hatching runs along at least this share of the block)
 SLANTED_COVER = 0.9  # a slanted divider is drawn whole: drawing has more long slanted lines than upright ones
 MAX_DEPTH = 16
 
@@ -93,15 +94,16 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def frame_width(ink: np.ndarray, mask: np.ndarray) -> int:
+def frame_width(ink: np.ndarray, mask: np.ndarray, slack: int) -> int:
     """Median thickness of ink along the four sides of a block, measured inward from where its content
-    starts (0 if frameless)."""
+    starts, or up to `slack` px further in (a cut along a line leaves a margin; 0 if frameless)."""
     found = []
     for side_ink, side_mask in ((ink, mask), (ink[::-1], mask[::-1]), (ink.T, mask.T), (ink.T[::-1], mask.T[::-1])):
         n = side_ink.shape[1]
         for col in np.linspace(n // 4, 3 * n // 4, 9).astype(int):
-            start = int(np.argmax(side_mask[:, col]))
-            column = side_ink[start:, col]
+            column = side_ink[int(np.argmax(side_mask[:, col])):, col]
+            start = int(np.argmax(column[:slack + 1])) if column[:slack + 1].any() else 0
+            column = column[start:]
             found.append(int(np.argmin(column)) if not column.all() else column.size)
     return int(np.median(found))
 
@@ -171,27 +173,33 @@ class Cutter:
         """A drawn line of rows or columns across the whole block (a border two panels share)."""
         v = self.view
         ink = block.window(v.ink) & block.mask
-        min_thick = max(1, int(THICKNESS * frame_width(ink, block.mask) + 0.5))
+        min_thick = max(1, int(THICKNESS * frame_width(ink, block.mask, 2 * v.tolerance) + 0.5))
         tol = v.tolerance
         best, best_strength = None, 0.0
-        for axis, widened in ((0, v.ink_rows), (1, v.ink_cols)):
-            wide = block.window(widened) & block.mask
+        for axis in (0, 1):
+            wide = _widened(ink, axis, min_thick, tol) & block.mask
             length, span = wide.shape[axis], wide.shape[1 - axis]
             cover = wide.sum(axis=1 - axis) / span
             fill = block.mask.sum(axis=1 - axis) / span
-            for a, b in runs(cover >= LINE_COVER):
+            # Lines, and fainter ones that may be hatching beside them.
+            faint = runs(cover >= HATCH_COVER)
+            thick = [_thickness(ink, axis, a, b) for a, b in faint]
+            for (a, b), thickness in zip(faint, thick):
                 if a < self.min_part or length - b < self.min_part or b - a - 2 * tol > self.max_line:
                     continue
+                if cover[a:b].max() < LINE_COVER or thickness < min_thick:
+                    continue
+                if sum(0 < abs(a2 + b2 - a - b) / 2 < self.min_part and t2 >= HATCHING * thickness
+                       for (a2, b2), t2 in zip(faint, thick)) >= 2:
+                    continue  # hatching: parallel lines as thick as this one close on either side
                 near = max(2, 2 * tol)
                 if fill[:a].mean() < 0.5 or fill[b:].mean() < 0.5 or min(fill[a - near:a].mean(),
                                                                          fill[b:b + near].mean()) < LINE_COVER:
                     continue  # a shared line has panels right beside it, not a gutter or a page number
-                centre = (a + b) // 2
-                along, inside = (wide[centre], block.mask[centre]) if axis == 0 else (wide[:, centre],
-                                                                                      block.mask[:, centre])
+                # Along the band as a whole: a tilted or hand-inked line wanders across its rows.
+                along = (wide[a:b] if axis == 0 else wide[:, a:b].T).any(axis=0)
+                inside = (block.mask[a:b] if axis == 0 else block.mask[:, a:b].T).any(axis=0)
                 if not _drawn_through(along, inside, tol):
-                    continue
-                if _thickness(ink, axis, a, b) < min_thick:
                     continue
                 strength = _strength(float(cover[a:b].max()))
                 if strength > best_strength:
@@ -204,7 +212,7 @@ class Cutter:
         v = self.view
         x0, y0, w, h = block.box
         ink = block.window(v.ink) & block.mask
-        min_thick = max(1, int(THICKNESS * frame_width(ink, block.mask) + 0.5))
+        min_thick = max(1, int(THICKNESS * frame_width(ink, block.mask, 2 * v.tolerance) + 0.5))
         best = None
         for sx0, sy0, sx1, sy1 in self.segments:
             mx, my = (sx0 + sx1) / 2 - x0, (sy0 + sy1) / 2 - y0
@@ -230,17 +238,33 @@ class Cutter:
             room = h if flat else w
             if min(ends) < self.min_part or max(ends) > room - self.min_part:
                 continue
-            wide = block.window(v.ink_rows if flat else v.ink_cols) & block.mask
+            wide = _widened(ink, 0 if flat else 1, 1, v.tolerance) & block.mask  # (hatching: see _hatched)
             along = wide[py, px]
             cover = float(along.mean())
             if cover < SLANTED_COVER or not _drawn_through(along, block.mask[py, px], v.tolerance):
                 continue
             if _thickness_at(ink, px, py, flat) * np.cos(np.arctan(tilt)) < min_thick:
                 continue
+            if self._hatched(block, np.array([mx + x0, my + y0]), d, px.size):
+                continue
             strength = 0.95 * _strength(cover)
             if best is None or strength > best[2]:
                 best = (np.array([mx, my]), d, strength)
         return best
+
+    def _hatched(self, block: Block, point: np.ndarray, direction: np.ndarray, span: int) -> bool:
+        """Whether several long segments parallel to a line lie close beside it in the block (hatching)."""
+        seg = self.segments
+        x0, y0, w, h = block.box
+        mid = (seg[:, :2] + seg[:, 2:]) / 2
+        vec = seg[:, 2:] - seg[:, :2]
+        length = np.hypot(vec[:, 0], vec[:, 1])
+        parallel = np.abs(vec @ direction) / np.maximum(length, 1e-6) > np.cos(np.radians(3))
+        offset = np.abs((mid - point) @ np.array([-direction[1], direction[0]]))
+        inside = (mid[:, 0] >= x0) & (mid[:, 0] < x0 + w) & (mid[:, 1] >= y0) & (mid[:, 1] < y0 + h)
+        # (A line's own two edges are closer than max_line; hatching repeats further out.)
+        near = (offset > self.max_line) & (offset < self.min_part)
+        return int(np.sum(parallel & near & inside & (length >= 0.25 * span))) >= 2
 
     # --- the tree ------------------------------------------------------------------------------------
 
@@ -307,17 +331,24 @@ class Cutter:
         return pieces if len(pieces) > 1 else []
 
 
+def _widened(ink: np.ndarray, axis: int, thick: int, tol: int) -> np.ndarray:
+    """Ink of lines running along rows (axis 0) or columns at least `thick` px thick (thinner strokes,
+    hatching, go), widened by `tol` px either way so a tilted or hand-inked line stays in its band."""
+    along = (thick, 1) if axis == 0 else (1, thick)
+    across = (2 * tol + 1, 1) if axis == 0 else (1, 2 * tol + 1)
+    kept = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones(along, np.uint8))
+    return cv2.dilate(kept, np.ones(across, np.uint8)).astype(bool)
+
+
 def _drawn_through(along: np.ndarray, inside: np.ndarray, tol: int) -> bool:
-    """Whether ink along a line, over the block's content (`inside`), reaches both ends of it (it meets
-    the frames) and breaks in few places (a balloon, a figure stepping over it)."""
+    """Whether ink along a line, over the block's content (`inside`), reaches both ends of it: a
+    divider meets the frames, a stroke of the drawing seldom does."""
     where = np.flatnonzero(inside)
     if where.size == 0:
         return False
     along = along[where[0]:where[-1] + 1]
     end = max(2 * tol + 1, int(LINE_ENDS * along.size))
-    if along[:end].mean() < 0.6 or along[-end:].mean() < 0.6:
-        return False
-    return sum(e - s > 2 * tol for s, e in runs(~along)) <= LINE_GAPS
+    return bool(along[:end].mean() >= 0.5 and along[-end:].mean() >= 0.5)
 
 
 def _strength(cover: float) -> float:

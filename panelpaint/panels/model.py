@@ -17,9 +17,11 @@ NEEDS_CHECK_BELOW = 0.6
 class Panel:
     """One panel: bounding box (x, y, w, h) and polygon [[x, y], ...] in page pixels, 0-based reading order.
 
-    `confidence` in [0, 1] says how sure detection is of this panel: about 0.9 or more for a panel
-    closed by its own frame and gutters, less for one cut off by a thin or interrupted line (0.55-0.9),
-    a frameless panel expanded to the space its neighbours leave (0.5) or a page taken whole (0.3-0.5).
+    `confidence` in [0, 1] says how sure detection is of this panel: 0.9 or more for a panel closed by
+    its own frame and clean gutters; 0.55-0.95 for one cut off along a shared border line, by how fully
+    the line is drawn (a balloon over it lowers it), 0.9 along a gutter that something crosses; less
+    when its outline is ragged; 0.5 for a frameless panel expanded to the space its neighbours leave,
+    0.45 for a page taken whole (a splash, or no panel found) and 0.3 for a blank or tiny page.
     Panels drawn or edited by a person are 1.0.
     """
 

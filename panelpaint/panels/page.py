@@ -27,8 +27,6 @@ class PageView:
     scale: float
     gutter: np.ndarray  # bool: background connected to the page edge (gutters and margins)
     ink: np.ndarray  # bool: dark strokes that are not gutter
-    ink_rows: np.ndarray  # bool: `ink` widened across rows by the line tolerance (for horizontal lines)
-    ink_cols: np.ndarray  # bool: the same across columns (for vertical lines)
     unit: float  # 1% of the short side, in working pixels
 
     @property
@@ -110,8 +108,4 @@ def analyse(gray: np.ndarray) -> PageView:
         plain = ~cv2.morphologyEx((~plain).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
     gutter = _edge_connected(plain)
     ink = (gray < tones.ink_below) & ~gutter
-    tol = line_tolerance(unit)
-    ink8 = ink.astype(np.uint8)
-    ink_rows = cv2.dilate(ink8, np.ones((2 * tol + 1, 1), np.uint8)).astype(bool)
-    ink_cols = cv2.dilate(ink8, np.ones((1, 2 * tol + 1), np.uint8)).astype(bool)
-    return PageView(gray, scale, gutter, ink, ink_rows, ink_cols, unit)
+    return PageView(gray, scale, gutter, ink, unit)

@@ -143,14 +143,17 @@ def clean_pages(variant: int = 0) -> list[TruePage]:
     for name, rows, gutter, border in (("2x2", [2, 2], 16, 3), ("1-2-3", [1, 2, 3], 16, 3),
                                        ("3-1-2", [3, 1, 2], 12, 2)):
         boxes = grid_boxes(rows, gutter=gutter)
-        out.append(_page(Kind.CLEAN, name, draw_page(boxes, border=border, seed=_seed(len(rows) + gutter, variant)), boxes))
+        page = draw_page(boxes, border=border, seed=_seed(len(rows) + gutter, variant))
+        out.append(_page(Kind.CLEAN, name, page, boxes))
     m, g = 40, 16
     half_w, half_h = (PAGE_W - 2 * m - g) // 2, (PAGE_H - 2 * m - g) // 2
     tall = (m, m, half_w, PAGE_H - 2 * m)
     right = [(m + half_w + g, m, half_w, half_h), (m + half_w + g, m + half_h + g, half_w, half_h)]
-    out.append(_page(Kind.CLEAN, "tall beside two", draw_page([tall, *right], seed=_seed(4, variant)), [tall, *right], [1, 2, 0]))
+    page = draw_page([tall, *right], seed=_seed(4, variant))
+    out.append(_page(Kind.CLEAN, "tall beside two", page, [tall, *right], [1, 2, 0]))
     boxes = [(40, 40, 520, 250), (40, 306, 252, 504), (308, 306, 252, 244), (308, 566, 252, 244)]
-    out.append(_page(Kind.CLEAN, "wide over tall and two", draw_page(boxes, seed=_seed(5, variant)), boxes, [0, 2, 3, 1]))
+    page = draw_page(boxes, seed=_seed(5, variant))
+    out.append(_page(Kind.CLEAN, "wide over tall and two", page, boxes, [0, 2, 3, 1]))
     rng = np.random.default_rng(_seed(6, variant))
     boxes = grid_boxes([2, 3], gutter=14)
     out.append(_page(Kind.CLEAN, "scanned 2-3", scan(draw_page(boxes, seed=_seed(6, variant)), rng), boxes))
@@ -216,6 +219,21 @@ def shared_pages(variant: int = 0) -> list[TruePage]:
     d.ellipse([x - 45, 150, x + 45, 240], fill=255, outline=0, width=3)
     d.arc([x - 20, 190, x + 20, 225], 20, 160, fill=0, width=2)
     out.append(_page(Kind.SHARED, "figure breaking a shared line", page.convert("RGB"), boxes))
+
+    page, d = _blank()
+    boxes = [b for y in (40, 306, 572) for b in _shared_row(40, y, 520, 238, 3 if y == 306 else 2)]
+    _draw_shared(d, boxes, rng, 3, inked=True)
+    x, y, w, h = boxes[0]
+    d.rectangle([x, y, x + w // 2, y + h // 3], fill=0)  # a night sky against the frame
+    x, y, w, h = boxes[3]
+    for i in range(4, h - 4, 7):  # hatching from line to line
+        d.line([x, y + i, x + w - 1, y + i], fill=0, width=1)
+    x, y, w, h = boxes[6]
+    draw_balloon(d, (x - 50, y + 20, 100, 50), rng)  # over the line this panel shares
+    angle = -0.5
+    truth = [rotated_box(b, angle, page.size) for b in boxes]
+    out.append(_page(Kind.SHARED, "blacks, hatching and a balloon, scanned", scan(page, rng, angle=angle), truth,
+                     rows_rtl(boxes)))
     return out
 
 
@@ -225,11 +243,12 @@ def thin_pages(variant: int = 0) -> list[TruePage]:
     boxes = grid_boxes([2, 2, 2], gutter=gutter)
     out.append(_page(Kind.THIN, "3 rows of 2", draw_page(boxes, border=3, seed=_seed(31, variant)), boxes))
     boxes = grid_boxes([3, 2], gutter=gutter)
-    out.append(_page(Kind.THIN, "scanned 3-2", scan(draw_page(boxes, border=2, seed=_seed(32, variant)), np.random.default_rng(_seed(32, variant))),
-                     boxes))
+    page = scan(draw_page(boxes, border=2, seed=_seed(32, variant)), np.random.default_rng(_seed(32, variant)))
+    out.append(_page(Kind.THIN, "scanned 3-2", page, boxes))
     big = (1200, 1700)  # the same 1% at twice the scale
     boxes = grid_boxes([1, 2, 2], width=big[0], height=big[1], margin=80, gutter=big[0] // 100)
-    out.append(_page(Kind.THIN, "1-2-2 at 1200 px", draw_page(boxes, size=big, border=5, seed=_seed(33, variant)), boxes))
+    page = draw_page(boxes, size=big, border=5, seed=_seed(33, variant))
+    out.append(_page(Kind.THIN, "1-2-2 at 1200 px", page, boxes))
 
     rng = np.random.default_rng(_seed(34, variant))
     boxes = grid_boxes([2, 2], gutter=gutter)
