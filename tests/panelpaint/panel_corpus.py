@@ -428,5 +428,3 @@ def corpus(variant: int = 0) -> list[TruePage]:
             *frameless_pages(variant), *balloon_pages(variant), *dark_pages(variant), *bleed_pages(variant),
             *slanted_pages(variant)]
 
-
-__all__ = ["Kind", "MIN_IOU", "PageScore", "TruePage", "corpus", "draw_text", "score"]
