@@ -1,6 +1,8 @@
 """Synthetic comic pages with known panel boxes, and a deterministic fake colorizer, for the page tests."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -26,22 +28,107 @@ def draw_page(boxes, *, size=(PAGE_W, PAGE_H), border: int = 3, seed: int = 0, a
     rng = np.random.default_rng(seed)
     page = Image.new("L", size, 255)
     d = ImageDraw.Draw(page)
-    for x, y, w, h in boxes:
-        d.rectangle([x, y, x + w - 1, y + h - 1], outline=0, width=border)
-        if not art:
-            continue
-        # A figure: closed shapes and strokes inside the frame, some of them touching it.
-        for _ in range(3):
-            cx, cy = rng.integers(x + w // 5, x + 4 * w // 5), rng.integers(y + h // 5, y + 4 * h // 5)
-            r = int(rng.integers(8, max(9, min(w, h) // 5)))
-            d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=0, width=2)
-        for _ in range(2):
-            x1, y1 = rng.integers(x + border, x + w - border), rng.integers(y + border, y + h - border)
-            x2, y2 = rng.integers(x + border, x + w - border), rng.integers(y + border, y + h - border)
-            d.line([int(x1), int(y1), int(x2), int(y2)], fill=0, width=2)
+    for box in boxes:
+        draw_frame(d, box, border)
+        if art:
+            draw_art(d, box, rng, border)
     if page_number:
         d.text((size[0] // 2 - 4, size[1] - 25), "7", fill=0)
     return page.convert("RGB")
+
+
+def draw_frame(d: ImageDraw.ImageDraw, box, border: int = 3, ink: int = 0) -> None:
+    """A rectangular panel frame `border` px thick drawn inside the (x, y, w, h) box."""
+    x, y, w, h = box
+    d.rectangle([x, y, x + w - 1, y + h - 1], outline=ink, width=border)
+
+
+def draw_art(d: ImageDraw.ImageDraw, box, rng: np.random.Generator, border: int = 3, ink: int = 0) -> None:
+    """A figure: closed shapes and strokes inside the (x, y, w, h) box, some of them touching its edge."""
+    x, y, w, h = box
+    for _ in range(3):
+        cx, cy = rng.integers(x + w // 5, x + 4 * w // 5), rng.integers(y + h // 5, y + 4 * h // 5)
+        r = int(rng.integers(8, max(9, min(w, h) // 5)))
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=ink, width=2)
+    for _ in range(2):
+        x1, y1 = rng.integers(x + border, x + w - border), rng.integers(y + border, y + h - border)
+        x2, y2 = rng.integers(x + border, x + w - border), rng.integers(y + border, y + h - border)
+        d.line([int(x1), int(y1), int(x2), int(y2)], fill=ink, width=2)
+
+
+def draw_inked_line(d: ImageDraw.ImageDraw, start, end, rng: np.random.Generator, width: int = 3,
+                    ink: int = 0) -> None:
+    """A hand-inked straight line: short pieces that wobble a pixel either way and vary in width."""
+    (x0, y0), (x1, y1) = start, end
+    n = max(2, int(np.hypot(x1 - x0, y1 - y0) // 25))
+    t = np.linspace(0, 1, n + 1)
+    wobble = rng.normal(0, 0.7, (n + 1, 2))
+    wobble[[0, -1]] = 0
+    pts = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], 1) + wobble
+    for a, b in zip(pts[:-1], pts[1:]):
+        d.line([tuple(a), tuple(b)], fill=ink, width=max(1, width + int(rng.integers(-1, 2))))
+
+
+def draw_inked_frame(d: ImageDraw.ImageDraw, box, rng: np.random.Generator, width: int = 3) -> None:
+    """A hand-inked frame along the inside of the (x, y, w, h) box."""
+    x, y, w, h = box
+    half = width // 2
+    x0, y0, x1, y1 = x + half, y + half, x + w - 1 - half, y + h - 1 - half
+    for a, b in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        draw_inked_line(d, a, b, rng, width)
+
+
+def draw_text(d: ImageDraw.ImageDraw, box, rng: np.random.Generator, ink=0) -> None:
+    """Lettering: rows of short word-like strokes filling the (x, y, w, h) box."""
+    x, y, w, h = box
+    for row_y in range(y + 4, y + h - 6, 11):
+        cx = x + 4
+        while cx < x + w - 12:
+            word = int(rng.integers(8, 28))
+            end = min(cx + word, x + w - 4)
+            d.line([cx, row_y + 3, end, row_y + 3], fill=ink, width=3)
+            cx = end + 6
+
+
+def draw_balloon(d: ImageDraw.ImageDraw, box, rng: np.random.Generator, ink=0, paper=255) -> None:
+    """A speech balloon: a white ellipse outlined in ink over whatever is below, with lettering.
+
+    Colours are grey levels (or, on an RGB page, colour tuples or names)."""
+    x, y, w, h = box
+    d.ellipse([x, y, x + w - 1, y + h - 1], fill=paper, outline=ink, width=2)
+    draw_text(d, (x + w // 5, y + h // 4, 3 * w // 5, h // 2), rng, ink)
+
+
+def draw_caption(d: ImageDraw.ImageDraw, box, rng: np.random.Generator, ink=0, paper=255) -> None:
+    """A narration caption: a small framed box of lettering."""
+    x, y, w, h = box
+    d.rectangle([x, y, x + w - 1, y + h - 1], fill=paper, outline=ink, width=2)
+    draw_text(d, (x + 4, y + 3, w - 8, h - 6), rng, ink)
+
+
+def scan(page: Image.Image, rng: np.random.Generator, *, paper: float = 228, ink: float = 35, noise: float = 5,
+         angle: float = 0.0, quality: int = 70) -> Image.Image:
+    """What a scanner makes of a clean page: greyish paper, grey ink, noise, a slight tilt, JPEG artefacts."""
+    page = page.convert("L")
+    if angle:
+        page = page.rotate(angle, resample=Image.BICUBIC, fillcolor=255)
+    arr = ink + np.asarray(page, np.float32) * ((paper - ink) / 255) + rng.normal(0, noise, (page.height, page.width))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return Image.open(buf).convert("RGB")
+
+
+def rotated_box(box, angle: float, size) -> tuple[int, int, int, int]:
+    """The (x, y, w, h) box around `box` after `scan(..., angle=angle)` turned a page of `size` about its centre."""
+    x, y, w, h = box
+    cx, cy = size[0] / 2, size[1] / 2
+    a = np.radians(angle)
+    corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], float) - (cx, cy)
+    # PIL turns counter-clockwise on screen (y down): x' = x cos + y sin, y' = -x sin + y cos.
+    turned = corners @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) + (cx, cy)
+    x0, y0 = np.floor(turned.min(0)).astype(int)
+    x1, y1 = np.ceil(turned.max(0)).astype(int)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
 class FakeColorizer:
