@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
-PAPER_L, PAPER_CHROMA = 85.0, 12.0   # what counts as white paper, in CIE Lab
-LINE_LEVEL = 0.5                     # sketch values below this are line pixels
+from panelpaint.colour import chroma, is_paper, rgb_to_lab
+
+LINE_LEVEL = 0.5  # sketch values below this share of white are line pixels
 
 
 @dataclass
@@ -68,19 +68,6 @@ def build_held_out(files: Sequence[Path], limit: int | None = None, seed: int = 
 
 # ----------------------------------------------------------------------------- metrics
 
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float32 CIE Lab (L 0..100)."""
-    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def chroma(lab_img: np.ndarray) -> np.ndarray:
-    return np.hypot(lab_img[..., 1], lab_img[..., 2])
-
-
-def is_paper(lab_img: np.ndarray) -> np.ndarray:
-    return (lab_img[..., 0] > PAPER_L) & (chroma(lab_img) < PAPER_CHROMA)
-
-
 def psnr(out: np.ndarray, truth: np.ndarray) -> float:
     mse = np.mean((out.astype(np.float64) - truth.astype(np.float64)) ** 2) / 255.0 ** 2
     return float(10 * math.log10(1.0 / max(mse, 1e-12)))
@@ -88,7 +75,7 @@ def psnr(out: np.ndarray, truth: np.ndarray) -> float:
 
 def image_figures(out: np.ndarray, item: HeldOut) -> dict[str, float]:
     """PSNR, mean ΔE76, paper kept and saturation ratio of one same-reference result."""
-    lo, lt = lab(out), lab(item.truth)
+    lo, lt = rgb_to_lab(out), rgb_to_lab(item.truth)
     paper = is_paper(lt) & (np.asarray(item.sketch) >= LINE_LEVEL * 255)
     kept = float(is_paper(lo)[paper].mean()) if paper.any() else 1.0
     truth_chroma = float(chroma(lt).mean())
@@ -126,18 +113,46 @@ def evaluate(method: Method, items: Sequence[HeldOut]) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- methods
 
-def page_path(colorizer, work_size: int, **options) -> Method:
-    """The product: `colour_image` with `colorizer` at `work_size` (options go to it)."""
-    from panelpaint.pages import colour_image
+def page_path(colorizer, work_size: int, *, snap: bool = True, background: str = "paper",
+              flats: bool = True, shading: bool = True, seed: int | None = None) -> Method:
+    """The product: `colour_image` with `colorizer` at `work_size`; the defaults are the service's."""
+    from panelpaint.pages import FinishOptions, Style, colour_image
+
+    options = FinishOptions(flats=flats, shading=shading, seed=seed)
 
     def run(item: HeldOut, ref: Image.Image) -> np.ndarray:
-        return np.asarray(colour_image(item.sketch, ref, colorizer, work_size=work_size, **options).composite)
+        style = Style(ref, snap=snap, background=background)
+        return np.asarray(colour_image(item.sketch, style, colorizer, work_size=work_size, seed=seed,
+                                       options=options).composite)
 
     return run
 
 
 def line_art_alone(item: HeldOut, ref: Image.Image) -> np.ndarray:
     return np.repeat(np.asarray(item.sketch)[..., None], 3, axis=2)
+
+
+def oracle_flats(item: HeldOut, ref: Image.Image) -> np.ndarray:
+    """The ceiling for flats: each region of the line art filled with the truth's own colour there."""
+    from panelpaint import flats
+    from panelpaint.composite import multiply
+
+    lines = np.asarray(item.sketch)
+    regions = flats.segment(lines)
+    return multiply(flats.paint(regions, flats.region_colours(regions, item.truth)), lines)
+
+
+def palette_bucket_fill(item: HeldOut, ref: Image.Image) -> np.ndarray:
+    """Blind bucket fill: the reference's colours given to the regions by rank of area
+    (`models.palette.palette_transfer`), lines multiplied on top."""
+    import torch
+
+    from models.palette import palette_transfer
+
+    sketch = torch.from_numpy(np.asarray(item.sketch, np.float32) / 255.0)[None]
+    reference = torch.from_numpy(np.asarray(ref.convert("RGB"), np.float32) / 255.0).permute(2, 0, 1)
+    out = palette_transfer(sketch, reference)
+    return (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 TABLE_COLUMNS = (("psnr", "PSNR dB", "{:.2f}"), ("delta_e", "mean ΔE", "{:.1f}"),
