@@ -21,7 +21,7 @@ COMMANDS: dict[str, str] = {
     "render": "cli.render:render",
     "colorize": "cli.colorize:colorize",
     "train": "cli.train:train_command",
-    "evaluate": "cli.train:evaluate_command",
+    "evaluate": "cli.evaluate:evaluate_command",
 }
 
 

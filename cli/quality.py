@@ -168,3 +168,22 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
         cells = [fmt.format(r[key]) if key in r else "–" for key, _, fmt in TABLE_COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def example_sheet(method: Method, items: Sequence[HeldOut], height: int = 160) -> Image.Image:
+    """Rows of sketch | reference | result | truth (the reference is the painting's augmented copy)."""
+    rows = []
+    for item in items:
+        tiles = [item.sketch.convert("RGB"), item.own_ref, Image.fromarray(method(item, item.own_ref)),
+                 Image.fromarray(item.truth)]
+        tiles = [t.resize((max(1, round(t.width * height / t.height)), height)) for t in tiles]
+        row = Image.new("RGB", (sum(t.width for t in tiles) + 6 * (len(tiles) - 1), height), "white")
+        x = 0
+        for t in tiles:
+            row.paste(t, (x, 0))
+            x += t.width + 6
+        rows.append(row)
+    sheet = Image.new("RGB", (max(r.width for r in rows), len(rows) * (height + 6) - 6), "white")
+    for i, r in enumerate(rows):
+        sheet.paste(r, (0, i * (height + 6)))
+    return sheet

@@ -1,10 +1,9 @@
-"""`panelpaint train` and `panelpaint evaluate`: training runs and held-out metrics of the colouring network.
+"""`panelpaint train`: training runs of the colouring network (held-out figures: `cli.evaluate`).
 
 torch and `models` are imported inside the command bodies, so `panelpaint --help` stays fast.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -79,73 +78,3 @@ def train_command(data, out, val, init, generator, norm_groups, size, sizes, col
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"step {trainer.step_count}: weights in {out / 'weights.safetensors'}")
-
-
-@click.command("evaluate")
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--weights", "weights", multiple=True, metavar="[NAME=]FILE",
-              help="Weights to evaluate, as FILE or NAME=FILE (repeatable). Default: the shipped weights.")
-@click.option("--baselines/--no-baselines", default=True, show_default=True,
-              help="Also evaluate the sketch alone and the palette-transfer heuristic.")
-@click.option("--size", default=128, show_default=True)
-@click.option("--limit", default=None, type=int, help="Use at most N held-out images.")
-@click.option("--pairs", default=3, show_default=True, help="Reference pairs (A, B) per held-out sketch.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as JSON here.")
-@click.option("--grid", type=click.Path(path_type=Path), help="Write a sample grid of the first weights here (PNG).")
-@click.option("--grid-rows", default=6, show_default=True)
-def evaluate_command(data, weights, baselines, size, limit, pairs, json_out, grid, grid_rows):
-    """Held-out metrics: reference-following rate, PSNR and SSIM (model and baselines).
-
-    DATA: folders of held-out colour images (e.g. data/prepared/val).
-    """
-    import torch
-
-    from models.data import list_images
-    from models.evaluate import build_eval_set, evaluate_method, model_method, palette_method, sample_grid, sketch_method
-    from models.weights_io import load_weights
-
-    named = []
-    for w in weights or [str(_default_weights())]:
-        name, path = w.split("=", 1) if "=" in w else (Path(w).stem, w)
-        if not Path(path).is_file():
-            raise click.ClickException(f"weights file {path} not found")
-        named.append((name, Path(path)))
-    try:
-        items = build_eval_set(list_images(data), size=size, limit=limit, pairs=pairs)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    methods = {}
-    for name, path in named:
-        try:
-            generator, encoder, _meta = load_weights(path)
-        except (ValueError, FileNotFoundError, OSError) as exc:
-            raise click.ClickException(f"cannot load weights {path}: {exc}") from exc
-        methods[name] = model_method(generator, encoder)
-    if baselines:
-        methods["sketch only"] = sketch_method
-        methods["palette transfer"] = palette_method
-    results = {}
-    n_sketches = len({id(it.sketch) for it in items})
-    click.echo(f"{'method':<24} {'ref-following':>14} {'PSNR':>7} {'SSIM':>6}   "
-               f"({n_sketches} held-out sketches x {pairs} reference pairs x 2 trials)")
-    for name, method in methods.items():
-        with torch.no_grad():
-            r = evaluate_method(method, items)
-        results[name] = r
-        click.echo(f"{name:<24} {r['reference_following_rate']:>8.1%} ±{r['rate_ci95']:.1%} "
-                   f"{r['psnr']:>7.2f} {r['ssim']:>6.3f}")
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({"sketches": n_sketches, "pairs": pairs, "size": size,
-                                        "weights": {n: str(p) for n, p in named}, "results": results}, indent=1))
-    if grid:
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        with torch.no_grad():
-            sample_grid(methods[named[0][0]], items[::pairs][:grid_rows]).save(grid)
-
-
-def _default_weights() -> Path:
-    from panelpaint.settings import get_settings
-
-    configured = get_settings().weights
-    return configured or Path(__file__).resolve().parents[2] / "models" / "weights" / "default.safetensors"

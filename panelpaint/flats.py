@@ -39,6 +39,10 @@ SLIVER_OPEN = 0.25
 BACKGROUND_CONTACT = 0.2
 BACKGROUND_INSET = 0.04
 GUTTER_AREA = 0.25
+# A smaller piece on the crop's edge that the draft paints like the background (within this ΔE of
+# the background's colour) is background too: the corners around a round figure, say. Measured on
+# held-out paintings: 2 % more paper kept, no loss elsewhere (docs/quality.md).
+BACKGROUND_LIKE_DELTA_E = 20.0
 # Draft samples closer than this many draft pixels to a region's edge are left out of its colour.
 EDGE_MARGIN = 1
 # The draft is blurred over about this many of its pixels at an edge; shading inside that band
@@ -272,15 +276,36 @@ def background_regions(regions: Regions) -> np.ndarray:
     BACKGROUND_INSET further in, inside the frame, too. A figure cut by the frame covers a short
     stretch only and is not background.
     """
-    n = regions.n
-    outer = regions.border_contact
-    out = outer >= BACKGROUND_CONTACT * outer.sum()
-    out[int(np.argmax(outer))] = True
-    if regions.areas[outer > 0].sum() < GUTTER_AREA * regions.labels.size:
-        inner = np.bincount(_ring(regions.labels, int(round(BACKGROUND_INSET * max(regions.shape)))), minlength=n)
-        out |= inner >= BACKGROUND_CONTACT * inner.sum()
-        out[int(np.argmax(inner))] = True
+    out = np.zeros(regions.n, bool)
+    for contact in _edge_contacts(regions):
+        out |= contact >= BACKGROUND_CONTACT * contact.sum()
+        out[int(np.argmax(contact))] = True
     return out
+
+
+def _edge_contacts(regions: Regions) -> list[np.ndarray]:
+    """Pixels of each region on the crop's outer ring, and, when that ring is a panel's gutter (its
+    regions cover under GUTTER_AREA of the crop), on the ring BACKGROUND_INSET further in, inside
+    the frame."""
+    outer = regions.border_contact
+    if regions.areas[outer > 0].sum() >= GUTTER_AREA * regions.labels.size:
+        return [outer]
+    inset = int(round(BACKGROUND_INSET * max(regions.shape)))
+    return [outer, np.bincount(_ring(regions.labels, inset), minlength=regions.n)]
+
+
+def background_like(regions: Regions, colours: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """`background` (bool, n) grown by the regions on the crop's edge (or, for a panel, on the inside
+    of its frame: `background_regions`) whose colour (n x 3 uint8, e.g. the draft's) lies within
+    BACKGROUND_LIKE_DELTA_E of the background's area-weighted mean."""
+    background = np.asarray(background, bool)
+    if not background.any():
+        return background
+    lab = rgb_to_lab(np.asarray(colours, np.uint8)).astype(np.float64)
+    mean = np.average(lab[background], axis=0, weights=regions.areas[background])
+    near = np.linalg.norm(lab - mean, axis=1) < BACKGROUND_LIKE_DELTA_E
+    on_edge = np.logical_or.reduce([c > 0 for c in _edge_contacts(regions)])
+    return background | (near & on_edge)
 
 
 def _grouped_median(groups: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -478,7 +503,7 @@ def finish_panel(
     base = region_colours(regions, draft)
     paper = paper_regions(base)
     if background is Background.PAPER:
-        paper |= background_regions(regions)
+        paper |= background_like(regions, base, background_regions(regions))
     colours = base.copy()
     if palette is not None:
         colours = snap(colours, palette, keep=paper, weights=regions.areas, rng=rng)

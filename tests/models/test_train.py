@@ -119,13 +119,18 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
     assert res.exit_code == 0, res.output
     assert (out / WEIGHTS_FILE).is_file() and (out / STATE_FILE).is_file()
     report = tmp_path / "eval.json"
-    res = runner.invoke(cli, ["evaluate", str(val), "--weights", f"mine={out / WEIGHTS_FILE}", "--size", "16",
-                              "--pairs", "1", "--json", str(report), "--grid", str(tmp_path / "grid.png")])
+    res = runner.invoke(cli, ["evaluate", str(val), "--weights", f"mine={out / WEIGHTS_FILE}", "--work-size", "64",
+                              "--work-size", "96", "--ablations", "--json", str(report),
+                              "--sheet", str(tmp_path / "sheet.png")])
     assert res.exit_code == 0, res.output
     results = json.loads(report.read_text())["results"]
-    assert set(results) == {"mine", "sketch only", "palette transfer"}
-    assert results["mine"]["trials"] == 8
-    assert (tmp_path / "grid.png").is_file()
+    assert {"mine @ 64", "mine @ 96", "mine @ 64, flats without the palette", "mine @ 96, draft without flats",
+            "line art alone", "blind palette bucket fill", "oracle flats (the ceiling)"} <= set(results)
+    assert results["mine @ 64"]["trials"] == 8 and results["mine @ 64"]["images"] == 4
+    assert results["line art alone"]["paper_kept"] > 0.99 and results["line art alone"]["saturation"] < 0.01
+    assert results["oracle flats (the ceiling)"]["psnr"] > results["line art alone"]["psnr"]
+    assert "| mine @ 96 |" in res.output
+    assert (tmp_path / "sheet.png").is_file()
     res = runner.invoke(cli, ["evaluate", str(val), "--weights", str(tmp_path / "missing.safetensors")])
     assert res.exit_code != 0 and "not found" in res.output
     (tmp_path / "empty").mkdir()
