@@ -1,17 +1,19 @@
 """End-to-end page speed: an A4 page at 300 dpi (2480x3508) with 6 panels, split by stage.
 
 Stages: decode (PNG page -> RGB), panels (detection, crops, line normalisation, hints), model (one
-colorize_batch call for all panels), upsampling (line-aware, to native resolution), compositing
-(panel masks, multiplied line art) and encode, per output (composite/flats/line PNGs, PSD, ORA,
-JSON, JPEG preview + thumbnail). It also measures the encoder settings the outputs could use.
+colorize_batch call for all panels: the draft), flats (regions, palette, shading at native
+resolution), compositing (panel masks, multiplied line art) and encode, per output
+(composite/flats/shading/line PNGs, PSD, ORA, JSON, JPEG preview + thumbnail). It also measures the
+encoder settings the outputs could use. The working size is the product's default (the weights'
+calibrated size) unless --size says otherwise.
 
 Uses the trained Colorizer when weights exist (models/weights/default.safetensors or --weights);
 otherwise the shipped "compact" architecture with RANDOM weights (same FLOPs, meaningless colours),
 and says so. Targets: <= 10 s on 2 CPU cores, <= 1 s with a GPU.
 
-    python bench/page_speed.py                     # CPU (or CUDA when present), 3 warm runs
-    python bench/page_speed.py --device cpu --threads 2
-    python bench/page_speed.py --device cuda --repeat 5
+    python -m bench.page_speed                     # CPU (or CUDA when present), 3 warm runs
+    python -m bench.page_speed --device cpu --threads 2
+    python -m bench.page_speed --device cuda --repeat 5
 """
 from __future__ import annotations
 
@@ -20,17 +22,14 @@ import io
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image, ImageDraw
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from panelpaint.pages import load_page, render_page, write_outputs  # noqa: E402
+from panelpaint.pages import load_page, render_page, write_outputs
 
 A4 = (2480, 3508)
 FORMATS = {"png", "psd", "ora", "json", "preview"}
@@ -138,7 +137,8 @@ def encoder_table(img: Image.Image) -> list[tuple[str, float, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None)
-    ap.add_argument("--size", type=int, default=512, help="working size (long side) of the network")
+    ap.add_argument("--size", type=int, default=None,
+                    help="working size (long side) of the network (default: the weights' calibrated size)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0 = library default)")
     ap.add_argument("--repeat", type=int, default=3, help="warm runs after one cold run")
@@ -153,6 +153,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     colorizer, what = make_colorizer(args)
+    args.size = args.size or colorizer.work_size
     page, boxes = a4_page()
     buf = io.BytesIO()
     page.save(buf, "PNG", compress_level=6)
@@ -173,7 +174,7 @@ def main() -> None:
     assert cold["_panels_found"] == len(boxes), f"detected {cold['_panels_found']} panels, expected {len(boxes)}"
 
     stages = ["decode", "panels", "model", "flats", "compositing",
-              "encode_png_composite", "encode_png_flats", "encode_png_lines", "encode_psd",
+              "encode_png_composite", "encode_png_flats", "encode_png_shading", "encode_png_lines", "encode_psd",
               "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)",
               "model cpu seconds"]
     print(f"\n{'stage':28s} {'cold s':>8s} {'warm s (median of ' + str(len(warm)) + ')':>24s}")
