@@ -1,13 +1,14 @@
 """Turning uploaded files into pages: each image checked (allow-list, pixel limit, full decode) and
 stored under a key the server makes, and ZIP/CBZ archives unpacked, in order, on an io worker.
 
-`unpack_upload` is the io worker's part (the Celery task in `worker.tasks` wraps it) and is
-torch-free, so the dashboard's tests run it as the worker would. It resumes a lost worker's
-upload at the first entry that worker did not add, and a bad entry becomes a failed page with
-its message while the rest go on.
+`unpack_upload` is the io worker's part (`worker.ingest` wraps it in a task) and is torch-free,
+so the dashboard's tests run it as the worker would. It resumes a lost worker's upload at the
+first entry that worker did not add, and a bad entry becomes a failed page with its message
+while the rest go on.
 """
 from __future__ import annotations
 
+import enum
 import io
 import tempfile
 import time
@@ -26,6 +27,16 @@ from panelpaint.store.schema import Page, Render, RunStatus, Upload
 from panelpaint.store.storage import Storage
 
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+class Unpacked(enum.StrEnum):
+    """Where `unpack_upload` left an upload (a `str` Enum: task results stay JSON)."""
+
+    SUCCEEDED = "succeeded"  # every page added
+    MORE = "more"  # the deadline passed: go on in a new task
+    WAITING = "waiting"  # an earlier upload of the batch is still being unpacked: try again shortly
+    TAKEN = "taken"  # another delivery of the task is ahead of this one
+    DONE = "done"  # nothing to do: finished or cancelled
 
 
 def display_name(filename: str | None, fallback: str = "upload") -> str:
@@ -87,24 +98,21 @@ def _items(f: dict[str, Any], storage: Storage, settings, skip: int) -> Iterator
 
 def unpack_upload(store: Store, storage: Storage, settings, upload_id: int,  # noqa: ANN001 - Settings
                   on_page: Callable[[Page, Render | None], None] | None = None, *,
-                  deadline: float | None = None) -> str:
+                  deadline: float | None = None) -> Unpacked:
     """Add the pages of an upload, in order, from where it stands; `on_page(page, render)` runs after
     each page's commit (the worker enqueues panel detection and the render there).
 
-    Returns "succeeded", "more" (`deadline`, a `time.monotonic()` value, passed: go on in a new
-    task), "waiting" (an earlier upload of the batch is still being unpacked: try again shortly),
-    "taken" (another delivery of the task is ahead of this one) or "done" (nothing to do:
-    finished or cancelled).
+    Returns where it stopped (`Unpacked`); `deadline` is a `time.monotonic()` value.
     """
     with store.session() as s:
         upload = s.get(Upload, upload_id)
         if upload is None or upload.status not in uploads.UNFINISHED:
-            return "done"
+            return Unpacked.DONE
         if uploads.earlier_unfinished(s, upload):
-            return "waiting"
+            return Unpacked.WAITING
         upload = uploads.start_upload(s, upload_id)
         if upload is None:
-            return "done"
+            return Unpacked.DONE
         files, first_file, first_entry = list(upload.files), upload.next_file, upload.next_entry
     for fi in range(first_file, len(files)):
         skip = first_entry if fi == first_file else 0
@@ -124,13 +132,13 @@ def unpack_upload(store: Store, storage: Storage, settings, upload_id: int,  # n
             if last:
                 break
             if deadline is not None and time.monotonic() > deadline:
-                return "more"
+                return Unpacked.MORE
         else:
             with store.session() as s:
                 uploads.file_done(s, upload_id, fi)
     with store.session() as s:
         uploads.finish_upload(s, upload_id)
-    return "succeeded"
+    return Unpacked.SUCCEEDED
 
 
 def enqueue_pages(settings) -> Callable[[Page, Render | None], None]:  # noqa: ANN001 - Settings
@@ -146,11 +154,11 @@ def enqueue_pages(settings) -> Callable[[Page, Render | None], None]:  # noqa: A
     return on_page
 
 
-def _stopped(store: Store, upload_id: int) -> str:
+def _stopped(store: Store, upload_id: int) -> Unpacked:
     """Why `add_page` added nothing: the batch or upload was cancelled, or another delivery is ahead."""
     with store.session() as s:
         upload = s.get(Upload, upload_id)
         if upload.status in uploads.UNFINISHED and upload.batch.cancelled:
             uploads.finish_upload(s, upload_id, RunStatus.cancelled, "the batch was cancelled")
-        return "done" if upload.status not in uploads.UNFINISHED else "taken"
+        return Unpacked.DONE if upload.status not in uploads.UNFINISHED else Unpacked.TAKEN
 

@@ -1,9 +1,9 @@
-"""The per-process model holder of a render worker: load once, warm up, and survive CUDA out-of-memory.
+"""The model of a render worker: loaded once per process, warmed up, and surviving CUDA out-of-memory.
 
-`runtime()` is one `ModelRuntime` per worker child, filled in `worker_process_init` (after the
-fork, so CUDA is initialised only in the child). The pipeline gets `runtime().colorizer`, a
-`ResilientColorizer` whose `colorize_batch` retries a batch that ran out of GPU memory in halves,
-then one panel at a time, then on the CPU, and records which step it needed in `degraded`.
+`ModelRuntime.colorizer` is a `ResilientColorizer` (the `WorkerColorizer` contract): its
+`colorize_batch` retries a batch that ran out of GPU memory in halves, then one panel at a time,
+then on the CPU, and records the step it needed in `degraded`. One runtime per worker child
+lives in `worker.resources`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import hashlib
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from panelpaint.pages import PanelColorizer
 from panelpaint.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,17 +34,41 @@ def _free_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
+@runtime_checkable
+class WorkerColorizer(PanelColorizer, Protocol):
+    """What the render step needs of its colorizer beyond the page pipeline's `PanelColorizer`."""
+
+    @property
+    def degraded(self) -> str | None:
+        """The worst fallback used since `reset()` (e.g. "cuda oom: cpu fallback"), or None."""
+        ...
+
+    @property
+    def device(self) -> Any:
+        """The torch device the model runs on (`.type == "cuda"` colours several pages per pass), or None."""
+        ...
+
+    def reset(self) -> None:
+        """Forget `degraded` before the next pages."""
+        ...
+
+
 class ResilientColorizer:
     """Wraps a Colorizer; `colorize_batch` never lets a CUDA OOM escape while a fallback remains."""
 
-    def __init__(self, model: Any, cpu_loader):
+    def __init__(self, model: PanelColorizer, cpu_loader):
         self.model = model
         self._cpu_loader = cpu_loader
         self._cpu_model = None
         self.degraded: str | None = None  # worst fallback used since `reset()`
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
+    @property
+    def model_version(self) -> str:
+        return self.model.model_version
+
+    @property
+    def device(self) -> Any:
+        return getattr(self.model, "device", None)
 
     def reset(self) -> None:
         self.degraded = None
@@ -154,12 +179,3 @@ class ModelRuntime:
     def colorizer(self) -> ResilientColorizer:
         return self.load()
 
-
-_runtime: ModelRuntime | None = None
-
-
-def runtime() -> ModelRuntime:
-    global _runtime
-    if _runtime is None:
-        _runtime = ModelRuntime()
-    return _runtime

@@ -1,7 +1,10 @@
 """A real service stack for the worker tests: private Redis, SQLite job store, storage, tiny weights, worker processes.
 
 Worker processes are started with `python -m celery -A worker.celery_app worker` exactly as
-`panelpaint worker` does, with short timeouts (visibility 20 s) so fault tests run in seconds.
+`panelpaint worker` does, with short timeouts (visibility 20 s) so fault tests run in seconds, and
+with `fault_plugin` loaded when the stack has faults to land. Tests that run the tasks in their own
+process (`render_here`, `finish_here`) first point its settings and worker resources at the stack
+(`bind_settings`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import redis
 import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
+from fault_plugin import Faults
 from servicekit import RedisServer, missing_service
 from panelpaint import queue
 from panelpaint.settings import Settings, load_settings
@@ -33,6 +37,7 @@ from panelpaint.store.schema import Page, Render, RunStatus
 from panelpaint.store.storage import LocalStorage
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent  # fault_plugin's folder, on the workers' path
 PAGE_SIZE = (400, 560)
 
 # Short enough that a takeover after a lost worker happens within seconds.
@@ -93,8 +98,9 @@ def make_weights(path: Path) -> Path:
 class Stack:
     """Redis + database + storage + weights in one folder, and the worker processes using them."""
 
-    def __init__(self, directory: Path, weights: Path, **env: str):
+    def __init__(self, directory: Path, weights: Path, faults: Faults | None = None, **env: str):
         self.dir = directory
+        self.faults = faults
         self.redis = RedisServer(directory / "redis")
         try:
             self.redis.start()
@@ -106,7 +112,8 @@ class Stack:
             **os.environ, **FAST_ENV, **env,
             "REDIS_URL": self.redis.url, "DATABASE_URL": self.db_url,
             "STORAGE_ROOT": str(directory / "storage"), "PANELPAINT_VAR_DIR": str(directory / "var"),
-            "PANELPAINT_WEIGHTS": str(weights), "PYTHONPATH": str(ROOT),
+            "PANELPAINT_WEIGHTS": str(weights), "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]),
+            **(faults.env() if faults else {}),
         }
         self.settings: Settings = load_settings(
             redis_url=self.redis.url, database_url=self.db_url, storage_root=directory / "storage",
@@ -127,10 +134,11 @@ class Stack:
     def start_worker(self, name: str, queues: str = "render,io", concurrency: int = 1, wait: bool = True,
                      **env: str) -> subprocess.Popen:
         log = open(self.dir / f"worker-{name}.log", "ab")  # noqa: SIM115
+        plugin = ["--include", "fault_plugin"] if self.faults else []
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--queues", queues,
              "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@test",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", *plugin],
             cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -181,14 +189,49 @@ class Stack:
             proc.kill()
             return proc.wait()
 
-    def bind_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Point this process's settings at the stack, for tests that run tasks in-process (`apply`)."""
+    def bind_settings(self, monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+        """Point this process's settings (with `env` on top) and its worker resources (store,
+        storage, a model for these settings) at the stack, for tests that run tasks in-process."""
         from panelpaint.settings import get_settings
+        from worker import resources
 
         for key in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT", "PANELPAINT_VAR_DIR", "PANELPAINT_WEIGHTS",
                     "PANELPAINT_DEVICE", "PANELPAINT_WORK_SIZE"):
             monkeypatch.setenv(key, self.env[key])
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
         get_settings.cache_clear()
+        resources.reset()
+
+    def render_here(self, render_id: int) -> dict | None:
+        """Run a render task in this process (`apply`), as a render worker would; its result."""
+        from worker import tasks
+
+        return tasks.render_page.apply(args=[render_id], throw=True).get()
+
+    def finish_here(self, n: int = 1) -> list[list]:
+        """Run the next `n` finishing tasks the render tasks queued, in this process, oldest first;
+        their args ([render_id, attempt, hand-off key] each)."""
+        from worker import tasks
+
+        done = []
+        for _ in range(n):
+            args = self.pop_finish()
+            tasks.finish_page.apply(args=args, throw=True)
+            done.append(args)
+        return done
+
+    def ingest_here(self, page_id: int) -> dict | None:
+        """Run a page's ingest task in this process; its result."""
+        from worker import tasks
+
+        return tasks.ingest_page.apply(args=[page_id], throw=True).get()
+
+    def colour_here(self, render_id: int) -> Render:
+        """Render and finish one page in this process; the render as it ends."""
+        self.render_here(render_id)
+        self.finish_here()
+        return self.renders([render_id])[0]
 
     def pop_finish(self) -> list:
         """The args of the oldest finishing task a render task queued (no io worker runs in-process)."""
@@ -197,8 +240,13 @@ class Stack:
         return json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
 
     def close(self) -> None:
+        from panelpaint.settings import get_settings
+        from worker import resources
+
         for name in list(self.workers):
             self.stop_worker(name, 15)
+        resources.reset()  # what in-process tasks opened on this stack
+        get_settings.cache_clear()
         self.store.dispose()
         self.redis.stop()
 

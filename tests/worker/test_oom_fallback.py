@@ -10,7 +10,7 @@ from harness import Stack, make_weights
 from models.colorizer import Colorizer
 from panelpaint.settings import get_settings
 from panelpaint.store.schema import RunStatus
-from worker import runtime as runtime_mod
+from worker import resources
 from worker.runtime import ModelRuntime, ResilientColorizer
 
 
@@ -64,31 +64,21 @@ def test_persistent_oom_falls_back_to_the_cpu_per_panel(tiny):
     assert wrapped.degraded is None
 
 
-
-
 def test_render_task_records_the_degradation_and_serves_the_next_page(tmp_path, monkeypatch):
     stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
     try:
         stack.bind_settings(monkeypatch)
-        from worker import tasks
-
-        monkeypatch.setattr(tasks, "_resources", {})
         rt = ModelRuntime(get_settings())
         rt.load()
         flaky = FlakyGPU(rt.colorizer.model, fits=1, failures=1)  # one OOM, then everything fits
         rt.colorizer.model = flaky
-        monkeypatch.setattr(runtime_mod, "_runtime", rt)
-        monkeypatch.setattr(tasks, "runtime", lambda: rt)
+        resources.reset(resources.Resources(runtime=rt))  # the tasks of this process colour with it
 
         _, (first, second) = stack.add_batch(["oom.png", "next.png"], enqueue=False)
-        for render_id in (first, second):
-            tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
-        oom, nxt = stack.renders([first, second])
+        oom, nxt = stack.colour_here(first), stack.colour_here(second)
         assert oom.status == nxt.status == RunStatus.succeeded
         assert oom.degraded == "cuda oom: smaller batches"
         assert nxt.degraded is None  # the same runtime keeps serving at full speed
         assert flaky.calls == [4, 2, 2, 4]  # OOM, two halves; then the next page in one batch
     finally:
-        get_settings.cache_clear()
         stack.close()

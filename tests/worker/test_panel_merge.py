@@ -15,13 +15,10 @@ from PIL import Image
 from harness import PAGE_SIZE, Stack, make_weights
 from panelpaint.flats import Background
 from panelpaint.panels import Panel as PagePanel
-from panelpaint.settings import get_settings
 from panelpaint.store import renders, styles
 from panelpaint.store.schema import RunStatus
 
 pytestmark = [pytest.mark.redis]
-
-
 
 
 def solid_style_png(colour) -> bytes:
@@ -34,18 +31,8 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
     stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
     try:
         stack.bind_settings(monkeypatch)
-        from worker import runtime as runtime_mod
-        from worker import tasks
-
-        monkeypatch.setattr(tasks, "_resources", {})
-        monkeypatch.setattr(runtime_mod, "_runtime", None)  # a model for this stack's settings, dropped after
-
-        def run(render_id: int) -> None:
-            tasks.render_page.apply(args=[render_id], throw=True)
-            tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
-
         _, (base_id,) = stack.add_batch(["two-panels.png"], enqueue=False)
-        run(base_id)
+        stack.colour_here(base_id)
         page_id = stack.page_of(base_id).id
         first, second = stack.panels(page_id)[:2]
         with stack.store.session() as s:
@@ -58,12 +45,10 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
                 ids.append(renders.rerender(s, page_id, panel.id, style_id=style.id, seed=99).id)
         a, b = ids
         # Both are coloured (seeing the base page as the result) before either is finished.
-        tasks.render_page.apply(args=[a], throw=True)
-        tasks.render_page.apply(args=[b], throw=True)
-        finish_a, finish_b = stack.pop_finish(), stack.pop_finish()
-        assert (finish_a[0], finish_b[0]) == (a, b)
-        tasks.finish_page.apply(args=finish_a, throw=True)
-        tasks.finish_page.apply(args=finish_b, throw=True)
+        stack.render_here(a)
+        stack.render_here(b)
+        finished = stack.finish_here(2)
+        assert [args[0] for args in finished] == [a, b]
 
         base, done_a, done_b = stack.renders([base_id, a, b])
         assert done_a.status == done_b.status == RunStatus.succeeded
@@ -84,5 +69,4 @@ def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch)
         assert np.array_equal(shown[in_a], merged_a[in_a])  # the first panel's change is kept
         assert (shown[in_b] != old[in_b]).any(axis=1).mean() > 0.5  # and the second panel is new
     finally:
-        get_settings.cache_clear()
         stack.close()

@@ -25,24 +25,14 @@ pytestmark = [pytest.mark.redis]
 def stack(tmp_path, monkeypatch):
     st = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
     st.bind_settings(monkeypatch)
-    from worker import runtime as runtime_mod
-    from worker import tasks
-
-    monkeypatch.setattr(tasks, "_resources", {})
-    monkeypatch.setattr(runtime_mod, "_runtime", None)
     try:
         yield st
     finally:
-        get_settings.cache_clear()
         st.close()
 
 
 def render(stack, render_id):
-    from worker import tasks
-
-    tasks.render_page.apply(args=[render_id], throw=True)
-    tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
-    (done,) = stack.renders([render_id])
+    done = stack.colour_here(render_id)
     assert done.status == RunStatus.succeeded, done.error
     return done
 
@@ -63,15 +53,13 @@ def rerender(stack, page_id):
 
 
 def test_ingest_cuts_the_inputs_and_the_render_uses_them_without_decoding(stack):
-    from worker import tasks
-
     _, (first,) = stack.add_batch(["cut.png"], enqueue=False)
     page_id = stack.page_of(first).id
-    assert tasks.ingest_page.apply(args=[page_id], throw=True).get() == {"page_id": page_id, "panels": 4}
+    assert stack.ingest_here(page_id) == {"page_id": page_id, "panels": 4}
     cut = prepared(stack, page_id)
     assert cut["work_size"] == get_settings().effective_work_size() and len(cut["panels"]) == 4
     assert stack.storage.exists(cut["key"])
-    assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # a repeat does nothing
+    assert stack.ingest_here(page_id)["panels"] == "kept"  # a repeat does nothing
 
     with_cut = render(stack, first)
     assert "cut_load" in with_cut.timings and "decode" not in with_cut.timings
@@ -85,11 +73,9 @@ def test_ingest_cuts_the_inputs_and_the_render_uses_them_without_decoding(stack)
 
 
 def test_a_cut_for_other_panels_or_that_cannot_be_read_is_not_used(stack):
-    from worker import tasks
-
     _, (first,) = stack.add_batch(["edited.png"], enqueue=False)
     page_id = stack.page_of(first).id
-    tasks.ingest_page.apply(args=[page_id], throw=True)
+    stack.ingest_here(page_id)
     w, h = PAGE_SIZE
     with stack.store.session() as s:  # the panels are replaced before the render: one panel, the whole page
         batches.set_panels(s, page_id, [{"x": 0, "y": 0, "w": w, "h": h}])
@@ -100,7 +86,7 @@ def test_a_cut_for_other_panels_or_that_cannot_be_read_is_not_used(stack):
     # Cut again for the new panels, then the file goes missing: the render cuts the page itself.
     with stack.store.session() as s:
         batches.set_prepared(s, page_id, None)
-    tasks.ingest_page.apply(args=[page_id], throw=True)
+    stack.ingest_here(page_id)
     stack.storage.delete(prepared(stack, page_id)["key"])
     again = render(stack, rerender(stack, page_id))
     assert "decode" in again.timings
@@ -124,27 +110,24 @@ def test_set_prepared_refuses_a_cut_for_panels_the_page_no_longer_has(stack):
 
 
 def test_a_render_that_got_there_first_keeps_its_cut_for_the_ingest_behind_it(stack):
-    from worker import tasks
-
     _, (first,) = stack.add_batch(["first.png"], enqueue=False)
     page_id = stack.page_of(first).id
-    tasks.render_page.apply(args=[first], throw=True)  # before the page's ingest
+    stack.render_here(first)  # before the page's ingest
     assert len(stack.panels(page_id)) == 4 and prepared(stack, page_id)["work_size"] == get_settings().effective_work_size()
-    assert tasks.ingest_page.apply(args=[page_id], throw=True).get()["panels"] == "kept"  # nothing to do again
-    tasks.finish_page.apply(args=stack.pop_finish(), throw=True)
+    assert stack.ingest_here(page_id)["panels"] == "kept"  # nothing to do again
+    stack.finish_here()
     assert "cut_load" in render(stack, rerender(stack, page_id)).timings  # the next render loads the cut
 
 
 def test_a_page_whose_recorded_size_is_wrong_is_still_coloured(stack):
     from harness import draw_page
-    from worker import tasks
 
     big = Image.open(io.BytesIO(draw_page(3))).resize((PAGE_SIZE[0] * 2, PAGE_SIZE[1] * 2))
     buf = io.BytesIO()
     big.save(buf, "PNG")
     _, (first,) = stack.add_batch(["odd.png"], {"odd.png": buf.getvalue()}, enqueue=False)  # recorded at half size
     page_id = stack.page_of(first).id
-    tasks.ingest_page.apply(args=[page_id], throw=True)  # its panels cannot be kept: logged, no crash
+    stack.ingest_here(page_id)  # its panels cannot be kept: logged, no crash
     assert stack.panels(page_id) == []
     assert prepared(stack, page_id) is None  # and no cut without panels
     done = render(stack, first)

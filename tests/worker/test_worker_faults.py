@@ -1,10 +1,10 @@
 """Real worker processes over a real Redis: batches complete, and no fault loses or doubles a page.
 
 One stack (private Redis, SQLite store, storage, tiny weights) and one shared worker serve the
-module; the tests that kill things run last. Pages named "slow..." take PANELPAINT_TEST_PANEL_DELAY
-per panel while they are finished, pages named "stall..." as long per panel while they are
-coloured, and pages named "poison..." make the worker SIGKILL itself (test-only hooks in
-worker/tasks.py), so every fault lands mid-page, in the stage the test means.
+module; the tests that kill things run last. Pages named "slow..." take PANEL_DELAY seconds per
+panel while they are finished, pages named "stall..." as long per panel while they are coloured,
+and pages named "poison..." make the worker SIGKILL itself (`fault_plugin`, loaded into the test
+workers), so every fault lands mid-page, in the stage the test means.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from fault_plugin import Faults
 from harness import PAGE_SIZE, Stack, draw_page, make_weights, wait_for
 from panelpaint import queue
 from panelpaint.store import batches
@@ -24,14 +25,14 @@ from panelpaint.store.schema import RunStatus
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 S, F, C = RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled
-PANEL_DELAY = "0.6"
+PANEL_DELAY = 0.6
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("stack")
     st = Stack(directory, make_weights(directory / "tiny.safetensors"),
-               PANELPAINT_TEST_PANEL_DELAY=PANEL_DELAY, PANELPAINT_TEST_KILL_PAGE="poison")
+               Faults(panel_delay=PANEL_DELAY, kill_page="poison"))
     st.start_worker("a", concurrency=2)
     yield st
     st.close()

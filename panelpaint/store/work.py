@@ -1,0 +1,193 @@
+"""What the workers read from and write to the job store, as plain frozen dataclasses.
+
+No ORM row leaves these functions, so `worker/` never touches the schema. Like every store
+function they take a `Session` first and flush but never commit (the caller owns the transaction).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from panelpaint.flats import Background
+from panelpaint.store import batches, renders, uploads
+from panelpaint.store.errors import IllegalTransition
+from panelpaint.store.schema import Panel, Page, Render, RunStatus, StyleReference
+
+
+@dataclass(frozen=True)
+class StoredPanel:
+    """A panel of a page: its box (x, y, w, h) and polygon in page pixels, and its own style and hints."""
+
+    id: int
+    order: int
+    bbox: tuple[int, int, int, int]
+    polygon: list[list[int]]
+    style_id: int | None
+    hints: list[dict]
+
+    def as_dict(self) -> dict:
+        """As the page pipeline describes a panel: {order, bbox, polygon} (`batches.panel_dicts`)."""
+        return {"order": self.order, "bbox": list(self.bbox), "polygon": [list(pt) for pt in self.polygon]}
+
+
+@dataclass(frozen=True)
+class PageData:
+    """A page as a worker needs it, with its batch's settings and its panels in reading order."""
+
+    id: int
+    position: int
+    name: str
+    source_key: str | None
+    direction: str  # the page's own, else its batch's
+    style_id: int | None  # the page's own style
+    default_style_id: int | None  # the batch's
+    options: dict[str, Any]  # the batch's (work_size, formats, ...)
+    current_render_id: int | None
+    prepared: dict[str, Any] | None  # the inputs cut ahead: {"key", "work_size", "panels"}
+    panels: tuple[StoredPanel, ...]
+
+    def panel_dicts(self) -> list[dict]:
+        return [p.as_dict() for p in self.panels]
+
+    def current_cut(self, work_size: int) -> dict[str, Any] | None:
+        """The inputs cut ahead, while they are for these panels at this work size; else None."""
+        cut = self.prepared or {}
+        panels = cut.get("panels")
+        if panels and cut.get("work_size") == work_size and panels == self.panel_dicts():
+            return dict(cut)
+        return None
+
+
+@dataclass(frozen=True)
+class StyleData:
+    """A stored style reference: its image's storage key, its (possibly edited) palette and flats options."""
+
+    id: int
+    image_key: str
+    palette: list | None
+    snap: bool
+    background: Background
+
+
+@dataclass(frozen=True)
+class FinishedResult:
+    """A render that succeeded with a flats layer: what a panel re-render is merged into."""
+
+    render_id: int
+    flats_key: str
+    shading_key: str | None
+
+
+@dataclass(frozen=True)
+class RunningAttempt:
+    """A render while the attempt a worker holds is its current, running one."""
+
+    render_id: int
+    attempt: int
+    page_id: int
+    task_id: str | None
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A render or an upload and the id of its Celery task (for sending it again)."""
+
+    id: int
+    task_id: str | None
+
+
+def _stored_panel(p: Panel) -> StoredPanel:
+    return StoredPanel(p.id, p.position, (p.x, p.y, p.w, p.h), [list(pt) for pt in p.polygon], p.style_id,
+                       [dict(h) for h in p.hints or []])
+
+
+def page(session: Session, page_id: int) -> PageData | None:
+    """The page, or None when it does not exist."""
+    row = session.get(Page, page_id)
+    if row is None:
+        return None
+    batch = row.batch
+    return PageData(
+        id=row.id, position=row.position, name=row.source_name, source_key=row.source_key,
+        direction=(row.direction or batch.direction).value, style_id=row.style_id,
+        default_style_id=batch.default_style_id, options=dict(batch.options or {}),
+        current_render_id=row.current_render_id, prepared=dict(row.prepared) if row.prepared else None,
+        panels=tuple(_stored_panel(p) for p in sorted(row.panels, key=lambda p: p.position)),
+    )
+
+
+def styles(session: Session, style_ids: Iterable[int]) -> dict[int, StyleData]:
+    """The stored styles with these ids (an id that no longer exists is left out)."""
+    out = {}
+    for sid in set(style_ids):
+        row = session.get(StyleReference, sid)
+        if row is not None:
+            out[sid] = StyleData(row.id, row.image_key, row.palette, row.snap_palette, row.background)
+    return out
+
+
+def finished_result(session: Session, render_id: int | None) -> FinishedResult | None:
+    """The render's result if it succeeded with a flats layer, else None."""
+    row = session.get(Render, render_id) if render_id else None
+    if row is None or row.status != RunStatus.succeeded or not (row.outputs or {}).get("flats"):
+        return None
+    return FinishedResult(row.id, row.outputs["flats"], row.outputs.get("shading"))
+
+
+def running_attempt(session: Session, render_id: int, attempt: int) -> RunningAttempt | None:
+    """The render while `attempt` is its running attempt; None when it was fenced out, cancelled or completed."""
+    row = session.get(Render, render_id)
+    if row is None or row.attempt != attempt or row.status != RunStatus.running:
+        return None
+    return RunningAttempt(row.id, row.attempt, row.page_id, row.task_id)
+
+
+def keep_detected_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Store the panels a worker detected ({order, bbox, polygon}) unless the page has panels
+    already or they have renders or reviews by now; returns the page's panels afterwards, as dicts.
+    Raises `InvalidInput` (nothing stored) when they do not fit the page (its recorded size is wrong)."""
+    has = session.scalar(sa.select(sa.func.count(Panel.id)).where(Panel.page_id == page_id))
+    if not has:
+        rows = [{"x": p["bbox"][0], "y": p["bbox"][1], "w": p["bbox"][2], "h": p["bbox"][3],
+                 "polygon": p["polygon"], "order": p["order"]} for p in panels]
+        try:
+            with session.begin_nested():
+                batches.set_panels(session, page_id, rows)
+        except IllegalTransition:
+            pass  # the page's panels have renders or reviews by now: they stay
+    return batches.panel_dicts(session.get(Page, page_id))
+
+
+def record_cut(session: Session, page_id: int, key: str, work_size: int, panels: list[dict]) -> bool:
+    """Record the inputs cut ahead for `panels` at `work_size` (stored under `key`), only while
+    those are still the page's panels (an edit meanwhile wins); True when recorded."""
+    return batches.set_prepared(session, page_id, {"key": key, "work_size": work_size, "panels": panels},
+                                panels=panels)
+
+
+def fail_attempt(session: Session, render_id: int, attempt: int, error: str, retryable: bool, *,
+                 max_attempts: int) -> bool:
+    """Record that `attempt` failed (`renders.fail_render`); True when the render went back to the
+    queue (retryable, attempts left). Raises `StaleAttempt` when the attempt was fenced out."""
+    render = renders.fail_render(session, render_id, attempt, error, retryable, max_attempts=max_attempts)
+    return render.status == RunStatus.queued
+
+
+def requeue_lost(session: Session, lease_seconds: float) -> list[TaskRef]:
+    """`renders.requeue_stale`: the renders put back to queued because their worker stopped reporting."""
+    return [TaskRef(r.id, r.task_id) for r in renders.requeue_stale(session, lease_seconds=lease_seconds)]
+
+
+def waiting_renders(session: Session, seconds: float) -> list[TaskRef]:
+    """`renders.waiting_since`: renders queued longer than `seconds`, oldest first."""
+    return [TaskRef(r.id, r.task_id) for r in renders.waiting_since(session, seconds)]
+
+
+def stalled_uploads(session: Session, seconds: float) -> list[TaskRef]:
+    """`uploads.stalled`: unfinished uploads without progress for `seconds`."""
+    return [TaskRef(u.id, u.task_id) for u in uploads.stalled(session, seconds)]
+

@@ -1,0 +1,144 @@
+"""The finishing step (queue `io`): flats at native resolution, the merge of a panel re-render into the page's result, encoding, completion.
+
+Finishing decodes the page again and brings each panel's colours to native resolution against
+the line art, reporting progress after every panel (which renews the lease; a newer attempt makes
+it stop) and stopping at the next panel when the batch is cancelled. It stores the deliverables
+and completes the render fenced by attempt: a late or duplicate run of an old attempt is refused,
+and a repeat of the same attempt is a no-op.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from panelpaint import export, pages, queue
+from panelpaint.images import to_gray
+from panelpaint.settings import Settings
+from panelpaint.store import batches, renders, work
+from panelpaint.store.errors import NotFound
+from worker import faults, signals
+from worker.faults import FINISHING, BadInput
+from worker.handoff import Handoff, PanelMerge, load_handoff
+from worker.ingest import keep_detected
+from worker.inputs import open_stored
+from worker.outcome import Outcome
+from worker.resources import Resources
+
+log = logging.getLogger(__name__)
+
+
+def finish(res: Resources, settings: Settings, render_id: int, attempt: int, handoff_key: str) -> dict | None:
+    """Finish a coloured page, encode its deliverables, store them, and complete the render.
+
+    Returns None when the attempt is no longer the render's running one (fenced out, cancelled or
+    already completed by an earlier delivery), else the outcome. A transient fault is raised: the
+    task is retried for the same attempt.
+    """
+    t_start = time.perf_counter()
+    with res.store.session() as s:
+        running = work.running_attempt(s, render_id, attempt)
+        page = work.page(s, running.page_id) if running is not None else None
+    if running is None or page is None:
+        return None
+    stem = Path(page.name).stem or f"page-{page.position + 1}"
+    with faults.recording(res, settings, render_id, attempt, FINISHING) as done:
+        try:
+            handoff, colours = load_handoff(res.storage, handoff_key)
+        except NotFound:
+            # The colours are gone (storage wiped?): colour the page again as a new attempt.
+            requeued = faults.fail_attempt(res, settings, render_id, attempt,
+                                           "the coloured panels handed to finishing are missing", retryable=True)
+            done.outcome = Outcome.REQUEUED if requeued else Outcome.FAILED
+        else:
+            _finish(res, settings, handoff, colours, page, t_start)
+            res.storage.delete(handoff_key)  # only after the commit: a crash before leaves it for a rerun
+            done.outcome = Outcome.SUCCEEDED
+            log.info("render %s (%s) complete", render_id, stem)
+    if done.outcome is Outcome.STALE:
+        return None
+    if done.outcome is Outcome.REQUEUED:
+        queue.enqueue_render(settings, render_id, running.task_id)
+    return {"render_id": render_id, "status": done.outcome}
+
+
+def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[np.ndarray], page: work.PageData,
+            t_start: float) -> None:
+    render_id, attempt, g = handoff.render_id, handoff.attempt, handoff.geometry
+    timings = dict(handoff.timings)
+    lines = to_gray(open_stored(res, settings, handoff.source_key, handoff.name))
+    timings["finish_load"] = time.perf_counter() - t_start
+
+    def should_stop() -> bool:
+        with res.store.session() as s:
+            return batches.is_cancelled(s, render_id)
+
+    def on_panel(done: int, total: int) -> None:
+        signals.panel_finished.send(sender=render_id, name=handoff.name, done=done, total=total)
+        with res.store.session() as s:
+            renders.set_progress(s, render_id, attempt, done, total)
+
+    result = pages.finish_page(lines, g.panels, g.boxes, colours, finishes=g.finishes,
+                               options=pages.FinishOptions(seed=handoff.seed), direction=g.direction,
+                               model_version=handoff.model_version, timings=timings, should_stop=should_stop,
+                               on_panel=on_panel)
+    merge = merge_into_result(res, page, result, handoff.merge) if handoff.merge is not None else None
+    t = time.perf_counter()
+    # Encoded in memory and stored once (no temporary files to write and read back for hashing).
+    formats = page.options.get("formats") or export.FORMATS
+    outputs = {kind: res.storage.put_bytes(data, Path(name).suffix)
+               for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
+    result.timings["encode"] = time.perf_counter() - t
+    with res.store.session() as s:
+        renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
+                                degraded=handoff.degraded, based_on=merge.based_on if merge is not None else None)
+        keep_detected(s, page.id, result.panels)
+
+
+def _base_layer(res: Resources, key: str | None, size: tuple[int, int], mode: str) -> np.ndarray | None:
+    """A stored layer of a finished result (flats "RGB", shading "L") as an array, or None if unusable."""
+    if not key:
+        return None
+    try:
+        with Image.open(io.BytesIO(res.storage.read_bytes(key))) as img:
+            layer = np.asarray(img.convert(mode))
+    except (NotFound, OSError) as exc:
+        log.warning("layer %s… of the page's result cannot be read: %s", key[:12], exc)
+        return None
+    return layer if layer.shape[1::-1] == tuple(size) else None
+
+
+def merge_into_result(res: Resources, page: work.PageData, result: pages.PageResult, merge: PanelMerge) -> PanelMerge:
+    """Put a re-rendered panel (`result` holds only that panel) into the page's result as it is
+    now: the page's current finished result, which may be newer than the one the render saw
+    (another panel's re-render finished meanwhile), else that one; so neither change is lost.
+    Returns the merge onto the render it went into; raises `BadInput` if none is readable."""
+    with res.store.session() as s:
+        current = work.page(s, page.id).current_render_id
+        candidates = [found for rid in dict.fromkeys([current, merge.based_on])
+                      if (found := work.finished_result(s, rid)) is not None]
+    for base in candidates:
+        flats_base = _base_layer(res, base.flats_key, result.size, "RGB")
+        if flats_base is None:
+            continue
+        flats = pages.merge_panel(flats_base, np.asarray(result.flats), merge.panel)
+        shading = None
+        if result.shading is not None:
+            # A base without a shading layer (older results) is unshaded: white, multiply's identity.
+            base_shading = _base_layer(res, base.shading_key, result.size, "L")
+            if base_shading is None:
+                base_shading = np.full(flats.shape[:2], 255, np.uint8)
+            shading = pages.merge_panel(base_shading, np.asarray(result.shading), merge.panel)
+            result.shading = Image.fromarray(shading, "L")
+        result.flats = Image.fromarray(flats, "RGB")
+        result.composite = Image.fromarray(pages.compose(flats, shading, np.asarray(result.lines)), "RGB")
+        result.panels = list(merge.page_panels)
+        if base.render_id != merge.based_on:
+            log.info("panel re-render of page %s merged onto render %s instead of %s", page.id, base.render_id,
+                     merge.based_on)
+        return merge.onto(base.render_id)
+    raise BadInput("panel re-render: the page's finished result it goes into can no longer be read")
