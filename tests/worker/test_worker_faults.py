@@ -18,6 +18,7 @@ from PIL import Image
 
 from fault_plugin import Faults
 from harness import PAGE_SIZE, Stack, draw_page, make_weights, wait_for
+from panelpaint.flats import Background
 from panelpaint import queue
 from panelpaint.store import batches
 from panelpaint.store.schema import RunStatus
@@ -162,8 +163,10 @@ def test_a_panel_re_render_recolours_only_that_panel_and_becomes_the_pages_resul
     target = stack.panels(page.id)[1]
     key = stack.storage.put_bytes(style_png_of((40, 200, 90), (230, 40, 160)), ".png")
     with stack.store.session() as s:
-        green = styles.add_style_reference(s, stack.studio_id, "green", [], key, 96, 96).id
-        render = renders.rerender(s, page.id, target.id, style_id=green, seed=12345)
+        green = styles.add_style_reference(s, stack.studio_id, "green", [], key, 96, 96)
+        green.background = Background.COLOURED  # the panel's whole inside takes the new colours: easy to see
+        s.flush()
+        render = renders.rerender(s, page.id, target.id, style_id=green.id, seed=12345)
         panel_render_id, task_id = render.id, render.task_id
     queue.enqueue_render(stack.settings, panel_render_id, task_id)
     (done,) = stack.wait_final([panel_render_id], 90)
