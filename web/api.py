@@ -13,6 +13,7 @@ from panelpaint.images import ImageError
 from panelpaint.store import accounts
 from panelpaint.store import batches as batch_store
 from panelpaint.store import styles as style_store
+from panelpaint.store import variants as variant_store
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.schema import RunStatus
 
@@ -23,7 +24,7 @@ from .errors import error_response
 from .extensions import login_manager
 from .review import ReviewError, comments, decide, parse_hints
 from .services import db, send_stored
-from .styles import add_style, parse_tags
+from .styles import add_style, edit_colour_key, extract_colour_key, parse_tags
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -62,10 +63,15 @@ def owned(getter, row_id: int):
     return row
 
 
+# What PATCH /v1/styles/<id> may change: the colour key.
+STYLE_FIELDS = frozenset({"palette", "snap_palette", "background"})
+
+
 def style_json(style) -> dict:
     return {"id": style.id, "name": style.name, "tags": style.tags or [], "width": style.width,
             "height": style.height, "created_at": style.created_at.isoformat(),
-            "image_url": url_for("api.style_image", style_id=style.id)}
+            "image_url": url_for("api.style_image", style_id=style.id),
+            "palette": style.palette, "snap_palette": style.snap_palette, "background": style.background.value}
 
 
 def render_json(render) -> dict:
@@ -74,12 +80,19 @@ def render_json(render) -> dict:
         "status": render.status.value, "style_id": render.style_id, "seed": render.seed,
         "hints": render.hints or [], "model_version": render.model_version, "attempt": render.attempt,
         "error": render.error, "degraded": render.degraded, "worker": render.worker,
-        "timings": render.timings or {},
+        "timings": render.timings or {}, "variant_set_id": render.variant_set_id,
         "queued_at": render.queued_at.isoformat() if render.queued_at else None,
         "finished_at": render.finished_at.isoformat() if render.finished_at else None,
         "files": {kind: url_for("api.render_file", render_id=render.id, kind=kind)
                   for kind in (render.outputs or {}) if render.status == RunStatus.succeeded},
     }
+
+
+def variant_set_json(vset) -> dict:
+    return {"id": vset.id, "page_id": vset.page_id, "size": vset.size, "style_id": vset.style_id,
+            "created_at": vset.created_at.isoformat(), "picked_render_id": vset.picked_render_id,
+            "picked_at": vset.picked_at.isoformat() if vset.picked_at else None,
+            "renders": [render_json(r) for r in vset.renders]}
 
 
 def page_json(page, *, detail: bool = False) -> dict:
@@ -134,6 +147,40 @@ def create_style():
 @bp.get("/v1/styles/<int:style_id>")
 def get_style(style_id: int):
     return jsonify(style_json(owned(style_store.get_style, style_id)))
+
+
+@bp.patch("/v1/styles/<int:style_id>")
+@require("submit")
+def edit_style(style_id: int):
+    style = owned(style_store.get_style, style_id)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not data:
+        return bad_request("Send a JSON object with palette, snap_palette and/or background.")
+    unknown = sorted(set(data) - STYLE_FIELDS)
+    if unknown:
+        return bad_request(f"Unknown field(s) {', '.join(unknown)}: a style's palette, snap_palette and "
+                           "background can be changed.")
+    try:
+        edit_colour_key(style, **data)
+    except InvalidInput as exc:
+        db().rollback()
+        return bad_request(str(exc))
+    return jsonify(style_json(style))
+
+
+@bp.post("/v1/styles/<int:style_id>/palette/extract")
+@require("submit")
+def extract_style_palette(style_id: int):
+    style = owned(style_store.get_style, style_id)
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data, dict):
+        return bad_request("Send a JSON object (optionally with k, the number of colours).")
+    try:
+        extract_colour_key(style, data.get("k", style_store.PALETTE_COLOURS))
+    except (InvalidInput, ImageError) as exc:
+        db().rollback()
+        return bad_request(str(exc))
+    return jsonify(style_json(style))
 
 
 @bp.get("/v1/styles/<int:style_id>/image")
@@ -263,9 +310,51 @@ def rerender_page(page_id: int):
     try:
         render = jobs.rerender(page, panel_id, style_id, jobs.parse_seed(data.get("seed")), parse_hints(data.get("hints")))
     except jobs.SubmitError as exc:
-        db().rollback()
-        return error_response(409 if "still queued" in str(exc) else 400, "Bad request", str(exc))
+        return refused(exc)
     return jsonify(render_json(render)), 202
+
+
+@bp.post("/v1/pages/<int:page_id>/variants")
+@require("rerender")
+def make_variants(page_id: int):
+    page = owned(batch_store.get_page, page_id)
+    data = body()
+    try:
+        style_id = int(data["style_id"]) if data.get("style_id") not in (None, "") else None
+    except (TypeError, ValueError):
+        return bad_request("style_id must be an integer")
+    try:
+        vset = jobs.variants(page, jobs.parse_count(data.get("count")), style_id, parse_hints(data.get("hints")))
+    except jobs.SubmitError as exc:
+        return refused(exc)
+    return jsonify(variant_set_json(vset)), 202
+
+
+@bp.get("/v1/pages/<int:page_id>/variants")
+def page_variants(page_id: int):
+    page = owned(batch_store.get_page, page_id)
+    sets = variant_store.list_variant_sets(db(), current_user.studio_id, page.id)
+    return jsonify(variant_sets=[variant_set_json(v) for v in sets])
+
+
+@bp.post("/v1/renders/<int:render_id>/pick")
+@require("rerender")
+def pick_render(render_id: int):
+    try:
+        render = jobs.pick(render_id)
+    except NotFound:
+        abort(404)
+    except jobs.SubmitError as exc:
+        return refused(exc)
+    return jsonify(page_json(owned(batch_store.get_page, render.page_id), detail=True))
+
+
+def refused(exc: jobs.SubmitError):
+    """A submission the job store refused: 409 when the state forbids it now, else 400."""
+    db().rollback()
+    if isinstance(exc, jobs.Conflict):
+        return error_response(409, "Conflict", str(exc))
+    return bad_request(str(exc))
 
 
 @bp.get("/v1/pages/<int:page_id>/renders")

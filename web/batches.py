@@ -9,8 +9,10 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 from PIL import Image
 
+from panelpaint.flats import Background
 from panelpaint.images import ImageError, open_image
 from panelpaint.store import batches as batch_store
+from panelpaint.store import renders as render_store
 from panelpaint.store import styles as style_store
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.schema import RunStatus
@@ -56,8 +58,13 @@ def index_status():
 @bp.get("/batches/new")
 @require("submit")
 def new():
+    return new_batch_form({})
+
+
+def new_batch_form(form, error: str | None = None, status: int = 200):  # noqa: ANN001, ANN201 - the submitted form
+    """The new batch page: the studio's styles, the form as it was sent, and what was wrong."""
     return render_template("new_batch.html", styles=style_store.list_styles(db(), current_user.studio_id),
-                           form={}, error=None)
+                           form=form, error=error, seed_max=render_store.SEED_MAX, backgrounds=list(Background)), status
 
 
 @bp.post("/batches")
@@ -78,8 +85,7 @@ def create():
                                    jobs.parse_options(form), request.files.getlist("pages"))
     except (jobs.SubmitError, ImageError, InvalidInput, ValueError) as exc:
         db().rollback()
-        styles = style_store.list_styles(db(), current_user.studio_id)
-        return render_template("new_batch.html", styles=styles, form=form, error=str(exc)), 400
+        return new_batch_form(form, str(exc), 400)
     _flash_submitted(result)
     return redirect(url_for("batches.detail", batch_id=result.batch.id))
 
