@@ -366,7 +366,7 @@ def page_renders(page_id: int):
 @bp.get("/v1/pages/<int:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
     page = owned(batch_store.get_page, page_id)
-    return serve_image(page_image_key(page, kind), request.args.get("size", type=int))
+    return serve_image(page_image_key(page, kind), request.args.get("size", type=int), revalidate=kind != "source")
 
 
 @bp.get("/v1/pages/<int:page_id>/download/<fmt>")
@@ -375,7 +375,7 @@ def page_download(page_id: int, fmt: str):
     key = downloads.page_file(page, fmt)
     if key is None:
         abort(404)
-    return send_stored(key, download_name=downloads.page_file_name(page, fmt))
+    return send_stored(key, download_name=downloads.page_file_name(page, fmt), revalidate=True)
 
 
 @bp.get("/v1/renders/<int:render_id>")

@@ -24,12 +24,17 @@ PALETTE_SIDE = 512
 _UNSET: Any = object()
 
 
-def style_palette(image: Image.Image, k: int = PALETTE_COLOURS) -> Palette:
-    """The colour key of a style image: `extract_palette` on a copy at most PALETTE_SIDE on its long side.
-
-    `k` outside 1..MAX_SWATCHES is `InvalidInput`."""
+def check_colours(k: Any) -> int:
+    """How many colours to extract: an integer 1..MAX_SWATCHES; `InvalidInput` otherwise."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SWATCHES:
         raise InvalidInput(f"a palette has 1 to {MAX_SWATCHES} colours, got {k!r}")
+    return k
+
+
+def style_palette(image: Image.Image, k: int = PALETTE_COLOURS) -> Palette:
+    """The colour key of a style image (`k` colours at most): `extract_palette` on a copy at most
+    PALETTE_SIDE on its long side."""
+    k = check_colours(k)
     small = image.convert("RGB")  # a copy: the caller's image is left as it is
     small.thumbnail((PALETTE_SIDE, PALETTE_SIDE), Image.Resampling.BOX)
     return extract_palette(np.asarray(small), k)

@@ -62,8 +62,9 @@ def queue_variants(
 ) -> VariantSet:
     """A variant set of a finished page: `count` queued renders with distinct random seeds.
 
-    Style and hints default to those of the page's result when it is a page render (else the
-    page's, then the batch's style, and no hints); given hints must lie on the page's panels.
+    Style defaults to that of the page's result when it is a page render (else the page's, then the
+    batch's); hints default to those of the page's result (a panel re-render's dots lie on its
+    panel, so a page render gives them to that panel again); given hints must lie on the page's panels.
     Refused (`IllegalTransition`) for a page that is not succeeded, a cancelled batch, or while
     another set of the page is still being made. The caller commits, then enqueues every render's
     task (`render.task_id`, `render.id`), as for `queue_render`.
@@ -82,10 +83,10 @@ def queue_variants(
         raise IllegalTransition(f"the variants of set {running} of this page are still being made")
     require_style(session, batch.studio_id, style_id)
     current = session.get(Render, page.current_render_id) if page.current_render_id else None
-    shown = current if current is not None and current.panel_id is None else None
     if style_id is None:
-        style_id = (shown.style_id if shown else None) or page.style_id or batch.default_style_id
-    hints = list(shown.hints or []) if hints is None and shown else check_hints(page, None, hints or [])
+        page_level = current is not None and current.panel_id is None
+        style_id = (current.style_id if page_level else None) or page.style_id or batch.default_style_id
+    hints = check_hints(page, None, list(current.hints or []) if hints is None and current else hints or [])
     vset = VariantSet(page_id=page_id, style_id=style_id, size=count, created_by_id=user_id)
     session.add(vset)
     session.flush()

@@ -245,3 +245,25 @@ def test_api_variants_are_studio_scoped(api, finished, worker, queue_calls):
     assert api("POST", f"/api/v1/pages/{finished}/variants", studio="beta", role="admin", json={}).status_code == 404
     assert api("GET", f"/api/v1/pages/{finished}/variants", studio="beta", role="admin").status_code == 404
     assert api("POST", f"/api/v1/renders/{ids[0]}/pick", studio="beta", role="admin").status_code == 404
+
+
+def test_a_pages_result_is_asked_for_again_while_render_files_and_sources_are_cached(
+        app, reviewer, api, finished, worker, queue_calls):
+    """The page's result URL stays the same when a re-render or a pick changes the file behind it:
+    browsers must revalidate it (a 304 while unchanged), or the review screen shows the old result."""
+    result = reviewer.get(f"/pages/{finished}/image/result?size=720")
+    assert result.cache_control.no_cache and result.cache_control.max_age is None
+    again = reviewer.get(f"/pages/{finished}/image/result?size=720", headers={"If-None-Match": result.headers["ETag"]})
+    assert again.status_code == 304
+    for url in (f"/pages/{finished}/image/result", f"/pages/{finished}/download.png",
+                f"/api/v1/pages/{finished}/image/result", f"/api/v1/pages/{finished}/download/png"):
+        response = api("GET", url) if url.startswith("/api/") else reviewer.get(url)
+        assert response.status_code == 200 and response.cache_control.no_cache, url
+    source = reviewer.get(f"/pages/{finished}/image/source?size=360")
+    render_file = reviewer.get(f"/renders/{queue_calls.renders[0]}/files/composite")
+    assert source.cache_control.max_age == render_file.cache_control.max_age == 3600
+    assert not source.cache_control.no_cache and not render_file.cache_control.no_cache
+    reviewer.post_form(f"/review/{finished}/rerender", {"seed": "5"})
+    worker.finish(queue_calls.renders[-1], color=(5, 5, 5))
+    changed = reviewer.get(f"/pages/{finished}/image/result?size=720", headers={"If-None-Match": result.headers["ETag"]})
+    assert changed.status_code == 200 and changed.data != result.data

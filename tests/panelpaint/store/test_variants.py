@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from panelpaint.store import batches, renders, variants
+from conftest import KEY_B
+from panelpaint.store import batches, renders, reviews, styles, variants
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import list_events
 from panelpaint.store.schema import Page, Render, ReviewStatus, RunStatus, VariantSet
@@ -30,8 +31,6 @@ def page(store, world):
         first = renders.queue_render(s, page_id, hints=[{"x": 5, "y": 5, "color": "#ff0000"}]).id
     finish(store, first)
     with store.session() as s:
-        from panelpaint.store import reviews
-
         reviews.review(s, page_id, None, world.a.reviewer, "approved")
     return page_id
 
@@ -185,3 +184,18 @@ def test_sets_are_listed_newest_first_per_studio(store, world, page):
         assert variants.get_variant_set(s, world.b.studio, first) is None
         assert [r.id for r in s.get(VariantSet, first).renders] == ids
         assert s.get(Render, ids[0]).variant_set_id == first
+
+
+def test_variants_of_a_panel_re_render_keep_its_hints_and_the_pages_style(store, world, page):
+    with store.session() as s:
+        panel = s.get(Page, page).panels[1]
+        other = styles.add_style_reference(s, world.a.studio, "panel style", [], KEY_B, 8, 8).id
+        pr = renders.rerender(s, page, panel.id, style_id=other, hints=[{"x": 50, "y": 60, "color": "#0000ff"}]).id
+    c = claim(store, pr)
+    with store.session() as s:
+        renders.complete_render(s, pr, c.attempt, OUT, based_on=page_of(store, page).current_render_id)
+    assert page_of(store, page).current_render_id == pr
+    _, ids = ask(store, page, 2)
+    row = get(store, ids[0])
+    assert row.hints == [{"x": 50.0, "y": 60.0, "color": "#0000ff"}]  # the dot stays on its panel
+    assert row.style_id == world.a.style  # a panel's style override is that panel's, not the page's
