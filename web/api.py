@@ -52,6 +52,19 @@ def body():
     return data if isinstance(data, dict) else request.form
 
 
+def optional_int(data, name: str) -> int | None:  # noqa: ANN001 - the request's fields
+    """An optional integer field (absent or "" is None); ValueError naming the field otherwise."""
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer") from None
+
+
 def bad_request(message: str):
     return error_response(400, "Bad request", message)
 
@@ -282,9 +295,9 @@ def review_page(page_id: int):
     page = owned(batch_store.get_page, page_id)
     data = body()
     try:
-        panel_id = int(data["panel_id"]) if data.get("panel_id") not in (None, "") else None
-    except (TypeError, ValueError):
-        return bad_request("panel_id must be an integer")
+        panel_id = optional_int(data, "panel_id")
+    except ValueError as exc:
+        return bad_request(str(exc))
     try:
         decide(page, panel_id, str(data.get("decision", "")), str(data.get("comment", "")))
     except NotFound:
@@ -301,10 +314,9 @@ def rerender_page(page_id: int):
     page = owned(batch_store.get_page, page_id)
     data = body()
     try:
-        panel_id = int(data["panel_id"]) if data.get("panel_id") not in (None, "") else None
-        style_id = int(data["style_id"]) if data.get("style_id") not in (None, "") else None
-    except (TypeError, ValueError):
-        return bad_request("panel_id and style_id must be integers")
+        panel_id, style_id = optional_int(data, "panel_id"), optional_int(data, "style_id")
+    except ValueError as exc:
+        return bad_request(str(exc))
     if panel_id is not None and panel_id not in {p.id for p in page.panels}:
         abort(404)
     try:
@@ -320,11 +332,10 @@ def make_variants(page_id: int):
     page = owned(batch_store.get_page, page_id)
     data = body()
     try:
-        style_id = int(data["style_id"]) if data.get("style_id") not in (None, "") else None
-    except (TypeError, ValueError):
-        return bad_request("style_id must be an integer")
-    try:
-        vset = jobs.variants(page, jobs.parse_count(data.get("count")), style_id, parse_hints(data.get("hints")))
+        vset = jobs.variants(page, jobs.parse_count(data.get("count")), optional_int(data, "style_id"),
+                             parse_hints(data.get("hints")))
+    except ValueError as exc:
+        return bad_request(str(exc))
     except jobs.SubmitError as exc:
         return refused(exc)
     return jsonify(variant_set_json(vset)), 202

@@ -242,6 +242,8 @@ def pick(page_id: int):
         abort(404)
     try:
         render = jobs.pick(render.id)
+    except NotFound:
+        abort(404)
     except jobs.SubmitError as exc:
         db().rollback()
         flash(str(exc), "error")

@@ -136,31 +136,33 @@ def image(style_id: int):
 @bp.post("/<int:style_id>/key")
 @require("submit")
 def edit_key(style_id: int):
-    style = owned_style(style_id)
-    try:
-        edit_colour_key(style, **key_from_form(request.form))
-    except InvalidInput as exc:
-        db().rollback()
-        return _detail(owned_style(style_id), 400, f"Colour key not saved: {exc}")
-    flash("Colour key saved: pages coloured from now on use it.", "success")
-    return redirect(url_for("styles.detail", style_id=style.id) + "#colour-key")
+    return _change_key(style_id, "saved", lambda style: edit_colour_key(style, **key_from_form(request.form)),
+                       lambda style: "Colour key saved: pages coloured from now on use it.")
 
 
 @bp.post("/<int:style_id>/key/extract")
 @require("submit")
 def extract_key(style_id: int):
+    def extract(style) -> None:  # noqa: ANN001
+        k = (request.form.get("k") or "").strip() or str(style_store.PALETTE_COLOURS)
+        if not k.isdigit():
+            raise InvalidInput(f"the number of colours must be a whole number, got {k!r}")
+        extract_colour_key(style, int(k))
+
+    return _change_key(style_id, "extracted", extract,
+                       lambda style: f"Colour key extracted from the image again ({len(style.palette)} colours).")
+
+
+def _change_key(style_id: int, verb: str, change, done):  # noqa: ANN001, ANN202 - callables of the style
+    """Apply `change` to a style's colour key: the style page again with a 400 saying why it failed,
+    or back to it with `done(style)` as a flash."""
     style = owned_style(style_id)
     try:
-        k = int(request.form.get("k") or style_store.PALETTE_COLOURS)
-    except ValueError:
-        return _detail(style, 400, f"Colour key not extracted: the number of colours must be a whole number, "
-                                   f"got {request.form.get('k')!r}")
-    try:
-        extract_colour_key(style, k)
+        change(style)
     except (InvalidInput, ImageError) as exc:
         db().rollback()
-        return _detail(owned_style(style_id), 400, f"Colour key not extracted: {exc}")
-    flash(f"Colour key extracted from the image again ({len(style.palette)} colours).", "success")
+        return _detail(owned_style(style_id), 400, f"Colour key not {verb}: {exc}")
+    flash(done(style), "success")
     return redirect(url_for("styles.detail", style_id=style.id) + "#colour-key")
 
 

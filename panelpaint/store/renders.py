@@ -165,14 +165,8 @@ def queue_render(
     batch or an unreadable page.
     The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
     """
-    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
-    if page is None:
-        raise NotFound(f"page {page_id} does not exist")
+    page = lock_renderable_page(session, page_id)
     batch = page.batch
-    if batch.cancelled:
-        raise IllegalTransition(f"batch {batch.id} is cancelled")
-    if page.source_key is None:
-        raise IllegalTransition(f"page {page_id} has no readable source image: upload it again")
     panel = None
     if panel_id is not None:
         panel = session.get(Panel, panel_id)
@@ -212,6 +206,19 @@ def queue_render(
     log_render(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
          seed=render.seed, user_id=user_id)
     return render
+
+
+def lock_renderable_page(session: Session, page_id: int) -> Page:
+    """The page, locked for update, when a render of it may be queued: `NotFound` when it does not
+    exist, `IllegalTransition` when its batch is cancelled or its upload could not be read."""
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    if page.batch.cancelled:
+        raise IllegalTransition(f"batch {page.batch_id} is cancelled")
+    if page.source_key is None:
+        raise IllegalTransition(f"page {page_id} has no readable source image: upload it again")
+    return page
 
 
 def queue_new_page(session: Session, page_id: int, *, user_id: int | None = None) -> Render:

@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
-from panelpaint.store.renders import SEED_MAX, check_hints, log_render, next_version, reset_review
+from panelpaint.store.renders import (
+    SEED_MAX, check_hints, lock_renderable_page, log_render, next_version, reset_review,
+)
 from panelpaint.store.schema import Batch, Page, Render, RunStatus, VariantSet, utcnow
 from panelpaint.store.states import ACTIVE, check_page
 from panelpaint.store.styles import require_style
@@ -70,12 +72,8 @@ def queue_variants(
     task (`render.task_id`, `render.id`), as for `queue_render`.
     """
     count = check_count(count)
-    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
-    if page is None:
-        raise NotFound(f"page {page_id} does not exist")
+    page = lock_renderable_page(session, page_id)
     batch = page.batch
-    if batch.cancelled:
-        raise IllegalTransition(f"batch {batch.id} is cancelled")
     if page.status != RunStatus.succeeded:
         raise IllegalTransition(f"page {page_id} is {page.status.value}: variants are made of a finished page")
     running = active_set(session, page_id)
