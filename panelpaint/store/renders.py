@@ -204,7 +204,7 @@ def queue_render(
         reset_review(panel)
     session.flush()
     log_render(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
-         seed=render.seed, user_id=user_id)
+               seed=render.seed, user_id=user_id)
     return render
 
 
@@ -363,7 +363,7 @@ def _claim_locked(
         return None  # another claimer changed the row first
     _sync_page(session, render, RunStatus.running, None)
     log_render(session, "render.claimed", render, attempt=attempt + 1, worker=worker, takeover=takeover,
-         previous_worker=previous if takeover else None)
+               previous_worker=previous if takeover else None)
     page = render.page
     return Claim(
         render_id=render.id, attempt=render.attempt, page_id=page.id, panel_id=render.panel_id, batch_id=batch.id,
@@ -543,7 +543,7 @@ def complete_render(
     render = session.get(Render, render_id)
     _sync_page(session, render, RunStatus.succeeded, None)
     log_render(session, "render.succeeded", render, attempt=attempt, worker=render.worker, timings=render.timings,
-         degraded=render.degraded, based_on=based_on)
+               degraded=render.degraded, based_on=based_on)
     if render.panel_id is not None:
         _promote_panel_render(session, render, based_on)
     return render
@@ -609,7 +609,7 @@ def fail_render(
     render = session.get(Render, render_id)
     _sync_page(session, render, target, error)
     log_render(session, "render.failed" if target == RunStatus.failed else "render.requeued", render,
-         attempt=attempt, error=error, retryable=retryable)
+               attempt=attempt, error=error, retryable=retryable)
     return render
 
 
@@ -666,7 +666,7 @@ def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS
         if _guarded_update(session, render.id, RunStatus.running, render.attempt, status=target, **extra):
             _sync_page(session, render, target, None)
             log_render(session, "render.cancelled" if cancelled else "render.requeued", render,
-                 attempt=render.attempt, reason="lease expired")
+                       attempt=render.attempt, reason="lease expired")
             if not cancelled:
                 requeued.append(render)
     return requeued

@@ -122,7 +122,8 @@ def pick_variant(session: Session, studio_id: int, render_id: int, *, user_id: i
     page = session.get(Page, render.page_id, with_for_update=ROW_LOCK, populate_existing=True)
     session.refresh(render)
     if render.status != RunStatus.succeeded:
-        raise IllegalTransition(f"variant v{render.version} is {render.status.value}: only a finished one can be picked")
+        raise IllegalTransition(f"variant v{render.version} is {render.status.value}: "
+                                "only a finished one can be picked")
     if page.current_render_id == render.id:
         return render
     if page.status not in (RunStatus.succeeded, RunStatus.failed):

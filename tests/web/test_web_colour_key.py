@@ -200,8 +200,9 @@ def test_a_batch_may_set_the_background_of_every_page(app, artist, api, style_id
     assert artist.get(f"/batches/{batch_id}/status.json").get_json()["options"] == {"background": "coloured"}
     form = artist.get("/batches/new").get_data(as_text=True)
     assert '<option value="">Each style\'s own</option>' in form and 'value="coloured"' in form
-    bad = artist.post_form("/batches", {"name": "Bg", "style_id": style_id, "pages": [upload(two_colour_png(), "p.png")],
-                                        "background": "grey"}, content_type="multipart/form-data")
+    bad = artist.post_form("/batches", {"name": "Bg", "style_id": style_id, "background": "grey",
+                                        "pages": [upload(two_colour_png(), "p.png")]},
+                           content_type="multipart/form-data")
     assert bad.status_code == 400 and "Background must be paper or coloured" in bad.get_data(as_text=True)
     via_api = api("POST", "/api/v1/batches", data={"name": "Bg", "style_id": str(style_id), "background": "paper",
                                                    "pages": [upload(two_colour_png(), "p.png")]},

@@ -186,8 +186,8 @@ def test_variant_requests_and_picks_that_cannot_be(app, reviewer, artist, style_
     assert "is not a variant: only a variant can be picked" in not_variant.get_data(as_text=True)
     assert current(app, finished) == first.id
     # Another page's render through this page's form, and another studio: 404.
-    other = artist.post_form("/batches", {"name": "Other", "style_id": style_id, "pages": [upload(png_bytes(), "o.png")]},
-                             content_type="multipart/form-data")
+    other = artist.post_form("/batches", {"name": "Other", "style_id": style_id,
+                                          "pages": [upload(png_bytes(), "o.png")]}, content_type="multipart/form-data")
     other_render = queue_calls.renders[-1]
     assert other.status_code == 302
     assert reviewer.post_form(f"/review/{finished}/pick", {"render_id": other_render}).status_code == 404
@@ -196,7 +196,8 @@ def test_variant_requests_and_picks_that_cannot_be(app, reviewer, artist, style_
 
 def test_variants_of_a_page_without_a_result_are_refused(app, artist, style_id, queue_calls):
     response = artist.post_form("/batches", {"name": "Queued", "style_id": style_id,
-                                             "pages": [upload(png_bytes(), "q.png")]}, content_type="multipart/form-data")
+                                             "pages": [upload(png_bytes(), "q.png")]},
+                                content_type="multipart/form-data")
     page_id = artist.get(response.location + "/status.json").get_json()["pages"][0]["id"]
     html = artist.post_form(f"/review/{page_id}/variants", {"count": "2"}, follow_redirects=True)
     assert "variants are made of a finished page" in html.get_data(as_text=True)
@@ -265,5 +266,6 @@ def test_a_pages_result_is_asked_for_again_while_render_files_and_sources_are_ca
     assert not source.cache_control.no_cache and not render_file.cache_control.no_cache
     reviewer.post_form(f"/review/{finished}/rerender", {"seed": "5"})
     worker.finish(queue_calls.renders[-1], color=(5, 5, 5))
-    changed = reviewer.get(f"/pages/{finished}/image/result?size=720", headers={"If-None-Match": result.headers["ETag"]})
+    changed = reviewer.get(f"/pages/{finished}/image/result?size=720",
+                           headers={"If-None-Match": result.headers["ETag"]})
     assert changed.status_code == 200 and changed.data != result.data

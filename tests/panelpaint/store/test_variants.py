@@ -56,7 +56,8 @@ def test_a_set_is_n_queued_page_renders_with_distinct_seeds_beside_the_result(st
     assert (after.current_render_id, after.status, after.review_status) == (
         before.current_render_id, RunStatus.succeeded, ReviewStatus.approved)
     with store.session() as s:
-        assert [e.data["render_ids"] for e in list_events(s, world.a.studio, page_id=page, kind="variants.queued")] == [ids]
+        queued = list_events(s, world.a.studio, page_id=page, kind="variants.queued")
+        assert [e.data["render_ids"] for e in queued] == [ids]
         assert len(list_events(s, world.a.studio, page_id=page, kind="render.variant")) == 5
 
 
