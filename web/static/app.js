@@ -128,11 +128,11 @@ function initHints(compare) {
       layer.appendChild(dot);
     }
     field.value = JSON.stringify(hints.map((h) => ({ x: h.x, y: h.y, color: h.color })));
-    const on = [...new Set(hints.map((h) => h.panel.position))];
+    const on = [...new Set(hints.filter((h) => h.panel).map((h) => h.panel.position))];
     if (what && hints.length) what.value = on.length === 1 ? hints[0].panel.id : "";
     if (count) {
-      count.textContent = message || (!hints.length ? "no hints"
-        : hints.length + " hint(s) on panel " + on.join(", ") + (on.length > 1 ? ": the whole page is re-rendered" : ""));
+      const where = !on.length ? "" : " on panel " + on.join(", ") + (on.length > 1 ? ": the whole page is re-rendered" : "");
+      count.textContent = message || (hints.length ? hints.length + " hint(s)" + where : "no hints");
     }
   }
   compare.addEventListener("click", (ev) => {
@@ -141,7 +141,7 @@ function initHints(compare) {
     const y = Math.round((ev.clientY - box.top) / box.height * height);
     const panel = panelAt(x, y);
     if (panels.length && !panel) { draw("Click inside a panel: a hint colours a region of a panel."); return; }
-    hints.push({ x: x, y: y, color: colour.value, panel: panel || { id: "", position: "?" } });
+    hints.push({ x: x, y: y, color: colour.value, panel: panel || null });  // null: the page's panels are not known yet
     draw();
   });
   const clear = document.getElementById("clear-hints");
