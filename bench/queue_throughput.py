@@ -276,7 +276,9 @@ class Service:
                 key = self.storage.put_bytes(data, ".png")
                 w, h = Image.open(self.storage.local_path(key)).size
                 page = batches.add_page(s, batch.id, f"page-{i}.png", key, w, h)
-                r = renders.queue_render(s, page.id, seed=i)
+                # As the dashboard does: the canonical colouring, so that the pages may share a
+                # forward pass (pages with different seeds never do).
+                r = renders.queue_new_page(s, page.id)
                 jobs.append((r.id, r.task_id, page.id))
         out = []
         t = time.time()

@@ -13,6 +13,7 @@ from panelpaint.images import ImageError
 from panelpaint.store import accounts
 from panelpaint.store import batches as batch_store
 from panelpaint.store import styles as style_store
+from panelpaint.store import variants as variant_store
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.schema import RunStatus
 
@@ -23,7 +24,7 @@ from .errors import error_response
 from .extensions import login_manager
 from .review import ReviewError, comments, decide, parse_hints
 from .services import db, send_stored
-from .styles import add_style, parse_tags
+from .styles import add_style, edit_colour_key, extract_colour_key, parse_tags
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -51,6 +52,19 @@ def body():
     return data if isinstance(data, dict) else request.form
 
 
+def optional_int(data, name: str) -> int | None:  # noqa: ANN001 - the request's fields
+    """An optional integer field (absent or "" is None); ValueError naming the field otherwise."""
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer") from None
+
+
 def bad_request(message: str):
     return error_response(400, "Bad request", message)
 
@@ -62,10 +76,15 @@ def owned(getter, row_id: int):
     return row
 
 
+# What PATCH /v1/styles/<id> may change: the colour key.
+STYLE_FIELDS = frozenset({"palette", "snap_palette", "background"})
+
+
 def style_json(style) -> dict:
     return {"id": style.id, "name": style.name, "tags": style.tags or [], "width": style.width,
             "height": style.height, "created_at": style.created_at.isoformat(),
-            "image_url": url_for("api.style_image", style_id=style.id)}
+            "image_url": url_for("api.style_image", style_id=style.id),
+            "palette": style.palette, "snap_palette": style.snap_palette, "background": style.background.value}
 
 
 def render_json(render) -> dict:
@@ -74,12 +93,19 @@ def render_json(render) -> dict:
         "status": render.status.value, "style_id": render.style_id, "seed": render.seed,
         "hints": render.hints or [], "model_version": render.model_version, "attempt": render.attempt,
         "error": render.error, "degraded": render.degraded, "worker": render.worker,
-        "timings": render.timings or {},
+        "timings": render.timings or {}, "variant_set_id": render.variant_set_id,
         "queued_at": render.queued_at.isoformat() if render.queued_at else None,
         "finished_at": render.finished_at.isoformat() if render.finished_at else None,
         "files": {kind: url_for("api.render_file", render_id=render.id, kind=kind)
                   for kind in (render.outputs or {}) if render.status == RunStatus.succeeded},
     }
+
+
+def variant_set_json(vset) -> dict:
+    return {"id": vset.id, "page_id": vset.page_id, "size": vset.size, "style_id": vset.style_id,
+            "created_at": vset.created_at.isoformat(), "picked_render_id": vset.picked_render_id,
+            "picked_at": vset.picked_at.isoformat() if vset.picked_at else None,
+            "renders": [render_json(r) for r in vset.renders]}
 
 
 def page_json(page, *, detail: bool = False) -> dict:
@@ -134,6 +160,40 @@ def create_style():
 @bp.get("/v1/styles/<int:style_id>")
 def get_style(style_id: int):
     return jsonify(style_json(owned(style_store.get_style, style_id)))
+
+
+@bp.patch("/v1/styles/<int:style_id>")
+@require("submit")
+def edit_style(style_id: int):
+    style = owned(style_store.get_style, style_id)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not data:
+        return bad_request("Send a JSON object with palette, snap_palette and/or background.")
+    unknown = sorted(set(data) - STYLE_FIELDS)
+    if unknown:
+        return bad_request(f"Unknown field(s) {', '.join(unknown)}: a style's palette, snap_palette and "
+                           "background can be changed.")
+    try:
+        edit_colour_key(style, **data)
+    except InvalidInput as exc:
+        db().rollback()
+        return bad_request(str(exc))
+    return jsonify(style_json(style))
+
+
+@bp.post("/v1/styles/<int:style_id>/palette/extract")
+@require("submit")
+def extract_style_palette(style_id: int):
+    style = owned(style_store.get_style, style_id)
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data, dict):
+        return bad_request("Send a JSON object (optionally with k, the number of colours).")
+    try:
+        extract_colour_key(style, data.get("k", style_store.PALETTE_COLOURS))
+    except (InvalidInput, ImageError) as exc:
+        db().rollback()
+        return bad_request(str(exc))
+    return jsonify(style_json(style))
 
 
 @bp.get("/v1/styles/<int:style_id>/image")
@@ -235,9 +295,9 @@ def review_page(page_id: int):
     page = owned(batch_store.get_page, page_id)
     data = body()
     try:
-        panel_id = int(data["panel_id"]) if data.get("panel_id") not in (None, "") else None
-    except (TypeError, ValueError):
-        return bad_request("panel_id must be an integer")
+        panel_id = optional_int(data, "panel_id")
+    except ValueError as exc:
+        return bad_request(str(exc))
     try:
         decide(page, panel_id, str(data.get("decision", "")), str(data.get("comment", "")))
     except NotFound:
@@ -254,18 +314,58 @@ def rerender_page(page_id: int):
     page = owned(batch_store.get_page, page_id)
     data = body()
     try:
-        panel_id = int(data["panel_id"]) if data.get("panel_id") not in (None, "") else None
-        style_id = int(data["style_id"]) if data.get("style_id") not in (None, "") else None
-    except (TypeError, ValueError):
-        return bad_request("panel_id and style_id must be integers")
+        panel_id, style_id = optional_int(data, "panel_id"), optional_int(data, "style_id")
+    except ValueError as exc:
+        return bad_request(str(exc))
     if panel_id is not None and panel_id not in {p.id for p in page.panels}:
         abort(404)
     try:
         render = jobs.rerender(page, panel_id, style_id, jobs.parse_seed(data.get("seed")), parse_hints(data.get("hints")))
     except jobs.SubmitError as exc:
-        db().rollback()
-        return error_response(409 if "still queued" in str(exc) else 400, "Bad request", str(exc))
+        return refused(exc)
     return jsonify(render_json(render)), 202
+
+
+@bp.post("/v1/pages/<int:page_id>/variants")
+@require("rerender")
+def make_variants(page_id: int):
+    page = owned(batch_store.get_page, page_id)
+    data = body()
+    try:
+        vset = jobs.variants(page, jobs.parse_count(data.get("count")), optional_int(data, "style_id"),
+                             parse_hints(data.get("hints")))
+    except ValueError as exc:
+        return bad_request(str(exc))
+    except jobs.SubmitError as exc:
+        return refused(exc)
+    return jsonify(variant_set_json(vset)), 202
+
+
+@bp.get("/v1/pages/<int:page_id>/variants")
+def page_variants(page_id: int):
+    page = owned(batch_store.get_page, page_id)
+    sets = variant_store.list_variant_sets(db(), current_user.studio_id, page.id)
+    return jsonify(variant_sets=[variant_set_json(v) for v in sets])
+
+
+@bp.post("/v1/renders/<int:render_id>/pick")
+@require("rerender")
+def pick_render(render_id: int):
+    try:
+        render = jobs.pick(render_id)
+    except NotFound:
+        abort(404)
+    except jobs.SubmitError as exc:
+        return refused(exc)
+    return jsonify(page_json(owned(batch_store.get_page, render.page_id), detail=True))
+
+
+def refused(exc: jobs.SubmitError):
+    """A submission the job store refused: 409 when the state forbids it now, else 400."""
+    db().rollback()
+    if isinstance(exc, jobs.Conflict):
+        return error_response(409, "Conflict", str(exc))
+    return bad_request(str(exc))
 
 
 @bp.get("/v1/pages/<int:page_id>/renders")
@@ -277,7 +377,7 @@ def page_renders(page_id: int):
 @bp.get("/v1/pages/<int:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
     page = owned(batch_store.get_page, page_id)
-    return serve_image(page_image_key(page, kind), request.args.get("size", type=int))
+    return serve_image(page_image_key(page, kind), request.args.get("size", type=int), revalidate=kind != "source")
 
 
 @bp.get("/v1/pages/<int:page_id>/download/<fmt>")
@@ -286,7 +386,7 @@ def page_download(page_id: int, fmt: str):
     key = downloads.page_file(page, fmt)
     if key is None:
         abort(404)
-    return send_stored(key, download_name=downloads.page_file_name(page, fmt))
+    return send_stored(key, download_name=downloads.page_file_name(page, fmt), revalidate=True)
 
 
 @bp.get("/v1/renders/<int:render_id>")

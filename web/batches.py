@@ -9,15 +9,17 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 from PIL import Image
 
+from panelpaint.flats import Background
 from panelpaint.images import ImageError, open_image
 from panelpaint.store import batches as batch_store
+from panelpaint.store import renders as render_store
 from panelpaint.store import styles as style_store
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.schema import RunStatus
 
 from . import downloads, jobs
 from .auth import require
-from .services import db, release_db, send_stored, services
+from .services import cache_privately, db, release_db, send_stored, services
 
 bp = Blueprint("batches", __name__)
 
@@ -56,8 +58,13 @@ def index_status():
 @bp.get("/batches/new")
 @require("submit")
 def new():
+    return new_batch_form({})
+
+
+def new_batch_form(form, error: str | None = None, status: int = 200):  # noqa: ANN001, ANN201 - the submitted form
+    """The new batch page: the studio's styles, the form as it was sent, and what was wrong."""
     return render_template("new_batch.html", styles=style_store.list_styles(db(), current_user.studio_id),
-                           form={}, error=None)
+                           form=form, error=error, seed_max=render_store.SEED_MAX, backgrounds=list(Background)), status
 
 
 @bp.post("/batches")
@@ -78,8 +85,7 @@ def create():
                                    jobs.parse_options(form), request.files.getlist("pages"))
     except (jobs.SubmitError, ImageError, InvalidInput, ValueError) as exc:
         db().rollback()
-        styles = style_store.list_styles(db(), current_user.studio_id)
-        return render_template("new_batch.html", styles=styles, form=form, error=str(exc)), 400
+        return new_batch_form(form, str(exc), 400)
     _flash_submitted(result)
     return redirect(url_for("batches.detail", batch_id=result.batch.id))
 
@@ -179,13 +185,14 @@ def _thumbnail(key: str, size: int, max_pixels: int) -> bytes:
     return buf.getvalue()
 
 
-def serve_image(key: str | None, size: int | None):
-    """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources)."""
+def serve_image(key: str | None, size: int | None, *, revalidate: bool = False):
+    """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources);
+    `revalidate` for a URL whose image changes (see `send_stored`)."""
     if key is None:
         abort(404)
     release_db()
     if size is None:
-        return send_stored(key)
+        return send_stored(key, revalidate=revalidate)
     if size not in THUMB_SIZES:
         abort(404)
     try:
@@ -193,11 +200,12 @@ def serve_image(key: str | None, size: int | None):
     except ImageError:
         abort(404)
     response = send_file(io.BytesIO(data), mimetype="image/png", max_age=3600, etag=f"{key}-{size}")
-    response.cache_control.private = True
-    return response.make_conditional(request)
+    return cache_privately(response, revalidate).make_conditional(request)
 
 
 def page_image_key(page, kind: str) -> str | None:
+    """The storage key of a page's image: its source (never changes), or a file of its current
+    render (changes with a re-render or a pick: serve it with `revalidate`)."""
     if kind == "source":
         return page.source_key
     render = jobs.current_render(page)
@@ -212,7 +220,7 @@ def page_image_key(page, kind: str) -> str | None:
 def page_image(page_id: int, kind: str):
     page = owned_page(page_id)
     size = request.args.get("size", type=int)
-    return serve_image(page_image_key(page, kind), size)
+    return serve_image(page_image_key(page, kind), size, revalidate=kind != "source")
 
 
 @bp.get("/renders/<int:render_id>/files/<kind>")
@@ -243,4 +251,4 @@ def page_download(page_id: int, fmt: str):
     key = downloads.page_file(page, fmt)
     if key is None:
         abort(404)
-    return send_stored(key, download_name=downloads.page_file_name(page, fmt))
+    return send_stored(key, download_name=downloads.page_file_name(page, fmt), revalidate=True)

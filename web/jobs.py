@@ -1,5 +1,6 @@
-"""Submitting work from the dashboard and the API: batches, pages, retries, re-renders and style
-previews, enqueued by task name only after the database commit; and the status summaries both show.
+"""Submitting work from the dashboard and the API: batches, pages, retries, re-renders, variant sets
+and picks, style previews, enqueued by task name only after the database commit; and the status
+summaries both show.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from panelpaint.images import ImageError
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
+from panelpaint.store import variants as variant_store
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound, StoreError
-from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus
+from panelpaint.flats import Background
+from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus, VariantSet
 from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
@@ -27,11 +30,15 @@ from .services import db, services
 from .uploads import Archive, Upload, expand_files, has_archive
 
 PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
-MAX_SEED = 2**31 - 1
+BACKGROUND_OPTION = "background"  # in Batch.options: "paper" | "coloured" for every page; absent: each style's own
 
 
 class SubmitError(Exception):
     """Work could not be submitted; the message is meant for the user."""
+
+
+class Conflict(SubmitError):
+    """Not possible in the current state (a render still running, a cancelled batch...): HTTP 409."""
 
 
 @dataclass
@@ -104,7 +111,7 @@ def _store_page(batch: Batch, upload: Upload, style_id: int | None) -> tuple[Pag
     page = batch_store.add_page(db(), batch.id, upload.name, key, width, height, error, style_id=style_id)
     render = None
     if page.status == RunStatus.queued:
-        render = render_store.queue_render(db(), page.id, user_id=current_user.id)
+        render = render_store.queue_new_page(db(), page.id, user_id=current_user.id)
     return page, render
 
 
@@ -229,13 +236,52 @@ def retry(page: Page) -> None:
 def rerender(page: Page, panel_id: int | None, style_id: int | None, seed: int | None, hints: list | None) -> Render:
     try:
         render = render_store.rerender(db(), page.id, panel_id, style_id, seed, hints, user_id=current_user.id)
-    except NotFound as exc:
-        raise SubmitError(str(exc)) from None
-    except (IllegalTransition, InvalidInput) as exc:
+    except IllegalTransition as exc:
+        raise Conflict(str(exc)) from None
+    except (NotFound, InvalidInput) as exc:
         raise SubmitError(str(exc)) from None
     db().commit()
     enqueue([render])
     return render
+
+
+def variants(page: Page, count: int, style_id: int | None, hints: list | None) -> VariantSet:
+    """Queue a variant set of a finished page and send its renders; see `panelpaint.store.variants`."""
+    try:
+        vset = variant_store.queue_variants(db(), page.id, count, style_id, hints, user_id=current_user.id)
+    except IllegalTransition as exc:
+        raise Conflict(str(exc)) from None
+    except (NotFound, InvalidInput) as exc:
+        raise SubmitError(str(exc)) from None
+    db().commit()
+    enqueue(list(vset.renders))
+    return vset
+
+
+def pick(render_id: int) -> Render:
+    """Make a finished variant its page's result; `NotFound` for another studio's render."""
+    try:
+        render = variant_store.pick_variant(db(), current_user.studio_id, render_id, user_id=current_user.id)
+    except IllegalTransition as exc:
+        raise Conflict(str(exc)) from None
+    db().commit()
+    return render
+
+
+def parse_count(value: str | int | None) -> int:
+    """How many variants (blank: the default) from a form or JSON; `SubmitError` unless a whole
+    number in the job store's range."""
+    if value is None or str(value).strip() == "":
+        return variant_store.VARIANTS_DEFAULT
+    low, high = variant_store.VARIANTS_MIN, variant_store.VARIANTS_MAX
+    count = None
+    if isinstance(value, str) and value.strip().isdigit():
+        count = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    if count is None or not low <= count <= high:
+        raise SubmitError(f"Variants: ask for a whole number from {low} to {high}, got {value!r}.")
+    return count
 
 
 def cancel(batch: Batch) -> int:
@@ -247,7 +293,7 @@ def cancel(batch: Batch) -> int:
 
 
 def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
-    """Batch options from a form: work size, seed, output formats. Raises `SubmitError`."""
+    """Batch options from a form: work size, seed, background, output formats. Raises `SubmitError`."""
     options: dict[str, Any] = {}
     work_size = (form.get("work_size") or "").strip()
     if work_size:
@@ -260,6 +306,12 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
     seed = parse_seed(form.get("seed"))
     if seed is not None:
         options["seed"] = seed
+    background = (form.get(BACKGROUND_OPTION) or "").strip()
+    if background:
+        if background not in {b.value for b in Background}:
+            raise SubmitError(f"Background must be {' or '.join(b.value for b in Background)} "
+                              "(or blank for each style's own).")
+        options[BACKGROUND_OPTION] = background
     layered = [f for f in form.getlist("layers") if f in ("psd", "ora")]
     if layered:
         # The worker's output formats (panelpaint.export.FORMATS); PNGs and previews always.
@@ -268,15 +320,18 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
 
 
 def parse_seed(value: str | int | None) -> int | None:
+    """A variant seed from a form or JSON: blank/None is the canonical colouring; `SubmitError`
+    unless a whole number 0..SEED_MAX (the job store's range)."""
     if value is None or str(value).strip() == "":
         return None
+    message = (f"Seed must be a whole number from 0 to {render_store.SEED_MAX} "
+               "(leave it blank for the canonical colouring).")
+    if isinstance(value, (bool, float)):
+        raise SubmitError(message)
     try:
-        seed = int(value)
+        return render_store.check_seed(int(str(value).strip()))
     except (TypeError, ValueError):
-        raise SubmitError("Seed must be a whole number.") from None
-    if not 0 <= seed <= MAX_SEED:
-        raise SubmitError(f"Seed must be between 0 and {MAX_SEED}.")
-    return seed
+        raise SubmitError(message) from None
 
 
 def parse_direction(value: str | None) -> str:

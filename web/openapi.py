@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from panelpaint.flats import Background
+from panelpaint.palette import MAX_SWATCHES
+from panelpaint.store.renders import SEED_MAX
+from panelpaint.store.styles import PALETTE_COLOURS
+from panelpaint.store.variants import VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -24,6 +30,14 @@ ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "404": {"$ref": "#/components/responses/NotFound"},
 }
+# Colours as the job store reads them: "#rrggbb" (the "#" may be left out); it writes "#rrggbb".
+HEX_IN = "^#?[0-9a-fA-F]{6}$"
+SEED = {"type": "integer", "minimum": 0, "maximum": SEED_MAX,
+        "description": "A variant seed; left out (or null), the canonical colouring"}
+BACKGROUND = {"type": "string", "enum": [b.value for b in Background]}
+BAD = {"$ref": "#/components/responses/BadRequest"}
+FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
+CONFLICT = {"$ref": "#/components/responses/Conflict"}
 FILE = {"description": "The file", "content": {"image/png": {}, "application/octet-stream": {}},
         "headers": {"X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}}}}
 BATCH_FORM = {
@@ -36,7 +50,8 @@ BATCH_FORM = {
         "style_tags": {"type": "string", "description": "Comma separated"},
         "direction": {"type": "string", "enum": ["ltr", "rtl"], "default": "ltr"},
         "work_size": {"type": "integer", "minimum": 64, "maximum": 4096},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
+        "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
         "layers": {"type": "array", "items": {"type": "string", "enum": ["psd", "ora"]}},
         "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
@@ -66,9 +81,24 @@ def document(server_url: str = "") -> dict[str, Any]:
                                    "400": {"$ref": "#/components/responses/BadRequest"},
                                    "403": {"$ref": "#/components/responses/Forbidden"}, **ERRORS}},
         },
-        "/api/v1/styles/{style_id}": {"get": {"summary": "One style", "tags": ["styles"],
-                                              "parameters": [_id("style_id", "Style id")],
-                                              "responses": {"200": _json(_ref("Style"), "The style"), **ERRORS}}},
+        "/api/v1/styles/{style_id}": {
+            "get": {"summary": "One style, with its colour key", "tags": ["styles"],
+                    "parameters": [_id("style_id", "Style id")],
+                    "responses": {"200": _json(_ref("Style"), "The style"), **ERRORS}},
+            "patch": {"summary": "Edit a style's colour key: palette, snapping, background", "tags": ["styles"],
+                      "description": "Only the fields sent change; pages coloured from then on use them.",
+                      "parameters": [_id("style_id", "Style id")],
+                      "requestBody": {"required": True,
+                                      "content": {"application/json": {"schema": _ref("StylePatch")}}},
+                      "responses": {"200": _json(_ref("Style"), "Changed"), "400": BAD, "403": FORBIDDEN, **ERRORS}}},
+        "/api/v1/styles/{style_id}/palette/extract": {"post": {
+            "summary": "Extract the style's palette from its image again", "tags": ["styles"],
+            "parameters": [_id("style_id", "Style id")],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_SWATCHES, "default": PALETTE_COLOURS,
+                          "description": "How many colours at most"}}}}}},
+            "responses": {"200": _json(_ref("Style"), "Extracted"), "400": BAD, "403": FORBIDDEN, **ERRORS}}},
         "/api/v1/styles/{style_id}/image": {"get": {"summary": "A style's image", "tags": ["styles"],
                                                     "parameters": [_id("style_id", "Style id")],
                                                     "responses": {"200": FILE, **ERRORS}}},
@@ -134,10 +164,31 @@ def document(server_url: str = "") -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {
                     "panel_id": {"type": "integer"}, "style_id": {"type": "integer"},
-                    "seed": {"type": "integer", "minimum": 0},
-                    "hints": {"type": "array", "items": _ref("Hint")}}}}}},
-            "responses": {"202": _json(_ref("Render"), "Queued"), "400": {"$ref": "#/components/responses/BadRequest"},
-                          "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+                    "seed": {**SEED, "nullable": True},
+                    "hints": {"type": "array", "items": _ref("Hint"),
+                              "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
+            "responses": {"202": _json(_ref("Render"), "Queued"), "400": BAD, "409": CONFLICT, **ERRORS}}},
+        "/api/v1/pages/{page_id}/variants": {
+            "get": {"summary": "The page's variant sets, newest first", "tags": ["review"], "parameters": [page_id],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "variant_sets": {"type": "array", "items": _ref("VariantSet")}}}, "Variant sets"), **ERRORS}},
+            "post": {"summary": "Colour a finished page N times with random seeds, to pick one",
+                     "description": "The page keeps its result while the variants run; "
+                                    "`POST /api/v1/renders/{render_id}/pick` makes one the result.",
+                     "tags": ["review"], "parameters": [page_id],
+                     "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                         "type": "object", "properties": {
+                             "count": {"type": "integer", "minimum": VARIANTS_MIN, "maximum": VARIANTS_MAX,
+                                       "default": VARIANTS_DEFAULT},
+                             "style_id": {"type": "integer", "description": "Default: the style of the page's result"},
+                             "hints": {"type": "array", "items": _ref("Hint"),
+                                       "description": "Default: the hints of the page's result"}}}}}},
+                     "responses": {"202": _json(_ref("VariantSet"), "Queued"), "400": BAD, "409": CONFLICT,
+                                   **ERRORS}}},
+        "/api/v1/renders/{render_id}/pick": {"post": {
+            "summary": "Make a finished variant its page's result (reviews go back to pending)", "tags": ["review"],
+            "parameters": [_id("render_id", "Render id of a variant")],
+            "responses": {"200": _json(_ref("Page"), "Picked"), "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/renders": {"get": {
             "summary": "Every render of a page, newest first", "tags": ["pages"], "parameters": [page_id],
             "responses": {"200": _json({"type": "object", "properties": {
@@ -173,13 +224,30 @@ def document(server_url: str = "") -> dict[str, Any]:
             "id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string",
                                                                             "enum": ["admin", "artist", "reviewer"]},
             "studio_id": {"type": "integer"}, "studio": {"type": "string"}}},
+        "Swatch": {"type": "object", "required": ["color"], "properties": {
+            "color": {"type": "string", "pattern": HEX_IN, "description": "#rrggbb (stored and returned lower case)"},
+            "share": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
+                      "description": "The share of the reference's coloured pixels it stands for"}}},
+        "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": MAX_SWATCHES},
         "Style": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
             "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
-            "image_url": {"type": "string"}}},
+            "image_url": {"type": "string"},
+            "palette": {"allOf": [_ref("Palette")], "nullable": True,
+                        "description": "The colour key; null: extracted from the image when a page is coloured"},
+            "snap_palette": {"type": "boolean", "description": "Flats snap to the palette"},
+            "background": {**BACKGROUND, "description": "paper: panel backgrounds stay white"}}},
+        "StylePatch": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+            "palette": _ref("Palette"), "snap_palette": {"type": "boolean"}, "background": BACKGROUND}},
+        "VariantSet": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "page_id": {"type": "integer"}, "size": {"type": "integer"},
+            "style_id": {"type": "integer", "nullable": True}, "created_at": {"type": "string"},
+            "picked_render_id": {"type": "integer", "nullable": True},
+            "picked_at": {"type": "string", "nullable": True},
+            "renders": {"type": "array", "items": _ref("Render")}}},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
             "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
-            "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}}},
+            "color": {"type": "string", "pattern": HEX_IN}}},
         "Page": {"type": "object", "properties": {
             "id": {"type": "integer"}, "batch_id": {"type": "integer"}, "position": {"type": "integer"},
             "name": {"type": "string"}, "status": status, "error": {"type": "string", "nullable": True},
@@ -213,7 +281,9 @@ def document(server_url: str = "") -> dict[str, Any]:
         "Render": {"type": "object", "properties": {
             "id": {"type": "integer"}, "page_id": {"type": "integer"}, "panel_id": {"type": "integer", "nullable": True},
             "version": {"type": "integer"}, "status": status, "style_id": {"type": "integer", "nullable": True},
-            "seed": {"type": "integer"}, "hints": {"type": "array", "items": _ref("Hint")},
+            "seed": {**SEED, "nullable": True}, "hints": {"type": "array", "items": _ref("Hint")},
+            "variant_set_id": {"type": "integer", "nullable": True,
+                               "description": "Set for the renders of a variant set"},
             "model_version": {"type": "string", "nullable": True}, "attempt": {"type": "integer"},
             "error": {"type": "string", "nullable": True}, "degraded": {"type": "string", "nullable": True},
             "worker": {"type": "string", "nullable": True}, "timings": {"type": "object"},

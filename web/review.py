@@ -1,16 +1,19 @@
 """Review: line art, result and style reference side by side, per-page and per-panel approve or
-reject, comments, and re-rendering a page or panel with another style, seed or colour hints."""
+reject, comments, re-rendering a page or panel with another style, seed or colour hints (placed on
+a panel), and variant sets: N re-renders with random seeds shown side by side, one picked."""
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from panelpaint.hints import validate_hints
 from panelpaint.store import batches as batch_store
+from panelpaint.store import renders as render_store
 from panelpaint.store import reviews as review_store
 from panelpaint.store import styles as style_store
+from panelpaint.store import variants as variant_store
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.schema import ReviewStatus, RunStatus
@@ -111,15 +114,44 @@ def page(page_id: int):
     for r in renders:
         if r.panel_id is not None and r.status == RunStatus.succeeded and r.panel_id not in panel_renders:
             panel_renders[r.panel_id] = r
+    sets = variant_store.list_variant_sets(db(), current_user.studio_id, page.id)
     return render_template(
         "review.html", page=page, batch=batch, render=render, style=style,
         result_key=jobs.result_key(render), panels=page.panels,
         shown_panel=next((p for p in page.panels if render is not None and p.id == render.panel_id), None), renders=renders, panel_renders=panel_renders,
+        used_hints=used_hints(render, page.panels),
         styles=style_store.list_styles(db(), current_user.studio_id), comments=comments(page),
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,
         position=index + 1, count=len(pages), files=downloads.available_page_files(page),
+        variant_set=sets[0] if sets else None, variant_limits=(variant_store.VARIANTS_MIN, variant_store.VARIANTS_MAX,
+                                                               variant_store.VARIANTS_DEFAULT),
+        seed_max=render_store.SEED_MAX,
     )
+
+
+def used_hints(render, panels) -> list[dict]:  # noqa: ANN001 - Render | None, [Panel]
+    """The hint dots the shown render was made with, each with the panel it coloured (1-based)."""
+    out = []
+    for dot in (render.hints or []) if render is not None else []:
+        on = [p for p in panels if p.x <= dot.get("x", -1) < p.x + p.w and p.y <= dot.get("y", -1) < p.y + p.h]
+        if render.panel_id is not None:
+            on = [p for p in on if p.id == render.panel_id]
+        out.append({**dot, "panel": on[0].position + 1 if on else None})
+    return out
+
+
+def variant_status(page, vset) -> dict:  # noqa: ANN001 - Page, VariantSet
+    """A variant set as the review screen polls it: each render's state, thumbnail and whether it is shown."""
+    cells = []
+    for r in vset.renders:
+        done = jobs.result_key(r) is not None
+        cells.append({"id": r.id, "version": r.version, "seed": r.seed, "status": r.status.value, "error": r.error,
+                      "current": r.id == page.current_render_id,
+                      "thumb_url": url_for("batches.render_file", render_id=r.id, kind="composite", size=360)
+                      if done and (r.outputs or {}).get("composite") else None})
+    return {"id": vset.id, "size": vset.size, "picked_render_id": vset.picked_render_id,
+            "active": any(c["status"] in ("queued", "running") for c in cells), "renders": cells}
 
 
 @bp.post("/<int:page_id>/decision")
@@ -172,4 +204,49 @@ def rerender(page_id: int):
         flash(str(exc), "error")
         return redirect(url_for("review.page", page_id=page.id))
     flash(f"Re-render queued (version {render.version}).", "success")
+    return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.post("/<int:page_id>/variants")
+@require("rerender")
+def variants(page_id: int):
+    page = owned_page(page_id)
+    try:
+        vset = jobs.variants(page, jobs.parse_count(request.form.get("count")), request.form.get("style_id", type=int),
+                             None)
+    except jobs.SubmitError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("review.page", page_id=page.id))
+    flash(f"{vset.size} variants queued (versions {vset.renders[0].version}–{vset.renders[-1].version}); "
+          "they appear side by side as they finish.", "success")
+    return redirect(url_for("review.page", page_id=page.id) + "#variants")
+
+
+@bp.get("/<int:page_id>/variants.json")
+def variants_status(page_id: int):
+    page = owned_page(page_id)
+    sets = variant_store.list_variant_sets(db(), current_user.studio_id, page.id)
+    return jsonify(variant_set=variant_status(page, sets[0]) if sets else None)
+
+
+@bp.post("/<int:page_id>/pick")
+@require("rerender")
+def pick(page_id: int):
+    page = owned_page(page_id)
+    render_id = request.form.get("render_id", type=int)
+    if render_id is None:
+        abort(400, description="Choose the variant to pick.")
+    render = batch_store.get_render(db(), current_user.studio_id, render_id)
+    if render is None or render.page_id != page.id:
+        abort(404)
+    try:
+        render = jobs.pick(render.id)
+    except NotFound:
+        abort(404)
+    except jobs.SubmitError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("review.page", page_id=page.id) + "#variants")
+    flash(f"Variant v{render.version} (seed {render.seed}) is now this page's result; review it again.", "success")
     return redirect(url_for("review.page", page_id=page.id))

@@ -68,8 +68,13 @@ MIMETYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", "
              ".ora": "image/openraster"}
 
 
-def send_stored(key: str, download_name: str | None = None):
-    """Serve a stored file by its server-made key; callers have already checked the studio owns the row."""
+def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):
+    """Serve a stored file by its server-made key; callers have already checked the studio owns the row.
+
+    Keys are content hashes, so a URL that always names the same key may be cached for an hour;
+    one whose file changes (a page's result: a re-render or a picked variant makes another) is
+    served with `revalidate`, so a browser asks again every time and gets a 304 while it is the same.
+    """
     from flask import abort, send_file
 
     from panelpaint.store.errors import InvalidInput, NotFound
@@ -86,5 +91,13 @@ def send_stored(key: str, download_name: str | None = None):
     response = send_file(source, mimetype=mimetype, as_attachment=download_name is not None,
                          download_name=download_name, max_age=3600, conditional=True, etag=key)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return cache_privately(response, revalidate)
+
+
+def cache_privately(response, revalidate: bool = False):  # noqa: ANN001, ANN201 - a Flask response
+    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again."""
     response.cache_control.private = True
+    if revalidate:
+        response.cache_control.max_age = None
+        response.cache_control.no_cache = True
     return response

@@ -103,12 +103,12 @@ def check_image(data: bytes, name: str):
     return open_image(data, name=name, max_pixels=services().settings.max_image_pixels)
 
 
-def store_style_image(storage: FileStorage | None) -> tuple[str, int, int]:
-    """Validate an uploaded style reference and store it; returns (key, width, height) or raises `ImageError`."""
+def store_style_image(storage: FileStorage | None):  # noqa: ANN201 - (str, PIL.Image.Image)
+    """Validate an uploaded style reference and store it; returns (key, decoded image) or raises `ImageError`."""
     if storage is None or not storage.filename:
         raise ImageError("choose an image file for the style")
     img = check_image(storage.read(), display_name(storage.filename, "style"))
     # Re-encoded as PNG: what is served back to browsers is always a clean image the server wrote.
     buf = io.BytesIO()
     img.save(buf, "PNG")
-    return services().storage.put_bytes(buf.getvalue(), ".png"), img.width, img.height
+    return services().storage.put_bytes(buf.getvalue(), ".png"), img

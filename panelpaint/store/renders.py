@@ -20,7 +20,7 @@ How a render survives lost workers (Celery with acks_late + reject_on_worker_los
   worker stops and drops its result); repeating the same write of the current attempt is a no-op
   that returns the stored render. So a task that runs twice leaves exactly one result.
 * `claim_following` lets a render worker take the queued, never-tried page renders after its own
-  in the same batch with the same style, to colour them in one forward pass; each is then a
+  in the same batch with the same style and seed, to colour them in one forward pass; each is then a
   claimed render like any other (fenced, leased, taken over when that worker is lost).
 * Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
   ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
@@ -31,17 +31,21 @@ How a render survives lost workers (Celery with acks_late + reject_on_worker_los
 * A panel re-render's result is the whole page with that panel merged in: when it completes it
   becomes the page's current result (only over the result it was merged onto, never hiding a
   newer page render); a later page render takes the page back.
+* The renders of a variant set (`panelpaint.store.variants`) are page renders that are never the
+  page's current render, so nothing here mirrors them onto the page; only a pick makes one current.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import operator
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.hints import validate_hints
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
@@ -51,6 +55,9 @@ from panelpaint.store.styles import require_style
 
 DEFAULT_LEASE_SECONDS = 120.0
 _MAX_TEXT = 10_000
+# Seeds of variants, 0..SEED_MAX (a signed 32-bit integer: every client and JSON parser holds it);
+# no seed means the canonical colouring.
+SEED_MAX = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +103,8 @@ def _scope(session: Session, render: Render) -> tuple[int, int]:
     ).one()
 
 
-def _log(session: Session, kind: str, render: Render, **data: Any) -> None:
+def log_render(session: Session, kind: str, render: Render, **data: Any) -> None:
+    """Append a render event, scoped to the render's studio, batch and page."""
     studio_id, batch_id = _scope(session, render)
     log_event(session, kind, studio_id=studio_id, batch_id=batch_id, page_id=render.page_id,
               render_id=render.id, data=data)
@@ -149,26 +157,23 @@ def queue_render(
     """A new queued render of a page (panel_id None) or of one of its panels, version = last + 1.
 
     Style defaults to panel's, then page's, then the batch's default; no seed means the canonical
-    colouring, a seed a variant of it (`pages.FinishOptions`); hints default to the panel's. Review status of
-    what is being replaced goes back to pending. Refused (`IllegalTransition`) while another render
-    of the same page/panel is queued or running, for a cancelled batch or an unreadable page.
+    colouring, a seed (0..SEED_MAX) a variant of it (`pages.FinishOptions`); hints default to the
+    panel's, and hints given must each lie on the panel (on some panel, for a page render of a page
+    whose panels are known: see `check_hints`). Review status of what is being replaced goes back
+    to pending. Refused (`IllegalTransition`) while another render of the same page/panel is queued
+    or running (a variant set's renders do not count: they never drive the page), for a cancelled
+    batch or an unreadable page.
     The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
     """
-    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
-    if page is None:
-        raise NotFound(f"page {page_id} does not exist")
+    page = lock_renderable_page(session, page_id)
     batch = page.batch
-    if batch.cancelled:
-        raise IllegalTransition(f"batch {batch.id} is cancelled")
-    if page.source_key is None:
-        raise IllegalTransition(f"page {page_id} has no readable source image: upload it again")
     panel = None
     if panel_id is not None:
         panel = session.get(Panel, panel_id)
         if panel is None or panel.page_id != page_id:
             raise NotFound(f"panel {panel_id} does not exist on page {page_id}")
     same = Render.panel_id.is_(None) if panel_id is None else Render.panel_id == panel_id
-    active = session.scalar(sa.select(Render.id).where(Render.page_id == page_id, same,
+    active = session.scalar(sa.select(Render.id).where(Render.page_id == page_id, same, Render.variant_set_id.is_(None),
                                                        Render.status.in_(list(ACTIVE))).limit(1))
     if active is not None:
         raise IllegalTransition(f"render {active} of this {'panel' if panel else 'page'} is still queued or running")
@@ -177,17 +182,14 @@ def queue_render(
     require_style(session, batch.studio_id, style_id)
     if style_id is None:
         style_id = (panel.style_id if panel is not None else None) or page.style_id or batch.default_style_id
-    if seed is not None and not 0 <= int(seed) < 2**63:
-        raise InvalidInput(f"seed must be a non-negative 63-bit integer, got {seed}")
+    seed = check_seed(seed)
     if hints is None:
         hints = list(panel.hints) if panel is not None else []
-    elif not isinstance(hints, list):
-        raise InvalidInput("hints must be a list")
-    version = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Render.version), 0))
-                             .where(Render.page_id == page_id, same)) + 1
+    else:
+        hints = check_hints(page, panel, hints)
+    version = next_version(session, page_id, panel_id)
     render = Render(page_id=page_id, panel_id=panel_id, version=version, style_id=style_id,
-                    seed=None if seed is None else int(seed),
-                    hints=hints, status=RunStatus.queued, attempt=0, task_id=str(uuid.uuid4()))
+                    seed=seed, hints=hints, status=RunStatus.queued, attempt=0, task_id=str(uuid.uuid4()))
     session.add(render)
     session.flush()
     if panel is None:
@@ -195,18 +197,81 @@ def queue_render(
         page.current_render_id = render.id
         page.error = None
         page.panels_done = 0
-        _reset_review(page)
+        reset_review(page)
         for p in page.panels:
-            _reset_review(p)
+            reset_review(p)
     else:
-        _reset_review(panel)
+        reset_review(panel)
     session.flush()
-    _log(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
-         seed=render.seed, user_id=user_id)
+    log_render(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
+               seed=render.seed, user_id=user_id)
     return render
 
 
-def _reset_review(target: Page | Panel) -> None:
+def lock_renderable_page(session: Session, page_id: int) -> Page:
+    """The page, locked for update, when a render of it may be queued: `NotFound` when it does not
+    exist, `IllegalTransition` when its batch is cancelled or its upload could not be read."""
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    if page.batch.cancelled:
+        raise IllegalTransition(f"batch {page.batch_id} is cancelled")
+    if page.source_key is None:
+        raise IllegalTransition(f"page {page_id} has no readable source image: upload it again")
+    return page
+
+
+def queue_new_page(session: Session, page_id: int, *, user_id: int | None = None) -> Render:
+    """The first render of a page just added to a batch: with the batch's `seed` option when it has
+    one (every page of the batch is then that variant), else the canonical colouring."""
+    page = session.get(Page, page_id)
+    if page is None:
+        raise NotFound(f"page {page_id} does not exist")
+    return queue_render(session, page_id, seed=(page.batch.options or {}).get("seed"), user_id=user_id)
+
+
+def check_seed(seed: Any) -> int | None:
+    """`seed` as an int in 0..SEED_MAX, or None (the canonical colouring); `InvalidInput` otherwise."""
+    if seed is None:
+        return None
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise InvalidInput(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
+    return value
+
+
+def check_hints(page: Page, panel: Panel | None, hints: Any) -> list[dict]:
+    """Hint dots ({x, y, color}, page pixels) normalised, each on `panel`'s box, or (a page render,
+    `panel` None) on some panel of the page once its panels are known: the worker gives a page
+    render's dots to the panels under them, so a dot on no panel would do nothing."""
+    if not isinstance(hints, list):
+        raise InvalidInput("hints must be a list of {x, y, color}")
+    try:
+        hints = validate_hints(hints)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    boxes = [panel] if panel is not None else list(page.panels)
+    if not boxes:
+        return hints
+    for i, dot in enumerate(hints):
+        if not any(b.x <= dot["x"] < b.x + b.w and b.y <= dot["y"] < b.y + b.h for b in boxes):
+            where = f"on panel {panel.position + 1}" if panel is not None else "on any panel"
+            raise InvalidInput(f"hint {i + 1} at ({dot['x']:g}, {dot['y']:g}) is not {where}: "
+                               "place it inside the panel it should colour")
+    return hints
+
+
+def next_version(session: Session, page_id: int, panel_id: int | None) -> int:
+    """The version number the next render of the page (panel_id None) or of that panel gets."""
+    same = Render.panel_id.is_(None) if panel_id is None else Render.panel_id == panel_id
+    return session.scalar(sa.select(sa.func.coalesce(sa.func.max(Render.version), 0))
+                          .where(Render.page_id == page_id, same)) + 1
+
+
+def reset_review(target: Page | Panel) -> None:
     if target.review_status != ReviewStatus.pending:
         check_review(target.review_status, ReviewStatus.pending)
         target.review_status = ReviewStatus.pending
@@ -271,7 +336,7 @@ def _claim_locked(
         if _guarded_update(session, render.id, status, attempt, status=RunStatus.cancelled, finished_at=now,
                            error="cancelled"):
             _sync_page(session, render, RunStatus.cancelled, None)
-            _log(session, "render.cancelled", render, attempt=attempt)
+            log_render(session, "render.cancelled", render, attempt=attempt)
         return None
     takeover = status == RunStatus.running
     if takeover:
@@ -287,7 +352,7 @@ def _claim_locked(
         if _guarded_update(session, render.id, status, attempt, status=RunStatus.failed, finished_at=now,
                            error=error):
             _sync_page(session, render, RunStatus.failed, error)
-            _log(session, "render.gave_up", render, attempt=attempt, max_attempts=max_attempts)
+            log_render(session, "render.gave_up", render, attempt=attempt, max_attempts=max_attempts)
         return None
     check_render(status, RunStatus.running)
     previous = render.worker
@@ -297,8 +362,8 @@ def _claim_locked(
     ):
         return None  # another claimer changed the row first
     _sync_page(session, render, RunStatus.running, None)
-    _log(session, "render.claimed", render, attempt=attempt + 1, worker=worker, takeover=takeover,
-         previous_worker=previous if takeover else None)
+    log_render(session, "render.claimed", render, attempt=attempt + 1, worker=worker, takeover=takeover,
+               previous_worker=previous if takeover else None)
     page = render.page
     return Claim(
         render_id=render.id, attempt=render.attempt, page_id=page.id, panel_id=render.panel_id, batch_id=batch.id,
@@ -371,7 +436,7 @@ def claim_following(
     limit: int,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> list[Claim]:
-    """Claim up to `limit` more queued page renders of `claim`'s batch with the same style, from
+    """Claim up to `limit` more queued page renders of `claim`'s batch with the same style and seed, from
     the pages that follow `claim`'s page in reading order: a render worker colours their panels
     together with its own in one forward pass. Commit right after.
 
@@ -388,6 +453,8 @@ def claim_following(
     q = (sa.select(Render.id).join(Page, Render.page_id == Page.id)
          .where(Page.batch_id == claim.batch_id, Page.position > position, Page.current_render_id == Render.id,
                 Render.status == RunStatus.queued, Render.panel_id.is_(None), Render.style_id == claim.style_id,
+                # The seed moves the style code inside the one forward pass: only equal seeds share it.
+                Render.seed.is_(None) if claim.seed is None else Render.seed == claim.seed,
                 Render.attempt == 0)
          .order_by(Page.position, Render.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
@@ -434,7 +501,7 @@ def note_coloured(session: Session, render_id: int, attempt: int, *, together: l
         raise NotFound(f"render {render_id} does not exist")
     if render.attempt != attempt or render.status != RunStatus.running:
         raise StaleAttempt(render_id, attempt, render.attempt, render.status.value)
-    _log(session, "render.coloured", render, attempt=attempt, together=list(together), panels=int(panels))
+    log_render(session, "render.coloured", render, attempt=attempt, together=list(together), panels=int(panels))
 
 
 def complete_render(
@@ -475,8 +542,8 @@ def complete_render(
         _fenced(session, render_id, attempt)
     render = session.get(Render, render_id)
     _sync_page(session, render, RunStatus.succeeded, None)
-    _log(session, "render.succeeded", render, attempt=attempt, worker=render.worker, timings=render.timings,
-         degraded=render.degraded, based_on=based_on)
+    log_render(session, "render.succeeded", render, attempt=attempt, worker=render.worker, timings=render.timings,
+               degraded=render.degraded, based_on=based_on)
     if render.panel_id is not None:
         _promote_panel_render(session, render, based_on)
     return render
@@ -504,9 +571,9 @@ def _promote_panel_render(session: Session, render: Render, based_on: int | None
         page.error = None
         page.panels_done = page.panels_total
         session.flush()
-        _log(session, "render.current", render, panel_id=render.panel_id, replaced=current)
+        log_render(session, "render.current", render, panel_id=render.panel_id, replaced=current)
         return
-    _log(session, "render.not_current", render, panel_id=render.panel_id, reason=reason)
+    log_render(session, "render.not_current", render, panel_id=render.panel_id, reason=reason)
 
 
 def fail_render(
@@ -541,8 +608,8 @@ def fail_render(
         _fenced(session, render_id, attempt)
     render = session.get(Render, render_id)
     _sync_page(session, render, target, error)
-    _log(session, "render.failed" if target == RunStatus.failed else "render.requeued", render,
-         attempt=attempt, error=error, retryable=retryable)
+    log_render(session, "render.failed" if target == RunStatus.failed else "render.requeued", render,
+               attempt=attempt, error=error, retryable=retryable)
     return render
 
 
@@ -557,7 +624,7 @@ def acknowledge_cancel(session: Session, render_id: int, attempt: int) -> Render
         _fenced(session, render_id, attempt)
     render = session.get(Render, render_id)
     _sync_page(session, render, RunStatus.cancelled, None)
-    _log(session, "render.cancelled", render, attempt=attempt)
+    log_render(session, "render.cancelled", render, attempt=attempt)
     return render
 
 
@@ -578,7 +645,7 @@ def note_resent(session: Session, render_ids: list[int], reason: str) -> None:
     for render_id in render_ids:
         render = session.get(Render, render_id)
         if render is not None:
-            _log(session, "render.resent", render, attempt=render.attempt, task_id=render.task_id, reason=reason)
+            log_render(session, "render.resent", render, attempt=render.attempt, task_id=render.task_id, reason=reason)
 
 
 def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Render]:
@@ -598,8 +665,8 @@ def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS
         extra = {"finished_at": utcnow(), "error": "cancelled"} if cancelled else {"error": "worker lost"}
         if _guarded_update(session, render.id, RunStatus.running, render.attempt, status=target, **extra):
             _sync_page(session, render, target, None)
-            _log(session, "render.cancelled" if cancelled else "render.requeued", render,
-                 attempt=render.attempt, reason="lease expired")
+            log_render(session, "render.cancelled" if cancelled else "render.requeued", render,
+                       attempt=render.attempt, reason="lease expired")
             if not cancelled:
                 requeued.append(render)
     return requeued

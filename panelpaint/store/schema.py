@@ -1,4 +1,5 @@
-"""The job store's tables: studios, users, styles, batches, uploads, pages, panels, renders, reviews, events.
+"""The job store's tables: studios, users, styles, batches, uploads, pages, panels, renders, variant sets,
+reviews, events.
 
 Typed SQLAlchemy 2.x declarative models. Every row a studio owns reaches its studio through a
 foreign key chain (Batch.studio_id, StyleReference.studio_id, User.studio_id), so queries can be
@@ -270,8 +271,32 @@ class Render(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # Set for the renders of a variant set (`panelpaint.store.variants`): never a page's result
+    # until one is picked.
+    variant_set_id: Mapped[int | None] = mapped_column(ForeignKey("variant_set.id", ondelete="CASCADE"), index=True)
+
     page: Mapped[Page] = relationship(foreign_keys=[page_id])
     panel: Mapped["Panel | None"] = relationship(foreign_keys=[panel_id])
+
+
+class VariantSet(Base):
+    """N renders of one page with N random seeds, asked for together; the one picked becomes the
+    page's result (see `panelpaint.store.variants`)."""
+
+    __tablename__ = "variant_set"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("page.id", ondelete="CASCADE"), index=True)
+    style_id: Mapped[int | None] = mapped_column(ForeignKey("style_reference.id", ondelete="SET NULL"))
+    size: Mapped[int] = mapped_column(Integer)  # how many variants were asked for
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    picked_render_id: Mapped[int | None] = mapped_column(
+        ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
+    )
+    picked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    picked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    renders: Mapped[list[Render]] = relationship(foreign_keys=[Render.variant_set_id], order_by=Render.id)
 
 
 class Review(Base):

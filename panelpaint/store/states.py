@@ -10,6 +10,7 @@ Redelivery of a running render (the worker died) is a new claim: running -> runn
 
 Pages mirror their current page-level render, and may start again from a final state:
     failed -> queued (retry)   succeeded -> queued (re-render)   cancelled stays cancelled
+    failed -> succeeded (a finished variant is picked as the page's result: `store.variants`)
 A page whose upload was unreadable is created failed, and cannot be retried (there is no source).
 
 Reviews (per page and per panel) move pending -> approved | rejected; a re-render resets them to
@@ -36,7 +37,7 @@ PAGE_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     Q: frozenset({Q, R, C, F}),  # Q -> Q: the first render of a new page is queued
     R: frozenset({R, S, F, C, Q}),
     S: frozenset({Q}),  # re-render
-    F: frozenset({Q}),  # retry
+    F: frozenset({Q, S}),  # retry; a picked variant
     C: frozenset(),
 }
 

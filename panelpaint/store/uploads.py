@@ -111,7 +111,7 @@ def add_page(session: Session, upload_id: int, file_index: int, entry_index: int
     page = batches.add_page(session, upload.batch_id, name, key, width, height, error, style_id=upload.style_id)
     render = None
     if page.status == RunStatus.queued:
-        render = renders.queue_render(session, page.id, user_id=upload.created_by_id)
+        render = renders.queue_new_page(session, page.id, user_id=upload.created_by_id)
     return page, render
 
 

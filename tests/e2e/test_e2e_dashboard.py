@@ -1,12 +1,15 @@
 """End to end in headless Chromium (Playwright, the system browser): the real stack — a private Redis,
 a SQLite job store and storage in a temporary folder, a real Celery worker started with
 `panelpaint worker` on tiny random weights, and the dashboard served on a free port — driven like a
-studio would: log in, upload a style and a page, watch progress reach done, review with the keyboard,
-approve, download the CBZ, add a CBZ chapter that a worker unpacks. A screenshot of every screen goes to test-artifacts/screenshots/.
+studio would: log in, upload a style and edit its colour key, upload a page, watch progress reach
+done, review with the keyboard, approve, download the CBZ, place a colour hint on a panel and see it
+fill its region in the re-render, ask for variants and pick one of them side by side, add a CBZ
+chapter that a worker unpacks. A screenshot of every screen goes to test-artifacts/screenshots/.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -205,6 +208,15 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.set_input_files("#image", files=[{"name": "sunny.png", "mimeType": "image/png", "buffer": style_png()}])
     page.click("text=Upload style")
     expect(page.locator("h1")).to_have_text("Sunny")
+    # Its colour key was extracted at upload: swatches with their shares; edit one swatch's colour.
+    expect(page.locator("#colour-key .palette-strip rect").first).to_be_attached()
+    assert page.locator("#colour-key .palette-strip rect").count() >= 3
+    page.locator("#swatch-1").fill("#00aa00")
+    page.click("#save-key")
+    expect(page.locator(".flash.success")).to_contain_text("Colour key saved")
+    expect(page.locator("#swatch-1")).to_have_value("#00aa00")
+    expect(page.locator('#colour-key .palette-strip rect[fill="#00aa00"]')).to_have_count(1)
+    shoot(page, "style_colour_key")
     page.click("text=Preview this style")  # colours the sample sketch in a one-page preview batch
     expect(page.locator(".flash.info")).to_contain_text("Preview queued")
 
@@ -244,7 +256,7 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.click("text=Review")
     expect(page.locator("#review-status")).to_have_text("pending")
     page.locator("#compare").click(position={"x": 60, "y": 80})
-    expect(page.locator("#hint-count")).to_have_text("1 hint(s)")
+    expect(page.locator("#hint-count")).to_have_text("1 hint(s) on panel 1")
     page.locator("input.slider").fill("30")
     shoot(page, "review")
     page.locator("body").press("a")
@@ -267,6 +279,65 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
         assert cbz.namelist() == ["001-page-01.png"]
         composite = Image.open(io.BytesIO(cbz.read("001-page-01.png")))
         assert composite.size == (320, 440) and composite.mode == "RGB"
+
+    # A colour hint placed on a panel: the re-render colours that panel, the hint's region is filled
+    # with its colour exactly, and the page says which hints its result used.
+    page.goto(batch_url)
+    page.click("text=Review")
+    review_url = page.url
+    page_id = int(review_url.rsplit("/", 1)[1])
+    expect(page.locator("#used-hints")).to_contain_text("used no colour hints")
+    page.locator("#hint-color").fill("#1c7ed6")
+    page.locator("#compare").click(position={"x": 60, "y": 80})
+    expect(page.locator("#hint-count")).to_have_text("1 hint(s) on panel 1")
+    expect(page.locator("#rr-panel option:checked")).to_have_text("Panel 1")
+    (hint,) = json.loads(page.input_value("#hints"))
+    page.click("#rerender-button")
+    expect(page.locator(".flash.success")).to_contain_text("Re-render queued")
+    deadline = time.monotonic() + 120
+    while "used 1 colour hint(s)" not in page.locator("#used-hints").inner_text():
+        assert time.monotonic() < deadline, f"the hint re-render did not finish; worker log:\n{stack.worker_output()}"
+        time.sleep(1)
+        page.reload()
+    expect(page.locator("#used-hints")).to_contain_text("#1c7ed6")
+    # What the browser shows (not a cached older result): blue where the dot is.
+    shown = page.evaluate("""([x, y, width]) => {
+        const img = document.querySelector("#compare .after img");
+        const canvas = document.createElement("canvas");
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const g = canvas.getContext("2d");
+        g.drawImage(img, 0, 0);
+        const s = img.naturalWidth / width;
+        return Array.from(g.getImageData(Math.floor(x * s), Math.floor(y * s), 1, 1).data);
+    }""", [hint["x"], hint["y"], 320])
+    assert shown[2] > shown[0] + 40 and shown[2] > shown[1] + 20, shown
+    expect(page.locator("#compare .dot.used")).to_have_count(1)
+    flats = Image.open(io.BytesIO(context.request.get(f"{base}/pages/{page_id}/image/flats").body())).convert("RGB")
+    assert flats.getpixel((hint["x"], hint["y"])) == (0x1c, 0x7e, 0xd6)
+    panel_one = flats.crop((19, 19, 301, 204))
+    filled = sum(n for n, rgb in panel_one.getcolors(1 << 16) if rgb == (0x1c, 0x7e, 0xd6)) / (282 * 185)
+    assert filled > 0.3, filled  # the whole region under the dot, not a dab around it
+    shoot(page, "review_hint")
+
+    # Variants: three re-renders with random seeds appear side by side as they finish; one is picked.
+    before = context.request.get(f"{base}/pages/{page_id}/image/result").body()
+    page.fill("#variant-count", "3")
+    page.click("#variants-button")
+    expect(page.locator(".flash.success")).to_contain_text("3 variants queued")
+    cells = page.locator("#variant-set .variant")
+    expect(cells).to_have_count(3)
+    for i in range(3):
+        expect(cells.nth(i).locator("[data-status]")).to_have_text("succeeded", timeout=120_000)
+        expect(cells.nth(i).locator("img")).to_be_visible()
+    boxes = [cells.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] == boxes[2]["y"] and boxes[0]["x"] < boxes[1]["x"] < boxes[2]["x"]
+    shoot(page, "review_variants")
+    cells.nth(1).locator("button", has_text="Pick").click()
+    expect(page.locator(".flash.success")).to_contain_text("is now this page's result")
+    expect(page.locator("#variant-set .variant.current")).to_have_count(1)
+    expect(page.locator("#variant-set .variant").nth(1)).to_have_class(re.compile(r"\bcurrent\b"))
+    assert context.request.get(f"{base}/pages/{page_id}/image/result").body() != before
+    expect(page.locator("#review-status")).to_have_text("pending")
 
     # A CBZ added to the batch: the request only checks and stores it, an io worker unpacks it. The
     # batch page says so, shows the new pages in reading order once they are in (it draws itself

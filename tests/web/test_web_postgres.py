@@ -41,6 +41,20 @@ def test_dashboard_and_api_on_postgres(pg_app, queue_calls):
     download = artist.get(f"/batches/{batch_id}/download.zip")
     assert zipfile.ZipFile(io.BytesIO(download.data)).namelist() == ["001-a.png"]
 
+    # The colour key (JSON on PostgreSQL) and a variant set with a pick.
+    html = artist.get(f"/styles/{style_id}").get_data(as_text=True)
+    assert 'id="swatch-1"' in html
+    assert artist.post_form(f"/styles/{style_id}/key", {"color": "#00aa00", "share": "1", "snap_palette": "1",
+                                                        "background": "coloured", "action": "save"}).status_code == 302
+    assert '<option value="coloured" selected>' in artist.get(f"/styles/{style_id}").get_data(as_text=True)
+    before = len(queue_calls.renders)
+    assert reviewer.post_form(f"/review/{page_id}/variants", {"count": "2"}).status_code == 302
+    variants = queue_calls.renders[before:]
+    for render_id in variants:
+        FakeWorker(pg_app).finish(render_id)
+    assert reviewer.post_form(f"/review/{page_id}/pick", {"render_id": variants[1]}).status_code == 302
+    assert artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"][0]["render_id"] == variants[1]
+
     outsider = Client(pg_app.test_client())
     outsider.login("beta", "admin")
     for url in (f"/batches/{batch_id}", f"/review/{page_id}", f"/styles/{style_id}", f"/batches/{batch_id}/download.zip"):

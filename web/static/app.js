@@ -1,5 +1,5 @@
-// panelpaint dashboard: live progress by polling, the before/after slider, colour hint dots and
-// reviewer keyboard shortcuts. Plain JavaScript, no libraries; the pages work without it.
+// panelpaint dashboard: live progress by polling, the before/after slider, colour hint dots placed
+// on panels, variants shown as they finish, and reviewer keyboard shortcuts. Plain JavaScript, no libraries; the pages work without it.
 "use strict";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled", "done", "empty"]);
@@ -82,7 +82,8 @@ function initCompare(compare) {
   apply();
 }
 
-// Panel outlines are placed from their page-pixel geometry (no inline styles: the CSP forbids them).
+// Panel outlines and the dots of the hints the shown result used are placed from their page-pixel
+// geometry (no inline styles in the markup: the CSP forbids them; the CSSOM is fine).
 function placeBoxes(compare) {
   const width = Number(compare.dataset.width), height = Number(compare.dataset.height);
   for (const box of compare.querySelectorAll(".box[data-x]")) {
@@ -91,19 +92,32 @@ function placeBoxes(compare) {
     box.style.width = (100 * box.dataset.w / width) + "%";
     box.style.height = (100 * box.dataset.h / height) + "%";
   }
+  for (const dot of compare.querySelectorAll(".dot.used")) {
+    dot.style.left = (100 * dot.dataset.x / width) + "%";
+    dot.style.top = (100 * dot.dataset.y / height) + "%";
+    dot.style.background = dot.dataset.color;
+  }
 }
 
-// Colour hints: a click on the page places a dot of the chosen colour; the hidden input carries
-// the dots to the re-render form in page pixels.
+// Colour hints: a click on a panel of the result places a dot of the chosen colour on that panel
+// (a click on a gutter places nothing: a hint colours a region of a panel). The re-render form's
+// "What" follows the dots: the panel they are all on, or the whole page when they span several.
+// The hidden input carries the dots to the form in page pixels.
 function initHints(compare) {
   const field = document.getElementById("hints");
   const colour = document.getElementById("hint-color");
   if (!field || !colour) return;
   const layer = compare.querySelector(".dots");
+  const what = document.getElementById("rr-panel");
+  const count = document.getElementById("hint-count");
   const width = Number(compare.dataset.width), height = Number(compare.dataset.height);
+  const panels = Array.from(compare.querySelectorAll(".box[data-panel]")).map((b) => ({
+    id: b.dataset.panel, position: b.dataset.position,
+    x: Number(b.dataset.x), y: Number(b.dataset.y), w: Number(b.dataset.w), h: Number(b.dataset.h),
+  }));
+  const panelAt = (x, y) => panels.find((p) => p.x <= x && x < p.x + p.w && p.y <= y && y < p.y + p.h);
   let hints = [];
-  try { hints = JSON.parse(field.value || "[]"); } catch (e) { hints = []; }
-  function draw() {
+  function draw(message) {
     layer.replaceChildren();
     for (const h of hints) {
       const dot = document.createElement("span");
@@ -113,20 +127,67 @@ function initHints(compare) {
       dot.style.background = h.color;
       layer.appendChild(dot);
     }
-    field.value = JSON.stringify(hints);
-    const count = document.getElementById("hint-count");
-    if (count) count.textContent = hints.length ? hints.length + " hint(s)" : "no hints";
+    field.value = JSON.stringify(hints.map((h) => ({ x: h.x, y: h.y, color: h.color })));
+    const on = [...new Set(hints.filter((h) => h.panel).map((h) => h.panel.position))];
+    if (what && hints.length) what.value = on.length === 1 ? hints[0].panel.id : "";
+    if (count) {
+      const where = !on.length ? "" : " on panel " + on.join(", ") + (on.length > 1 ? ": the whole page is re-rendered" : "");
+      count.textContent = message || (hints.length ? hints.length + " hint(s)" + where : "no hints");
+    }
   }
   compare.addEventListener("click", (ev) => {
     const box = compare.getBoundingClientRect();
     const x = Math.round((ev.clientX - box.left) / box.width * width);
     const y = Math.round((ev.clientY - box.top) / box.height * height);
-    hints.push({ x: x, y: y, color: colour.value });
+    const panel = panelAt(x, y);
+    if (panels.length && !panel) { draw("Click inside a panel: a hint colours a region of a panel."); return; }
+    hints.push({ x: x, y: y, color: colour.value, panel: panel || null });  // null: the page's panels are not known yet
     draw();
   });
   const clear = document.getElementById("clear-hints");
   if (clear) clear.addEventListener("click", () => { hints = []; draw(); });
   draw();
+}
+
+// Variants: the set's cells are refreshed from the review screen's JSON while any is colouring, so
+// each result appears beside the others as it finishes, with its pick button.
+function initVariants(root) {
+  const url = root.dataset.variants;
+  async function tick() {
+    let active = true;
+    try {
+      const resp = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (resp.ok) {
+        const set = (await resp.json()).variant_set;
+        active = Boolean(set && set.active);
+        for (const r of (set ? set.renders : [])) {
+          const cell = root.querySelector('[data-render="' + r.id + '"]');
+          if (!cell) continue;
+          setBadge(cell.querySelector("[data-status]"), r.status);
+          const wait = cell.querySelector("[data-wait]");
+          if (wait && r.thumb_url) {
+            const link = document.createElement("a");
+            link.href = r.thumb_url.replace(/\?size=\d+$/, "");
+            link.target = "_blank";
+            link.rel = "noopener";
+            const img = document.createElement("img");
+            img.src = r.thumb_url;
+            img.alt = "variant v" + r.version;
+            img.dataset.thumb = "";
+            link.appendChild(img);
+            wait.replaceWith(link);
+          } else if (wait && r.status === "failed") {
+            wait.textContent = "failed" + (r.error ? ": " + r.error : "");
+          }
+          const pick = cell.querySelector("[data-pick]");
+          if (pick) pick.hidden = !(r.status === "succeeded" && !r.current);
+        }
+      }
+    } catch (e) { /* keep the last view; try again */ }
+    if (active) setTimeout(tick, 1500);
+    else root.dataset.settled = "true";
+  }
+  tick();
 }
 
 // Reviewer shortcuts: j/k next/previous page, a approve, r reject, s focus the slider, ? help.
@@ -205,5 +266,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll(".compare").forEach((c) => { initCompare(c); placeBoxes(c); initHints(c); });
   if (document.body.dataset.page === "review.page") initShortcuts();
   document.querySelectorAll("[data-workers]").forEach(initWorkers);
+  document.querySelectorAll("[data-variants]").forEach(initVariants);
   initConfirm();
 });

@@ -98,3 +98,16 @@ def test_a_followed_page_is_fenced_and_taken_over_like_any_other(store, world, c
     assert again.attempt == 2 and again.takeover
     with store.session() as s, pytest.raises(StaleAttempt):
         renders.set_progress(s, second.render_id, second.attempt, 0, 4)
+
+
+def test_only_pages_with_the_same_seed_are_taken_along(store, world, chapter):
+    """The seed moves the style code inside the shared forward pass, so a seeded render and a
+    canonical one (or two seeds) are never coloured together."""
+    _, ids = chapter
+    with store.session() as s:
+        s.get(Render, ids[1]).seed = 11
+        s.get(Render, ids[2]).seed = 12
+        s.get(Render, ids[3]).seed = 11
+    assert [c.render_id for c in follow(store, claim(store, ids[0]), 2)] == ids[4:6]
+    assert [c.render_id for c in follow(store, claim(store, ids[1]), 5)] == [ids[3]]
+    assert get(store, ids[2]).status == RunStatus.queued

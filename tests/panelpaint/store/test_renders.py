@@ -449,3 +449,44 @@ def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
         else:
             assert r.status == RunStatus.cancelled and got["revoke"] == [r.task_id]
         assert p.status == r.status
+
+
+@pytest.mark.parametrize("seed", [-1, renders.SEED_MAX + 1, 2**62, "7", 1.5, True])
+def test_seeds_outside_0_to_seed_max_are_refused(store, world, seed):
+    with pytest.raises(InvalidInput, match=f"seed must be a whole number from 0 to {renders.SEED_MAX}"):
+        queue(store, world.a.pages[0], seed=seed)
+
+
+def test_seed_max_is_a_signed_32_bit_integer_and_accepted(store, world):
+    assert renders.SEED_MAX == 2**31 - 1
+    assert get(store, queue(store, world.a.pages[0], seed=renders.SEED_MAX)).seed == renders.SEED_MAX
+
+
+def test_a_new_page_is_rendered_with_its_batchs_seed_option(store, world):
+    with store.session() as s:
+        plain = renders.queue_new_page(s, world.a.pages[0])
+        assert plain.seed is None  # no seed option: the canonical colouring
+        batch = batches.create_batch(s, world.a.studio, None, "seeded", world.a.style, options={"seed": 1234})
+        page = batches.add_page(s, batch.id, "p.png", "a" * 64 + ".png", 100, 80)
+        assert renders.queue_new_page(s, page.id).seed == 1234
+        with pytest.raises(NotFound):
+            renders.queue_new_page(s, 10**9)
+
+
+def test_hints_given_must_lie_on_the_panel_they_colour(store, world):
+    page = world.a.pages[0]
+    with store.session() as s:
+        top, bottom = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 100, "h": 40},
+                                                   {"x": 0, "y": 40, "w": 100, "h": 40}])
+        top, bottom = top.id, bottom.id
+    dot = {"x": 10, "y": 50, "color": "#00AA00"}
+    with pytest.raises(InvalidInput, match=r"hint 1 at \(10, 50\) is not on panel 1: place it inside"):
+        queue(store, page, panel_id=top, hints=[dot])
+    with pytest.raises(InvalidInput, match=r"hint 1 at \(150, 5\) is not on any panel"):
+        queue(store, page, hints=[{"x": 150, "y": 5, "color": "#00aa00"}])
+    with pytest.raises(InvalidInput, match="hint 0: needs numeric x and y"):
+        queue(store, page, hints=[{"y": 5, "color": "#00aa00"}])
+    with pytest.raises(InvalidInput, match="hints must be a list"):
+        queue(store, page, hints={"x": 1})
+    rid = queue(store, page, panel_id=bottom, hints=[dot])
+    assert get(store, rid).hints == [{"x": 10.0, "y": 50.0, "color": "#00aa00"}]  # normalised

@@ -15,7 +15,7 @@ Q, R, S, F, C = (RunStatus.queued, RunStatus.running, RunStatus.succeeded, RunSt
                  RunStatus.cancelled)
 
 RENDER_ALLOWED = {(Q, R), (Q, C), (Q, F), (R, R), (R, S), (R, F), (R, C), (R, Q)}
-PAGE_ALLOWED = RENDER_ALLOWED | {(Q, Q), (S, Q), (F, Q)}
+PAGE_ALLOWED = RENDER_ALLOWED | {(Q, Q), (S, Q), (F, Q), (F, S)}  # F -> S: a picked variant
 P, A, J = ReviewStatus.pending, ReviewStatus.approved, ReviewStatus.rejected
 REVIEW_ALLOWED = {(P, A), (P, J), (A, P), (J, P)}
 
