@@ -63,24 +63,26 @@ def open_stored(res: Resources, settings: Settings, key: str | None, what: str) 
         raise BadInput(str(exc)) from None
 
 
-def _style(data: work.StyleData, image: Image.Image) -> pages.Style:
-    """The pipeline's view of a stored style: the image, the (possibly edited) palette and the flats options."""
+def _style(data: work.StyleData, image: Image.Image, background: str | None = None) -> pages.Style:
+    """The pipeline's view of a stored style: the image, the (possibly edited) palette and the flats
+    options (`background`, when given, is the batch's choice over the style's own)."""
     palette = None
     if data.palette:
         try:
             palette = Palette.from_json(data.palette)
         except ValueError as exc:  # the store validates palettes; should one not parse, use the image's own
             log.warning("style %s: stored palette unusable (%s); extracting one from the image", data.id, exc)
-    return pages.Style(image, palette=palette, snap=data.snap, background=data.background)
+    return pages.Style(image, palette=palette, snap=data.snap, background=background or data.background)
 
 
 def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
-                style_cache: dict[int, pages.Style]) -> RenderInputs:
+                style_cache: dict[tuple[int, str | None], pages.Style]) -> RenderInputs:
     """Page image (or its cut panels), styles and stored panels of a claimed render.
 
-    `style_cache` keeps decoded styles by id across the pages of one render task, so pages with
-    the same style share one image object (the colorizer encodes each object once). A panel
-    re-render colours its panel with the render's style, seed and hints, over the page's style.
+    `style_cache` keeps decoded styles by id (and the batch's background choice) across the pages
+    of one render task, so pages with the same style share one image object (the colorizer
+    encodes each object once). A panel re-render colours its panel with the render's style, seed
+    and hints, over the page's style.
     """
     size = work_size(claim.options, settings)
     base = panel_order = None
@@ -115,10 +117,13 @@ def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
     # With the inputs cut ahead (by the io worker that detected the panels) the page is not decoded here.
     page_img = None if prepared is not None else open_stored(res, settings, claim.source_key, page.name)
     load = time.perf_counter() - t
+    background = (claim.options or {}).get("background")  # the batch's, over each style's own
     for sid in {page_style_id, *panel_style_ids.values()}:
-        if sid not in style_cache:
+        if (sid, background) not in style_cache:
             data = stored_styles[sid]
-            style_cache[sid] = _style(data, open_stored(res, settings, data.image_key, f"style {sid}"))
+            same = next((s for (i, _), s in style_cache.items() if i == sid), None)
+            image = same.image if same is not None else open_stored(res, settings, data.image_key, f"style {sid}")
+            style_cache[sid, background] = _style(data, image, background)
     if panel_order is not None:
         # A panel re-render's hints (the panel's own unless the reviewer placed new ones) are its alone.
         panel_hints[panel_order] = list(claim.hints)
@@ -131,8 +136,8 @@ def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
                     panel_hints.setdefault(p.order, []).append(hint)
                     break
     return RenderInputs(
-        name=page.name, work_size=size, style=style_cache[page_style_id], panels=panels or None,
-        panel_styles={order: style_cache[sid] for order, sid in panel_style_ids.items()},
+        name=page.name, work_size=size, style=style_cache[page_style_id, background], panels=panels or None,
+        panel_styles={order: style_cache[sid, background] for order, sid in panel_style_ids.items()},
         panel_hints=panel_hints, page=page_img, cut=prepared, load_seconds=load,
         panel=next((p for p in panels if p.order == panel_order), None), base=base,
     )

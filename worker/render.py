@@ -124,7 +124,7 @@ def render(res: Resources, settings: Settings, render_id: int, *, worker: str, t
 def colour_jobs(res: Resources, settings: Settings, jobs: list[Job], colorizer: WorkerColorizer,
                 model_version: str, t_start: float) -> None:
     """Prepare every claimed page, colour them all in one call, hand each off to finishing."""
-    style_cache: dict[int, pages.Style] = {}
+    style_cache: dict[tuple[int, str | None], pages.Style] = {}
     for job in jobs:
         with job.step(res, settings):
             inputs = load_inputs(res, settings, job.claim, style_cache)

@@ -258,13 +258,13 @@ class Stack:
             return styles.add_style_reference(s, self.studio_id, name, [], key, 96, 96).id
 
     def add_batch(self, names: list[str], sources: dict[str, bytes] | None = None, enqueue: bool = True,
-                  page_styles: dict[str, int] | None = None) -> tuple[int, list[int]]:
+                  page_styles: dict[str, int] | None = None, options: dict | None = None) -> tuple[int, list[int]]:
         """A batch with one page per name (drawn pages unless `sources` gives bytes, the batch's style
-        unless `page_styles` gives a page its own); renders queued and sent."""
+        unless `page_styles` gives a page its own, batch `options`); renders queued and sent."""
         sources, page_styles = sources or {}, page_styles or {}
         with self.store.session() as s:
             batch = batches.create_batch(s, self.studio_id, None, f"batch {time.monotonic_ns()}",
-                                         default_style_id=self.style_id)
+                                         default_style_id=self.style_id, options=options or {})
             jobs = []
             for i, name in enumerate(names):
                 data = sources.get(name) or draw_page(i)

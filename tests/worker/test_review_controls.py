@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from harness import PAGE_SIZE, Stack, make_weights
 from panelpaint import queue
+from panelpaint.flats import Background
 from panelpaint.store import renders, styles, variants
 from panelpaint.store.schema import RunStatus
 
@@ -123,3 +124,22 @@ def test_a_hint_fills_its_whole_region_exactly(stack):
     green = composite[region]
     assert (green[:, 1] > green[:, 0]).mean() > 0.9 and (green[:, 1] > green[:, 2]).mean() > 0.9
     assert PAGE_SIZE == (flats.shape[1], flats.shape[0])
+
+
+def test_a_batch_background_overrides_the_styles_own(stack):
+    def composite_of(name: str, **options) -> str:
+        _, (render_id,) = stack.add_batch([name], options=options)
+        (render,) = stack.wait_final([render_id], 90)
+        assert render.status == RunStatus.succeeded, render.error
+        return render.outputs["composite"]
+
+    paper = composite_of("bg-a.png")
+    by_batch = composite_of("bg-a.png", background="coloured")
+    with stack.store.session() as s:
+        styles.get_style(s, stack.studio_id, stack.style_id).background = Background.COLOURED
+    try:
+        by_style = composite_of("bg-a.png")
+    finally:
+        with stack.store.session() as s:
+            styles.get_style(s, stack.studio_id, stack.style_id).background = Background.PAPER
+    assert by_batch == by_style != paper  # same content hash: the same file
