@@ -37,7 +37,11 @@ def _named_weights(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--sheet", type=click.Path(path_type=Path),
               help="Write a sheet of examples (sketch | reference | result | truth) of the first row here (PNG).")
 @click.option("--sheet-rows", default=8, show_default=True)
-def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, threads, json_out, sheet, sheet_rows):
+@click.option("--calibrate", is_flag=True,
+              help="Record in each weights file the working size with the best PSNR among those measured "
+                   "(it becomes the product's default).")
+def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, threads, json_out, sheet, sheet_rows,
+                     calibrate):
     """Held-out figures at the default settings, through the same code path as the service:
     same-reference PSNR, mean ΔE (CIE Lab), reference-following rate, white paper kept and
     saturation ratio, one table row per weights file and working size.
@@ -58,6 +62,7 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
         raise click.ClickException(str(exc)) from exc
     methods = {}
     first = None
+    sizes_of: dict[Path, dict[int, str]] = {}
     for name, path in _named_weights(weights):
         try:
             info = read_info(path)
@@ -67,6 +72,7 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
         label = name or info.model_version
         for size in work_sizes or (info.work_size,):
             methods[f"{label} @ {size}"] = quality.page_path(colorizer, size)
+            sizes_of.setdefault(path, {})[size] = f"{label} @ {size}"
             first = first or methods[f"{label} @ {size}"]
             if ablations:
                 methods[f"{label} @ {size}, flats without the palette"] = quality.page_path(colorizer, size, snap=False)
@@ -88,6 +94,13 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({"images": len(items), "results": results}, indent=1))
+    if calibrate:
+        from models.weights_io import update_metadata
+
+        for path, rows in sizes_of.items():
+            best = max(rows, key=lambda size: results[rows[size]]["psnr"])
+            update_metadata(path, {"work_size": str(best), "calibrated_on": f"{len(items)} held-out paintings"})
+            click.echo(f"{path}: working size {best} recorded (best PSNR of {sorted(rows)})")
     if sheet and first is not None:
         sheet.parent.mkdir(parents=True, exist_ok=True)
         quality.example_sheet(first, items[:sheet_rows]).save(sheet)

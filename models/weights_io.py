@@ -4,7 +4,8 @@ their configurations in its metadata. Never pickle.
 Layout: tensors under "generator.*" and "style_encoder.*"; metadata (all strings, as safetensors
 requires) = {"format": "panelpaint", "version": FORMAT_VERSION, "model_version": ...,
 "config": JSON {"generator": GeneratorConfig dict, "style_encoder": {"kind", "config"}},
-"inference_only": "true"|"false", ...extra_meta}. `inference_only` files leave out the
+"inference_only": "true"|"false", "work_size": the calibrated working size (`panelpaint evaluate
+--calibrate`), ...extra_meta}. `inference_only` files leave out the
 training-only guide decoders (smaller shipped weights); loading them gives freshly initialised guides.
 """
 from __future__ import annotations
@@ -53,6 +54,23 @@ def save_weights(path: str | Path, generator: Generator, style_encoder: torch.nn
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)  # a crash mid-write never leaves a truncated weights file behind
+    return path
+
+
+def update_metadata(path: str | Path, updates: dict) -> Path:
+    """Rewrite a weights file with `updates` merged into its metadata (the tensors stay byte for
+    byte), atomically; e.g. `work_size`, the working size it measured best at."""
+    path = Path(path)
+    meta = dict(read_metadata(path))
+    clash = RESERVED & set(updates)
+    if clash:
+        raise ValueError(f"cannot update reserved metadata keys {sorted(clash)}")
+    meta.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in updates.items()})
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
     return path
 
 

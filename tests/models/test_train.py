@@ -118,10 +118,11 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
                               "--threads", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     assert (out / WEIGHTS_FILE).is_file() and (out / STATE_FILE).is_file()
+    meta_version = load_weights(out / WEIGHTS_FILE)[2]["model_version"]
     report = tmp_path / "eval.json"
     res = runner.invoke(cli, ["evaluate", str(val), "--weights", f"mine={out / WEIGHTS_FILE}", "--work-size", "64",
                               "--work-size", "96", "--ablations", "--json", str(report),
-                              "--sheet", str(tmp_path / "sheet.png")])
+                              "--sheet", str(tmp_path / "sheet.png"), "--calibrate"])
     assert res.exit_code == 0, res.output
     results = json.loads(report.read_text())["results"]
     assert {"mine @ 64", "mine @ 96", "mine @ 64, flats without the palette", "mine @ 96, draft without flats",
@@ -131,6 +132,12 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
     assert results["oracle flats (the ceiling)"]["psnr"] > results["line art alone"]["psnr"]
     assert "| mine @ 96 |" in res.output
     assert (tmp_path / "sheet.png").is_file()
+    # --calibrate recorded the better of the two sizes in the weights; the tensors are untouched.
+    from panelpaint.weights import read_info
+
+    best = max((64, 96), key=lambda size: results[f"mine @ {size}"]["psnr"])
+    assert read_info(out / WEIGHTS_FILE).work_size == best
+    assert load_weights(out / WEIGHTS_FILE)[2]["model_version"] == meta_version
     res = runner.invoke(cli, ["evaluate", str(val), "--weights", str(tmp_path / "missing.safetensors")])
     assert res.exit_code != 0 and "not found" in res.output
     (tmp_path / "empty").mkdir()
