@@ -65,13 +65,33 @@ def web_argv(settings: Settings, workers: int = 1, threads: int = 8) -> list[str
 
 
 def flower_argv(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "panelpaint.queue", "flower",
+    # Not `celery flower`: cli.flower_app puts /metrics and /healthcheck behind the login too.
+    return [sys.executable, "-m", "cli.flower_app", "-A", "panelpaint.queue", "flower",
             f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
 
 
 def flower_env(settings: Settings) -> dict[str, str]:
     # Credentials go through Flower's environment, not argv, so `ps` does not show them.
     return {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{flower_password(settings)}"}
+
+
+ROOT_REFUSED = (
+    "refusing to run as root: Celery workers (and with `up` the dashboard and Flower) would decode "
+    "uploaded files with full privileges, and Celery warns against it (SecurityWarning). Run panelpaint "
+    "as an ordinary user (the docker images run as uid 10001). On a throwaway container or CI machine, "
+    "pass --allow-root or set PANELPAINT_ALLOW_ROOT=true.")
+ROOT_ALLOWED = (
+    "warning   running as root because --allow-root or PANELPAINT_ALLOW_ROOT=true says so: Celery will "
+    "print a SecurityWarning. C_FORCE_ROOT is not set: workers accept JSON messages only, never pickle.")
+
+
+def check_root(settings: Settings, allow_root: bool) -> None:
+    """Refuse to go on as root (uid or euid 0) unless asked to; say so once when asked."""
+    if 0 not in (getattr(os, "getuid", lambda: 1)(), getattr(os, "geteuid", lambda: 1)()):  # none on Windows
+        return
+    if not (allow_root or settings.allow_root):
+        raise click.ClickException(ROOT_REFUSED)
+    click.echo(ROOT_ALLOWED, err=True)
 
 
 def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -87,9 +107,12 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
               help="prefork enforces time limits; solo and threads do not (Celery #8395).")
 @click.option("--name", "-n", default=None, help="Worker node name (default QUEUES-PID@host).")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(queues: str, concurrency: int | None, pool: str, name: str | None, loglevel: str) -> None:
+@click.option("--allow-root", is_flag=True, help="Run even as root (also PANELPAINT_ALLOW_ROOT=true).")
+def worker(queues: str, concurrency: int | None, pool: str, name: str | None, loglevel: str,
+           allow_root: bool) -> None:
     """Run a Celery worker for the render and/or io queue."""
     settings = get_settings()
+    check_root(settings, allow_root)
     argv = worker_argv(settings, [q.strip() for q in queues.split(",") if q.strip()], concurrency, pool,
                        name, loglevel)
     _exec(argv, {"REDIS_URL": settings.effective_redis_url()})
@@ -224,9 +247,11 @@ class Supervisor:
 @click.option("--flower/--no-flower", "with_flower", default=True, help="Run Flower.")
 @click.option("--workers/--no-workers", "with_workers", default=True, help="Run a render and an io worker.")
 @click.option("--io-concurrency", type=int, default=None, help="io worker processes (default: cores).")
-def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: int | None) -> None:
+@click.option("--allow-root", is_flag=True, help="Run even as root (also PANELPAINT_ALLOW_ROOT=true).")
+def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: int | None, allow_root: bool) -> None:
     """Run the whole service here: Redis (embedded unless REDIS_URL), migrations, workers, web, Flower."""
     settings = get_settings()
+    check_root(settings, allow_root)
     var = settings.var_dir.resolve()
     logs = var / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # redelivered task (the previous attempt is then fenced out). Workers report after every panel.
     render_lease_seconds: int = Field(120, ge=1)
     worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
+    # `panelpaint up` and `panelpaint worker` refuse to run as root unless this is set (or
+    # --allow-root is given): a throwaway container or CI machine. The docker images run as uid 10001.
+    allow_root: bool = False
     # A render worker waits before taking its next page while more messages than this wait on the
     # io queue, so coloured pages never pile up unfinished (their lease runs while they wait).
     io_backlog: int = Field(32, ge=1)
