@@ -172,6 +172,8 @@ def _unpack_file(store: Store, storage: Storage, settings, upload_id: int, fi: i
                 key, width, height = _store_item(f, name, source, storage, settings.max_image_pixels, tmp)
             except ImageError as exc:
                 error = exc.message
+            except ArchiveError as exc:  # over the archive's total while this entry inflated
+                name, error, last = f["name"], str(exc), True
         with store.session() as s:
             added = uploads.add_page(s, upload_id, fi, index, name, key, width, height, error, last_of_file=last)
         if added is None:

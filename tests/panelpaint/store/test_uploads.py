@@ -186,6 +186,27 @@ def test_an_entry_larger_than_a_page_fails_alone_and_nothing_of_it_is_kept(store
     assert max(p.stat().st_size for p in stored) < cap and not list((storage.root / ".staging").iterdir())
 
 
+def test_an_archive_going_over_its_total_while_inflating_is_one_failed_page_after_its_pages(
+        store, world, storage, settings, monkeypatch):
+    from panelpaint import archives
+
+    spend = archives._Budget.spend
+
+    def over_at_the_third_entry(budget, n):  # noqa: ANN001 - as if a directory had lied about sizes
+        spend(budget, n)
+        if budget.total > 2 * len(png(0)) + 1000:
+            raise archives.ArchiveError(f"{budget.label}: archive expands past the limit (possible zip bomb)")
+
+    monkeypatch.setattr(archives._Budget, "spend", over_at_the_third_entry)
+    archive = cbz({f"p{i}.png": png(i) + b"\0" * 400 for i in range(1, 5)})
+    uid = make(store, world, [{"name": "sum.cbz", "key": storage.put_bytes(archive, ".cbz"), "archive": True,
+                               "pages": 4}, {"name": "extra.png", "key": storage.put_bytes(png(9), ".png")}])
+    assert unpack_upload(store, storage, settings, uid) == "succeeded"
+    assert rows(store, world.a.batch) == [("sum.cbz/p1.png", "queued"), ("sum.cbz/p2.png", "queued"),
+                                          ("sum.cbz", "failed"), ("extra.png", "queued")]
+    assert upload_row(store, uid).pages_added == 4
+
+
 def test_bad_uploads_and_stalled_ones(store, world, storage, settings):
     with store.session() as s, pytest.raises(InvalidInput):
         uploads.create_upload(s, world.a.batch, [{"name": "x", "key": "../etc"}])
