@@ -22,8 +22,9 @@ from zipkit import lie_about_size, write_zip
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 
 MAX_PIXELS = 10_000_000
-# The largest page the settings allow, decoded: 4 bytes a pixel (RGBA or CMYK at 8 bits, the widest
-# mode Pillow decodes our formats to). Unpacking must never cost more than this on top of a worker.
+# The largest page the settings allow, decoded: 4 bytes a pixel (Pillow keeps RGB, RGBA and CMYK
+# at 4 bytes a pixel, the widest it decodes our formats to). Unpacking must never cost more than
+# this on top of a worker.
 LARGEST_DECODED_PAGE = MAX_PIXELS * 4
 MB = 1_000_000
 
