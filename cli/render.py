@@ -45,6 +45,7 @@ def _safe_stem(text: str) -> str:
 def _page_jobs(inputs: list[Path], settings) -> Iterator[_PageJob]:
     """Pages of the inputs in order, archive pages in natural order, read lazily; bad ones carry an error."""
     from panelpaint.archives import ArchiveError, is_archive, iter_archive
+    from panelpaint.images import page_file_bytes_limit
 
     index = 0
     for path in inputs:
@@ -55,7 +56,8 @@ def _page_jobs(inputs: list[Path], settings) -> Iterator[_PageJob]:
         found = 0
         try:
             for entry in iter_archive(path, max_entries=settings.max_archive_entries,
-                                      max_bytes=settings.max_archive_bytes):
+                                      max_bytes=settings.max_archive_bytes,
+                                      max_entry_bytes=page_file_bytes_limit(settings.max_image_pixels)):
                 index += 1
                 found += 1
                 stem = f"{index:04d}_{_safe_stem(path.stem)}_{_safe_stem(Path(entry.name).stem)}"

@@ -65,13 +65,27 @@ def web_argv(settings: Settings, workers: int = 1, threads: int = 8) -> list[str
 
 
 def flower_argv(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "panelpaint.queue", "flower",
+    # Not `celery flower`: cli.flower_app puts /metrics and /healthcheck behind the login too.
+    return [sys.executable, "-m", "cli.flower_app", "-A", "panelpaint.queue", "flower",
             f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
 
 
 def flower_env(settings: Settings) -> dict[str, str]:
     # Credentials go through Flower's environment, not argv, so `ps` does not show them.
     return {"FLOWER_BASIC_AUTH": f"{settings.flower_user}:{flower_password(settings)}"}
+
+
+ROOT_WARNING = (
+    "warning   running as root: the workers decode uploaded files with full privileges. Fine on a "
+    "throwaway container; elsewhere run panelpaint as an ordinary user that owns var/ and the storage "
+    "(the docker images run as uid 10001). Workers take JSON messages only, never pickle, so Celery "
+    "runs (C_FORCE_ROOT is not set) and prints its own SecurityWarning.")
+
+
+def warn_if_root() -> None:
+    """Say once, in our words, that the service runs as root (uid or euid 0), and go on."""
+    if 0 in (getattr(os, "getuid", lambda: 1)(), getattr(os, "geteuid", lambda: 1)()):  # none on Windows
+        click.echo(ROOT_WARNING, err=True)
 
 
 def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -90,6 +104,7 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
 def worker(queues: str, concurrency: int | None, pool: str, name: str | None, loglevel: str) -> None:
     """Run a Celery worker for the render and/or io queue."""
     settings = get_settings()
+    warn_if_root()
     argv = worker_argv(settings, [q.strip() for q in queues.split(",") if q.strip()], concurrency, pool,
                        name, loglevel)
     _exec(argv, {"REDIS_URL": settings.effective_redis_url()})
@@ -227,6 +242,7 @@ class Supervisor:
 def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: int | None) -> None:
     """Run the whole service here: Redis (embedded unless REDIS_URL), migrations, workers, web, Flower."""
     settings = get_settings()
+    warn_if_root()
     var = settings.var_dir.resolve()
     logs = var / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 
 Used by the images' HEALTHCHECK and by compose.yaml (web at /healthz, Flower at /healthcheck).
 Standard library only, so it runs in either image without adding curl to it. Any answer under
-500 means the server process is up and serving (a 404 from an older build still counts); a 5xx
+500 means the server process is up and serving (a 404 from an older build still counts, and so
+does the 401 of Flower's /healthcheck, which needs the login like the rest of Flower); a 5xx
 (the dashboard's /healthz fails when its database is unreachable), a refused connection or
 a time-out marks the container unhealthy.
 """

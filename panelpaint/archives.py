@@ -1,9 +1,10 @@
 """ZIP and CBZ archives of pages: safe reading in natural sort order, and writing outputs.
 
 Reading never extracts to disk and never trusts the archive: absolute paths, `..` components and
-symlink entries are refused, the entry count and the total uncompressed size are capped (declared
-sizes before reading, actual bytes while reading), and files a comic reader would ignore
-(`__MACOSX/`, `Thumbs.db`, dot files, text) are skipped. A bad entry is reported and the others go on.
+symlink entries are refused, the entry count, each entry's size and the total uncompressed size
+are capped (declared sizes before reading, actual bytes while inflating), entries are read as
+streams in chunks, and files a comic reader would ignore (`__MACOSX/`, `Thumbs.db`, dot files,
+text) are skipped. A bad entry is reported and the others go on.
 """
 from __future__ import annotations
 
@@ -25,8 +26,20 @@ class ArchiveError(ValueError):
     """The whole archive is refused (not a ZIP, too many entries, too large): message says why."""
 
 
-class _SizeMismatch(Exception):
-    """One entry inflates past the size its header declares."""
+class EntryError(ValueError):
+    """One entry cannot be read (corrupt, unsupported, past its declared size): it alone fails."""
+
+
+class EntryTooLarge(EntryError):
+    """One entry unpacks to more than the most one page may take (`limit` bytes)."""
+
+    def __init__(self, limit: int, declared: int | None = None):
+        self.limit, self.declared = limit, declared
+        size = f"{declared:,} bytes" if declared is not None else f"more than {limit:,} bytes"
+        super().__init__(f"unpacks to {size}, more than the {limit:,} one entry may take")
+
+
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError)
 
 
 @dataclass
@@ -129,44 +142,115 @@ def check_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_b
         return _listing(zf, label, max_entries, max_bytes)
 
 
-def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
-                 skip: int = 0) -> Iterator[ArchivePage]:
-    """Yield the archive's refused entries (with `error`), then its pages in natural order (with `data`).
+class _Budget:
+    """Bytes inflated so far from one archive, against its total limit."""
 
-    Raises `ArchiveError` when the archive itself is unreadable or over a limit. While reading, the
-    bytes actually inflated are counted against `max_bytes` and each entry against its declared size,
-    so a directory that lies about sizes cannot exhaust memory. The order is fixed by the archive,
-    so `skip` leaves out the first items (unread) to resume where an earlier reader stopped.
+    def __init__(self, label: str, max_bytes: int):
+        self.label, self.max_bytes, self.total = label, max_bytes, 0
+
+    def spend(self, n: int) -> None:
+        self.total += n
+        if self.total > self.max_bytes:
+            raise ArchiveError(f"{self.label}: archive expands past the limit of {self.max_bytes:,} bytes "
+                               "(possible zip bomb)")
+
+
+class _EntryReader:
+    """One entry read as it inflates, in chunks of at most `CHUNK` bytes, every chunk counted
+    against the entry's cap, its declared size and the archive's total before it is returned:
+    a directory that lies about sizes cannot make anyone hold more than a chunk too many."""
+
+    def __init__(self, fh: BinaryIO, info: zipfile.ZipInfo, budget: _Budget, max_entry_bytes: int | None):
+        self._fh, self._info, self._budget, self._cap = fh, info, budget, max_entry_bytes
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:  # everything: still read and checked chunk by chunk
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        try:
+            chunk = self._fh.read(min(n, CHUNK))
+        except _READ_ERRORS as exc:
+            raise EntryError(f"cannot read entry ({exc})") from None
+        self.size += len(chunk)
+        if self._cap is not None and self.size > self._cap:
+            raise EntryTooLarge(self._cap)
+        if self.size > self._info.file_size:
+            raise EntryError("entry holds more bytes than its declared size")
+        self._budget.spend(len(chunk))
+        return chunk
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "_EntryReader":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class ArchiveEntry:
+    """One entry of `iter_entries`: refused (`error`) or a page to `open()` and read. The reader
+    is valid until the iteration moves on; it raises `EntryError`/`EntryTooLarge` for this entry
+    alone and `ArchiveError` when the archive as a whole goes over its limit."""
+
+    name: str
+    error: str | None = None
+    _zf: zipfile.ZipFile | None = field(default=None, repr=False)
+    _budget: _Budget | None = field(default=None, repr=False)
+    _cap: int | None = field(default=None, repr=False)
+
+    def open(self) -> _EntryReader:
+        if self.error or self._zf is None:
+            raise EntryError(self.error or "entry was refused")
+        info = self._zf.getinfo(self.name)
+        if self._cap is not None and info.file_size > self._cap:
+            raise EntryTooLarge(self._cap, info.file_size)  # from the header: nothing inflated
+        try:
+            fh = self._zf.open(info)
+        except _READ_ERRORS as exc:
+            raise EntryError(f"cannot read entry ({exc})") from None
+        return _EntryReader(fh, info, self._budget, self._cap)
+
+
+def iter_entries(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
+                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[ArchiveEntry]:
+    """Yield the archive's refused entries (with `error`), then its pages in natural order, each
+    to be read as a stream (`ArchiveEntry.open`) so that no entry is ever held whole in memory.
+
+    Raises `ArchiveError` when the archive itself is unreadable or over a limit. An entry larger
+    than `max_entry_bytes` is refused from its header when it declares so and otherwise as soon
+    as it inflates past it. The order is fixed by the archive, so `skip` leaves out the first
+    items (unread) to resume where an earlier reader stopped.
     """
     zf, label = _open(path)
     with zf:
         listing = _listing(zf, label, max_entries, max_bytes)
         refused = list(listing.errors.items())
         for name, error in refused[skip:]:
-            yield ArchivePage(name, error=error)
-        total = 0
+            yield ArchiveEntry(name, error=error)
+        budget = _Budget(label, max_bytes)
         for name in listing.pages[max(0, skip - len(refused)):]:
-            info = zf.getinfo(name)
-            chunks, size = [], 0
-            try:
-                with zf.open(info) as fh:
-                    while chunk := fh.read(CHUNK):
-                        size += len(chunk)
-                        total += len(chunk)
-                        if size > info.file_size:
-                            raise _SizeMismatch("entry holds more bytes than its declared size")
-                        if total > max_bytes:
-                            raise ArchiveError(f"archive expands past the limit of {max_bytes:,} bytes (possible zip bomb)")
-                        chunks.append(chunk)
-            except ArchiveError as exc:
-                raise ArchiveError(f"{label}: {exc}") from None
-            except _SizeMismatch as exc:
-                yield ArchivePage(name, error=str(exc))
-                continue
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-                yield ArchivePage(name, error=f"cannot read entry ({exc})")
-                continue
-            yield ArchivePage(name, data=b"".join(chunks))
+            yield ArchiveEntry(name, _zf=zf, _budget=budget, _cap=max_entry_bytes)
+
+
+def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
+                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[ArchivePage]:
+    """`iter_entries` with each page read into memory (`data`) or refused (`error`): for callers
+    that need the bytes (the command line), each entry capped at `max_entry_bytes`."""
+    for entry in iter_entries(path, max_entries=max_entries, max_bytes=max_bytes,
+                              max_entry_bytes=max_entry_bytes, skip=skip):
+        if entry.error:
+            yield ArchivePage(entry.name, error=entry.error)
+            continue
+        try:
+            with entry.open() as reader:
+                data = reader.read()
+        except EntryError as exc:
+            yield ArchivePage(entry.name, error=str(exc))
+            continue
+        yield ArchivePage(entry.name, data=data)
 
 
 def write_archive(out_path: str | Path, files: Iterable[tuple[str, Path | bytes]]) -> Path:

@@ -4,18 +4,22 @@ A key is the SHA-256 of the content (64 hex digits) plus an optional suffix such
 Keys are made by the server and validated by a strict pattern before any path is built, so no
 path ever comes from user input. `Storage` is the interface; `LocalStorage` keeps files under a
 root folder, fanned out as ab/cd/<key>. A bucket-backed store implements the same five methods,
-and `delete`, which only the workers' hand-off files use (nothing else refers to them).
+and `delete`, which only the workers' hand-off files use (nothing else refers to them). Large
+inputs are written as streams (`staging`, `put_stream`): a temporary file filled in chunks and
+hashed as it is written, checked, then committed under its key.
 """
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from panelpaint.store.errors import InvalidInput, NotFound
 
@@ -38,6 +42,25 @@ def normalize_suffix(suffix: str) -> str:
     if not SUFFIX_PATTERN.fullmatch(suffix):
         raise InvalidInput(f"bad file suffix {suffix!r}: use a dot and 1-10 letters or digits")
     return suffix
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Staged:
+    """A file copied from a stream into a local temporary file, hashed as it was written: check it
+    at `path`, then `commit(suffix)` to store it under its key; left uncommitted, it is deleted."""
+
+    def __init__(self, storage: "Storage", path: Path, digest: str, size: int):
+        self.storage, self.path, self.digest, self.size = storage, path, digest, size
+        self.key: str | None = None
+
+    def commit(self, suffix: str = "") -> str:
+        """Store the file under its key (SHA-256 + suffix) and return the key."""
+        if self.key is None:
+            self.key = self.storage._commit_staged(self, normalize_suffix(suffix))
+        return self.key
 
 
 class Storage(abc.ABC):
@@ -63,6 +86,38 @@ class Storage(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove a stored file; a missing one is not an error. Only for files no row refers to
         (the render-to-finish hand-off): deliverables and sources are kept."""
+
+    @contextlib.contextmanager
+    def staging(self, stream: Readable) -> Iterator[Staged]:
+        """Copy `stream` to a local temporary file in chunks of 1 MiB, hashing while writing, so a
+        file of any size costs one chunk of memory; see `Staged`. An error while reading (a
+        stream that enforces a limit, say) propagates and leaves nothing behind."""
+        fd, tmp = self._staging_file()
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            yield Staged(self, tmp, digest.hexdigest(), size)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_stream(self, stream: Readable, suffix: str = "") -> str:
+        """Store what `stream` yields (read in chunks, never held whole) and return its key."""
+        with self.staging(stream) as staged:
+            return staged.commit(suffix)
+
+    def _staging_file(self) -> tuple[int, Path]:
+        fd, name = tempfile.mkstemp(prefix="panelpaint-staged-")
+        return fd, Path(name)
+
+    def _commit_staged(self, staged: Staged, suffix: str) -> str:
+        """Store a staged file (a backend may move it instead of copying: `LocalStorage`)."""
+        return self.put_file(staged.path, suffix)
 
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as f:
@@ -122,6 +177,22 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
             raise
         return self._commit(tmp, key)
+
+    def _staging_file(self) -> tuple[int, Path]:
+        # Inside the root, on the same file system as the stored files, so a commit is a link.
+        return self._tempfile(self.root / ".staging")
+
+    def _commit_staged(self, staged: Staged, suffix: str) -> str:
+        key = staged.digest + suffix
+        dest = self._path(key)
+        if dest.exists():
+            return key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(staged.path, dest)  # the staged file is removed when its `staging` block ends
+        except FileExistsError:
+            pass  # a concurrent writer stored the same content first
+        return key
 
     def put_file(self, path: str | os.PathLike, suffix: str = "") -> str:
         suffix = normalize_suffix(suffix)

@@ -1,13 +1,13 @@
 """ZIP/CBZ reading: natural order, skipped extras, hostile archives refused, good entries kept."""
 import io
 import stat
-import struct
 import zipfile
 
 import pytest
 from PIL import Image
 
-from panelpaint.archives import ArchiveError, iter_archive, write_archive
+from panelpaint.archives import CHUNK, ArchiveError, EntryTooLarge, iter_archive, iter_entries, write_archive
+from zipkit import lie_about_size, write_zip
 
 
 def png(colour=0) -> bytes:
@@ -73,26 +73,11 @@ def test_zip_bomb_by_declared_size_is_rejected_before_reading(tmp_path):
         pages(path, max_bytes=1_000_000)
 
 
-def _lie_about_size(path, name: str, new_size: int) -> None:
-    """Rewrite the uncompressed size of `name` in both the local header and the central directory."""
-    raw = bytearray(path.read_bytes())
-    enc = name.encode()
-    # (signature, offset of the name length, of the uncompressed size, header length before the name)
-    for sig, name_len_at, size_at, fixed in ((b"PK\x03\x04", 26, 22, 30), (b"PK\x01\x02", 28, 24, 46)):
-        at = raw.find(sig)
-        while at != -1:
-            n = struct.unpack_from("<H", raw, at + name_len_at)[0]
-            if raw[at + fixed:at + fixed + n] == enc:
-                struct.pack_into("<I", raw, at + size_at, new_size)
-            at = raw.find(sig, at + 4)
-    path.write_bytes(bytes(raw))
-
-
 def test_entry_that_inflates_past_its_declared_size_is_refused(tmp_path):
     # The directory claims 100 bytes but the stream inflates to 3 MB: the archive passes the
     # declared-size check, and reading must stop at the declared size instead of trusting the stream.
     path = make_zip(tmp_path / "liar.zip", [("ok.png", png()), ("liar.png", b"\0" * 3_000_000)])
-    _lie_about_size(path, "liar.png", 100)
+    lie_about_size(path, "liar.png", 100)
     got = {p.name: p for p in pages(path, max_bytes=1_000_000)}
     assert got["liar.png"].data is None and got["liar.png"].error
     assert got["ok.png"].data == png()
@@ -122,6 +107,32 @@ def test_corrupt_entry_fails_alone(tmp_path):
     got = {p.name: p for p in pages(path)}
     assert got["a.png"].data == png(0)
     assert got["b.png"].data is None and "cannot read entry" in got["b.png"].error
+
+
+def test_an_entry_over_its_cap_is_refused_from_its_header_without_inflating(tmp_path):
+    path = write_zip(tmp_path / "big.cbz", {"ok.png": png(), "big.png": 5_000_000})
+    entries = iter_entries(path, max_entry_bytes=1_000_000)  # each entry is read before the next
+    big = next(entries)
+    with pytest.raises(EntryTooLarge, match="unpacks to 5,000,000 bytes, more than the 1,000,000 one entry may take"):
+        big.open()
+    with next(entries).open() as reader:
+        assert reader.read() == png()
+    got = {p.name: p for p in iter_archive(path, max_entry_bytes=1_000_000)}
+    assert got["big.png"].data is None and "1,000,000" in got["big.png"].error and got["ok.png"].data == png()
+
+
+def test_an_entry_is_streamed_and_counted_chunk_by_chunk_while_it_inflates(tmp_path):
+    # The header is honest here; the reader never hands out more than a chunk at a time and stops
+    # the moment the bytes actually inflated pass the cap, whatever a directory said.
+    path = write_zip(tmp_path / "big.cbz", {"big.png": 5_000_000})
+    entries = iter_entries(path, max_entry_bytes=10_000_000)
+    entry, sizes = next(entries), []
+    with entry.open() as reader:
+        reader._cap = 2_500_000  # as if the header had claimed less than the cap
+        with pytest.raises(EntryTooLarge, match="more than 2,500,000 bytes"):
+            while chunk := reader.read(1 << 30):
+                sizes.append(len(chunk))
+    assert max(sizes) <= CHUNK and sum(sizes) <= 2_500_000
 
 
 def test_write_archive_roundtrip_and_refuses_unsafe_names(tmp_path):

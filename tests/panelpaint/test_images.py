@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panelpaint.images import ImageError, normalize_mode, open_image
+from panelpaint.images import ImageError, check_image, normalize_mode, open_image
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -58,7 +58,7 @@ def test_pixel_bomb_is_refused_before_decoding():
     # A 2000x2000 PNG of one colour is a few kB; with a 1 Mpx limit it must be refused from its header.
     data = encode(Image.new("L", (2000, 2000), 255), "PNG")
     assert len(data) < 20_000
-    with pytest.raises(ImageError, match="bomb.png: image is too large.*limit 1,000,000"):
+    with pytest.raises(ImageError, match="bomb.png: 4,000,000 pixels is too large.* at most 1,000,000 "):
         open_image(data, name="bomb.png", max_pixels=1_000_000)
     assert open_image(data, max_pixels=5_000_000).size == (2000, 2000)
 
@@ -69,6 +69,20 @@ def test_pillow_guard_is_kept_on_at_the_limit():
     with pytest.raises(ImageError, match="too large"):
         open_image(data, max_pixels=1_000_000)
     assert Image.MAX_IMAGE_PIXELS == 1_000_000
+
+
+@pytest.mark.parametrize("side", [1200, 5000])  # Pillow warns between 1x and 2x the limit, raises above
+def test_pixel_bomb_message_names_one_limit_in_our_words(side):
+    data = encode(Image.new("L", (side, side), 255), "PNG")
+    with pytest.raises(ImageError) as caught:
+        open_image(data, name="page.png", max_pixels=1_000_000)
+    message = caught.value.message
+    assert message == (f"page.png: {side * side:,} pixels is too large: this service accepts at most "
+                       "1,000,000 pixels an image (PANELPAINT_MAX_IMAGE_PIXELS)")
+    assert "2,000,000" not in message and "2000000" not in message  # Pillow's own threshold
+    assert "DOS" not in message and "exceeds limit" not in message  # Pillow's own wording
+    with pytest.raises(ImageError, match=r"^page\.png: .* at most 1,000,000 pixels"):
+        check_image(data, name="page.png", max_pixels=1_000_000)
 
 
 def test_modes_are_normalised():
@@ -97,3 +111,16 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees on display
     out = open_image(encode(img, "JPEG", exif=exif.tobytes()))
     assert out.size == (20, 40)
+
+
+def test_check_image_gives_the_upright_size_open_image_gives_from_a_file(tmp_path):
+    img = Image.new("RGB", (40, 30), (10, 200, 30))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees: width and height swap once upright
+    path = tmp_path / "turned.jpg"
+    img.save(path, "JPEG", exif=exif)
+    assert check_image(path) == open_image(path).size == (30, 40)
+    assert check_image(path.read_bytes(), name="x.jpg") == (30, 40)
+    with pytest.raises(ImageError, match="^turned.jpg: corrupt or truncated"):
+        (tmp_path / "cut.jpg").write_bytes(path.read_bytes()[:300])
+        check_image(tmp_path / "cut.jpg", name="turned.jpg")

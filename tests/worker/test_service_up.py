@@ -45,6 +45,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
     env.update({k: str(v) for k, v in ports.items()})
     env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT),
                PANELPAINT_WEIGHTS=str(make_weights(tmp_path / "tiny.safetensors")))
+    as_root = os.geteuid() == 0  # a CI machine: `up` says so once and runs
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "up",
                              "--io-concurrency", "1"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -59,6 +60,9 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         password = (var / "flower_password").read_text().strip()
         assert _status(flower + "/") == 401
         assert _status(flower + "/", ("admin", password)) == 200
+        assert _status(flower + "/metrics") == _status(flower + "/healthcheck") == 401  # nothing open
+        assert _status(flower + "/metrics", ("admin", password)) == 200
+        assert log().count("running as root") == (1 if as_root else 0)
         email, admin_password = (var / "admin_password").read_text().split()
         assert stat.S_IMODE((var / "admin_password").stat().st_mode) == 0o600
         assert email in log() and admin_password in log()

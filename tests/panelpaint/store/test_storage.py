@@ -57,6 +57,41 @@ def test_failed_write_leaves_nothing(storage, tmp_path, monkeypatch):
     assert [p for p in storage.root.rglob("*") if p.is_file()] == []
 
 
+class _Chunks:
+    """A stream that hands out `n` chunks of `size` bytes, then fails if `fail` (a limit tripping)."""
+
+    def __init__(self, n: int, size: int, fail: bool = False):
+        self.n, self.size, self.fail, self.largest = n, size, fail, 0
+
+    def read(self, want: int = -1) -> bytes:
+        assert 0 < want <= 1 << 20, "storage reads in bounded chunks, never everything at once"
+        if self.n == 0:
+            if self.fail:
+                raise ValueError("over the limit")
+            return b""
+        self.n -= 1
+        return bytes([self.n % 256]) * self.size
+
+
+def test_put_stream_hashes_while_writing_and_matches_put_bytes(storage):
+    whole = b"".join(bytes([i % 256]) * 300_000 for i in reversed(range(7)))
+    key = storage.put_stream(_Chunks(7, 300_000), ".png")
+    assert key == storage.put_bytes(whole, ".png") and storage.read_bytes(key) == whole
+    assert not list((storage.root / ".staging").iterdir())
+
+
+def test_staging_is_checked_before_it_is_stored_and_a_failed_stream_leaves_nothing(storage):
+    with storage.staging(_Chunks(3, 1000)) as staged:
+        assert staged.path.read_bytes()[:1000] == b"\x02" * 1000 and staged.size == 3000
+    assert [p for p in storage.root.rglob("*") if p.is_file()] == []  # not committed: gone
+    with pytest.raises(ValueError, match="over the limit"), storage.staging(_Chunks(3, 1000, fail=True)):
+        pass
+    assert [p for p in storage.root.rglob("*") if p.is_file()] == []
+    with storage.staging(_Chunks(3, 1000)) as staged:
+        key = staged.commit(".png")
+    assert storage.exists(key) and storage.local_path(key).stat().st_size == 3000
+
+
 def test_concurrent_writers_of_the_same_content(storage):
     data = os.urandom(256 * 1024)
     keys = []

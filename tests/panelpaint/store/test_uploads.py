@@ -13,11 +13,13 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
 from conftest import KEY_A
+from panelpaint.images import page_file_bytes_limit
 from panelpaint.settings import load_settings
 from panelpaint.store import batches, uploads
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.schema import Page, Render, RunStatus, Upload
 from panelpaint.unpack import unpack_upload
+from zipkit import lie_about_size, write_zip
 
 
 def png(seed: int = 0) -> bytes:
@@ -159,6 +161,50 @@ def test_an_archive_the_worker_refuses_is_one_failed_page(store, world, storage,
     with store.session() as s:
         (page,) = list(s.scalars(sa.select(Page).where(Page.batch_id == world.a.batch)))[2:]
     assert (page.source_name, page.status) == ("big.cbz", RunStatus.failed) and "limit of 2" in page.error
+
+
+def test_an_entry_larger_than_a_page_fails_alone_and_nothing_of_it_is_kept(store, world, storage, settings,
+                                                                           tmp_path):
+    # 100,000 pixels a page: no page file can be over 800,000 bytes + 16 MiB of headers, so a 20 MB
+    # entry is refused, from its header when honest and while inflating when its header lies.
+    tight = settings.model_copy(update={"max_image_pixels": 100_000, "max_archive_bytes": 200_000_000})
+    cap = page_file_bytes_limit(100_000)
+    zeros = cap + 3_000_000
+    path = write_zip(tmp_path / "bad.cbz", {"p1.png": png(1), "p2.png": zeros, "p3.png": zeros, "p4.png": png(4)})
+    key = storage.put_file(lie_about_size(path, "p3.png", 1000), ".cbz")
+    uid = make(store, world, [{"name": "bad.cbz", "key": key, "archive": True, "pages": 4}])
+    assert unpack_upload(store, storage, tight, uid) == "succeeded"
+    with store.session() as s:
+        pages = list(s.scalars(sa.select(Page).where(Page.batch_id == world.a.batch).order_by(Page.position)))[2:]
+        got = [(p.source_name, p.status.value, p.error) for p in pages]
+    assert [g[:2] for g in got] == [("bad.cbz/p1.png", "queued"), ("bad.cbz/p2.png", "failed"),
+                                    ("bad.cbz/p3.png", "failed"), ("bad.cbz/p4.png", "queued")]
+    assert got[1][2] == (f"bad.cbz: p2.png: unpacks to {zeros:,} bytes, more than the {cap:,} a page of "
+                         "at most 100,000 pixels may take (PANELPAINT_MAX_IMAGE_PIXELS)")
+    assert got[2][2].startswith("bad.cbz: p3.png: cannot read entry")  # stopped at the 1,000 bytes it claimed
+    stored = [p for p in storage.root.rglob("*") if p.is_file() and p.name != key]
+    assert max(p.stat().st_size for p in stored) < cap and not list((storage.root / ".staging").iterdir())
+
+
+def test_an_archive_going_over_its_total_while_inflating_is_one_failed_page_after_its_pages(
+        store, world, storage, settings, monkeypatch):
+    from panelpaint import archives
+
+    spend = archives._Budget.spend
+
+    def over_at_the_third_entry(budget, n):  # noqa: ANN001 - as if a directory had lied about sizes
+        spend(budget, n)
+        if budget.total > 2 * len(png(0)) + 1000:
+            raise archives.ArchiveError(f"{budget.label}: archive expands past the limit (possible zip bomb)")
+
+    monkeypatch.setattr(archives._Budget, "spend", over_at_the_third_entry)
+    archive = cbz({f"p{i}.png": png(i) + b"\0" * 400 for i in range(1, 5)})
+    uid = make(store, world, [{"name": "sum.cbz", "key": storage.put_bytes(archive, ".cbz"), "archive": True,
+                               "pages": 4}, {"name": "extra.png", "key": storage.put_bytes(png(9), ".png")}])
+    assert unpack_upload(store, storage, settings, uid) == "succeeded"
+    assert rows(store, world.a.batch) == [("sum.cbz/p1.png", "queued"), ("sum.cbz/p2.png", "queued"),
+                                          ("sum.cbz", "failed"), ("extra.png", "queued")]
+    assert upload_row(store, uid).pages_added == 4
 
 
 def test_bad_uploads_and_stalled_ones(store, world, storage, settings):
