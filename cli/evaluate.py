@@ -29,7 +29,7 @@ def _named_weights(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also measure the line art alone, a blind palette bucket fill and the oracle flats.")
 @click.option("--ablations", is_flag=True,
-              help="Also: flats without the palette, without shading, with a coloured background, and the "
+              help="Also: flats without the palette, with the shading in the composite, with a coloured background, and the "
                    "network's draft upsampled without flats.")
 @click.option("--limit", default=None, type=int, help="Use at most N held-out images.")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
@@ -76,7 +76,8 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
             first = first or methods[f"{label} @ {size}"]
             if ablations:
                 methods[f"{label} @ {size}, flats without the palette"] = quality.page_path(colorizer, size, snap=False)
-                methods[f"{label} @ {size}, no shading"] = quality.page_path(colorizer, size, shading=False)
+                methods[f"{label} @ {size}, shading in the composite"] = quality.page_path(colorizer, size,
+                                                                                            shading="on")
                 methods[f"{label} @ {size}, coloured background"] = quality.page_path(colorizer, size,
                                                                                        background="coloured")
                 methods[f"{label} @ {size}, draft without flats"] = quality.page_path(colorizer, size, flats=False)

@@ -114,7 +114,7 @@ def evaluate(method: Method, items: Sequence[HeldOut]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- methods
 
 def page_path(colorizer, work_size: int, *, snap: bool = True, background: str = "paper",
-              flats: bool = True, shading: bool = True, seed: int | None = None) -> Method:
+              flats: bool = True, shading: str = "layer", seed: int | None = None) -> Method:
     """The product: `colour_image` with `colorizer` at `work_size`; the defaults are the service's."""
     from panelpaint.pages import FinishOptions, Style, colour_image
 

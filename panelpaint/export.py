@@ -55,9 +55,9 @@ FLATS_LAYER, SHADING_LAYER, LINES_LAYER = "Flats", "Shading", "Lines"
 
 
 def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image,
-              shading: Image.Image | None = None) -> bytes:
-    """A layered PSD: "Flats" (normal), "Shading" (multiply) and "Lines" (the line art, multiply) on
-    top; the stored merged image is the exact composite."""
+              shading: Image.Image | None = None, shading_shown: bool = True) -> bytes:
+    """A layered PSD: "Flats" (normal), "Shading" (multiply; hidden unless `shading_shown`) and
+    "Lines" (the line art, multiply) on top; the stored merged image is the exact composite."""
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
     from psd_tools.constants import BlendMode, Compression
@@ -67,6 +67,7 @@ def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image,
     if shading is not None:
         layer = PixelLayer.frompil(shading.convert("RGB"), psd, SHADING_LAYER, compression=Compression.RLE)
         layer.blend_mode = BlendMode.MULTIPLY
+        layer.visible = shading_shown
     layer = PixelLayer.frompil(lines.convert("RGB"), psd, LINES_LAYER, compression=Compression.RLE)
     layer.blend_mode = BlendMode.MULTIPLY
     # The merged image we stored is already the exact multiply; psd-tools would otherwise re-render
@@ -79,20 +80,21 @@ def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image,
 
 
 def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tuple[int, int], thumb: Image.Image,
-              shading_png: bytes | None = None) -> bytes:
-    """An OpenRaster file: flats, shading (svg:multiply) and the line art (svg:multiply) on top,
-    merged image and thumbnail."""
+              shading_png: bytes | None = None, shading_shown: bool = True) -> bytes:
+    """An OpenRaster file: flats, shading (svg:multiply; hidden unless `shading_shown`) and the line
+    art (svg:multiply) on top, merged image and thumbnail."""
     w, h = size
-    layers = [(LINES_LAYER, "data/lines.png", "svg:multiply", lines_png)]
+    layers = [(LINES_LAYER, "data/lines.png", "svg:multiply", lines_png, True)]
     if shading_png is not None:
-        layers.append((SHADING_LAYER, "data/shading.png", "svg:multiply", shading_png))
-    layers.append((FLATS_LAYER, "data/flats.png", "svg:src-over", flats_png))
+        layers.append((SHADING_LAYER, "data/shading.png", "svg:multiply", shading_png, shading_shown))
+    layers.append((FLATS_LAYER, "data/flats.png", "svg:src-over", flats_png, True))
     stack = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<image version="0.0.3" w="{w}" h="{h}" xres="300" yres="300">\n'
         '  <stack>\n'  # the top layer comes first
-        + "".join(f'    <layer name="{name}" src="{src}" composite-op="{op}" opacity="1.0" visibility="visible" '
-                  'x="0" y="0"/>\n' for name, src, op, _ in layers)
+        + "".join(f'    <layer name="{name}" src="{src}" composite-op="{op}" opacity="1.0" '
+                  f'visibility="{"visible" if shown else "hidden"}" x="0" y="0"/>\n'
+                  for name, src, op, _, shown in layers)
         + '  </stack>\n'
         '</image>\n'
     )
@@ -103,7 +105,7 @@ def ora_bytes(composite_png: bytes, flats_png: bytes, lines_png: bytes, size: tu
         # The spec wants "mimetype" first and uncompressed, so tools can sniff the type at offset 38.
         z.writestr(zipfile.ZipInfo("mimetype"), "image/openraster", compress_type=zipfile.ZIP_STORED)
         z.writestr("stack.xml", stack, compress_type=zipfile.ZIP_DEFLATED)
-        files = [(src, data) for _, src, _, data in layers]
+        files = [(src, data) for _, src, _, data, _ in layers]
         for name, data in files + [("mergedimage.png", composite_png), ("Thumbnails/thumbnail.png", png_bytes(thumb, 6))]:
             z.writestr(name, data, compress_type=zipfile.ZIP_STORED)  # PNGs are compressed already
     return buf.getvalue()
@@ -147,14 +149,15 @@ def encode_page(result: "PageResult", formats: set[str], *, stem: str = "page") 
         timings["encode_png_lines"] = time.perf_counter() - t
     if "psd" in formats:
         t = time.perf_counter()
-        out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines, result.shading))
+        out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines, result.shading,
+                                               result.shading_shown))
         timings["encode_psd"] = time.perf_counter() - t
     if "ora" in formats:
         composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_gray")
         t = time.perf_counter()
         shading_png = encoded("shading") if result.shading is not None else None
         out["ora"] = (f"{stem}.ora", ora_bytes(composite_png, flats_png, lines_png, result.size, result.composite,
-                                               shading_png))
+                                               shading_png, result.shading_shown))
         timings["encode_ora"] = time.perf_counter() - t
     if "json" in formats:
         out["json"] = (f"{stem}.panels.json", json.dumps(result.panels_json(), indent=1).encode())

@@ -9,6 +9,7 @@ is `models.colorizer.Colorizer`), so this module never imports torch.
 """
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -75,14 +76,25 @@ class Style:
         return style if isinstance(style, Style) else cls(style)
 
 
+class Shading(str, enum.Enum):
+    """What becomes of the network's light and shade inside each region (`panelpaint.flats.shading`)."""
+
+    OFF = "off"  # no shading layer
+    LAYER = "layer"  # a hidden multiply layer in the PSD/ORA for the colourist; the composite is flat
+    ON = "on"  # the layer is shown and applied in the composite
+
+
 @dataclass(frozen=True)
 class FinishOptions:
     """How the draft becomes the page: flats (the default) or the draft itself upsampled along the
-    lines (`flats=False`, kept to compare with), with or without the shading layer; `seed` samples
-    each region's palette colour among the nearest few (a variant) instead of taking the nearest."""
+    lines (`flats=False`, kept to compare with), and the shading; `seed` samples each region's
+    palette colour among the nearest few (a variant) instead of taking the nearest.
+
+    Flat composites measured better than shaded ones with every weights file so far
+    (docs/quality.md), so by default the shading is a hidden layer a colourist can turn on."""
 
     flats: bool = True
-    shading: bool = True
+    shading: Shading = Shading.LAYER
     seed: int | None = None
 
 
@@ -95,6 +107,7 @@ class PageResult:
     lines: Image.Image  # L: the original line art, unchanged
     panels: list[Panel]
     shading: Image.Image | None = None  # L: multiply layer over the flats (255 = no change)
+    shading_shown: bool = False  # whether the composite (and the layered files) show the shading
     direction: Direction = "ltr"
     model_version: str = ""
     timings: dict[str, float] = field(default_factory=dict)
@@ -335,7 +348,8 @@ def finish_page(
         raise ValueError(f"{len(panels)} panels, {len(boxes)} boxes, {len(colours)} colour images and "
                          f"{len(finishes)} finishes do not match")
     flats = np.full((h, w, 3), 255, np.uint8)
-    shade = np.full((h, w), 255, np.uint8) if options.flats and options.shading else None
+    shading = Shading(options.shading)
+    shade = np.full((h, w), 255, np.uint8) if options.flats and shading is not Shading.OFF else None
     rng = np.random.default_rng(options.seed) if options.seed is not None else None
     timings["flats"] = timings["compositing"] = 0.0
     for i, (panel, box, colour, finish) in enumerate(zip(panels, boxes, colours, finishes)):
@@ -347,7 +361,7 @@ def finish_page(
         mask = panel.mask((x1 - x0, y1 - y0), (x0, y0))
         if options.flats:
             done = finish_panel(rgb, crop, palette=finish.palette, hints=finish.crop_hints(box),
-                                background=finish.background, shading=options.shading, rng=rng)
+                                background=finish.background, shading=shade is not None, rng=rng)
             native = done.flats
             if shade is not None and done.shading is not None:
                 paste_panel(shade, done.shading, mask, (x0, y0))
@@ -360,7 +374,8 @@ def finish_page(
         if on_panel is not None:
             on_panel(i + 1, len(panels))
     t = time.perf_counter()
-    composite = compose(flats, shade, lines)
+    shown = shade is not None and shading is Shading.ON
+    composite = compose(flats, shade if shown else None, lines)
     timings["compositing"] += time.perf_counter() - t
     return PageResult(
         composite=Image.fromarray(composite, "RGB"),
@@ -368,6 +383,7 @@ def finish_page(
         lines=Image.fromarray(lines, "L"),
         panels=list(panels),
         shading=Image.fromarray(shade, "L") if shade is not None else None,
+        shading_shown=shown,
         direction=direction,
         model_version=model_version,
         timings=timings,
@@ -375,7 +391,8 @@ def finish_page(
 
 
 def compose(flats: np.ndarray, shading: np.ndarray | None, lines: np.ndarray) -> np.ndarray:
-    """The page as a reader of the layered file sees it: flats, times the shading, times the lines."""
+    """The page as a reader of the layered file sees it: flats, times the shading (when shown), times
+    the lines."""
     return multiply(flats if shading is None else apply_shading(flats, shading), lines)
 
 
@@ -402,7 +419,7 @@ def render_page(
     panels go to the colorizer in ONE `colorize_batch` call. `should_stop()` is checked between
     stages and between panels (raises `Cancelled`); `on_panel(done, total)` reports progress as
     panels are composited. See `prepare_page` for panels, styles and hints; `options` default to
-    flats with shading and this `seed`.
+    `FinishOptions(seed=seed)`.
     """
     decoded: dict[str, float] = {}
     if not isinstance(page, Image.Image):

@@ -135,7 +135,8 @@ def merge_into_result(res: Resources, page: work.PageData, result: pages.PageRes
             shading = pages.merge_panel(base_shading, np.asarray(result.shading), merge.panel)
             result.shading = Image.fromarray(shading, "L")
         result.flats = Image.fromarray(flats, "RGB")
-        result.composite = Image.fromarray(pages.compose(flats, shading, np.asarray(result.lines)), "RGB")
+        shown = shading if result.shading_shown else None
+        result.composite = Image.fromarray(pages.compose(flats, shown, np.asarray(result.lines)), "RGB")
         result.panels = list(merge.page_panels)
         if base.render_id != merge.based_on:
             log.info("panel re-render of page %s merged onto render %s instead of %s", page.id, base.render_id,

@@ -46,6 +46,8 @@ def test_psd_has_flats_shading_and_multiplied_lines(result, tmp_path):
     layers = list(psd)
     assert [layer.name for layer in layers] == ["Flats", "Shading", "Lines"]
     assert [layer.blend_mode for layer in layers] == [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.MULTIPLY]
+    # By default the shading is a hidden layer: the picture is the flats under the lines.
+    assert [layer.visible for layer in layers] == [True, False, True] and not result.shading_shown
     assert np.array_equal(np.asarray(layers[0].topil().convert("RGB")), np.asarray(result.flats))
     assert np.array_equal(np.asarray(layers[1].topil().convert("L")), np.asarray(result.shading))
     assert np.array_equal(np.asarray(layers[2].topil().convert("L")), np.asarray(result.lines))
@@ -65,8 +67,9 @@ def test_ora_is_a_valid_openraster(result, tmp_path):
         root = ET.fromstring(zf.read("stack.xml"))
         assert (int(root.get("w")), int(root.get("h"))) == result.size
         layers = root.find("stack").findall("layer")
-        assert [(l.get("name"), l.get("composite-op")) for l in layers] == [
-            ("Lines", "svg:multiply"), ("Shading", "svg:multiply"), ("Flats", "svg:src-over")]
+        assert [(l.get("name"), l.get("composite-op"), l.get("visibility")) for l in layers] == [
+            ("Lines", "svg:multiply", "visible"), ("Shading", "svg:multiply", "hidden"),
+            ("Flats", "svg:src-over", "visible")]
         for layer in layers:
             assert Image.open(io.BytesIO(zf.read(layer.get("src")))).size == result.size
         merged = Image.open(io.BytesIO(zf.read("mergedimage.png")))
@@ -101,3 +104,21 @@ def test_encode_outputs_in_memory_match_the_files(result, tmp_path):
     for kind, (name, data) in encoded.items():
         assert paths[kind].name == name
         assert paths[kind].read_bytes() == data
+
+
+def test_shown_shading_is_in_the_composite_and_the_layered_files(tmp_path):
+    from psd_tools import PSDImage
+
+    from panelpaint.composite import multiply
+    from panelpaint.pages import FinishOptions, Shading
+
+    page = draw_page(grid_boxes([2, 2]), seed=4).resize((300, 425))
+    shaded = render_page(page, Image.new("RGB", (16, 16), (180, 90, 40)), FakeColorizer(), work_size=128,
+                         options=FinishOptions(shading=Shading.ON))
+    assert shaded.shading_shown and (np.asarray(shaded.shading) < 255).any()
+    flats, shade, lines = (np.asarray(x) for x in (shaded.flats, shaded.shading, shaded.lines))
+    assert np.array_equal(np.asarray(shaded.composite), multiply(multiply(flats, shade), lines))
+    psd = PSDImage.open(write_outputs(shaded, tmp_path, {"psd"})["psd"])
+    assert [layer.visible for layer in psd] == [True, True, True]
+    rendered = np.asarray(psd.composite(force=True).convert("RGB"), int)
+    assert np.abs(rendered - np.asarray(shaded.composite, int)).max() <= 2
