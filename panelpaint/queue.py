@@ -182,10 +182,16 @@ def _redis(settings: "Settings", timeout: float):  # noqa: ANN202 - a redis.Redi
 
 def broker_run_id(settings: "Settings", timeout: float = 2.0) -> str:
     """The broker's run id, which changes whenever Redis restarts (what it held since its last
-    save may be gone); raises redis errors when it does not answer within `timeout` seconds."""
+    save may be gone), or "" where INFO is not allowed (some hosted Redis); raises redis
+    connection errors when it does not answer within `timeout` seconds."""
+    import redis
+
     conn = _redis(settings, timeout)
     try:
-        return str(conn.info("server")["run_id"])
+        return str(conn.info("server").get("run_id", ""))
+    except redis.ResponseError:
+        conn.ping()  # it answers, it only refuses INFO
+        return ""
     finally:
         conn.close()
 
