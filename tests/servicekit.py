@@ -132,9 +132,13 @@ class PostgresServer:
                   "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
         _wait_port(self.port, 30, "postgres")
 
+    @property
+    def running(self) -> bool:
+        return self.dir is not None and (self.dir / "data" / "postmaster.pid").exists()
+
     def stop(self, mode: str = "immediate") -> None:
         """`immediate`: every connection is cut at once, as when the database host fails."""
-        if self.dir is not None and (self.dir / "data" / "postmaster.pid").exists():
+        if self.running:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
 
     def create_database(self, name: str) -> str:

@@ -84,9 +84,13 @@ def stack(tmp_path_factory, postgres):
 
 
 @pytest.fixture
-def service(stack):
-    """The service as deployed: one render worker and one io worker with two children, both
-    running (started again when a scenario left one down)."""
+def service(stack, postgres):
+    """The service as deployed: the database, the broker, one render worker and one io worker
+    with two children, all running (started again when a failed scenario left one down)."""
+    if not postgres.running:
+        postgres.start()
+    if stack.redis.proc is None:
+        stack.redis.start()
     for name, queues, concurrency in (("render", "render", 1), ("io", "io", 2)):
         proc = stack.workers.get(name)
         if proc is None or proc.poll() is not None:
