@@ -313,7 +313,9 @@ def test_the_web_during_a_database_outage(stack, web, postgres, caplog):
         assert health.get_json()["broker"] == "ok"
         assert client.get("/readyz").status_code == 503
         with caplog.at_level(logging.WARNING):
+            caplog.clear()  # what the API logs for this outage, not the health checks' own line
             answers = [client.get(f"/api/v1/batches/{batch_id}", headers=auth) for _ in range(3)]
+            logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
     finally:
         postgres.start()
     wait_for(lambda: client.get("/healthz").status_code == 200, 5, "/healthz to recover")
@@ -323,5 +325,4 @@ def test_the_web_during_a_database_outage(stack, web, postgres, caplog):
     assert [a.status_code for a in answers] == [503, 503, 503]
     assert all(a.headers.get("Retry-After") for a in answers)
     assert all(a.is_json and a.get_json()["status"] == 503 for a in answers)
-    logged = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("web", "flask"))]
     assert len(logged) <= 1 and all(r.exc_info is None for r in logged), [r.getMessage() for r in logged]
