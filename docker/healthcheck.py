@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Container health probe: exit 0 when the HTTP service at the given URL answers below 500.
 
-Used by the images' HEALTHCHECK and by compose.yaml (web at /healthz, Flower at /healthcheck).
+Used by the images' HEALTHCHECK and by compose.yaml (web at /readyz, Flower at /healthcheck).
 Standard library only, so it runs in either image without adding curl to it. Any answer under
 500 means the server process is up and serving (a 404 from an older build still counts, and so
 does the 401 of Flower's /healthcheck, which needs the login like the rest of Flower); a 5xx
-(the dashboard's /healthz fails when its database is unreachable), a refused connection or
+(the dashboard's /readyz answers 503 while its database or broker is unreachable), a refused connection or
 a time-out marks the container unhealthy.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import http.client
 import sys
 import urllib.parse
 
-DEFAULT_URL = "http://127.0.0.1:8000/healthz"
+DEFAULT_URL = "http://127.0.0.1:8000/readyz"
 
 
 def probe(url: str, timeout: float = 5.0) -> tuple[bool, str]:

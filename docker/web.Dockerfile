@@ -55,7 +55,7 @@ USER 10001:10001
 WORKDIR /home/panelpaint
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["panelpaint-healthcheck", "http://127.0.0.1:8000/healthz"]
+    CMD ["panelpaint-healthcheck", "http://127.0.0.1:8000/readyz"]
 # gunicorn is the production server (Flask's own is for development). Four sync workers suit a
 # dashboard whose heavy work happens in the Celery workers; raise --workers on a larger host.
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "web:create_app()"]

@@ -143,9 +143,18 @@ def enqueue_unpack(settings: "Settings", upload_id: int, task_id: str | None = N
     return send(settings, TASK_UNPACK, int(upload_id), task_id=task_id, countdown=countdown)
 
 
-def enqueue_finish(settings: "Settings", render_id: int, attempt: int, handoff_key: str) -> str:
-    """Queue the finishing of a coloured page (the render task does this)."""
-    return send(settings, TASK_FINISH, int(render_id), int(attempt), str(handoff_key), patient=True)
+def finish_task_id(render_id: int, attempt: int) -> str:
+    """The task id of an attempt's finishing: made from the render and attempt, so the janitor can
+    tell whether the broker still holds it (`pending_task_ids`) without recording it anywhere."""
+    return f"finish-{int(render_id)}-{int(attempt)}"
+
+
+def enqueue_finish(settings: "Settings", render_id: int, attempt: int, handoff_key: str, *,
+                   patient: bool = True) -> str:
+    """Queue the finishing of a coloured page (the render task does this, waiting out a broker
+    restart; the janitor sends it again, impatiently, when its message is gone)."""
+    return send(settings, TASK_FINISH, int(render_id), int(attempt), str(handoff_key),
+                task_id=finish_task_id(render_id, attempt), patient=patient)
 
 
 def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:
@@ -162,6 +171,38 @@ def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = Fals
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
             app.control.revoke(ids, terminate=terminate, connection=conn)
+
+
+def _redis(settings: "Settings", timeout: float):  # noqa: ANN202 - a redis.Redis
+    import redis
+
+    return redis.Redis.from_url(settings.effective_redis_url(), socket_timeout=timeout,
+                                socket_connect_timeout=timeout)
+
+
+def broker_run_id(settings: "Settings", timeout: float = 2.0) -> str:
+    """The broker's run id, which changes whenever Redis restarts (what it held since its last
+    save may be gone), or "" where INFO is not allowed (some hosted Redis); raises redis
+    connection errors when it does not answer within `timeout` seconds."""
+    import redis
+
+    conn = _redis(settings, timeout)
+    try:
+        return str(conn.info("server").get("run_id", ""))
+    except redis.ResponseError:
+        conn.ping()  # it answers, it only refuses INFO
+        return ""
+    finally:
+        conn.close()
+
+
+def ping(settings: "Settings", timeout: float = 1.0) -> None:
+    """Raise (redis errors) unless the broker answers a PING within `timeout` seconds."""
+    conn = _redis(settings, timeout)
+    try:
+        conn.ping()
+    finally:
+        conn.close()
 
 
 def queue_lengths(settings: "Settings") -> dict[str, int]:

@@ -205,7 +205,7 @@ def test_compose_health_checks(compose):
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
     assert services["web"]["healthcheck"]["test"] == [
-        "CMD", "panelpaint-healthcheck", "http://127.0.0.1:8000/healthz"]
+        "CMD", "panelpaint-healthcheck", "http://127.0.0.1:8000/readyz"]
     assert services["flower"]["healthcheck"]["test"][-1].endswith(":5555/healthcheck")
     # The one-shot job would otherwise inherit the web image's HEALTHCHECK.
     assert services["migrate"]["healthcheck"] == {"disable": True}

@@ -2,8 +2,9 @@
 
 `create_app(settings=None, test_config=None)` builds a fresh app, flaskr style; production runs
 it under gunicorn (`gunicorn "web:create_app()"`). Every route needs a logged-in user except the
-login page, static files and `/healthz`; the REST API under `/api/` authenticates with bearer
-tokens instead and is exempt from CSRF (it never reads the session cookie).
+login page, static files, `/healthz` (the database and the broker, each reported) and `/readyz`
+(both answer: a deployment's readiness probe); the REST API under `/api/` authenticates with
+bearer tokens instead and is exempt from CSRF (it never reads the session cookie).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from flask_login import current_user
 from panelpaint.settings import Settings, load_settings
 
 # Endpoints anyone may reach; the API blueprint checks its own bearer tokens.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "healthz"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "healthz", "readyz"})
+READY_RETRY_AFTER = 5  # seconds a client of /readyz is told to wait while a dependency is down
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -87,12 +89,23 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     @app.get("/healthz")
     def healthz():
-        try:
-            app.extensions["panelpaint"].ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; say which
-            app.logger.warning("health check: database unreachable: %s", exc)
-            return jsonify(status="error", database=type(exc).__name__), 503
-        return jsonify(status="ok")
+        """The database and the broker, each "ok" or the error it gave. 503 only when the database
+        is down (the dashboard can do nothing); with the broker down work is saved and sent once
+        it answers again, so the service is "degraded" but up."""
+        checks = _dependencies(app)
+        status = "ok" if _ready(checks) else "error" if checks["database"] != "ok" else "degraded"
+        return jsonify(status=status, **checks), 503 if status == "error" else 200
+
+    @app.get("/readyz")
+    def readyz():
+        """Ready to take work: the database and the broker both answer (compose's health check)."""
+        checks = _dependencies(app)
+        response = jsonify(status="ok" if _ready(checks) else "unavailable", **checks)
+        if _ready(checks):
+            return response
+        response.status_code = 503
+        response.headers["Retry-After"] = str(READY_RETRY_AFTER)
+        return response
 
     @app.get("/")
     def index():
@@ -101,6 +114,30 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.jinja_env.globals["can"] = auth.can
     app.jinja_env.filters["ago"] = _ago
     return app
+
+
+def _dependencies(app: Flask) -> dict[str, str]:
+    """{"database": ..., "broker": ...}: "ok", or the name of the error each gave (logged once per change)."""
+    from panelpaint import queue
+
+    services = app.extensions["panelpaint"]
+    checks = {}
+    for name, probe in (("database", services.ping), ("broker", lambda: queue.ping(services.settings))):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means unavailable; say which
+            checks[name] = type(exc).__name__
+    last = app.extensions.setdefault("panelpaint.health", {})
+    for name, state in checks.items():
+        if last.get(name, "ok") != state:  # one line when a dependency goes or comes back, not per probe
+            app.logger.warning("health check: %s %s", name, "answers again" if state == "ok" else f"unreachable ({state})")
+        last[name] = state
+    return checks
+
+
+def _ready(checks: dict[str, str]) -> bool:
+    return all(state == "ok" for state in checks.values())
 
 
 def _refuse_oversized_body():

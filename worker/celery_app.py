@@ -71,19 +71,19 @@ def _init_child(**_kwargs) -> None:
 
 @signals.worker_ready.connect
 def _start_janitor(sender=None, **_kwargs) -> None:
-    """Render workers sweep for lost renders and stalled uploads on their event loop's timer (no
-    thread: the parent forks)."""
+    """Render workers look for lost renders and uploads on their event loop's timer (no thread:
+    the parent forks); see `worker.sweeps`."""
     if RENDER_QUEUE not in consumed_queues or sender is None:
         return
-    from worker.sweeps import requeue_lost_renders, resend_stalled_uploads
+    from worker.sweeps import Janitor, tick_seconds
 
     settings = get_settings()
+    janitor = Janitor(settings)
 
-    def sweep() -> None:
+    def tick() -> None:
         try:
-            requeue_lost_renders(settings)
-            resend_stalled_uploads(settings)
-        except Exception:  # noqa: BLE001 - a sweep that fails (database down) is tried again next time
-            log.warning("sweep for lost renders and uploads failed", exc_info=True)
+            janitor.tick()
+        except Exception:  # noqa: BLE001 - a bug in a sweep must not stop the worker; the next tick tries again
+            log.exception("the janitor's sweep failed")
 
-    sender.timer.call_repeatedly(max(2.0, min(300.0, settings.visibility_timeout / 4)), sweep)
+    sender.timer.call_repeatedly(tick_seconds(settings), tick)

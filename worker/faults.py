@@ -1,17 +1,22 @@
 """What the worker does about an exception, decided in one place.
 
 `classify` names the fault. `recording` runs a step of one page and records a fault on that
-page's render alone (fenced by attempt), saying what came of it. `retried_later` sends a task
-again with exponential backoff, or puts its message back when even that cannot be published.
-Celery's own flow (a retry on its way out, a worker shutting down) is never caught.
+page's render alone (fenced by attempt), saying what came of it. `patiently` runs a step's
+transaction again while the database is unreachable, so a short outage costs a page neither an
+attempt nor its colours. `retried_later` sends a task again with exponential backoff, or puts its
+message back when even that cannot be published. Celery's own flow (a retry on its way out, a
+worker shutting down) is never caught. What the service handles is logged as one warning line,
+without a traceback; only the unexpected gets one.
 """
 from __future__ import annotations
 
 import contextlib
 import enum
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
@@ -29,16 +34,18 @@ RETRY_BACKOFF_MAX = 60
 MAX_UNRECORDED_RETRIES = 30  # about half an hour of backoff for faults outside the job store's record
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
+def _transient_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     import redis
     import sqlalchemy.exc
     from kombu.exceptions import OperationalError as KombuOperationalError
 
-    return (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, redis.ConnectionError,
-            redis.TimeoutError, KombuOperationalError, ConnectionError)
+    return ((sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError),
+            (redis.ConnectionError, redis.TimeoutError, KombuOperationalError, ConnectionError, TimeoutError))
 
 
-TRANSIENT = _transient_errors()
+# The database, and the broker, unreachable: what the service waits out or retries.
+DATABASE_ERRORS, BROKER_ERRORS = _transient_errors()
+TRANSIENT = DATABASE_ERRORS + BROKER_ERRORS
 CELERY_FLOW = (Retry, Reject, SystemExit, KeyboardInterrupt)
 
 
@@ -78,7 +85,7 @@ class Stage:
         if fault is Fault.BAD_INPUT:
             return str(exc)
         if fault is Fault.TRANSIENT:
-            return f"transient fault: {exc}"
+            return f"transient fault: {first_line(exc)}"
         if fault is Fault.TIME_LIMIT:
             return f"{self.limit_prefix}took longer than {settings.task_soft_time_limit} s"
         return f"{self.error_prefix}{type(exc).__name__}: {exc}"
@@ -108,15 +115,55 @@ def classify(exc: BaseException, bad_input: tuple[type[Exception], ...] = COLOUR
     return Fault.UNEXPECTED
 
 
+T = TypeVar("T")
+DB_WAIT_MAX = 3.0  # seconds between two tries of an unreachable database
+
+
+def patiently(res: Resources, patience: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn(session, *args, **kwargs)` in one transaction of the job store, tried again while the
+    database is unreachable (a restart, a fail-over), for up to `patience` seconds; then the
+    fault is raised. Only for steps that may run twice: reads, and the fenced writes (a commit
+    whose answer was lost is repeated as a no-op)."""
+    deadline = time.monotonic() + patience
+    waited = 0
+    while True:
+        try:
+            with res.store.session() as s:
+                result = fn(s, *args, **kwargs)
+        except TRANSIENT as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not waited:
+                log.warning("database unreachable (%s); %s waits for it", first_line(exc), _name(fn))
+            waited += 1
+            time.sleep(min(DB_WAIT_MAX, 0.25 * 2 ** min(waited, 4), max(0.0, deadline - time.monotonic())))
+            continue
+        if waited:
+            log.warning("database answers again; %s went on after %d tries", _name(fn), waited + 1)
+        return result
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one short line (drivers put the SQL and a help link on further lines)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
 def fail_attempt(res: Resources, settings: Settings, render_id: int, attempt: int, error: str,
-                 retryable: bool = False) -> bool:
-    """Record a failed attempt; True when the render went back to the queue (retryable, attempts left)."""
+                 retryable: bool = False, *, patience: float = 0.0) -> Outcome:
+    """Record a failed attempt: REQUEUED (retryable, attempts left), FAILED, or STALE when the
+    attempt had been fenced out (by a takeover, or by the janitor) and nothing was written."""
     try:
-        with res.store.session() as s:
-            return work.fail_attempt(s, render_id, attempt, error, retryable, max_attempts=settings.max_attempts)
+        queued = patiently(res, patience, work.fail_attempt, render_id, attempt, error, retryable,
+                           max_attempts=settings.max_attempts)
     except StaleAttempt:
-        log.info("render %s attempt %s was fenced out; its failure is dropped", render_id, attempt)
-        return False
+        log.warning("render %s attempt %s was fenced out; its failure is dropped", render_id, attempt)
+        return Outcome.STALE
+    return Outcome.REQUEUED if queued else Outcome.FAILED
 
 
 def settle(res: Resources, settings: Settings, render_id: int, attempt: int, fault: Fault, exc: BaseException,
@@ -130,16 +177,16 @@ def settle(res: Resources, settings: Settings, render_id: int, attempt: int, fau
         log.warning("render %s attempt %s was taken over by a newer attempt; stopping", render_id, attempt)
         return Outcome.STALE
     message = stage.message(fault, exc, settings)
+    # After the soft limit only the rest up to the hard limit is left to record it in.
+    patience = max(1.0, (settings.task_time_limit - settings.task_soft_time_limit) / 2)
     if fault in (Fault.TRANSIENT, Fault.TIME_LIMIT):
         log.warning("render %s attempt %s: %s; retrying", render_id, attempt, message)
-        requeued = fail_attempt(res, settings, render_id, attempt, message, retryable=True)
-        return Outcome.REQUEUED if requeued else Outcome.FAILED
+        return fail_attempt(res, settings, render_id, attempt, message, retryable=True, patience=patience)
     if fault is Fault.UNEXPECTED:
         log.exception("render %s attempt %s: %s failed", render_id, attempt, stage.name)
     else:
         log.warning("render %s attempt %s: %s", render_id, attempt, message)
-    fail_attempt(res, settings, render_id, attempt, message)
-    return Outcome.FAILED
+    return fail_attempt(res, settings, render_id, attempt, message, patience=patience)
 
 
 @dataclass
@@ -186,5 +233,5 @@ def retried_later(task, *faults: type[BaseException]) -> Iterator[None]:  # noqa
     except TryAgain as again:
         retry_or_requeue(task, again.reason, again.countdown)
     except faults as exc:
-        log.warning("%s: %r; retrying in %.0f s", task.name, exc, backoff(task.request.retries))
+        log.warning("%s: %s; retrying in %.0f s", task.name, first_line(exc), backoff(task.request.retries))
         retry_or_requeue(task, exc)

@@ -3,8 +3,11 @@
 Finishing decodes the page again and brings each panel's colours to native resolution against
 the line art, reporting progress after every panel (which renews the lease; a newer attempt makes
 it stop) and stopping at the next panel when the batch is cancelled. It stores the deliverables
-and completes the render fenced by attempt: a late or duplicate run of an old attempt is refused,
-and a repeat of the same attempt is a no-op.
+and completes the render fenced by attempt: a late or duplicate run of an old attempt is refused
+(`stale`), and a repeat of the same attempt is a no-op. Its start moves the render from waiting
+to finishing (`renders.start_finishing`): from then on a silence longer than the lease is a
+stalled finishing, which the janitor takes over; before, the page is only waiting for an io
+worker. A database outage is waited out (`faults.patiently`) rather than starting again.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from panelpaint import export, pages, queue
 from panelpaint.images import to_gray
@@ -22,7 +26,7 @@ from panelpaint.settings import Settings
 from panelpaint.store import batches, renders, work
 from panelpaint.store.errors import NotFound
 from worker import faults, signals
-from worker.faults import FINISHING, BadInput
+from worker.faults import FINISHING, BadInput, patiently
 from worker.handoff import Handoff, PanelMerge, load_handoff
 from worker.ingest import keep_detected
 from worker.inputs import open_stored
@@ -32,55 +36,58 @@ from worker.resources import Resources
 log = logging.getLogger(__name__)
 
 
-def finish(res: Resources, settings: Settings, render_id: int, attempt: int, handoff_key: str) -> dict | None:
+def finish(res: Resources, settings: Settings, render_id: int, attempt: int, handoff_key: str) -> dict:
     """Finish a coloured page, encode its deliverables, store them, and complete the render.
 
-    Returns None when the attempt is no longer the render's running one (fenced out, cancelled or
-    already completed by an earlier delivery), else the outcome. A transient fault is raised: the
-    task is retried for the same attempt.
+    Returns the outcome: `stale` when the attempt is no longer the render's running one (fenced
+    out, cancelled or already completed by an earlier delivery) and nothing was written. A
+    transient fault that outlasts the patience is raised: the task is retried for the same attempt.
     """
     t_start = time.perf_counter()
-    with res.store.session() as s:
-        running = work.running_attempt(s, render_id, attempt)
-        page = work.page(s, running.page_id) if running is not None else None
+    patience = settings.task_soft_time_limit
+
+    def start(s: Session) -> tuple[work.RunningAttempt | None, work.PageData | None]:
+        running = work.start_finishing(s, render_id, attempt)
+        return running, work.page(s, running.page_id) if running is not None else None
+
+    running, page = patiently(res, patience, start)
     if running is None or page is None:
-        return None
+        return {"render_id": render_id, "status": Outcome.STALE}
     stem = Path(page.name).stem or f"page-{page.position + 1}"
     with faults.recording(res, settings, render_id, attempt, FINISHING) as done:
         try:
             handoff, colours = load_handoff(res.storage, handoff_key)
         except NotFound:
             # The colours are gone (storage wiped?): colour the page again as a new attempt.
-            requeued = faults.fail_attempt(res, settings, render_id, attempt,
-                                           "the coloured panels handed to finishing are missing", retryable=True)
-            done.outcome = Outcome.REQUEUED if requeued else Outcome.FAILED
+            done.outcome = faults.fail_attempt(res, settings, render_id, attempt,
+                                               "the coloured panels handed to finishing are missing", retryable=True,
+                                               patience=patience)
         else:
-            _finish(res, settings, handoff, colours, page, t_start)
+            _finish(res, settings, handoff, colours, page, attempt, t_start)
             res.storage.delete(handoff_key)  # only after the commit: a crash before leaves it for a rerun
             done.outcome = Outcome.SUCCEEDED
             log.info("render %s (%s) complete", render_id, stem)
-    if done.outcome is Outcome.STALE:
-        return None
     if done.outcome is Outcome.REQUEUED:
         queue.enqueue_render(settings, render_id, running.task_id)
     return {"render_id": render_id, "status": done.outcome}
 
 
 def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[np.ndarray], page: work.PageData,
-            t_start: float) -> None:
-    render_id, attempt, g = handoff.render_id, handoff.attempt, handoff.geometry
+            attempt: int, t_start: float) -> None:
+    # `attempt` is the task's: after a stalled finishing was taken over it is newer than the one
+    # that coloured the page (the hand-off's).
+    render_id, g = handoff.render_id, handoff.geometry
+    patience = settings.task_soft_time_limit
     timings = dict(handoff.timings)
     lines = to_gray(open_stored(res, settings, handoff.source_key, handoff.name))
     timings["finish_load"] = time.perf_counter() - t_start
 
     def should_stop() -> bool:
-        with res.store.session() as s:
-            return batches.is_cancelled(s, render_id)
+        return patiently(res, patience, batches.is_cancelled, render_id)
 
     def on_panel(done: int, total: int) -> None:
         signals.panel_finished.send(sender=render_id, name=handoff.name, done=done, total=total)
-        with res.store.session() as s:
-            renders.set_progress(s, render_id, attempt, done, total)
+        patiently(res, patience, renders.set_progress, render_id, attempt, done, total)
 
     result = pages.finish_page(lines, g.panels, g.boxes, colours, finishes=g.finishes,
                                options=pages.FinishOptions(seed=handoff.seed), direction=g.direction,
@@ -93,10 +100,13 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
     outputs = {kind: res.storage.put_bytes(data, Path(name).suffix)
                for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
     result.timings["encode"] = time.perf_counter() - t
-    with res.store.session() as s:
+
+    def complete(s: Session) -> None:
         renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
                                 degraded=handoff.degraded, based_on=merge.based_on if merge is not None else None)
         keep_detected(s, page.id, result.panels)
+
+    patiently(res, patience, complete)
 
 
 def _base_layer(res: Resources, key: str | None, size: tuple[int, int], mode: str) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from panelpaint.settings import Settings
 from panelpaint.store import work
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.unpack import Unpacked
-from worker.faults import BadInput
+from worker.faults import TRANSIENT, BadInput, first_line
 from worker.handoff import save_cut
 from worker.inputs import open_stored, work_size
 from worker.outcome import Outcome
@@ -78,6 +78,8 @@ def remember_cut(res: Resources, page_id: int, prepared: pages.PreparedPage, siz
             stored = keep_detected(s, page_id, prepared.panels)
             if stored:  # (the detected panels could not be kept: nothing to remember)
                 work.record_cut(s, page_id, key, size, stored)
+    except TRANSIENT as exc:
+        log.warning("page %s: could not keep the page's cut panels: %s", page_id, first_line(exc))
     except Exception:  # noqa: BLE001 - only a shortcut for later: the render goes on without it
         log.warning("page %s: could not keep the page's cut panels", page_id, exc_info=True)
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from panelpaint import pages
 from panelpaint.images import ImageError, open_image
@@ -20,7 +21,7 @@ from panelpaint.panels import Panel
 from panelpaint.settings import Settings
 from panelpaint.store import renders, work
 from panelpaint.store.errors import NotFound
-from worker.faults import BadInput
+from worker.faults import BadInput, patiently
 from worker.handoff import PanelMerge, load_cut
 from worker.resources import Resources
 
@@ -85,8 +86,9 @@ def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
     and hints, over the page's style.
     """
     size = work_size(claim.options, settings)
-    base = panel_order = None
-    with res.store.session() as s:
+
+    def read(s: Session) -> tuple:
+        base = panel_order = None
         page = work.page(s, claim.page_id)
         if page is None:
             raise BadInput(f"page {claim.page_id} no longer exists")
@@ -102,6 +104,11 @@ def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
             found = work.finished_result(s, page.current_render_id)
             base = found.render_id if found is not None else None
         stored_styles = work.styles(s, {page_style_id, *panel_style_ids.values()} - {None})
+        return page, base, panel_order, panel_style_ids, page_style_id, stored_styles
+
+    # A short database outage waits here: the claimed attempt is kept, not charged again.
+    page, base, panel_order, panel_style_ids, page_style_id, stored_styles = patiently(
+        res, settings.task_soft_time_limit, read)
     if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
     panels = [Panel(p.bbox, [list(pt) for pt in p.polygon], p.order) for p in page.panels]

@@ -1,10 +1,13 @@
 """The render step (queue `render`, one process per GPU): claim pages, load their inputs, colour them in one call, hand each off to finishing.
 
-The claim counts the attempt and refuses finished, cancelled or exhausted renders. A first
+The claim counts the attempt and refuses finished, cancelled or exhausted renders, and renders
+already coloured and waiting for finishing (a late or duplicate message: nothing to redo). A first
 attempt also claims the queued pages that follow it in the batch with the same style (up to
 `pages_per_pass`); a page tried before is coloured alone, so a poison page costs the pages
 batched with it at most one attempt. A fault of one page is recorded on that page's render alone
-(`faults.recording`). While the io queue is backed up the step waits before taking more pages.
+(`faults.recording`). A database outage is waited out (`faults.patiently`), so it costs a claimed
+page neither an attempt nor its colours. While the io queue is backed up the step waits before
+taking more pages.
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from panelpaint import pages, queue
 from panelpaint.settings import Settings
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import LeaseHeld, NotFound
 from worker import faults, signals
-from worker.faults import COLOURING, TRANSIENT, Fault, TryAgain
+from worker.faults import BROKER_ERRORS, COLOURING, TRANSIENT, Fault, TryAgain, patiently
 from worker.handoff import Geometry, Handoff, PanelMerge, save_handoff
 from worker.ingest import remember_cut
 from worker.inputs import load_inputs, prepare
@@ -74,20 +78,20 @@ def render(res: Resources, settings: Settings, render_id: int, *, worker: str, t
     """
     t_start = time.perf_counter()
     try:
-        with res.store.session() as s:
-            # A running render is taken over only once its lease (renewed after every panel) has
-            # expired. Celery's "redelivered" flag cannot tell a dead holder from a live one whose
-            # message was merely restored after the visibility timeout (a duplicate), so it is not
-            # trusted: a duplicate never steals a healthy render or spends its attempts.
-            claim = renders.claim_render(s, render_id, worker, settings.max_attempts,
-                                         lease_seconds=settings.render_lease_seconds, task_id=task_id)
+        # A running render is taken over only once its lease (renewed before colouring, at the
+        # hand-off and after every panel) has expired. Celery's "redelivered" flag cannot tell a
+        # dead holder from a live one whose message was merely restored after the visibility
+        # timeout (a duplicate), so it is not trusted: a duplicate never steals a healthy render or
+        # spends its attempts. Waited for through a database outage (nothing is held yet).
+        claim = patiently(res, settings.task_soft_time_limit, renders.claim_render, render_id, worker,
+                          settings.max_attempts, lease_seconds=settings.render_lease_seconds, task_id=task_id)
     except LeaseHeld as exc:
         raise TryAgain(None, max(0.5, exc.retry_in)) from None
     except NotFound:
         log.warning("render %s does not exist; dropping its task", render_id)
         return None
     if claim is None:
-        return None  # finished, cancelled, or out of attempts (then marked failed): ack
+        return None  # finished, cancelled, handed to finishing, or out of attempts (then marked failed): ack
     runtime = res.runtime
     colorizer = runtime.colorizer
     jobs = [Job(claim)]
@@ -140,8 +144,20 @@ def colour_jobs(res: Resources, settings: Settings, jobs: list[Job], colorizer: 
     live = [j for j in jobs if j.outcome is None]
     if not live:
         return
-    with res.store.session() as s:
-        cancelled = batches.is_cancelled(s, live[0].claim.render_id)  # one batch for all of them
+
+    def before_colouring(s: Session) -> tuple[bool, list[Job]]:
+        # Loading may have taken a while: each page's lease starts again before the model call.
+        fenced = [j for j in live if not renders.renew_lease(s, j.claim.render_id, j.claim.attempt)]
+        return batches.is_cancelled(s, live[0].claim.render_id), fenced  # one batch for all of them
+
+    cancelled, fenced = patiently(res, settings.task_soft_time_limit, before_colouring)
+    for job in fenced:
+        log.warning("render %s attempt %s was taken over while loading; dropped", job.claim.render_id,
+                    job.claim.attempt)
+        job.outcome = Outcome.STALE
+    live = [j for j in live if j.outcome is None]
+    if not live:
+        return
     if cancelled:
         for job in live:
             with job.step(res, settings):
@@ -198,10 +214,16 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
                       claim.seed, model_version, job.prepared.timings,
                       "; ".join(x for x in (degraded, job.note) if x) or None, job.merge)
     key = save_handoff(res.storage, handoff, job.colours)
-    with res.store.session() as s:  # renews the lease, and shows the page's panel count
-        renders.set_progress(s, claim.render_id, claim.attempt, 0, len(job.prepared.panels))
-        renders.note_coloured(s, claim.render_id, claim.attempt, together=together, panels=panels)
-    queue.enqueue_finish(settings, claim.render_id, claim.attempt, key)
+    # colouring -> waiting, the lease renewed; waited for through a database outage, since the
+    # colours would be lost with the attempt (the page coloured again).
+    patiently(res, settings.task_soft_time_limit, renders.hand_off, claim.render_id, claim.attempt, key,
+              len(job.prepared.panels), together=together, panels=panels)
+    try:
+        queue.enqueue_finish(settings, claim.render_id, claim.attempt, key)
+    except BROKER_ERRORS as exc:
+        # Recorded as waiting already: the janitor sends the finishing once the broker answers.
+        log.warning("render %s: finishing not queued (%s); it is sent when the broker answers", claim.render_id,
+                    faults.first_line(exc))
     job.outcome = Outcome.HANDED_OFF
 
 

@@ -6,13 +6,52 @@ or puts given ones in their place (tests that run tasks in their own process).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from functools import cached_property
+
+from sqlalchemy.orm import Session
 
 from panelpaint.settings import Settings, get_settings
 from panelpaint.store.db import Store
 from panelpaint.store.storage import Storage, storage_from_settings
 from worker.runtime import ModelRuntime
+
+# Celery's pool raises the soft time limit from a handler of this signal (billiard).
+SOFT_LIMIT_SIGNAL = getattr(signal, "SIGUSR1", None)
+
+
+@contextlib.contextmanager
+def soft_limit_deferred() -> Iterator[None]:
+    """Hold the soft time limit back for the block: its handler is swapped for one that only notes
+    the signal, and the real one runs (raising) as the block ends. (Blocking the signal would not
+    do: another thread, torch's say, would take it, and Python runs handlers in the main thread.)"""
+    handler = signal.getsignal(SOFT_LIMIT_SIGNAL) if SOFT_LIMIT_SIGNAL is not None else None
+    if not callable(handler) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list = []
+    signal.signal(SOFT_LIMIT_SIGNAL, lambda signum, frame: noted.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(SOFT_LIMIT_SIGNAL, handler)
+        if noted:
+            handler(*noted[0])
+
+
+class ShieldedStore(Store):
+    """The job store as a task uses it: the soft time limit never lands inside a transaction. Raised
+    from a signal handler in the middle of a database command, it would leave the connection
+    mid-command for its next user; it is raised instead when the transaction has ended."""
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with soft_limit_deferred(), super().session() as s:
+            yield s
 
 
 class Resources:
@@ -25,7 +64,7 @@ class Resources:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.database_url)
+        return ShieldedStore(self.settings.database_url)
 
     @cached_property
     def storage(self) -> Storage:

@@ -1,7 +1,7 @@
 """The job store: SQLAlchemy schema, state machine, sessions and file storage shared by web and workers.
 
 Import service functions from here (`from panelpaint.store import claim_render`) or from their
-modules: accounts, styles, batches, uploads, renders, variants, reviews, events, storage (migrations live in `migrations/`, run by `migrations.runner`). All of them take a
+modules: accounts, styles, batches, uploads, renders, recovery, variants, reviews, events, storage (migrations live in `migrations/`, run by `migrations.runner`). All of them take a
 `Session` first and flush but never commit: the caller owns the transaction (`Store.session()`).
 """
 from panelpaint.store.accounts import (
@@ -19,11 +19,11 @@ from panelpaint.store.errors import (
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.renders import (
     SEED_MAX, Claim, acknowledge_cancel, claim_following, claim_next, claim_render, complete_render, fail_render,
-    queue_new_page, queue_render, requeue_stale, rerender, retry_page, set_progress, set_task_id,
+    hand_off, queue_new_page, queue_render, rerender, retry_page, set_progress, set_task_id, start_finishing,
 )
 from panelpaint.store.reviews import list_reviews, review
 from panelpaint.store.schema import (
-    ApiToken, Batch, Direction, Event, Page, Panel, Render, Review, ReviewStatus, Role, RunStatus,
+    ApiToken, Batch, Direction, Event, Page, Panel, Render, RenderStage, Review, ReviewStatus, Role, RunStatus,
     Studio, StyleReference, Upload, User, VariantSet,
 )
 from panelpaint.store.storage import LocalStorage, Storage, storage_from_settings

@@ -24,10 +24,12 @@ How a render survives lost workers (Celery with acks_late + reject_on_worker_los
   claimed render like any other (fenced, leased, taken over when that worker is lost).
 * Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
   ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
-* `requeue_stale` (a janitor) puts running renders with an expired lease back to queued, for the
-  case where the broker lost the message altogether; the caller re-enqueues their task ids.
-  `waiting_since` lists renders queued for long, whose message may never have been sent (the
-  broker was down); the janitor re-sends those the broker does not hold and `note_resent` logs it.
+* A running render has a stage (`RenderStage`): `colouring` from its claim, `waiting` once its
+  colours are handed to finishing (`hand_off`, which keeps the hand-off key), `finishing` once an
+  io worker starts on it (`start_finishing`). A delivery of the render task finds a waiting or
+  finishing render not lost but handed on, and leaves it alone: time spent waiting for the io
+  queue is never charged as an attempt. What the janitor may do about a render that looks lost is
+  in `panelpaint.store.recovery`.
 * A panel re-render's result is the whole page with that panel merged in: when it completes it
   becomes the page's current result (only over the result it was merged onto, never hiding a
   newer page render); a later page render takes the page back.
@@ -49,11 +51,13 @@ from panelpaint.hints import validate_hints
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
-from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, RunStatus, utcnow
-from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review
+from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, ReviewStatus, RunStatus, utcnow
+from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review, check_stage
 from panelpaint.store.styles import require_style
 
 DEFAULT_LEASE_SECONDS = 120.0
+# The stages of a running render whose colouring is done: a render task has nothing to do for it.
+HANDED_ON = frozenset({RenderStage.waiting, RenderStage.finishing})
 _MAX_TEXT = 10_000
 # Seeds of variants, 0..SEED_MAX (a signed 32-bit integer: every client and JSON parser holds it);
 # no seed means the canonical colouring.
@@ -111,11 +115,12 @@ def log_render(session: Session, kind: str, render: Render, **data: Any) -> None
 
 
 def _guarded_update(session: Session, render_id: int, seen_status: RunStatus, seen_attempt: int, /,
-                    **values: Any) -> bool:
-    """UPDATE the render only if it still has this status and attempt; True when it did."""
+                    *also: sa.ColumnElement[bool], **values: Any) -> bool:
+    """UPDATE the render only if it still has this status and attempt (and the conditions `also`
+    still hold); True when it did."""
     result = session.execute(
         sa.update(Render)
-        .where(Render.id == render_id, Render.status == seen_status, Render.attempt == seen_attempt)
+        .where(Render.id == render_id, Render.status == seen_status, Render.attempt == seen_attempt, *also)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -339,6 +344,8 @@ def _claim_locked(
             log_render(session, "render.cancelled", render, attempt=attempt)
         return None
     takeover = status == RunStatus.running
+    if takeover and render.stage in HANDED_ON:
+        return None  # coloured and handed to finishing: not lost, and not this task's to redo
     if takeover:
         beat = _aware(render.heartbeat_at or render.started_at) or now
         left = lease_seconds - (now - beat).total_seconds()
@@ -359,6 +366,7 @@ def _claim_locked(
     if not _guarded_update(
         session, render.id, status, attempt, status=RunStatus.running, attempt=attempt + 1, worker=worker[:200],
         started_at=now, heartbeat_at=now, finished_at=None, error=None, task_id=task_id or render.task_id,
+        stage=RenderStage.colouring, handoff_key=None, sent_at=None,
     ):
         return None  # another claimer changed the row first
     _sync_page(session, render, RunStatus.running, None)
@@ -386,9 +394,10 @@ def claim_render(
     """Claim one render for `worker` (the Celery task knows the render id). Commit right after.
 
     Returns the `Claim` (attempt incremented), or None when there is nothing to do: the render is
-    finished, cancelled (its batch was), was just claimed by someone else, or has used up
-    `max_attempts` (then it is marked failed). Raises `LeaseHeld` when it is running under a live
-    lease (retry the task after `retry_in` seconds) and `NotFound` for an unknown id.
+    finished, cancelled (its batch was), coloured and handed to finishing, was just claimed by
+    someone else, or has used up `max_attempts` (then it is marked failed). Raises `LeaseHeld`
+    when it is colouring under a live lease (retry the task after `retry_in` seconds) and
+    `NotFound` for an unknown id.
     """
     render = _lock_render(session, render_id)
     return _claim_locked(session, render, worker, max_attempts, lease_seconds, task_id, wait_for_lease=True)
@@ -493,15 +502,53 @@ def set_progress(session: Session, render_id: int, attempt: int, panels_done: in
             session.flush()
 
 
-def note_coloured(session: Session, render_id: int, attempt: int, *, together: list[int], panels: int) -> None:
-    """Log (`render.coloured`) that `attempt` was coloured in one model call with the renders
-    `together` (its own id included), `panels` panels in all. Refused (`StaleAttempt`) when fenced."""
-    render = session.get(Render, render_id, populate_existing=True)
-    if render is None:
-        raise NotFound(f"render {render_id} does not exist")
-    if render.attempt != attempt or render.status != RunStatus.running:
-        raise StaleAttempt(render_id, attempt, render.attempt, render.status.value)
+def renew_lease(session: Session, render_id: int, attempt: int) -> bool:
+    """A colouring attempt says it is alive (before a long model call): its lease starts again.
+    False when the attempt was fenced out or is no longer colouring (the worker drops it)."""
+    return _guarded_update(session, render_id, RunStatus.running, attempt, Render.stage == RenderStage.colouring,
+                           heartbeat_at=utcnow())
+
+
+def hand_off(session: Session, render_id: int, attempt: int, handoff_key: str, panels_total: int, *,
+             together: list[int], panels: int) -> None:
+    """The render worker stored `attempt`'s colours under `handoff_key` and is about to queue their
+    finishing: colouring -> waiting (the lease renewed, the task counted as sent), the page shows
+    its panel count, and `render.coloured` logs that the attempt was coloured in one model call
+    with the renders `together` (its own id included), `panels` panels in all.
+
+    Repeating it for the same attempt and key is a no-op (a retried commit); `StaleAttempt` when
+    the attempt was fenced out or is no longer colouring."""
+    if panels_total < 0:
+        raise InvalidInput(f"panel count {panels_total} is out of range")
+    check_stage(RenderStage.colouring, RenderStage.waiting)
+    now = utcnow()
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, Render.stage == RenderStage.colouring,
+                           stage=RenderStage.waiting, handoff_key=handoff_key, heartbeat_at=now, sent_at=now):
+        render = session.get(Render, render_id, populate_existing=True)
+        if (render is not None and render.attempt == attempt and render.status == RunStatus.running
+                and render.handoff_key == handoff_key):
+            return
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    if render.panel_id is None:
+        page = session.get(Page, render.page_id)
+        if page.current_render_id == render.id:
+            page.panels_done, page.panels_total = 0, panels_total
+            session.flush()
     log_render(session, "render.coloured", render, attempt=attempt, together=list(together), panels=int(panels))
+
+
+def start_finishing(session: Session, render_id: int, attempt: int) -> Render:
+    """An io worker starts finishing `attempt`: waiting -> finishing, and the lease renewed (from
+    now on a silence longer than the lease means the finishing stalled). A delivery that finds the
+    attempt finishing already (a redelivery) goes on with it. `StaleAttempt` when the attempt was
+    fenced out, is not running, or was never handed off."""
+    check_stage(RenderStage.waiting, RenderStage.finishing)
+    if not _guarded_update(session, render_id, RunStatus.running, attempt,
+                           Render.stage.is_distinct_from(RenderStage.colouring),
+                           stage=RenderStage.finishing, heartbeat_at=utcnow()):
+        _fenced(session, render_id, attempt)
+    return session.get(Render, render_id)
 
 
 def complete_render(
@@ -601,9 +648,13 @@ def fail_render(
     values: dict[str, Any] = dict(status=target, error=error, heartbeat_at=now)
     if target == RunStatus.failed:
         values["finished_at"] = now
+    else:  # the caller sends the render task again right after the commit
+        values.update(stage=None, handoff_key=None, sent_at=now)
     if not _guarded_update(session, render_id, RunStatus.running, attempt, **values):
         render = session.get(Render, render_id, populate_existing=True)
-        if render is not None and render.attempt == attempt and render.status == target:
+        # Only the same write repeated is a no-op: a render the janitor or a takeover moved on,
+        # under the same attempt number, fences this one out.
+        if render is not None and render.attempt == attempt and render.status == target and render.error == error:
             return render
         _fenced(session, render_id, attempt)
     render = session.get(Render, render_id)
@@ -626,47 +677,3 @@ def acknowledge_cancel(session: Session, render_id: int, attempt: int) -> Render
     _sync_page(session, render, RunStatus.cancelled, None)
     log_render(session, "render.cancelled", render, attempt=attempt)
     return render
-
-
-def waiting_since(session: Session, seconds: float) -> list[Render]:
-    """Queued renders of batches not cancelled that were queued more than `seconds` ago, oldest
-    first: candidates for a message that was never sent (broker down when they were queued).
-    The caller checks which of their `task_id`s the broker holds, re-sends the others and calls
-    `note_resent`; a duplicate message is harmless (claims are atomic, results fenced)."""
-    cutoff = utcnow() - dt.timedelta(seconds=seconds)
-    return list(session.scalars(
-        sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch, Page.batch_id == Batch.id)
-        .where(Render.status == RunStatus.queued, Render.queued_at < cutoff, Batch.cancelled.is_(False))
-        .order_by(Render.queued_at, Render.id)))
-
-
-def note_resent(session: Session, render_ids: list[int], reason: str) -> None:
-    """Log a `render.resent` event for each render whose task was sent again."""
-    for render_id in render_ids:
-        render = session.get(Render, render_id)
-        if render is not None:
-            log_render(session, "render.resent", render, attempt=render.attempt, task_id=render.task_id, reason=reason)
-
-
-def requeue_stale(session: Session, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Render]:
-    """Janitor: running renders whose lease expired go back to queued (running -> queued; cancelled
-    when their batch was). Returns the requeued renders; the caller re-enqueues their `task_id`s
-    after commit. Their next claim counts a new attempt and fences the lost one."""
-    cutoff = utcnow() - dt.timedelta(seconds=lease_seconds)
-    beat = sa.func.coalesce(Render.heartbeat_at, Render.started_at)
-    stale = list(session.scalars(sa.select(Render).where(Render.status == RunStatus.running, beat < cutoff)
-                                 .order_by(Render.id).execution_options(populate_existing=True)))
-    requeued = []
-    for render in stale:
-        cancelled = session.scalar(sa.select(Batch.cancelled).join(Page, Page.batch_id == Batch.id)
-                                   .where(Page.id == render.page_id))
-        target = RunStatus.cancelled if cancelled else RunStatus.queued
-        check_render(RunStatus.running, target)
-        extra = {"finished_at": utcnow(), "error": "cancelled"} if cancelled else {"error": "worker lost"}
-        if _guarded_update(session, render.id, RunStatus.running, render.attempt, status=target, **extra):
-            _sync_page(session, render, target, None)
-            log_render(session, "render.cancelled" if cancelled else "render.requeued", render,
-                       attempt=render.attempt, reason="lease expired")
-            if not cancelled:
-                requeued.append(render)
-    return requeued

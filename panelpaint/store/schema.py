@@ -73,6 +73,16 @@ class RunStatus(str, enum.Enum):
     cancelled = "cancelled"
 
 
+class RenderStage(str, enum.Enum):
+    """Where a running render is on its way through the two queues (`panelpaint.store.recovery`):
+    a render worker holds it (`colouring`), its colours wait for an io worker (`waiting`: not lost,
+    however long the io queue is), or an io worker finishes it (`finishing`)."""
+
+    colouring = "colouring"
+    waiting = "waiting"
+    finishing = "finishing"
+
+
 class ReviewStatus(str, enum.Enum):
     pending = "pending"
     approved = "approved"
@@ -270,6 +280,13 @@ class Render(Base):
     # lease may be taken over by a redelivered task (see `panelpaint.store.renders`).
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The stage of a running render, and the storage key of the colours handed to finishing (the
+    # janitor re-sends `finish_page(id, attempt, handoff_key)` when that message is gone).
+    stage: Mapped[RenderStage | None] = mapped_column(_enum(RenderStage, "render_stage"))
+    handoff_key: Mapped[str | None] = mapped_column(String(128))
+    # When the service last sent the task of the render's current stage; the janitor's guard, so
+    # that two sweeps, or a sweep and a worker, never both send it again.
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Set for the renders of a variant set (`panelpaint.store.variants`): never a page's result
     # until one is picked.

@@ -3,10 +3,14 @@
 Renders (one attempt-fenced piece of work) move
     queued -> running -> succeeded | failed | cancelled
     queued -> cancelled (batch cancelled)   queued -> failed (gave up: attempts exhausted)
-    running -> queued (its worker was lost: the janitor `requeue_stale` puts it back)
+    running -> queued (a retryable failure: the next claim counts another attempt)
 and never leave succeeded, failed or cancelled: a retry or a re-render makes a *new* render (next
 version), so history is kept and an attempt number is never reused on the same row (fencing).
 Redelivery of a running render (the worker died) is a new claim: running -> running with attempt+1.
+A running render's stage (`RenderStage`) goes colouring -> waiting (handed to finishing) ->
+finishing; a stalled finishing is taken over by the janitor as finishing -> waiting with attempt+1
+(`panelpaint.store.recovery`). Only a claim starts colouring, so a page is coloured again only
+when its colouring failed or died, or its colours were lost.
 
 Pages mirror their current page-level render, and may start again from a final state:
     failed -> queued (retry)   succeeded -> queued (re-render)   cancelled stays cancelled
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from panelpaint.store.errors import IllegalTransition
-from panelpaint.store.schema import ReviewStatus, RunStatus
+from panelpaint.store.schema import RenderStage, ReviewStatus, RunStatus
 
 Q, R, S, F, C = RunStatus.queued, RunStatus.running, RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled
 
@@ -39,6 +43,15 @@ PAGE_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     S: frozenset({Q}),  # re-render
     F: frozenset({Q, S}),  # retry; a picked variant
     C: frozenset(),
+}
+
+# The stage of a running render (None: not running, or claimed before stages were recorded).
+STAGE_TRANSITIONS: Mapping[RenderStage, frozenset[RenderStage]] = {
+    RenderStage.colouring: frozenset({RenderStage.waiting}),  # handed off
+    RenderStage.waiting: frozenset({RenderStage.finishing}),  # an io worker starts
+    # finishing -> finishing: a redelivered finishing task goes on; -> waiting: the janitor takes
+    # over a stalled finishing (attempt + 1) and sends it again.
+    RenderStage.finishing: frozenset({RenderStage.finishing, RenderStage.waiting}),
 }
 
 REVIEW_TRANSITIONS: Mapping[ReviewStatus, frozenset[ReviewStatus]] = {
@@ -65,6 +78,11 @@ def check_render(old: RunStatus | str, new: RunStatus | str) -> None:
 def check_page(old: RunStatus | str, new: RunStatus | str) -> None:
     """Raise `IllegalTransition` unless a page may go from `old` to `new`."""
     _check("page", PAGE_TRANSITIONS, old, new)
+
+
+def check_stage(old: RenderStage | str, new: RenderStage | str) -> None:
+    """Raise `IllegalTransition` unless a running render may go from stage `old` to `new`."""
+    _check("render stage", STAGE_TRANSITIONS, old, new)
 
 
 def check_review(old: ReviewStatus | str, new: ReviewStatus | str) -> None:

@@ -152,3 +152,18 @@ def stalled(session: Session, seconds: float) -> list[Upload]:
         sa.select(Upload).join(Batch, Upload.batch_id == Batch.id)
         .where(Upload.status.in_(UNFINISHED), Upload.updated_at < cutoff, Batch.cancelled.is_(False))
         .order_by(Upload.id)))
+
+
+def note_resent(session: Session, upload_id: int, seconds: float) -> bool:
+    """The janitor's guard before it sends an upload's unpack task again: one UPDATE that matches
+    only while the upload is still unfinished without progress for `seconds`, and counts as
+    progress, so of two sweeps only one sends it. True when this caller won."""
+    now = utcnow()
+    won = session.execute(
+        sa.update(Upload).where(Upload.id == upload_id, Upload.status.in_(UNFINISHED),
+                                Upload.updated_at < now - dt.timedelta(seconds=seconds))
+        .values(updated_at=now).execution_options(synchronize_session=False)).rowcount == 1
+    if won:
+        upload = session.get(Upload, upload_id, populate_existing=True)
+        _log(session, "upload.resent", upload, task_id=upload.task_id)
+    return won

