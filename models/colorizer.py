@@ -24,7 +24,9 @@ from models.lines import normalize_lineart
 
 log = logging.getLogger(__name__)
 
-MIN_SIZE, MAX_SIZE = 16, 4096          # working size limits (long side fed to the network), as in Settings
+# Working sizes the network takes (the long side fed to it). The service's own range, which `models`
+# cannot import (panelpaint.limits.WORK_SIZE_MIN/MAX, 64-4096), must lie within: tests/models checks it.
+MIN_SIZE, MAX_SIZE = 16, 4096
 MAX_ASPECT = 256                        # beyond this a "panel" is a line, not a picture
 STYLE_MAX_SIDE = 512                    # encoders resize to ~224 anyway; no need to move 8k references
 STYLE_JITTER = 0.5                      # a seeded variant's noise on the style code, in units of its spread

@@ -22,10 +22,11 @@ from PIL import Image
 from panelpaint import export
 from panelpaint.composite import multiply, normalize_lines, paste_panel, upsample_colors
 from panelpaint.flats import Background, apply_shading, finish_panel
+from panelpaint.formats import ALL as FORMATS
 from panelpaint.hints import hint_image, parse_color, validate_hints
 from panelpaint.images import Source, open_image, to_gray
 from panelpaint.palette import Palette, extract_palette
-from panelpaint.panels import Direction, Panel, detect_panels, order_panels
+from panelpaint.panels import Direction, Panel, detect_panels, order_panels, rectangle
 
 
 class Cancelled(Exception):
@@ -95,7 +96,7 @@ class PageResult:
     lines: Image.Image  # L: the original line art, unchanged
     panels: list[Panel]
     shading: Image.Image | None = None  # L: multiply layer over the flats (255 = no change)
-    direction: Direction = "ltr"
+    direction: Direction = Direction.ltr
     model_version: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -120,7 +121,7 @@ def load_page(source: Source, *, name: str | None = None, max_pixels: int | None
     return open_image(source, name=name, max_pixels=max_pixels)
 
 
-def detect(page: Image.Image, direction: Direction = "ltr", **options) -> list[Panel]:
+def detect(page: Image.Image, direction: Direction = Direction.ltr, **options) -> list[Panel]:
     """Panels of a page in reading order ("ltr", or "rtl" for manga); options go to `detect_panels`."""
     return detect_panels(to_gray(page), direction, **options)
 
@@ -174,7 +175,7 @@ class PreparedPage:
     sketches: list[Image.Image]
     styles: list[Image.Image]
     hints: list[Image.Image | None]
-    direction: Direction = "ltr"
+    direction: Direction = Direction.ltr
     lines: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     finishes: list["PanelFinish"] = field(default_factory=list)
@@ -250,7 +251,7 @@ def prepare_page(
     style: Style | Image.Image,
     *,
     panels: list[Panel] | list[dict] | None = None,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
@@ -314,7 +315,7 @@ def finish_page(
     *,
     finishes: list[PanelFinish] | None = None,
     options: FinishOptions = FinishOptions(),
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     model_version: str = "",
     timings: dict[str, float] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -385,7 +386,7 @@ def render_page(
     colorizer: PanelColorizer,
     *,
     panels: list[Panel] | list[dict] | None = None,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
@@ -424,7 +425,7 @@ def render_page(
 def whole_image_panel(size: tuple[int, int]) -> Panel:
     """The one panel of a single picture: the whole image."""
     w, h = size
-    return Panel((0, 0, w, h), [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], 0)
+    return Panel((0, 0, w, h), rectangle((0, 0, w, h)), 0)
 
 
 def colour_image(
@@ -464,7 +465,7 @@ def merge_panel(base: np.ndarray, layer: np.ndarray, panel: Panel) -> np.ndarray
 def write_outputs(
     result: PageResult,
     out_dir: str | Path,
-    formats: set[str] | frozenset[str] = export.FORMATS,
+    formats: set[str] | frozenset[str] = FORMATS,
     *,
     stem: str = "page",
 ) -> dict[str, Path]:
@@ -478,7 +479,7 @@ def write_outputs(
 
 def encode_outputs(
     result: PageResult,
-    formats: set[str] | frozenset[str] = export.FORMATS,
+    formats: set[str] | frozenset[str] = FORMATS,
     *,
     stem: str = "page",
 ) -> dict[str, tuple[str, bytes]]:

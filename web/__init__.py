@@ -25,6 +25,7 @@ CONTENT_SECURITY_POLICY = (
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
     """Build the dashboard for `settings` (read from the environment when None)."""
+    from panelpaint import limits
     from panelpaint.store.db import Store
 
     from . import errors
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         return redirect(url_for("batches.index"))
 
     app.jinja_env.globals["can"] = auth.can
+    app.jinja_env.globals["limits"] = limits
     app.jinja_env.filters["ago"] = _ago
     return app
 

@@ -14,6 +14,7 @@ from panelpaint.store import accounts
 from panelpaint.store import batches as batch_store
 from panelpaint.store import styles as style_store
 from panelpaint.store import variants as variant_store
+from panelpaint.store.batches import panel_of
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.schema import RunStatus
 
@@ -115,9 +116,8 @@ def page_json(page, *, detail: bool = False) -> dict:
     data["downloads"] = {fmt: url_for("api.page_download", page_id=page.id, fmt=fmt)
                          for fmt in downloads.available_page_files(page)}
     if detail:
-        data["panels"] = [{"id": p.id, "position": p.position, "x": p.x, "y": p.y, "w": p.w, "h": p.h,
-                           "review_status": p.review_status.value, "style_id": p.style_id, "hints": p.hints or []}
-                          for p in page.panels]
+        data["panels"] = [{"id": p.id, **panel_of(p).geometry(), "review_status": p.review_status.value,
+                           "style_id": p.style_id, "hints": p.hints or []} for p in page.panels]
         data["comments"] = [{**c, "at": c["at"].isoformat()} for c in comments(page)]
     return data
 

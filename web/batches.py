@@ -11,8 +11,8 @@ from PIL import Image
 
 from panelpaint.flats import Background
 from panelpaint.images import ImageError, open_image
+from panelpaint.limits import THUMB_SIZES
 from panelpaint.store import batches as batch_store
-from panelpaint.store import renders as render_store
 from panelpaint.store import styles as style_store
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.schema import RunStatus
@@ -23,7 +23,6 @@ from .services import cache_privately, db, release_db, send_stored, services
 
 bp = Blueprint("batches", __name__)
 
-THUMB_SIZES = (180, 360, 720)
 
 
 def owned_batch(batch_id: int):
@@ -64,7 +63,7 @@ def new():
 def new_batch_form(form, error: str | None = None, status: int = 200):  # noqa: ANN001, ANN201 - the submitted form
     """The new batch page: the studio's styles, the form as it was sent, and what was wrong."""
     return render_template("new_batch.html", styles=style_store.list_styles(db(), current_user.studio_id),
-                           form=form, error=error, seed_max=render_store.SEED_MAX, backgrounds=list(Background)), status
+                           form=form, error=error, backgrounds=list(Background)), status
 
 
 @bp.post("/batches")

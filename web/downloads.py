@@ -9,14 +9,13 @@ from pathlib import Path
 from werkzeug.utils import secure_filename
 
 from panelpaint.archives import write_archive
+from panelpaint.formats import ARCHIVES, PAGE_FILES
 from panelpaint.store.schema import Batch, Page, ReviewStatus, RunStatus
 
 from . import jobs
 from .services import release_db, services
 
-ARCHIVE_FORMATS = {"zip": "application/zip", "cbz": "application/vnd.comicbook+zip"}
-# Page files by the name in the URL -> the render output kind that holds them.
-PAGE_FILES = {"png": "composite", "psd": "psd", "ora": "ora", "flats.png": "flats", "lines.png": "lines"}
+ARCHIVE_FORMATS = ARCHIVES
 
 
 def _stem(name: str, fallback: str) -> str:

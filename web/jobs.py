@@ -14,7 +14,9 @@ from flask import current_app, url_for
 from flask_login import current_user
 from PIL import Image
 
-from panelpaint import queue
+from panelpaint import formats, queue
+from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.panels import Direction
 from panelpaint.images import ImageError
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
@@ -22,7 +24,7 @@ from panelpaint.store import uploads as upload_store
 from panelpaint.store import variants as variant_store
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound, StoreError
 from panelpaint.flats import Background
-from panelpaint.store.schema import Batch, Direction, Page, Render, RunStatus, VariantSet
+from panelpaint.store.schema import Batch, Page, Render, RunStatus, VariantSet
 from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
@@ -272,8 +274,8 @@ def parse_count(value: str | int | None) -> int:
     """How many variants (blank: the default) from a form or JSON; `SubmitError` unless a whole
     number in the job store's range."""
     if value is None or str(value).strip() == "":
-        return variant_store.VARIANTS_DEFAULT
-    low, high = variant_store.VARIANTS_MIN, variant_store.VARIANTS_MAX
+        return VARIANTS_DEFAULT
+    low, high = VARIANTS_MIN, VARIANTS_MAX
     count = None
     if isinstance(value, str) and value.strip().isdigit():
         count = int(value)
@@ -301,8 +303,8 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
             options["work_size"] = int(work_size)
         except ValueError:
             raise SubmitError("Work size must be a whole number of pixels.") from None
-        if not 64 <= options["work_size"] <= 4096:
-            raise SubmitError("Work size must be between 64 and 4096 pixels.")
+        if not WORK_SIZE_MIN <= options["work_size"] <= WORK_SIZE_MAX:
+            raise SubmitError(f"Work size must be between {WORK_SIZE_MIN} and {WORK_SIZE_MAX} pixels.")
     seed = parse_seed(form.get("seed"))
     if seed is not None:
         options["seed"] = seed
@@ -312,10 +314,9 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
             raise SubmitError(f"Background must be {' or '.join(b.value for b in Background)} "
                               "(or blank for each style's own).")
         options[BACKGROUND_OPTION] = background
-    layered = [f for f in form.getlist("layers") if f in ("psd", "ora")]
-    if layered:
-        # The worker's output formats (panelpaint.export.FORMATS); PNGs and previews always.
-        options["formats"] = ["png", "json", "preview", *layered]
+    outputs = formats.batch_formats(form.getlist("layers"))
+    if outputs:
+        options["formats"] = outputs
     return options
 
 
@@ -324,7 +325,7 @@ def parse_seed(value: str | int | None) -> int | None:
     unless a whole number 0..SEED_MAX (the job store's range)."""
     if value is None or str(value).strip() == "":
         return None
-    message = (f"Seed must be a whole number from 0 to {render_store.SEED_MAX} "
+    message = (f"Seed must be a whole number from 0 to {SEED_MAX} "
                "(leave it blank for the canonical colouring).")
     if isinstance(value, (bool, float)):
         raise SubmitError(message)
@@ -334,11 +335,11 @@ def parse_seed(value: str | int | None) -> int | None:
         raise SubmitError(message) from None
 
 
-def parse_direction(value: str | None) -> str:
-    value = (value or "ltr").strip()
-    if value not in ("ltr", "rtl"):
-        raise SubmitError("Reading direction must be ltr (western) or rtl (manga).")
-    return value
+def parse_direction(value: str | None) -> Direction:
+    try:
+        return Direction((value or Direction.ltr).strip())
+    except ValueError:
+        raise SubmitError("Reading direction must be ltr (western) or rtl (manga).") from None
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from panelpaint import formats
 from panelpaint.flats import Background
-from panelpaint.palette import MAX_SWATCHES
-from panelpaint.store.renders import SEED_MAX
-from panelpaint.store.styles import PALETTE_COLOURS
-from panelpaint.store.variants import VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN
+from panelpaint.limits import (
+    NAME_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    WORK_SIZE_MAX, WORK_SIZE_MIN,
+)
+from panelpaint.panels import Direction
 
 
 def _ref(name: str) -> dict:
@@ -35,6 +37,7 @@ HEX_IN = "^#?[0-9a-fA-F]{6}$"
 SEED = {"type": "integer", "minimum": 0, "maximum": SEED_MAX,
         "description": "A variant seed; left out (or null), the canonical colouring"}
 BACKGROUND = {"type": "string", "enum": [b.value for b in Background]}
+DIRECTION = {"type": "string", "enum": [d.value for d in Direction]}
 BAD = {"$ref": "#/components/responses/BadRequest"}
 FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
 CONFLICT = {"$ref": "#/components/responses/Conflict"}
@@ -43,16 +46,16 @@ FILE = {"description": "The file", "content": {"image/png": {}, "application/oct
 BATCH_FORM = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "maxLength": 200},
+        "name": {"type": "string", "maxLength": NAME_MAX},
         "style_id": {"type": "integer", "description": "A style of your studio's library"},
         "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
         "style_name": {"type": "string"},
         "style_tags": {"type": "string", "description": "Comma separated"},
-        "direction": {"type": "string", "enum": ["ltr", "rtl"], "default": "ltr"},
-        "work_size": {"type": "integer", "minimum": 64, "maximum": 4096},
+        "direction": {**DIRECTION, "default": Direction.ltr.value},
+        "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
-        "layers": {"type": "array", "items": {"type": "string", "enum": ["psd", "ora"]}},
+        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]}},
         "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
     },
@@ -96,7 +99,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [_id("style_id", "Style id")],
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False, "properties": {
-                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_SWATCHES, "default": PALETTE_COLOURS,
+                    "k": {"type": "integer", "minimum": 1, "maximum": SWATCHES_MAX, "default": PALETTE_COLOURS,
                           "description": "How many colours at most"}}}}}},
             "responses": {"200": _json(_ref("Style"), "Extracted"), "400": BAD, "403": FORBIDDEN, **ERRORS}}},
         "/api/v1/styles/{style_id}/image": {"get": {"summary": "A style's image", "tags": ["styles"],
@@ -136,11 +139,11 @@ def document(server_url: str = "") -> dict[str, Any]:
         "/api/v1/batches/{batch_id}/download": {"get": {
             "summary": "Download coloured pages as ZIP or CBZ", "tags": ["downloads"],
             "parameters": [batch_id,
-                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["zip", "cbz"]}},
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(formats.ARCHIVES)}},
                            {"name": "scope", "in": "query",
                             "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}],
             "responses": {"200": {"description": "The archive", "content": {
-                "application/zip": {}, "application/vnd.comicbook+zip": {}}},
+                media: {} for media in formats.ARCHIVES.values()}},
                 "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
         "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
                                             "parameters": [page_id],
@@ -197,13 +200,13 @@ def document(server_url: str = "") -> dict[str, Any]:
             "summary": "A page image: the source line art or the coloured result (optionally a thumbnail)",
             "tags": ["pages"],
             "parameters": [page_id, {"name": "kind", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["source", "result", "composite", "flats", "lines", "preview"]}},
-                {"name": "size", "in": "query", "schema": {"type": "integer", "enum": [180, 360, 720]}}],
+                "type": "string", "enum": list(formats.IMAGE_KINDS)}},
+                {"name": "size", "in": "query", "schema": {"type": "integer", "enum": list(THUMB_SIZES)}}],
             "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/pages/{page_id}/download/{fmt}": {"get": {
             "summary": "One page's deliverable: PNG composite, layered PSD or OpenRaster", "tags": ["downloads"],
             "parameters": [page_id, {"name": "fmt", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["png", "psd", "ora", "flats.png", "lines.png"]}}],
+                "type": "string", "enum": list(formats.PAGE_FILES)}}],
             "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/renders/{render_id}": {"get": {"summary": "One render", "tags": ["pages"],
                                                 "parameters": [_id("render_id", "Render id")],
@@ -228,7 +231,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "color": {"type": "string", "pattern": HEX_IN, "description": "#rrggbb (stored and returned lower case)"},
             "share": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
                       "description": "The share of the reference's coloured pixels it stands for"}}},
-        "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": MAX_SWATCHES},
+        "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": SWATCHES_MAX},
         "Style": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
             "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
@@ -245,6 +248,17 @@ def document(server_url: str = "") -> dict[str, Any]:
             "picked_render_id": {"type": "integer", "nullable": True},
             "picked_at": {"type": "string", "nullable": True},
             "renders": {"type": "array", "items": _ref("Render")}}},
+        "Panel": {"type": "object", "description": "A panel of the page (`panelpaint.panels.Panel`, as panels.json)",
+                  "properties": {
+                      "id": {"type": "integer"},
+                      "order": {"type": "integer", "description": "Reading order, 0-based"},
+                      "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                               "description": "[x, y, w, h] in page pixels"},
+                      "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
+                                                             "minItems": 2, "maxItems": 2},
+                                  "description": "[[x, y], ...]: the outline's corner pixels, inclusive"},
+                      "review_status": review, "style_id": {"type": "integer", "nullable": True},
+                      "hints": {"type": "array", "items": _ref("Hint")}}},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
             "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
             "color": {"type": "string", "pattern": HEX_IN}}},
@@ -256,7 +270,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
-            "panels": {"type": "array", "items": {"type": "object"}},
+            "panels": {"type": "array", "items": _ref("Panel")},
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
@@ -267,7 +281,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                               "id": {"type": "integer"}, "status": {"type": "string"},
                               "files": {"type": "array", "items": {"type": "string"}},
                               "pages_added": {"type": "integer"}, "pages_expected": {"type": "integer"}}}},
-            "cancelled": {"type": "boolean"}, "direction": {"type": "string", "enum": ["ltr", "rtl"]},
+            "cancelled": {"type": "boolean"}, "direction": DIRECTION,
             "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
             "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},
             "summary": {"type": "string"}, "progress": {"type": "object"},

@@ -9,11 +9,12 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 
 from panelpaint.hints import validate_hints
+from panelpaint.limits import COMMENT_MAX
 from panelpaint.store import batches as batch_store
-from panelpaint.store import renders as render_store
 from panelpaint.store import reviews as review_store
 from panelpaint.store import styles as style_store
 from panelpaint.store import variants as variant_store
+from panelpaint.store.batches import panel_of
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.schema import ReviewStatus, RunStatus
@@ -50,7 +51,7 @@ def add_comment(page, text: str) -> None:
     if not text:
         raise ReviewError("Write a comment first.")
     log_event(db(), COMMENT_EVENT, studio_id=current_user.studio_id, batch_id=page.batch_id, page_id=page.id,
-              data={"user_id": current_user.id, "email": current_user.email, "text": text[:5000]})
+              data={"user_id": current_user.id, "email": current_user.email, "text": text[:COMMENT_MAX]})
     db().commit()
 
 
@@ -124,9 +125,7 @@ def page(page_id: int):
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,
         position=index + 1, count=len(pages), files=downloads.available_page_files(page),
-        variant_set=sets[0] if sets else None, variant_limits=(variant_store.VARIANTS_MIN, variant_store.VARIANTS_MAX,
-                                                               variant_store.VARIANTS_DEFAULT),
-        seed_max=render_store.SEED_MAX,
+        variant_set=sets[0] if sets else None,
     )
 
 
@@ -134,7 +133,7 @@ def used_hints(render, panels) -> list[dict]:  # noqa: ANN001 - Render | None, [
     """The hint dots the shown render was made with, each with the panel it coloured (1-based)."""
     out = []
     for dot in (render.hints or []) if render is not None else []:
-        on = [p for p in panels if p.x <= dot.get("x", -1) < p.x + p.w and p.y <= dot.get("y", -1) < p.y + p.h]
+        on = [p for p in panels if panel_of(p).contains(dot.get("x", -1), dot.get("y", -1))]
         if render.panel_id is not None:
             on = [p for p in on if p.id == render.panel_id]
         out.append({**dot, "panel": on[0].position + 1 if on else None})

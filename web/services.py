@@ -62,12 +62,6 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()
 
 
-MIMETYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-             ".tif": "image/tiff", ".tiff": "image/tiff", ".zip": "application/zip",
-             ".cbz": "application/vnd.comicbook+zip", ".psd": "image/vnd.adobe.photoshop",
-             ".ora": "image/openraster"}
-
-
 def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):
     """Serve a stored file by its server-made key; callers have already checked the studio owns the row.
 
@@ -77,11 +71,12 @@ def send_stored(key: str, download_name: str | None = None, *, revalidate: bool 
     """
     from flask import abort, send_file
 
+    from panelpaint.formats import MEDIA_TYPES
     from panelpaint.store.errors import InvalidInput, NotFound
 
     release_db()
     suffix = "." + key.rsplit(".", 1)[1] if "." in key else ""
-    mimetype = MIMETYPES.get(suffix, "application/octet-stream")
+    mimetype = MEDIA_TYPES.get(suffix, "application/octet-stream")
     storage = services().storage
     try:
         path = storage.local_path(key)

@@ -96,7 +96,7 @@ def colour_strip(palette: list | None) -> list[dict]:
 def _detail(style, status: int = 200, key_error: str | None = None):  # noqa: ANN001, ANN202
     preview = jobs.style_previews(db(), current_user.studio_id).get(style.id)
     return render_template("style.html", style=style, preview=preview, key_error=key_error,
-                           backgrounds=list(Background), palette_colours=style_store.PALETTE_COLOURS), status
+                           backgrounds=list(Background)), status
 
 
 @bp.get("")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from panelpaint import export, pages, queue
+from panelpaint import pages, queue
+from panelpaint.formats import ALL as ALL_FORMATS
 from panelpaint.images import to_gray
 from panelpaint.settings import Settings
 from panelpaint.store import batches, renders, work
@@ -89,7 +90,7 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
     merge = merge_into_result(res, page, result, handoff.merge) if handoff.merge is not None else None
     t = time.perf_counter()
     # Encoded in memory and stored once (no temporary files to write and read back for hashing).
-    formats = page.options.get("formats") or export.FORMATS
+    formats = page.options.get("formats") or ALL_FORMATS
     outputs = {kind: res.storage.put_bytes(data, Path(name).suffix)
                for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
     result.timings["encode"] = time.perf_counter() - t

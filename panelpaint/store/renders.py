@@ -46,6 +46,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from panelpaint.hints import validate_hints
+from panelpaint.limits import RENDER_LEASE_SECONDS, SEED_MAX, TEXT_MAX
+from panelpaint.panels import Direction
+from panelpaint.store.batches import panel_of
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
@@ -53,11 +56,7 @@ from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, Ru
 from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review
 from panelpaint.store.styles import require_style
 
-DEFAULT_LEASE_SECONDS = 120.0
-_MAX_TEXT = 10_000
-# Seeds of variants, 0..SEED_MAX (a signed 32-bit integer: every client and JSON parser holds it);
-# no seed means the canonical colouring.
-SEED_MAX = 2**31 - 1
+DEFAULT_LEASE_SECONDS = float(RENDER_LEASE_SECONDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Claim:
     source_key: str | None
     width: int | None
     height: int | None
-    direction: str
+    direction: Direction
     options: dict[str, Any]
     task_id: str | None
     takeover: bool  # True when a previous attempt was fenced out by this claim
@@ -253,11 +252,11 @@ def check_hints(page: Page, panel: Panel | None, hints: Any) -> list[dict]:
         hints = validate_hints(hints)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    boxes = [panel] if panel is not None else list(page.panels)
+    boxes = [panel_of(p) for p in ([panel] if panel is not None else page.panels)]
     if not boxes:
         return hints
     for i, dot in enumerate(hints):
-        if not any(b.x <= dot["x"] < b.x + b.w and b.y <= dot["y"] < b.y + b.h for b in boxes):
+        if not any(b.contains(dot["x"], dot["y"]) for b in boxes):
             where = f"on panel {panel.position + 1}" if panel is not None else "on any panel"
             raise InvalidInput(f"hint {i + 1} at ({dot['x']:g}, {dot['y']:g}) is not {where}: "
                                "place it inside the panel it should colour")
@@ -369,7 +368,7 @@ def _claim_locked(
         render_id=render.id, attempt=render.attempt, page_id=page.id, panel_id=render.panel_id, batch_id=batch.id,
         studio_id=batch.studio_id, version=render.version, style_id=render.style_id, seed=render.seed,
         hints=list(render.hints or []), source_key=page.source_key, width=page.width, height=page.height,
-        direction=(page.direction or batch.direction).value, options=dict(batch.options or {}),
+        direction=page.direction or batch.direction, options=dict(batch.options or {}),
         task_id=render.task_id, takeover=takeover, previous_worker=previous if takeover else None,
     )
 
@@ -591,11 +590,11 @@ def fail_render(
 
     Idempotent for the same attempt (returns the render); `StaleAttempt` when fenced out.
     """
-    error = (str(error) or "failed")[:_MAX_TEXT]
+    error = (str(error) or "failed")[:TEXT_MAX]
     now = utcnow()
     give_up = retryable and max_attempts is not None and attempt >= max_attempts
     if give_up:
-        error = f"gave up after {attempt} attempts: {error}"[:_MAX_TEXT]
+        error = f"gave up after {attempt} attempts: {error}"[:TEXT_MAX]
     target = RunStatus.queued if retryable and not give_up else RunStatus.failed
     check_render(RunStatus.running, target)
     values: dict[str, Any] = dict(status=target, error=error, heartbeat_at=now)

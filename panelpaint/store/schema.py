@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from panelpaint.flats import Background
+from panelpaint.panels.model import Direction
 
 
 def utcnow() -> dt.datetime:
@@ -56,11 +57,6 @@ class Role(str, enum.Enum):
     admin = "admin"
     artist = "artist"
     reviewer = "reviewer"
-
-
-class Direction(str, enum.Enum):
-    ltr = "ltr"
-    rtl = "rtl"
 
 
 class RunStatus(str, enum.Enum):

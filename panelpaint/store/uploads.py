@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import NAME_MAX, TEXT_MAX
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -46,9 +47,9 @@ def create_upload(session: Session, batch_id: int, files: list[dict[str, Any]], 
         raise InvalidInput("an upload needs at least one file")
     clean = []
     for f in files:
-        name = str(f.get("name") or "upload")[:200]
+        name = str(f.get("name") or "upload")[:NAME_MAX]
         if f.get("error"):
-            clean.append({"name": name, "error": str(f["error"])[:2000]})
+            clean.append({"name": name, "error": str(f["error"])[:TEXT_MAX]})
             continue
         clean.append({"name": name, "key": validate_key(f.get("key")), "archive": bool(f.get("archive")),
                       "pages": int(f.get("pages") or 1)})

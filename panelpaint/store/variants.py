@@ -23,19 +23,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.renders import (
-    SEED_MAX, check_hints, lock_renderable_page, log_render, next_version, reset_review,
+    check_hints, lock_renderable_page, log_render, next_version, reset_review,
 )
 from panelpaint.store.schema import Batch, Page, Render, RunStatus, VariantSet, utcnow
 from panelpaint.store.states import ACTIVE, check_page
 from panelpaint.store.styles import require_style
 
-VARIANTS_DEFAULT = 4
-VARIANTS_MIN = 2
-VARIANTS_MAX = 8
 
 _seeds = random.SystemRandom()
 

@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from models.colorizer import (Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays, pick_device,
-                              sketch_to_array, working_size)
+from models.colorizer import (MAX_SIZE, MIN_SIZE, Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays,
+                              pick_device, sketch_to_array, working_size)
 from models.generator import Generator
 from models.style_encoders import PaintingStyleEncoder
 from models.weights_io import load_weights, save_weights
@@ -257,6 +257,13 @@ def test_transparent_sketch_is_paper_where_transparent():
     img.putpixel((5, 5), (0, 0, 0, 255))
     a = sketch_to_array(img)
     assert a[0, 0] == 1.0 and a[5, 5] == 0.0
+
+
+def test_the_network_takes_every_working_size_the_service_allows(colorizer):
+    from panelpaint.limits import WORK_SIZE_MAX, WORK_SIZE_MIN
+
+    assert MIN_SIZE <= WORK_SIZE_MIN and WORK_SIZE_MAX <= MAX_SIZE
+    assert colorizer.colorize(sketch_image(), style_image(), size=WORK_SIZE_MIN).size == (60, 40)
 
 
 def test_bad_inputs(colorizer):

@@ -9,7 +9,7 @@ import re
 import pytest
 from web_helpers import png_bytes, upload
 
-from panelpaint.store.renders import SEED_MAX
+from panelpaint.limits import SEED_MAX
 
 
 @pytest.fixture
@@ -86,8 +86,7 @@ def test_the_largest_seed_is_accepted_and_a_batch_seed_reaches_its_pages(app, re
 
 
 def test_the_openapi_document_states_the_same_limits(api):
-    from panelpaint.palette import MAX_SWATCHES
-    from panelpaint.store.variants import VARIANTS_MAX, VARIANTS_MIN
+    from panelpaint.limits import SWATCHES_MAX, VARIANTS_MAX, VARIANTS_MIN
 
     doc = api("GET", "/api/openapi.json").get_json()
     paths, schemas = doc["paths"], doc["components"]["schemas"]
@@ -97,7 +96,7 @@ def test_the_openapi_document_states_the_same_limits(api):
     variants = paths["/api/v1/pages/{page_id}/variants"]["post"]["requestBody"]["content"]["application/json"]
     count = variants["schema"]["properties"]["count"]
     assert (count["minimum"], count["maximum"], count["default"]) == (VARIANTS_MIN, VARIANTS_MAX, 4)
-    assert (schemas["Palette"]["minItems"], schemas["Palette"]["maxItems"]) == (1, MAX_SWATCHES)
+    assert (schemas["Palette"]["minItems"], schemas["Palette"]["maxItems"]) == (1, SWATCHES_MAX)
     assert re.fullmatch(schemas["Swatch"]["properties"]["color"]["pattern"], "#a1B2c3")
     assert not re.fullmatch(schemas["Swatch"]["properties"]["color"]["pattern"], "#a1B2c")
     assert schemas["Style"]["properties"]["background"]["enum"] == ["paper", "coloured"]

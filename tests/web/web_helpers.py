@@ -166,7 +166,7 @@ class FakeWorker:
             page = render.page
             if panels and not page.panels:
                 h = page.height // panels
-                batches.set_panels(s, page.id, [{"x": 0, "y": i * h, "w": page.width, "h": h} for i in range(panels)])
+                batches.set_panels(s, page.id, [{"bbox": [0, i * h, page.width, h]} for i in range(panels)])
         with self.services.store.session() as s:
             claim = renders.claim_render(s, render_id, "fake-worker", 3)
         composite = storage.put_bytes(png_bytes((64, 96), color), ".png")

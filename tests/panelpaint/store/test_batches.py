@@ -44,7 +44,7 @@ def test_scoped_queries_never_leak(store, world):
     a, b = world.a, world.b
     with store.session() as s:
         ra = renders.queue_render(s, a.pages[0])
-        panel = batches.set_panels(s, a.pages[0], [{"x": 0, "y": 0, "w": 5, "h": 5}])[0]
+        panel = batches.set_panels(s, a.pages[0], [{"bbox": [0, 0, 5, 5]}])[0]
     with store.session() as s:
         assert [x.id for x in batches.list_batches(s, a.studio)] == [a.batch]
         assert batches.get_batch(s, b.studio, a.batch) is None
@@ -80,20 +80,20 @@ def test_set_panels(store, world):
     page = world.a.pages[0]
     with store.session() as s:
         made = batches.set_panels(s, page, [
-            {"x": 50, "y": 0, "w": 50, "h": 40, "order": 1},
-            {"x": 0, "y": 0, "w": 50, "h": 40, "order": 0, "polygon": [[0, 0], [50, 0], [50, 40]]},
+            {"bbox": [50, 0, 50, 40], "order": 1},
+            {"bbox": [0, 0, 50, 40], "order": 0, "polygon": [[0, 0], [50, 0], [50, 40]]},
         ])
         assert [(p.position, p.x) for p in made] == [(0, 0), (1, 50)]
-        assert made[1].polygon == [[50, 0], [100, 0], [100, 40], [50, 40]]
+        assert made[1].polygon == [[50, 0], [99, 0], [99, 39], [50, 39]]  # its 50 x 40 pixels (panels.rectangle)
         # detection may run again (a redelivered task) while nothing refers to the panels
-        again = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 100, "h": 80}])
+        again = batches.set_panels(s, page, [{"bbox": [0, 0, 100, 80]}])
         assert len(again) == 1 and batches.get_page(s, world.a.studio, page).panels_total == 1
-        for bad in ({"x": 0, "y": 0, "w": 0, "h": 5}, {"x": 90, "y": 0, "w": 20, "h": 5}, {"x": "a"},
-                    {"x": 0, "y": 0, "w": 5, "h": 5, "polygon": [[0, 0]]}):
+        for bad in ({"bbox": [0, 0, 0, 5]}, {"bbox": [90, 0, 20, 5]}, {"x": "a"},
+                    {"bbox": [0, 0, 5, 5], "polygon": [[0, 0]]}):
             with pytest.raises(InvalidInput):
                 batches.set_panels(s, page, [bad])
         with pytest.raises(NotFound):
-            batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 5, "h": 5, "style_id": world.b.style}])
+            batches.set_panels(s, page, [{"bbox": [0, 0, 5, 5], "style_id": world.b.style}])
         renders.queue_render(s, page, again[0].id)
         with pytest.raises(IllegalTransition, match="already have renders"):
             batches.set_panels(s, page, [])

@@ -53,7 +53,7 @@ def test_skips_other_styles_panel_renders_tried_and_claimed_renders(store, world
         renders.fail_render(s, ids[3], c3.attempt, "worker lost", retryable=True)
     claim(store, ids[4], worker="elsewhere")
     with store.session() as s:  # page 5 also has a panel re-render queued: never taken along
-        panel = batches.set_panels(s, pages[5], [{"x": 0, "y": 0, "w": 10, "h": 10}])[0]
+        panel = batches.set_panels(s, pages[5], [{"bbox": [0, 0, 10, 10]}])[0]
     with store.session() as s:  # finished, so that the panel may be re-rendered
         s.get(Render, ids[5]).status = s.get(Page, pages[5]).status = RunStatus.succeeded
     with store.session() as s:

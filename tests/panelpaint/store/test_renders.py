@@ -8,6 +8,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from panelpaint import limits
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import list_events
@@ -53,7 +54,7 @@ def test_queue_render_versions_style_seed_and_task_id(store, world):
     with pytest.raises(IllegalTransition, match="still queued or running"):
         queue(store, page)
     with store.session() as s:  # a panel render of the same page is a separate series
-        panels = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 10, "h": 10, "hints": [{"x": 1}]}])
+        panels = batches.set_panels(s, page, [{"bbox": [0, 0, 10, 10], "hints": [{"x": 1}]}])
         pr = renders.queue_render(s, page, panels[0].id, seed=7)
         assert (pr.version, pr.seed, pr.hints) == (1, 7, [{"x": 1}])
     with pytest.raises(NotFound):
@@ -267,7 +268,7 @@ def test_rerender_resets_reviews(store, world):
 
     page = world.a.pages[0]
     with store.session() as s:
-        panel = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 10, "h": 10}])[0].id
+        panel = batches.set_panels(s, page, [{"bbox": [0, 0, 10, 10]}])[0].id
     rid = queue(store, page)
     c = claim(store, rid)
     with store.session() as s:
@@ -451,15 +452,15 @@ def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
         assert p.status == r.status
 
 
-@pytest.mark.parametrize("seed", [-1, renders.SEED_MAX + 1, 2**62, "7", 1.5, True])
+@pytest.mark.parametrize("seed", [-1, limits.SEED_MAX + 1, 2**62, "7", 1.5, True])
 def test_seeds_outside_0_to_seed_max_are_refused(store, world, seed):
-    with pytest.raises(InvalidInput, match=f"seed must be a whole number from 0 to {renders.SEED_MAX}"):
+    with pytest.raises(InvalidInput, match=f"seed must be a whole number from 0 to {limits.SEED_MAX}"):
         queue(store, world.a.pages[0], seed=seed)
 
 
 def test_seed_max_is_a_signed_32_bit_integer_and_accepted(store, world):
-    assert renders.SEED_MAX == 2**31 - 1
-    assert get(store, queue(store, world.a.pages[0], seed=renders.SEED_MAX)).seed == renders.SEED_MAX
+    assert limits.SEED_MAX == 2**31 - 1
+    assert get(store, queue(store, world.a.pages[0], seed=limits.SEED_MAX)).seed == limits.SEED_MAX
 
 
 def test_a_new_page_is_rendered_with_its_batchs_seed_option(store, world):
@@ -476,8 +477,8 @@ def test_a_new_page_is_rendered_with_its_batchs_seed_option(store, world):
 def test_hints_given_must_lie_on_the_panel_they_colour(store, world):
     page = world.a.pages[0]
     with store.session() as s:
-        top, bottom = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 100, "h": 40},
-                                                   {"x": 0, "y": 40, "w": 100, "h": 40}])
+        top, bottom = batches.set_panels(s, page, [{"bbox": [0, 0, 100, 40]},
+                                                   {"bbox": [0, 40, 100, 40]}])
         top, bottom = top.id, bottom.id
     dot = {"x": 10, "y": 50, "color": "#00AA00"}
     with pytest.raises(InvalidInput, match=r"hint 1 at \(10, 50\) is not on panel 1: place it inside"):
