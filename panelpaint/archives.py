@@ -43,8 +43,9 @@ _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Not
 
 
 @dataclass
-class ArchivePage:
-    """One image entry: its bytes, or the reason it was refused."""
+class PageFile:
+    """One page-to-be, an archive entry or an uploaded file: its name (a label, never a path) and
+    its bytes, or the reason it cannot be used (it becomes a failed page)."""
 
     name: str
     data: bytes | None = None
@@ -236,21 +237,21 @@ def iter_entries(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_by
 
 
 def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
-                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[ArchivePage]:
+                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[PageFile]:
     """`iter_entries` with each page read into memory (`data`) or refused (`error`): for callers
     that need the bytes (the command line), each entry capped at `max_entry_bytes`."""
     for entry in iter_entries(path, max_entries=max_entries, max_bytes=max_bytes,
                               max_entry_bytes=max_entry_bytes, skip=skip):
         if entry.error:
-            yield ArchivePage(entry.name, error=entry.error)
+            yield PageFile(entry.name, error=entry.error)
             continue
         try:
             with entry.open() as reader:
                 data = reader.read()
         except EntryError as exc:
-            yield ArchivePage(entry.name, error=str(exc))
+            yield PageFile(entry.name, error=str(exc))
             continue
-        yield ArchivePage(entry.name, data=data)
+        yield PageFile(entry.name, data=data)
 
 
 def write_archive(out_path: str | Path, files: Iterable[tuple[str, Path | bytes]]) -> Path:

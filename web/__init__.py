@@ -29,11 +29,12 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from panelpaint.store.db import Store
 
     from . import errors
-    from .extensions import csrf, limiter, login_manager
+    from .extensions import Sessions, csrf, limiter, login_manager
     from .services import Services, close_db
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    app.session_interface = Sessions()
     app.config.from_mapping(
         SECRET_KEY=settings.effective_secret_key(),
         # Werkzeug refuses bigger bodies with 413; `_refuse_oversized_body` does so before any view.
@@ -79,12 +80,12 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         n = settings.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import api, auth, batches, review, styles, workers
+    from .views import BLUEPRINTS, api, auth
 
-    for module in (auth, batches, review, styles, workers, api):
-        app.register_blueprint(module.bp)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
-    errors.register(app)
+    errors.register(app, store.engine)
 
     @app.get("/healthz")
     def healthz():

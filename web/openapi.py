@@ -1,7 +1,8 @@
-"""The OpenAPI 3 document of the REST API (`web/api.py`), served at /api/openapi.json.
+"""The OpenAPI 3 document of the REST API (`web/views/api.py`), served at /api/openapi.json.
 
-Kept next to the API as plain data; `tests/web/test_api.py` checks that every API route is
-described here and every described path exists, so the two cannot drift apart.
+Its enums and ranges come from their one definition (`panelpaint.limits`, `panelpaint.formats`,
+the schema's and the services' enums); tests/web checks that every API route is described here
+and every described path exists, so the two cannot drift apart.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from panelpaint.limits import (
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
+from panelpaint.store.schema import ReviewStatus, Role, RunStatus
+
+from .errors import RETRY_AFTER_SECONDS
+from .services.batches import BatchState
+from .services.review import DECISIONS
 
 
 def _ref(name: str) -> dict:
@@ -31,6 +37,7 @@ def _id(name: str, what: str) -> dict:
 ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "404": {"$ref": "#/components/responses/NotFound"},
+    "503": {"$ref": "#/components/responses/Unavailable"},
 }
 # Colours as the job store reads them: "#rrggbb" (the "#" may be left out); it writes "#rrggbb".
 HEX_IN = "^#?[0-9a-fA-F]{6}$"
@@ -130,7 +137,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "type": "object", "required": ["pages"],
                 "properties": {"pages": BATCH_FORM["properties"]["pages"]}}}}},
             "responses": {"201": _json(_ref("Submitted"), "Added"),
-                          "400": {"$ref": "#/components/responses/BadRequest"},
+                          "400": {"$ref": "#/components/responses/BadRequest"}, "409": CONFLICT,
                           "413": {"$ref": "#/components/responses/TooLarge"}, **ERRORS}}},
         "/api/v1/batches/{batch_id}/cancel": {"post": {
             "summary": "Cancel a batch: queued pages are dropped, running ones stop at the next panel",
@@ -157,7 +164,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [page_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["decision"], "properties": {
-                    "decision": {"type": "string", "enum": ["approved", "rejected"]},
+                    "decision": {"type": "string", "enum": [d.value for d in DECISIONS]},
                     "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
             "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
                           "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
@@ -219,13 +226,13 @@ def document(server_url: str = "") -> dict[str, Any]:
     }
     error = {"type": "object", "required": ["error", "message", "status"], "properties": {
         "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}}
-    status = {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
-    review = {"type": "string", "enum": ["pending", "approved", "rejected"]}
+    status = {"type": "string", "enum": [s.value for s in RunStatus]}
+    review = {"type": "string", "enum": [s.value for s in ReviewStatus]}
     schemas = {
         "Error": error,
         "User": {"type": "object", "properties": {
             "id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string",
-                                                                            "enum": ["admin", "artist", "reviewer"]},
+                                                                            "enum": [r.value for r in Role]},
             "studio_id": {"type": "integer"}, "studio": {"type": "string"}}},
         "Swatch": {"type": "object", "required": ["color"], "properties": {
             "color": {"type": "string", "pattern": HEX_IN, "description": "#rrggbb (stored and returned lower case)"},
@@ -274,8 +281,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
-            "state": {"type": "string",
-                      "enum": ["empty", "unpacking", "queued", "running", "done", "failed", "cancelled"]},
+            "state": {"type": "string", "enum": [s.value for s in BatchState]},
             "unpacking": {"type": "array", "description": "Archives an io worker is still unpacking into pages",
                           "items": {"type": "object", "properties": {
                               "id": {"type": "integer"}, "status": {"type": "string"},
@@ -327,6 +333,10 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "NotFound": err("No such row in your studio"),
                 "Conflict": err("Not possible in the current state"),
                 "TooLarge": err("The upload exceeds the size limit"),
+                "Unavailable": {**err("The database cannot be reached just now (ask again after Retry-After "
+                                      "seconds), or the work was saved but the queue cannot be reached yet"),
+                                "headers": {"Retry-After": {"schema": {"type": "integer",
+                                                                       "example": RETRY_AFTER_SECONDS}}}},
             },
         },
     }

@@ -411,10 +411,10 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
     """While a page is decoded another writer (a worker reporting progress) can write at once."""
     import sqlite3
 
-    from web import jobs
+    from web.services import batches
 
     path = app.extensions["panelpaint"].store.engine.url.database
-    real = jobs.store_page_image
+    real = batches.store_page_image
     probed = []
 
     def probing(data, name, *args):  # noqa: ANN001
@@ -427,7 +427,7 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
         probed.append(name)
         return real(data, name, *args)
 
-    monkeypatch.setattr(jobs, "store_page_image", probing)
+    monkeypatch.setattr(batches, "store_page_image", probing)
     response = create(artist, style_id, [upload(png_bytes(), f"{i}.png") for i in range(3)])
     assert response.status_code == 302
     batch_id = batch_id_of(response)

@@ -65,7 +65,7 @@ def test_preview_uses_the_configured_sample_sketch(app, artist, style_id, tmp_pa
 
 
 def test_drawn_sample_sketch_is_a_valid_image():
-    from web.jobs import drawn_sketch
+    from web.services.previews import drawn_sketch
 
     img = Image.open(io.BytesIO(drawn_sketch()))
     assert img.size == (384, 512) and img.mode == "L"
