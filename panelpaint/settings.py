@@ -42,7 +42,8 @@ class Settings(BaseSettings):
 
     # Model
     weights: Path = DEFAULT_WEIGHTS
-    vgg19_weights: Path | None = None  # a torchvision-format VGG19 state dict, for the VGG19 style encoder
+    # torchvision's VGG19 state dict: what `panelpaint train --style-encoder vgg19` starts from.
+    vgg19_weights: Path | None = None
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     compile: bool = False
     # Long side of a panel fed to the network; empty = the size the weights were calibrated at.

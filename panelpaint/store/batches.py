@@ -202,23 +202,6 @@ def panel_dicts(page: Page) -> list[dict]:
 _UNSET: Any = object()
 
 
-def update_panel(
-    session: Session, studio_id: int, panel_id: int, *, style_id: int | None = _UNSET, hints: list | None = _UNSET
-) -> Panel:
-    """Set a panel's style override and/or colour hints (used by its next render)."""
-    panel = get_panel(session, studio_id, panel_id)
-    if panel is None:
-        raise NotFound(f"panel {panel_id} does not exist")
-    if style_id is not _UNSET:
-        panel.style_id = require_style(session, studio_id, style_id)
-    if hints is not _UNSET:
-        if not isinstance(hints, list):
-            raise InvalidInput("hints must be a list")
-        panel.hints = list(hints)
-    session.flush()
-    return panel
-
-
 # --- studio-scoped queries ---------------------------------------------------------------------
 
 def list_batches(session: Session, studio_id: int, *, limit: int = 100, offset: int = 0) -> list[Batch]:
@@ -234,24 +217,9 @@ def get_batch(session: Session, studio_id: int, batch_id: int) -> Batch | None:
     return session.scalar(sa.select(Batch).where(Batch.id == batch_id, Batch.studio_id == studio_id))
 
 
-def list_pages(session: Session, studio_id: int, batch_id: int) -> list[Page]:
-    """The pages of a studio's batch in reading order ([] for another studio's batch)."""
-    return list(session.scalars(
-        sa.select(Page).join(Batch).where(Page.batch_id == batch_id, Batch.studio_id == studio_id)
-        .order_by(Page.position)
-    ))
-
-
 def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
     """The page if its batch belongs to the studio, else None."""
     return session.scalar(sa.select(Page).join(Batch).where(Page.id == page_id, Batch.studio_id == studio_id))
-
-
-def get_panel(session: Session, studio_id: int, panel_id: int) -> Panel | None:
-    """The panel if its batch belongs to the studio, else None."""
-    return session.scalar(
-        sa.select(Panel).join(Page).join(Batch).where(Panel.id == panel_id, Batch.studio_id == studio_id)
-    )
 
 
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:

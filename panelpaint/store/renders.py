@@ -304,18 +304,6 @@ def retry_page(session: Session, page_id: int, *, user_id: int | None = None) ->
                         list(last.hints) if last else None, user_id=user_id, reason="retry")
 
 
-def set_task_id(session: Session, render_id: int, task_id: str) -> None:
-    """Record the Celery task id of a queued render when the broker chose it (else `queue_render`'s
-    pre-made `render.task_id` is passed to `send_task(task_id=...)` and this is not needed)."""
-    if not task_id or len(task_id) > 64:
-        raise InvalidInput("task id must have 1 to 64 characters")
-    render = session.get(Render, render_id)
-    if render is None:
-        raise NotFound(f"render {render_id} does not exist")
-    render.task_id = task_id
-    session.flush()
-
-
 # --- claims ------------------------------------------------------------------------------------
 
 def _claim_locked(
@@ -391,39 +379,6 @@ def claim_render(
     """
     render = _lock_render(session, render_id)
     return _claim_locked(session, render, worker, max_attempts, lease_seconds, task_id, wait_for_lease=True)
-
-
-def claim_next(
-    session: Session,
-    worker: str,
-    max_attempts: int,
-    *,
-    batch_id: int | None = None,
-    lease_seconds: float = DEFAULT_LEASE_SECONDS,
-) -> Claim | None:
-    """Claim the oldest queued render (of one batch, if given) for a polling worker, or None.
-
-    On PostgreSQL candidates are picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent
-    pollers never wait for or get the same row; on SQLite writers are serialised (BEGIN IMMEDIATE)
-    and the guarded UPDATE decides. Renders past `max_attempts` are marked failed and skipped.
-    """
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for _ in range(100):
-        q = (sa.select(Render.id).join(Page, Render.page_id == Page.id).join(Batch, Page.batch_id == Batch.id)
-             .where(Render.status == RunStatus.queued, Batch.cancelled.is_(False))
-             .order_by(Render.queued_at, Render.id).limit(1))
-        if batch_id is not None:
-            q = q.where(Batch.id == batch_id)
-        if postgres:
-            q = q.with_for_update(skip_locked=True, of=Render, key_share=True)
-        render_id = session.scalar(q)
-        if render_id is None:
-            return None
-        render = session.get(Render, render_id, populate_existing=True)
-        claim = _claim_locked(session, render, worker, max_attempts, lease_seconds, None, wait_for_lease=False)
-        if claim is not None:
-            return claim
-    return None
 
 
 def claim_following(

@@ -149,9 +149,3 @@ def list_variant_sets(session: Session, studio_id: int, page_id: int) -> list[Va
     return list(session.scalars(
         sa.select(VariantSet).join(Page, VariantSet.page_id == Page.id).join(Batch)
         .where(VariantSet.page_id == page_id, Batch.studio_id == studio_id).order_by(VariantSet.id.desc())))
-
-
-def get_variant_set(session: Session, studio_id: int, set_id: int) -> VariantSet | None:
-    """The variant set if its page's batch belongs to the studio, else None."""
-    return session.scalar(sa.select(VariantSet).join(Page, VariantSet.page_id == Page.id).join(Batch)
-                          .where(VariantSet.id == set_id, Batch.studio_id == studio_id))

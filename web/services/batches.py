@@ -340,8 +340,15 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
     return data
 
 
-def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False) -> dict[str, Any]:
-    progress = batch_store.batch_progress(db(), batch.id)
+def batch_list(rows: list[Batch], *, api: bool = False) -> list[dict[str, Any]]:
+    """`batch_status` of each batch (without pages), their progress counted in one go."""
+    progress = batch_store.batch_progress_many(db(), [b.id for b in rows])
+    return [batch_status(b, with_pages=False, api=api, progress=progress[b.id]) for b in rows]
+
+
+def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
+                 progress: batch_store.BatchProgress | None = None) -> dict[str, Any]:
+    progress = progress or batch_store.batch_progress(db(), batch.id)
     unpacking = unpacking_status(batch)
     data = {
         "id": batch.id, "name": batch.name, "state": batch_state(batch, progress, bool(unpacking)).value,

@@ -160,7 +160,7 @@ def style_image(style_id: int):
 def list_batches():
     rows = batches.list_batches(limit=request.args.get("limit", 100, type=int),
                                 offset=request.args.get("offset", 0, type=int))
-    return jsonify(batches=[batches.batch_status(b, with_pages=False, api=True) for b in rows])
+    return jsonify(batches=batches.batch_list(rows, api=True))
 
 
 @bp.post("/v1/batches")

@@ -18,13 +18,12 @@ bp = Blueprint("batches", __name__)
 
 @bp.get("/batches")
 def index():
-    rows = [batches.batch_status(b, with_pages=False) for b in batches.list_batches(previews=False)]
-    return render_template("batches.html", batches=rows)
+    return render_template("batches.html", batches=batches.batch_list(batches.list_batches(previews=False)))
 
 
 @bp.get("/batches/status.json")
 def index_status():
-    return jsonify(batches=[batches.batch_status(b, with_pages=False) for b in batches.list_batches(previews=False)])
+    return jsonify(batches=batches.batch_list(batches.list_batches(previews=False)))
 
 
 @bp.get("/batches/new")

@@ -15,7 +15,7 @@ def test_create_batch_and_pages(store, world):
         b = batches.get_batch(s, world.a.studio, world.a.batch)
         assert (b.name, b.direction, b.options, b.default_style_id) == ("chapter 1", Direction.rtl,
                                                                          {"work_size": 256}, world.a.style)
-        pages = batches.list_pages(s, world.a.studio, world.a.batch)
+        pages = b.pages
         assert [(p.position, p.source_name, p.status) for p in pages] == [(0, "p0.png", RunStatus.queued),
                                                                             (1, "p1.png", RunStatus.queued)]
         bad = batches.add_page(s, world.a.batch, "x.psd", None, None, None)
@@ -50,17 +50,12 @@ def test_scoped_queries_never_leak(store, world):
         assert batches.get_batch(s, b.studio, a.batch) is None
         assert batches.get_page(s, b.studio, a.pages[0]) is None
         assert batches.get_page(s, a.studio, a.pages[0]).id == a.pages[0]
-        assert batches.list_pages(s, b.studio, a.batch) == []
-        assert batches.get_panel(s, b.studio, panel.id) is None
-        assert batches.get_panel(s, a.studio, panel.id).id == panel.id
         assert batches.get_render(s, b.studio, ra.id) is None
         assert batches.list_renders(s, b.studio, a.pages[0]) == []
         assert [r.id for r in batches.list_renders(s, a.studio, a.pages[0])] == [ra.id]
         assert [r.id for r in batches.list_renders(s, a.studio, a.pages[0], panel_id=panel.id)] == []
         assert [x.id for x in styles.list_styles(s, b.studio)] == [b.style]
         assert styles.get_style(s, b.studio, a.style) is None
-        with pytest.raises(NotFound):
-            batches.update_panel(s, b.studio, panel.id, hints=[])
 
 
 def test_styles(store, world):
@@ -97,9 +92,6 @@ def test_set_panels(store, world):
         renders.queue_render(s, page, again[0].id)
         with pytest.raises(IllegalTransition, match="already have renders"):
             batches.set_panels(s, page, [])
-        updated = batches.update_panel(s, world.a.studio, again[0].id, style_id=world.a.style,
-                                       hints=[{"x": 1, "y": 2, "color": "#ff0000"}])
-        assert updated.style_id == world.a.style and updated.hints[0]["color"] == "#ff0000"
 
 
 def test_batch_progress(store, world):

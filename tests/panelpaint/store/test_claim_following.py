@@ -20,7 +20,7 @@ def chapter(store, world):
     with store.session() as s:
         for i in range(6):
             batches.add_page(s, world.a.batch, f"more-{i}.png", KEY_A, 100, 80)
-        pages = [p.id for p in batches.list_pages(s, world.a.studio, world.a.batch)]
+        pages = [p.id for p in batches.get_batch(s, world.a.studio, world.a.batch).pages]
     return pages, [queue(store, p) for p in pages]
 
 

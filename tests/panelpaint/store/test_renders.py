@@ -284,19 +284,6 @@ def test_rerender_resets_reviews(store, world):
         assert s.get(Panel, panel).review_status == ReviewStatus.pending
 
 
-def test_claim_next_takes_oldest_and_skips_cancelled(store, world):
-    a0 = queue(store, world.a.pages[0])
-    b0 = queue(store, world.b.pages[0])
-    with store.session() as s:
-        batches.cancel_batch(s, world.a.batch)
-    with store.session() as s:
-        c = renders.claim_next(s, "poller", 3)
-    assert c.render_id == b0 and c.studio_id == world.b.studio
-    with store.session() as s:
-        assert renders.claim_next(s, "poller", 3) is None
-    assert get(store, a0).status == RunStatus.cancelled
-
-
 def test_requeue_stale(store, world):
     rid = queue(store, world.a.pages[0])
     fresh = queue(store, world.a.pages[1])
@@ -310,16 +297,6 @@ def test_requeue_stale(store, world):
     assert (r.status, r.attempt) == (RunStatus.queued, 1)
     assert page_of(store, world.a.pages[0]).status == RunStatus.queued
     assert claim(store, rid).attempt == 2
-
-
-def test_set_task_id(store, world):
-    rid = queue(store, world.a.pages[0])
-    with store.session() as s:
-        renders.set_task_id(s, rid, "celery-abc")
-    assert get(store, rid).task_id == "celery-abc"
-    with pytest.raises(InvalidInput):
-        with store.session() as s:
-            renders.set_task_id(s, rid, "")
 
 
 def _race(store, n, target):
@@ -353,27 +330,6 @@ def test_concurrent_claims_of_one_render_have_one_winner(store, world):
     assert len(winners) == 1 and winners[0].attempt == 1
     assert all(isinstance(e, LeaseHeld) for e in errors) and len(winners) + len(errors) == 4
     assert get(store, rid).attempt == 1
-
-
-def test_concurrent_pollers_claim_each_render_once(store, world):
-    with store.session() as s:
-        more = [batches.add_page(s, world.a.batch, f"x{i}.png", "a" * 64 + ".png", 10, 10).id for i in range(4)]
-    ids = {queue(store, p) for p in world.a.pages + more}
-
-    def poll(i):
-        got = []
-        while True:
-            with store.session() as s:
-                c = renders.claim_next(s, f"poller{i}", 3)
-            if c is None:
-                return got
-            got.append(c.render_id)
-    results, errors = _race(store, 3, poll)
-    assert errors == []
-    claimed = [rid for got in results for rid in got]
-    assert sorted(claimed) == sorted(ids)  # every render once, none twice
-    with store.session() as s:
-        assert set(s.scalars(sa.select(Render.attempt))) == {1}
 
 
 def test_max_attempts_must_be_positive(store, world):
