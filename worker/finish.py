@@ -1,11 +1,6 @@
-"""The finishing step (queue `io`): flats at native resolution, the merge of a panel re-render into the page's result, encoding, completion.
-
-Finishing decodes the page again and brings each panel's colours to native resolution against
-the line art, reporting progress after every panel (which renews the lease; a newer attempt makes
-it stop) and stopping at the next panel when the batch is cancelled. It stores the deliverables
-and completes the render fenced by attempt: a late or duplicate run of an old attempt is refused,
-and a repeat of the same attempt is a no-op.
-"""
+"""The finishing step (queue `io`): flats at native resolution, the merge of a panel re-render into
+the page's result, encoding, and the render's completion, fenced by its attempt (progress after
+every panel renews the lease; a cancelled batch stops at the next panel)."""
 from __future__ import annotations
 
 import io

@@ -1,39 +1,8 @@
 """Renders: queueing, atomic claims, progress, fenced idempotent results, retry and re-render.
 
-How a render survives lost workers (Celery with acks_late + reject_on_worker_lost over Redis):
-
-* `queue_render` makes a queued render with a fresh `task_id`; the caller commits, then enqueues
-  the Celery task with that task id and the render id (never before the commit).
-* Every delivery of the task calls `claim_render`. A claim is one guarded UPDATE
-  (`... WHERE id = :id AND status = :seen AND attempt = :seen_attempt`, after `SELECT ... FOR
-  UPDATE` on PostgreSQL) that sets status running, `attempt + 1`, worker, started_at and the
-  heartbeat; of two concurrent claims exactly one matches the row. The returned `Claim` carries
-  the attempt number, which the worker passes to every later write.
-* A redelivered message finds its render still `running` (the previous worker died or stalled).
-  When the previous holder's heartbeat is older than `lease_seconds` the claim takes the render
-  over (attempt + 1): the previous attempt is now *fenced*. With a fresh heartbeat the claim raises
-  `LeaseHeld(retry_in)`: the worker retries the task after that delay, so a duplicate delivery
-  never steals a healthy render. A worker that knows the previous delivery is dead (Celery's
-  `delivery_info["redelivered"]`) may pass `lease_seconds=0` to take over at once.
-* Writes (`set_progress`, `complete_render`, `fail_render`, `acknowledge_cancel`) are guarded
-  UPDATEs keyed by (render id, attempt, status running). A fenced attempt gets `StaleAttempt` (the
-  worker stops and drops its result); repeating the same write of the current attempt is a no-op
-  that returns the stored render. So a task that runs twice leaves exactly one result.
-* `claim_following` lets a render worker take the queued, never-tried page renders after its own
-  in the same batch with the same style and seed, to colour them in one forward pass; each is then a
-  claimed render like any other (fenced, leased, taken over when that worker is lost).
-* Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
-  ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
-* `requeue_stale` (a janitor) puts running renders with an expired lease back to queued, for the
-  case where the broker lost the message altogether; the caller re-enqueues their task ids.
-  `waiting_since` lists renders queued for long, whose message may never have been sent (the
-  broker was down); the janitor re-sends those the broker does not hold and `note_resent` logs it.
-* A panel re-render's result is the whole page with that panel merged in: when it completes it
-  becomes the page's current result (only over the result it was merged onto, never hiding a
-  newer page render); a later page render takes the page back.
-* The renders of a variant set (`panelpaint.store.variants`) are page renders that are never the
-  page's current render, so nothing here mirrors them onto the page; only a pick makes one current.
-"""
+Every delivery claims its render (one guarded UPDATE) and every later write carries the attempt,
+so a redelivered or duplicate task leaves exactly one result; docs/architecture.md, "The job
+store's guarantees", says how."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,21 +1,5 @@
-"""The state machines of the job store: which status may follow which, checked on every change.
-
-Renders (one attempt-fenced piece of work) move
-    queued -> running -> succeeded | failed | cancelled
-    queued -> cancelled (batch cancelled)   queued -> failed (gave up: attempts exhausted)
-    running -> queued (its worker was lost: the janitor `requeue_stale` puts it back)
-and never leave succeeded, failed or cancelled: a retry or a re-render makes a *new* render (next
-version), so history is kept and an attempt number is never reused on the same row (fencing).
-Redelivery of a running render (the worker died) is a new claim: running -> running with attempt+1.
-
-Pages mirror their current page-level render, and may start again from a final state:
-    failed -> queued (retry)   succeeded -> queued (re-render)   cancelled stays cancelled
-    failed -> succeeded (a finished variant is picked as the page's result: `store.variants`)
-A page whose upload was unreadable is created failed, and cannot be retried (there is no source).
-
-Reviews (per page and per panel) move pending -> approved | rejected; a re-render resets them to
-pending. A decision is not changed directly (approved -> rejected is illegal): re-render first.
-"""
+"""The state machines of renders, pages and reviews: which status may follow which, checked on
+every change (the table: docs/architecture.md, "The job store's guarantees")."""
 from __future__ import annotations
 
 from collections.abc import Mapping

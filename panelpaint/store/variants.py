@@ -1,19 +1,5 @@
-"""Variant sets: N renders of one finished page with N random seeds, side by side; one is picked.
-
-How a set lives within the renders' state machine and fencing (`panelpaint.store.renders`):
-
-* `queue_variants` makes N queued page renders (panel_id None, their own versions, distinct random
-  seeds) tied to one `VariantSet`. They are NOT the page's current render: the page keeps its
-  result, status and reviews while they run, and every mirror of a render onto its page
-  (`_sync_page`, progress, `claim_following`, which only takes current renders) passes them by.
-  To the worker each is an ordinary claimed, leased, fenced page render with a seed.
-* They may therefore run together, on as many workers as there are; only one set per page is
-  active at a time, and only a finished page gets a set (there is a result to vary).
-* `pick_variant` makes one succeeded variant the page's result (its current render: downloads,
-  reviews and panel re-renders then work on it); the reviews go back to pending, the other
-  variants stay in the history. A pick waits while a render that drives the page is queued or
-  running, so it never hides a newer result.
-"""
+"""Variant sets: N renders of one finished page with N random seeds, side by side; one is picked
+(how they live beside the page's own renders: docs/architecture.md, "Variant sets")."""
 from __future__ import annotations
 
 import random
