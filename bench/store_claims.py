@@ -16,11 +16,11 @@ import threading
 import time
 import uuid
 
-import sqlalchemy as sa
 
 from migrations import runner as migrate
 from panelpaint.store import accounts, batches, renders
 from panelpaint.store.db import Store
+from tests.testkit import ScratchDatabase
 
 KEY = "a" * 64 + ".png"
 
@@ -91,17 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench(f"sqlite:///{tmp}/bench.db", args.renders)
     if args.postgres.startswith("postgresql"):
-        admin = sa.create_engine(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1),
-                                 isolation_level="AUTOCOMMIT")
-        name = f"pp_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        scratch = ScratchDatabase(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), "pp_bench")
         try:
-            bench(admin.url.set(database=name).render_as_string(hide_password=False), args.renders)
+            bench(scratch.url, args.renders)
         finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            scratch.drop()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ def send_stored(key: str, download_name: str | None = None, *, revalidate: bool 
     return cache_privately(response, revalidate)
 
 
+def send_archive(archive) -> object:  # noqa: ANN001 - web.services.downloads.Archive
+    """A batch's ZIP/CBZ as an attachment (its open file goes with the response)."""
+    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+
+
 def serve_image(key: str | None, size: int | None, *, revalidate: bool = False):  # noqa: ANN201
     """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources);
     `revalidate` for a URL whose image changes (see `send_stored`)."""

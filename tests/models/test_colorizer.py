@@ -13,18 +13,10 @@ from safetensors.torch import save_file
 
 from models.colorizer import (MAX_SIZE, MIN_SIZE, Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays,
                               pick_device, sketch_to_array, working_size)
-from models.generator import Generator
-from models.style_encoders import PaintingStyleEncoder
 from models.weights_io import load_weights, save_weights
+from tests.testkit import tiny_nets
 
 torch.set_num_threads(1)
-
-
-def tiny_nets(seed: int = 0):
-    torch.manual_seed(seed)
-    gen = Generator("tiny")
-    enc = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
-    return gen.eval(), enc.eval()
 
 
 @pytest.fixture(scope="module")

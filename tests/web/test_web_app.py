@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from web_helpers import PASSWORD, build_app, email, png_bytes, upload
+from web_helpers import PASSWORD, build_app, email, upload
+from tests.panelpaint.comic_pages import small_page
 
 PUBLIC = {"auth.login", "static", "healthz"}
 
@@ -75,12 +76,12 @@ def test_login_next_never_redirects_off_site(client, target, expected):
 
 def test_post_without_csrf_token_is_refused(artist, style_id):
     # Logged in, but no token: refused with 400 and a friendly page, nothing created.
-    response = artist.post("/styles", data={"name": "x", "image": upload(png_bytes(), "s.png")})
+    response = artist.post("/styles", data={"name": "x", "image": upload(small_page(), "s.png")})
     assert response.status_code == 400
     assert "Reload the page" in response.get_data(as_text=True)
     assert artist.post("/logout").status_code == 400
     assert artist.post("/account/tokens", data={"name": "t"}).status_code == 400
-    forged = artist.post("/styles", data={"name": "x", "csrf_token": "forged", "image": upload(png_bytes(), "s.png")})
+    forged = artist.post("/styles", data={"name": "x", "csrf_token": "forged", "image": upload(small_page(), "s.png")})
     assert forged.status_code == 400
     listing = artist.get("/styles").get_data(as_text=True)
     assert listing.count('class="thumb style-card"') == 1  # only the fixture's style
@@ -182,7 +183,7 @@ def test_too_many_form_parts_is_refused(app, artist, style_id):
 def test_roles(app, artist, reviewer, admin):
     # Reviewers do not submit work...
     assert reviewer.get("/batches/new").status_code == 403
-    assert reviewer.post_form("/styles", {"name": "x", "image": upload(png_bytes(), "x.png")}).status_code == 403
+    assert reviewer.post_form("/styles", {"name": "x", "image": upload(small_page(), "x.png")}).status_code == 403
     assert "New batch" not in reviewer.get("/batches").get_data(as_text=True)
     # ...artists do, admins do everything.
     assert artist.get("/batches/new").status_code == 200

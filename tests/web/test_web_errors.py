@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from web_helpers import png_bytes, upload
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
 
 from panelpaint.images import ImageError
 from panelpaint.store.db import Store
@@ -82,7 +83,7 @@ def test_work_saved_while_the_broker_is_down_is_a_503_that_says_so(app, api_toke
     auth = {"Authorization": f"Bearer {api_token()}"}
     client = app.test_client()
     made = client.post("/api/v1/batches", headers=auth, content_type="multipart/form-data",
-                       data={"name": "b", "style_id": style_id, "pages": [upload(png_bytes(), "p.png")]}).get_json()
+                       data={"name": "b", "style_id": style_id, "pages": [upload(small_page(), "p.png")]}).get_json()
     page = made["pages"][0]
     worker.fail(page["render_id"])
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import PAGE_SIZE, Stack, make_weights
+from harness import PAGE_SIZE, Stack
+from tests.testkit import random_weights
 from panelpaint.settings import get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import InvalidInput
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.redis]
 
 @pytest.fixture
 def stack(tmp_path, monkeypatch):
-    st = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
     st.bind_settings(monkeypatch)
     try:
         yield st

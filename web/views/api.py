@@ -6,7 +6,7 @@ JSON (`web.errors`); the OpenAPI 3 document is served at /api/openapi.json (`web
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, send_file, url_for
+from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
 from panelpaint.limits import PALETTE_COLOURS
@@ -15,7 +15,7 @@ from panelpaint.store.schema import RunStatus
 
 from ..errors import error_response
 from ..extensions import token_login
-from ..files import send_stored, serve_image
+from ..files import send_archive, send_stored, serve_image
 from ..services import accounts, batches, downloads, review, styles
 from ..services.fields import optional_int, parse_count, parse_hints, parse_seed, parse_tags
 from .auth import SessionUser, require
@@ -197,7 +197,7 @@ def cancel_batch(batch_id: int):
 def download_batch(batch_id: int):
     archive = downloads.batch_archive(batches.get_batch(batch_id), request.args.get("format", "zip"),
                                       approved_only=request.args.get("scope", "approved") != "all")
-    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+    return send_archive(archive)
 
 
 # --- pages and renders -------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 options), the batch page (thumbnails, errors, retry, cancel), page images and downloads."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from panelpaint import formats
 from panelpaint.flats import Background
 
 from ..errors import USER_ERRORS
-from ..files import send_stored, serve_image
+from ..files import send_archive, send_stored, serve_image
 from ..services import batches, downloads, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
@@ -150,7 +150,7 @@ def download(batch_id: int, fmt: str):
     except NothingToDownload:
         flash("Nothing to download yet: approve some finished pages first.", "info")
         return redirect(url_for("batches.detail", batch_id=batch.id))
-    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+    return send_archive(archive)
 
 
 @bp.get("/pages/<int:page_id>/download.<fmt>")

@@ -6,7 +6,6 @@ import datetime as dt
 import threading
 
 import pytest
-import sqlalchemy as sa
 
 from panelpaint import limits
 from panelpaint.store import batches, renders
