@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import uuid
 import zipfile
@@ -62,6 +63,27 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, state: Calla
             return got
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f": {state()}" if state else ""))
+
+
+def race(n: int, target: Callable[[int], object], timeout: float = 60) -> tuple[list[object], list[Exception]]:
+    """Run `target(i)` for i in range(n) in n threads released together: (results by i, errors raised)."""
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+    errors: list[Exception] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(10)
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - collected for the caller to assert on
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results, errors
 
 
 def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 20, what: str = "a server") -> None:

@@ -10,13 +10,14 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from panelpaint.images import ImageError
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 
+from .services import rollback
 from .services.errors import QueueUnavailable, Refused, ServiceError
 
 FRIENDLY = {
@@ -51,6 +52,13 @@ STATUSES: tuple[tuple[type[Exception], Status], ...] = (
 )
 # What a dashboard form shows in place (a flash, the form again) rather than as an error page.
 USER_ERRORS = (InvalidInput, ImageError, IllegalTransition, ServiceError)
+
+
+def back_with_error(exc: Exception, to: str):  # noqa: ANN201 - a redirect
+    """The dashboard's answer to a refused form: forget the request's changes, say why, go back to `to`."""
+    rollback()
+    flash(str(exc), "error")
+    return redirect(to)
 
 
 def status_of(exc: Exception) -> Status | None:

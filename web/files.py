@@ -1,4 +1,5 @@
-"""Serving stored files to browsers and API clients: whole, or as PNG thumbnails, privately cached."""
+"""Serving stored files to browsers and API clients: whole, or as PNG thumbnails, privately cached;
+a page's images and downloads and a render's files answer the same under the dashboard and /api/."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,7 @@ from panelpaint.images import ImageError, open_image
 from panelpaint.limits import THUMB_SIZES
 from panelpaint.store.errors import InvalidInput, NotFound
 
-from .services import release_db, services
+from .services import batches, downloads, release_db, services
 
 
 def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):  # noqa: ANN201
@@ -35,6 +36,25 @@ def send_stored(key: str, download_name: str | None = None, *, revalidate: bool 
                          conditional=True, etag=key)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return cache_privately(response, revalidate)
+
+
+def page_image(page_id: int, kind: str):  # noqa: ANN201
+    """A page's source line art, its result, or a file of its current render (`?size=` a thumbnail)."""
+    page = batches.get_page(page_id)
+    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
+                       revalidate=kind != "source")
+
+
+def render_file(render_id: int, kind: str):  # noqa: ANN201
+    """One output of a finished render (`?size=` a thumbnail)."""
+    render = batches.get_render(render_id)
+    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+
+
+def page_download(page_id: int, fmt: str):  # noqa: ANN201
+    """One page's deliverable, as an attachment."""
+    found = downloads.page_file(batches.get_page(page_id), fmt)
+    return send_stored(found.key, download_name=found.name, revalidate=True)
 
 
 def send_archive(archive) -> object:  # noqa: ANN001 - web.services.downloads.Archive

@@ -15,7 +15,8 @@ from panelpaint.store.schema import RunStatus
 
 from ..errors import error_response
 from ..extensions import token_login
-from ..files import send_archive, send_stored, serve_image
+from .. import files
+from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, review, styles
 from ..services.fields import optional_int, parse_count, parse_hints, parse_seed, parse_tags
 from .auth import SessionUser, require
@@ -265,15 +266,12 @@ def page_renders(page_id: int):
 
 @bp.get("/v1/pages/<int:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
-    page = batches.get_page(page_id)
-    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
-                       revalidate=kind != "source")
+    return files.page_image(page_id, kind)
 
 
 @bp.get("/v1/pages/<int:page_id>/download/<fmt>")
 def page_download(page_id: int, fmt: str):
-    found = downloads.page_file(batches.get_page(page_id), fmt)
-    return send_stored(found.key, download_name=found.name, revalidate=True)
+    return files.page_download(page_id, fmt)
 
 
 @bp.get("/v1/renders/<int:render_id>")
@@ -283,8 +281,7 @@ def get_render(render_id: int):
 
 @bp.get("/v1/renders/<int:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
-    render = batches.get_render(render_id)
-    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+    return files.render_file(render_id, kind)
 
 
 @bp.get("/openapi.json")

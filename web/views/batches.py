@@ -7,8 +7,9 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from panelpaint import formats
 from panelpaint.flats import Background
 
-from ..errors import USER_ERRORS
-from ..files import send_archive, send_stored, serve_image
+from ..errors import USER_ERRORS, back_with_error
+from .. import files
+from ..files import send_archive
 from ..services import batches, downloads, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
@@ -85,9 +86,7 @@ def add_pages(batch_id: int):
     try:
         result = batches.add_pages(batch, request.files.getlist("pages"))
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("batches.detail", batch_id=batch.id))
+        return back_with_error(exc, url_for("batches.detail", batch_id=batch.id))
     _flash_submitted(result)
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
@@ -107,10 +106,9 @@ def retry(page_id: int):
     page = batches.get_page(page_id)
     try:
         batches.retry(page)
-        flash(f"{page.source_name}: queued again.", "success")
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
+        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
+    flash(f"{page.source_name}: queued again.", "success")
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
@@ -129,15 +127,12 @@ def retry_failed(batch_id: int):
 
 @bp.get("/pages/<int:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
-    page = batches.get_page(page_id)
-    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
-                       revalidate=kind != "source")
+    return files.page_image(page_id, kind)
 
 
 @bp.get("/renders/<int:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
-    render = batches.get_render(render_id)
-    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+    return files.render_file(render_id, kind)
 
 
 @bp.get("/batches/<int:batch_id>/download.<fmt>")
@@ -155,5 +150,4 @@ def download(batch_id: int, fmt: str):
 
 @bp.get("/pages/<int:page_id>/download.<fmt>")
 def page_download(page_id: int, fmt: str):
-    found = downloads.page_file(batches.get_page(page_id), fmt)
-    return send_stored(found.key, download_name=found.name, revalidate=True)
+    return files.page_download(page_id, fmt)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from ..errors import USER_ERRORS
-from ..services import batches, downloads, review, rollback, styles
+from ..errors import USER_ERRORS, back_with_error
+from ..services import batches, downloads, review, styles
 from ..services.fields import parse_count, parse_hints, parse_seed
 from .auth import require
 
@@ -54,9 +54,7 @@ def decision(page_id: int):
     try:
         review.decide(page, panel_id, request.form.get("decision", ""), request.form.get("comment", ""))
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("review.page", page_id=page.id))
+        return back_with_error(exc, url_for("review.page", page_id=page.id))
     what = f"Panel {next(p.position + 1 for p in page.panels if p.id == panel_id)}" if panel_id else page.source_name
     flash(f"{what}: {request.form['decision']}.", "success")
     if panel_id is None:
@@ -86,9 +84,7 @@ def rerender(page_id: int):
         render = review.rerender(page, form.get("panel_id", type=int), form.get("style_id", type=int),
                                  parse_seed(form.get("seed")), parse_hints(form.get("hints")))
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("review.page", page_id=page.id))
+        return back_with_error(exc, url_for("review.page", page_id=page.id))
     flash(f"Re-render queued (version {render.version}).", "success")
     return redirect(url_for("review.page", page_id=page.id))
 
@@ -101,9 +97,7 @@ def variants(page_id: int):
         vset = review.variants(page, parse_count(request.form.get("count")), request.form.get("style_id", type=int),
                                None)
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("review.page", page_id=page.id))
+        return back_with_error(exc, url_for("review.page", page_id=page.id))
     flash(f"{vset.size} variants queued (versions {vset.renders[0].version}–{vset.renders[-1].version}); "
           "they appear side by side as they finish.", "success")
     return redirect(url_for("review.page", page_id=page.id) + "#variants")
@@ -126,8 +120,6 @@ def pick(page_id: int):
     try:
         render = review.pick(render_id, page)
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("review.page", page_id=page.id) + "#variants")
+        return back_with_error(exc, url_for("review.page", page_id=page.id) + "#variants")
     flash(f"Variant v{render.version} (seed {render.seed}) is now this page's result; review it again.", "success")
     return redirect(url_for("review.page", page_id=page.id))

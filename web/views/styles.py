@@ -11,7 +11,7 @@ from panelpaint.flats import Background
 from panelpaint.limits import PALETTE_COLOURS
 from panelpaint.store.errors import InvalidInput
 
-from ..errors import USER_ERRORS
+from ..errors import USER_ERRORS, back_with_error
 from ..files import send_stored
 from ..services import previews, rollback, styles
 from ..services.fields import parse_tags
@@ -111,8 +111,6 @@ def preview(style_id: int):
     try:
         previews.start(style)
     except USER_ERRORS as exc:
-        rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("styles.detail", style_id=style.id))
+        return back_with_error(exc, url_for("styles.detail", style_id=style.id))
     flash("Preview queued: a sample sketch is being coloured with this style.", "info")
     return redirect(url_for("styles.detail", style_id=style.id))

@@ -11,7 +11,8 @@ from conftest import KEY_A, KEY_B
 from panelpaint.store import batches, renders, styles
 from panelpaint.store.errors import StaleAttempt
 from panelpaint.store.schema import Page, Render, RunStatus
-from test_renders import _race, age_heartbeat, claim, get, queue
+from test_renders import age_heartbeat, claim, get, queue
+from tests.testkit import race
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_two_workers_following_at_once_never_take_the_same_page(store, world, ch
     def run(i):
         return [c.render_id for c in follow(store, firsts[i], 6, worker=f"w{i}")]
 
-    results, errors = _race(store, 2, run)
+    results, errors = race(2, run)
     assert errors == []
     taken = [r for got in results for r in got]
     assert sorted(taken) == ids[2:]  # every following page once, none twice

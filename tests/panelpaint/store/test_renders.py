@@ -3,7 +3,6 @@ the attempt cap, cancellation, retry and re-render, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
@@ -12,6 +11,7 @@ from panelpaint.store import batches, renders
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import list_events
 from panelpaint.store.schema import Page, Panel, Render, ReviewStatus, RunStatus
+from tests.testkit import race
 
 OUT = {"png": "c" * 64 + ".png"}
 
@@ -298,25 +298,6 @@ def test_requeue_stale(store, world):
     assert claim(store, rid).attempt == 2
 
 
-def _race(store, n, target):
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def run(i):
-        try:
-            barrier.wait(10)
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results, errors
-
-
 def test_concurrent_claims_of_one_render_have_one_winner(store, world):
     rid = queue(store, world.a.pages[0])
 
@@ -324,7 +305,7 @@ def test_concurrent_claims_of_one_render_have_one_winner(store, world):
         with store.session() as s:
             c = renders.claim_render(s, rid, f"w{i}", 3, lease_seconds=60)
             return c
-    results, errors = _race(store, 4, attempt)
+    results, errors = race(4, attempt)
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0].attempt == 1
     assert all(isinstance(e, LeaseHeld) for e in errors) and len(winners) + len(errors) == 4
@@ -367,7 +348,7 @@ def test_late_write_racing_a_takeover_leaves_one_result(store, world):
                 except StaleAttempt:
                     outcome["fresh"] = "fenced"
 
-        _, errors = _race(store, 2, act)
+        _, errors = race(2, act)
         assert errors == []
         assert sorted(outcome.values()) in (["applied", "fenced"], ["applied", "nothing to do"])
         with store.session() as s:
@@ -395,7 +376,7 @@ def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
                 else:
                     got["claim"] = renders.claim_render(s, rid, "w", 3)
 
-        _, errors = _race(store, 2, act)
+        _, errors = race(2, act)
         assert errors == []
         r, p = get(store, rid), page_of(store, page)
         if got["claim"] is not None:

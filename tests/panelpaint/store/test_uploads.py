@@ -3,7 +3,6 @@ even with two deliveries at once, resumed after a lost worker, one batch's uploa
 other, stopped by a cancel; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.schema import Page, Render, RunStatus, Upload
 from panelpaint.unpack import unpack_upload
 from tests.panelpaint.comic_pages import small_page
-from tests.testkit import lie_about_size, write_zip, zip_bytes
+from tests.testkit import lie_about_size, race, write_zip, zip_bytes
 
 
 @pytest.fixture
@@ -91,19 +90,7 @@ def test_a_lost_worker_is_resumed_at_the_first_entry_it_did_not_add(store, world
 
 def test_two_deliveries_at_once_add_each_entry_once(store, world, storage, settings, chapter):
     uid = make(store, world, chapter)
-    outcomes, errors = [], []
-
-    def run():
-        try:
-            outcomes.append(unpack_upload(store, storage, settings, uid))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes, errors = race(2, lambda i: unpack_upload(store, storage, settings, uid))
     assert errors == [] and "succeeded" in outcomes
     assert rows(store, world.a.batch) == EXPECTED
 
