@@ -20,6 +20,8 @@ from pathlib import Path
 from cli.service import Supervisor, redis_argv
 
 ROOT = Path(__file__).resolve().parents[1]
+# Storage keys of files the job store's tests name but never read.
+KEY_A, KEY_B = "a" * 64 + ".png", "b" * 64 + ".png"
 # CI sets it: a service the tests need and cannot reach fails them instead of skipping them.
 REQUIRE_SERVICES = os.environ.get("PANELPAINT_REQUIRE_SERVICES") == "1"
 

@@ -13,10 +13,7 @@ from panelpaint.store import accounts, batches, styles
 from panelpaint.store.db import Store
 from panelpaint.store.schema import Role
 from panelpaint.store.storage import LocalStorage
-from tests.testkit import ScratchDatabase, missing_service, postgres_admin_url
-
-KEY_A = "a" * 64 + ".png"
-KEY_B = "b" * 64 + ".png"
+from tests.testkit import KEY_A, KEY_B, ScratchDatabase, missing_service, postgres_admin_url
 
 
 @pytest.fixture(autouse=True)

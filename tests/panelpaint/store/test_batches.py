@@ -6,8 +6,7 @@ import pytest
 from panelpaint.store import batches, renders, styles
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.schema import Direction, RunStatus
-
-KEY_A = "a" * 64 + ".png"
+from tests.testkit import KEY_A
 
 
 def test_create_batch_and_pages(store, world):

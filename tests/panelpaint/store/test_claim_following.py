@@ -7,12 +7,11 @@ import dataclasses
 
 import pytest
 
-from conftest import KEY_A, KEY_B
 from panelpaint.store import batches, renders, styles
 from panelpaint.store.errors import StaleAttempt
 from panelpaint.store.schema import Page, Render, RunStatus
 from test_renders import age_heartbeat, claim, get, queue
-from tests.testkit import race
+from tests.testkit import KEY_A, KEY_B, race
 
 
 @pytest.fixture

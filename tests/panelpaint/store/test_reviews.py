@@ -7,8 +7,7 @@ from panelpaint.store import batches, renders
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.reviews import list_reviews, review
 from panelpaint.store.schema import ReviewStatus
-
-KEY_A = "a" * 64 + ".png"
+from tests.testkit import KEY_A
 
 
 def finish(store, page_id):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import KEY_B
 from panelpaint.flats import Background
 from panelpaint.limits import SWATCHES_MAX
 from panelpaint.palette import Palette
@@ -13,6 +12,7 @@ from panelpaint.store import styles
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import list_events
 from panelpaint.store.schema import StyleReference
+from tests.testkit import KEY_B
 
 KEY = [{"color": "#e03131", "share": 0.6}, {"color": "#1971c2", "share": 0.4}]
 

@@ -8,7 +8,6 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from conftest import KEY_A
 from panelpaint.images import page_file_bytes_limit
 from panelpaint.settings import load_settings
 from panelpaint.store import batches, uploads
@@ -16,7 +15,7 @@ from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.schema import Page, Render, RunStatus, Upload
 from panelpaint.unpack import unpack_upload
 from tests.panelpaint.comic_pages import small_page
-from tests.testkit import lie_about_size, race, write_zip, zip_bytes
+from tests.testkit import KEY_A, lie_about_size, race, write_zip, zip_bytes
 
 
 @pytest.fixture

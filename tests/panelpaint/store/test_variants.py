@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import KEY_B
 from panelpaint import limits
 from panelpaint.store import batches, renders, reviews, styles, variants
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
@@ -12,6 +11,7 @@ from panelpaint.store.events import list_events
 from panelpaint.store.schema import Page, Render, ReviewStatus, RunStatus, VariantSet
 from panelpaint.store.states import check_page
 from test_renders import OUT, claim, get, page_of
+from tests.testkit import KEY_B
 
 PANELS = [{"bbox": [0, 0, 100, 40]}, {"bbox": [0, 40, 100, 40]}]
 
