@@ -1,32 +1,8 @@
-"""How good the flats can be: segmentation and palette figures on held-out paintings, and the speed.
-
-For each image of a split (`data/prepared/val` by default; tune on `train` only), the line art is
-the evaluation sketch (`models.evaluate.eval_sketch`, XDoG) and the regions come from
-`panelpaint.flats.segment`. Rows:
-
-- oracle flats: each region filled with the truth's own median colour (Lab, away from its edges),
-  lines multiplied on top: the ceiling for flats (the issue measured 16.6 dB with its regions);
-- oracle + palette: the same colours snapped to a k=8 palette extracted from the truth itself;
-- draft flats (+ palette): colours from a simulated network draft (the truth at a quarter of the
-  size, blurred, its chroma cut to DRAFT_CHROMA, its own soft lines), through `finish_panel`
-  (shading off), to show the robust statistic, the paper rule and the palette snap at work;
-- the draft bicubic-upsampled and line art alone, for comparison.
-
-Each row is given with the background left coloured and painted paper. Figures: PSNR (dB), mean
-ΔE76 (Lab), white paper kept (truth pixels that are paper, L > 85 and chroma < 12, and not line,
-which stay paper in the output), saturation ratio (mean output chroma over mean truth chroma on the
-truth's non-paper pixels) and regions per image. Speed: `finish_panel` on the panels of the sample
-page at 300 dpi A4 (2480x3508) with a 512 px draft, on one core.
+"""How good the flats can be: segmentation and palette figures on held-out paintings, and the speed
+(the rows, the figures and the measured results: docs/benchmarks.md, "Flats quality").
 
     python -m bench.flats_quality                       # val, all rows, speed
-    python -m bench.flats_quality --split train --limit 400 --radii 2,1 --min-area 1e-4
-
-Measured (val, 89 images, defaults tuned on 250 train images; 2 shared CPU cores): 70 regions per
-image (median 53); oracle flats 18.5 dB / ΔE 9.0 (background coloured), 17.8 dB with it paper;
-oracle + palette 18.1 dB; simulated draft: flats 14.7 dB, ΔE 23, saturation 0.26, and with the
-palette snap 17.2 dB, ΔE 11, saturation 0.79 (the chroma gain: without it 14.2 dB on train);
-white paper kept 92-98 %. Speed: 0.19-0.26 s/Mpx on one core (about 2 s for an 8.7 Mpx page).
-"""
+    python -m bench.flats_quality --split train --limit 400 --radii 2,1 --min-area 1e-4"""
 from __future__ import annotations
 
 import argparse

@@ -1,96 +1,43 @@
-"""Peak memory of each process kind on the largest page and archive the settings allow (issue #14).
+"""Peak memory of each process kind on the largest page and archive the settings allow (issue #14):
+the service laid out as `panelpaint up` runs it, each working process's VmHWM read per step (the
+steps and the figures: docs/benchmarks.md, "Memory"). Linux only (/proc).
 
-Runs the service as `panelpaint up` lays it out (a private Redis, SQLite, local storage, a render
-worker and an io worker of one pool child each, gunicorn with one worker of 8 threads) and reads
-each working process's peak RSS (VmHWM, reset through /proc/PID/clear_refs before each step):
-
-- web: storing an upload of the archive below, storing the largest page sent as an image, and a
-  page view of the largest page (the review page and every image it shows);
-- io worker: unpacking the archive (the largest page, a small page, a zero-filled entry of
-  `--bomb-bytes` whose header says so, and one just under the largest page file the pixel
-  limit allows, which has to be inflated to be refused), then detecting the largest page's
-  panels and finishing it at native resolution;
-- render worker: colouring the largest page (the CPU build of the model here).
-
-Memory depends on the largest entry, not on the number of entries or the archive's total, since
-entries are unpacked one at a time in 1 MiB chunks; so the archive holds 4 entries of the 1,000
-allowed and about 1.6 GB of the 4 GiB. `--pixels` scales the page down from the
-PANELPAINT_MAX_IMAGE_PIXELS default (and the service's limit with it) where the full page takes too
-long. Linux only (/proc). Prints the figures (docs/benchmarks.md, "Memory").
-
-    .venv/bin/python -m bench.memory                      # a 60 Mpx page, as shipped: several minutes
-    .venv/bin/python -m bench.memory --pixels 20000000
-"""
+    python -m bench.memory                      # a 60 Mpx page, as shipped: several minutes
+    python -m bench.memory --pixels 20000000"""
 from __future__ import annotations
 
 import argparse
 import http.cookiejar
 import io
 import json
-import math
 import os
 import platform
 import re
 import shutil
-import socket
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from PIL import Image, ImageDraw
+from PIL import Image
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from cli.service import Supervisor, redis_argv, web_argv, worker_argv
+from cli.service import Supervisor, web_argv, worker_argv
 from panelpaint import queue
 from panelpaint.images import page_file_bytes_limit
 from panelpaint.settings import Settings, load_settings
+from tests.panelpaint.comic_pages import sparse_a4_page
+from tests.testkit import ROOT, RedisServer, free_port, wait_for, wait_port, write_zip
 
 MB = 1_000_000
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- inputs ------------------------------------------------------------------------------------
-
-def draw_page(pixels: int, seed: int = 0, mode: str = "L") -> bytes:
-    """Line art of at most `pixels` pixels in A4 proportions, in `mode` (a grey or a colour scan):
-    six framed panels with shapes."""
-    w = int(math.sqrt(pixels / math.sqrt(2)))
-    h = pixels // w
-    img = Image.new(mode, (w, h), "white")
-    d = ImageDraw.Draw(img)
-    m, line = w // 20, max(2, w // 400)
-    for r in range(3):
-        for c in range(2):
-            x0, y0 = m + c * (w - 2 * m) // 2, m + r * (h - 2 * m) // 3
-            x1, y1 = x0 + (w - 2 * m) // 2 - m // 2, y0 + (h - 2 * m) // 3 - m // 2
-            d.rectangle([x0, y0, x1, y1], outline=0, width=line)
-            d.ellipse([x0 + m + seed, y0 + m, x1 - m, y1 - m], outline=0, width=line)
-            d.line([x0 + m, y1 - m, x1 - m, y0 + m], fill=0, width=line)
-    buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def write_archive(path: Path, entries: dict[str, bytes | int]) -> Path:
-    """A deflated ZIP of `entries`: bytes as given, or an int for that many zero bytes, streamed."""
-    zeros = b"\0" * (1 << 20)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name, content in entries.items():
-            if isinstance(content, bytes):
-                zf.writestr(name, content)
-                continue
-            with zf.open(name, "w", force_zip64=True) as out:
-                for left in range(content, 0, -len(zeros)):
-                    out.write(zeros[:min(left, len(zeros))])
-    return path
-
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -119,24 +66,8 @@ class Watched:
         return _status_kb(self.pid, "VmHWM") * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(pred: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def only_child(pid: int, what: str) -> int:
-    children = wait(lambda: psutil.Process(pid).children(), 120, f"the {what}'s child process")
+    children = wait_for(lambda: psutil.Process(pid).children(), 120, f"the {what}'s child process")
     if len(children) != 1:
         raise SystemExit(f"the {what} has {len(children)} children, expected one")
     return children[0].pid
@@ -207,9 +138,10 @@ def _multidict(fields: dict):
 class Service:
     def __init__(self, tmp: Path, pixels: int):
         self.tmp = tmp
+        self.redis = RedisServer(tmp / "redis")
         overrides = dict(
             var_dir=tmp / "var", database_url=f"sqlite:///{tmp / 'store.db'}", storage_root=tmp / "storage",
-            redis_url="", embedded_redis_port=free_port(), web_port=free_port(), secret_key="bench-memory",
+            redis_url="", embedded_redis_port=self.redis.port, web_port=free_port(), secret_key="bench-memory",
             device="cpu", max_image_pixels=pixels, allow_root=True,
             # A 60 Mpx page takes minutes on two cores; the shipped limits are for a GPU host.
             task_soft_time_limit=1800, task_time_limit=1900, visibility_timeout=3800, render_lease_seconds=600,
@@ -225,11 +157,7 @@ class Service:
                             if k.startswith(("task_", "visibility", "render_lease"))}})
         (tmp / "logs").mkdir(parents=True)
         self.sup = Supervisor(tmp / "logs")
-        rdir = tmp / "redis"
-        rdir.mkdir()
-        self.redis = psutil.Popen(redis_argv(s, rdir), cwd=rdir, stdout=open(os.devnull, "wb"),  # noqa: SIM115
-                                  stderr=open(os.devnull, "wb"))  # noqa: SIM115
-        wait(lambda: _port_open(s.embedded_redis_port), 20, "redis")
+        self.redis.start()
         from migrations.runner import upgrade
 
         upgrade(s.database_url)
@@ -238,8 +166,8 @@ class Service:
                                 cwd=ROOT)
         io_proc = self.sup.start("worker-io", worker_argv(s, ["io"], 1, "prefork", "io@bench"), self.env, cwd=ROOT)
         web = self.sup.start("web", web_argv(s, 1, 8), self.env, cwd=ROOT)
-        wait(lambda: _port_open(s.web_port), 120, "the dashboard")
-        wait(lambda: len(queue.live_workers(s)) == 2, 180, "a render and an io worker")
+        wait_port(s.web_port, web, 120, "the dashboard")
+        wait_for(lambda: len(queue.live_workers(s)) == 2, 180, "a render and an io worker")
         self.web = Watched("web (gunicorn worker)", only_child(web.pid, "gunicorn master"))
         self.io = Watched("io worker (pool child)", only_child(io_proc.pid, "io worker"))
         self.render = Watched("render worker (pool child)", only_child(render.pid, "render worker"))
@@ -290,15 +218,7 @@ class Service:
         self.sup.stop()
         self.store.dispose()
         self.redis.terminate()
-        self.redis.wait(15)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-        return True
-    except OSError:
-        return False
+        self.redis.wait_for(15)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -316,11 +236,11 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-memory-"))
     t0 = time.monotonic()
-    page = draw_page(args.pixels, 1, args.mode)
+    page = sparse_a4_page(args.pixels, 1, args.mode)
     with Image.open(io.BytesIO(page)) as im:
         size = im.size
     cap = page_file_bytes_limit(args.pixels)
-    archive = write_archive(tmp / "book.cbz", {"001.png": page, "002.png": draw_page(1_000_000, 2),
+    archive = write_zip(tmp / "book.cbz", {"001.png": page, "002.png": sparse_a4_page(1_000_000, 2),
                                                "003.png": args.bomb_bytes, "004.png": cap - (1 << 20)}).read_bytes()
     print(f"inputs: a {size[0]}x{size[1]} {args.mode} page ({size[0] * size[1] / 1e6:.1f} Mpx, "
           f"PNG {len(page) / MB:.1f} MB); an archive of {len(archive) / MB:.1f} MB unpacking to "
@@ -337,8 +257,8 @@ def main() -> None:
 
     try:
         # Warm every process (imports, model, database engines, templates) with one small page.
-        warm = svc.client.submit("warm-up", svc.style_id, {"warm.png": draw_page(1_000_000, 0)})
-        wait(lambda: svc.finished(warm["id"]), 600, "the warm-up page")
+        warm = svc.client.submit("warm-up", svc.style_id, {"warm.png": sparse_a4_page(1_000_000, 0)})
+        wait_for(lambda: svc.finished(warm["id"]), 600, "the warm-up page")
         svc.client.login(svc.email, svc.password)
         svc.client.page_view(svc.pages(warm["id"])[0][0])
         for proc in (svc.web, svc.io, svc.render):
@@ -348,9 +268,9 @@ def main() -> None:
         t_render = time.monotonic()
         batch = step("storing the archive upload", svc.web,
                      lambda: svc.client.submit("archive", svc.style_id, {"book.cbz": archive}))
-        step("unpacking the archive", svc.io, lambda: wait(lambda: svc.upload_done(batch["id"]), 1800, "unpacking"))
+        step("unpacking the archive", svc.io, lambda: wait_for(lambda: svc.upload_done(batch["id"]), 1800, "unpacking"))
         step("panels and finishing the largest page", svc.io,
-             lambda: wait(lambda: svc.finished(batch["id"]), 3600, "the archive's pages"))
+             lambda: wait_for(lambda: svc.finished(batch["id"]), 3600, "the archive's pages"))
         results.append((svc.render.name, "colouring the archive's pages", render_base, svc.render.peak(),
                         time.monotonic() - t_render))
         pages = svc.pages(batch["id"])

@@ -1,33 +1,20 @@
-"""Generator speed at 512x512: panels/s and achieved TFLOP/s, eager and torch.compile, per config and batch.
+"""Generator speed at 512x512: panels/s and achieved TFLOP/s, eager and torch.compile, per config and
+batch, run as the Colorizer runs it (figures: docs/benchmarks.md, "Model speed"). On CPU,
+`cpu_s/panel` is process CPU time over the thread count (the uncontended time on a shared machine).
 
-FLOPs are counted once per config with torch.utils.flop_counter.FlopCounterMode (on the meta
-device, so counting costs nothing). Inference runs as the Colorizer runs it: eval mode,
-inference_mode, channels-last, bf16 on CUDA and float32 elsewhere, no guide decoders.
-
-Defaults keep a CPU run to a few minutes: on CPU "compact" at batches 1 and 4 and "paper" at
-batch 1; on CUDA batches 1, 16 and 64 for both. Override with --configs / --batches.
-
-    python bench/model_speed.py                       # CPU or CUDA, whichever is there
-    python bench/model_speed.py --device cpu --threads 2 --modes eager
-    python bench/model_speed.py --device cuda --batches 1,16,64 --peak-tflops 790
-
-On CPU, `cpu_s/panel` is process CPU time divided by the thread count: on a machine shared with
-other work it estimates the uncontended time per panel, while `s/panel` is wall-clock.
-"""
+    python -m bench.model_speed                       # CPU or CUDA, whichever is there
+    python -m bench.model_speed --device cpu --threads 2 --modes eager
+    python -m bench.model_speed --device cuda --batches 1,16,64 --peak-tflops 790"""
 from __future__ import annotations
 
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from models.generator import Generator, count_flops  # noqa: E402
+from models.generator import Generator, count_flops
 
 CPU_DEFAULT_BATCHES = {"compact": [1, 4], "paper": [1]}
 CUDA_DEFAULT_BATCHES = [1, 16, 64]

@@ -1,20 +1,10 @@
-"""End-to-end page speed: an A4 page at 300 dpi (2480x3508) with 6 panels, split by stage.
-
-Stages: decode (PNG page -> RGB), panels (detection, crops, line normalisation, hints), model (one
-colorize_batch call for all panels: the draft), flats (regions, palette, shading at native
-resolution), compositing (panel masks, multiplied line art) and encode, per output
-(composite/flats/shading/line PNGs, PSD, ORA, JSON, JPEG preview + thumbnail). It also measures the
-encoder settings the outputs could use. The working size is the product's default (the weights'
-calibrated size) unless --size says otherwise.
-
-Uses the trained Colorizer when weights exist (models/weights/default.safetensors or --weights);
-otherwise the shipped "compact" architecture with RANDOM weights (same FLOPs, meaningless colours),
-and says so. Targets: <= 10 s on 2 CPU cores, <= 1 s with a GPU.
+"""End-to-end page speed: an A4 page at 300 dpi (2480x3508) with 6 panels, split by stage (decode,
+panels, model, flats, compositing, encode per output), with the trained Colorizer when weights
+exist and otherwise the shipped architecture with random weights (figures: docs/benchmarks.md).
 
     python -m bench.page_speed                     # CPU (or CUDA when present), 3 warm runs
     python -m bench.page_speed --device cpu --threads 2
-    python -m bench.page_speed --device cuda --repeat 5
-"""
+    python -m bench.page_speed --device cuda --repeat 5"""
 from __future__ import annotations
 
 import argparse
@@ -27,33 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from panelpaint.formats import ALL as FORMATS
 from panelpaint.pages import load_page, render_page, write_outputs
+from tests.panelpaint.comic_pages import A4, a4_page
 
-A4 = (2480, 3508)
-FORMATS = {"png", "psd", "ora", "json", "preview"}
-
-
-def a4_page(seed: int = 0) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
-    """Six framed panels (3 rows of 2) with line-art-like drawing, borders 10 px, gutters 60 px."""
-    rng = np.random.default_rng(seed)
-    w, h = A4
-    margin, gutter = 150, 60
-    cw, rh = (w - 2 * margin - gutter) // 2, (h - 2 * margin - 2 * gutter) // 3
-    boxes = [(margin + c * (cw + gutter), margin + r * (rh + gutter), cw, rh) for r in range(3) for c in range(2)]
-    page = Image.new("L", A4, 255)
-    d = ImageDraw.Draw(page)
-    for x, y, bw, bh in boxes:
-        d.rectangle([x, y, x + bw - 1, y + bh - 1], outline=0, width=10)
-        for _ in range(12):
-            cx, cy = int(rng.integers(x + 80, x + bw - 80)), int(rng.integers(y + 80, y + bh - 80))
-            r = int(rng.integers(20, 160))
-            d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=0, width=int(rng.integers(2, 7)))
-        for _ in range(25):
-            pts = [(int(rng.integers(x + 12, x + bw - 12)), int(rng.integers(y + 12, y + bh - 12))) for _ in range(2)]
-            d.line(pts, fill=int(rng.integers(0, 60)), width=int(rng.integers(2, 6)))
-    return page.convert("RGB"), boxes
 
 
 def style_image() -> Image.Image:
@@ -64,18 +33,14 @@ def style_image() -> Image.Image:
 
 
 def make_colorizer(args):
-    import torch
-
     from models.colorizer import Colorizer
     from panelpaint.weights import DEFAULT_WEIGHTS
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
+    from tests.testkit import tiny_nets
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if weights.is_file():
         return Colorizer.from_file(weights, device=args.device, compile=args.compile), f"trained weights {weights}"
-    torch.manual_seed(0)
-    colorizer = Colorizer(Generator("compact"), PaintingStyleEncoder(), device=args.device, compile=args.compile,
+    colorizer = Colorizer(*tiny_nets(0, "compact"), device=args.device, compile=args.compile,
                           model_version="random-compact")
     return colorizer, f"NO trained weights at {weights}: compact architecture with RANDOM weights (timing only)"
 

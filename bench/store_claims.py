@@ -1,24 +1,26 @@
 """Job store throughput: claims and fenced completions per second on SQLite and PostgreSQL.
 
 Prints, for each backend, how fast one worker claims and completes renders (claim_render then
-complete_render, each its own transaction, as a Celery task does), and how fast four threads
-drain a queue with claim_next. Usage:
-    python bench/store_claims.py [--renders 300] [--postgres postgresql+psycopg://.../db]
+complete_render, each its own transaction, as a Celery task does), and how fast four threads do,
+each taking the next render id from a shared queue as Celery workers take messages. Usage:
+    python -m bench.store_claims [--renders 300] [--postgres postgresql+psycopg://.../db]
 The PostgreSQL run makes and drops a scratch database on that server.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import queue
 import tempfile
 import threading
 import time
 import uuid
 
-import sqlalchemy as sa
 
-from panelpaint.store import accounts, batches, migrate, renders
+from migrations import runner as migrate
+from panelpaint.store import accounts, batches, renders
 from panelpaint.store.db import Store
+from tests.testkit import ScratchDatabase
 
 KEY = "a" * 64 + ".png"
 
@@ -41,18 +43,23 @@ def one_worker(store: Store, ids: list[int]) -> float:
     return len(ids) / (time.perf_counter() - t)
 
 
-def pollers(store: Store, n: int, threads: int = 4) -> float:
+def workers(store: Store, ids: list[int], threads: int = 4) -> float:
     done = []
+    messages: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for rid in ids:
+        messages.put(rid)
 
     def run():
         while True:
-            with store.session() as s:
-                c = renders.claim_next(s, "poller", 3)
-            if c is None:
+            try:
+                rid = messages.get_nowait()
+            except queue.Empty:
                 return
             with store.session() as s:
-                renders.complete_render(s, c.render_id, c.attempt, {"png": KEY})
-            done.append(c.render_id)
+                c = renders.claim_render(s, rid, f"bench-{threading.get_ident()}", 3)
+            with store.session() as s:
+                renders.complete_render(s, rid, c.attempt, {"png": KEY})
+            done.append(rid)
 
     ts = [threading.Thread(target=run) for _ in range(threads)]
     t = time.perf_counter()
@@ -60,8 +67,8 @@ def pollers(store: Store, n: int, threads: int = 4) -> float:
         th.start()
     for th in ts:
         th.join()
-    assert len(done) == len(set(done)) == n, "a render was claimed twice or lost"
-    return n / (time.perf_counter() - t)
+    assert sorted(done) == sorted(ids), "a render was claimed twice or lost"
+    return len(ids) / (time.perf_counter() - t)
 
 
 def bench(url: str, n: int) -> None:
@@ -69,10 +76,9 @@ def bench(url: str, n: int) -> None:
     store = Store(url)
     try:
         single = one_worker(store, seed(store, n))
-        ids = seed(store, n)
-        multi = pollers(store, len(ids))
+        multi = workers(store, seed(store, n))
         print(f"{store.dialect:10s} claim+complete, 1 worker: {single:7.0f} renders/s   "
-              f"claim_next+complete, 4 threads: {multi:7.0f} renders/s   ({n} renders each)")
+              f"4 threads: {multi:7.0f} renders/s   ({n} renders each)")
     finally:
         store.dispose()
 
@@ -85,17 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench(f"sqlite:///{tmp}/bench.db", args.renders)
     if args.postgres.startswith("postgresql"):
-        admin = sa.create_engine(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1),
-                                 isolation_level="AUTOCOMMIT")
-        name = f"pp_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        scratch = ScratchDatabase(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), "pp_bench")
         try:
-            bench(admin.url.set(database=name).render_as_string(hide_password=False), args.renders)
+            bench(scratch.url, args.renders)
         finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            scratch.drop()
 
 
 if __name__ == "__main__":

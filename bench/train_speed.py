@@ -1,6 +1,6 @@
 """Training speed: images/s of one full stage-1 (or stage-2) optimisation step at 256x256.
 
-    python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 8] [--steps 5] [--threads N]
+    python -m bench.train_speed [--device cpu|cuda] [--size 256] [--batch 8] [--steps 5] [--threads N]
 
 Times `Trainer.step` (style encoder + generator with both guide decoders + eq. 2 loss + backward +
 fused AdamW; bf16 autocast on CUDA) on synthetic batches, so data loading is measured separately
@@ -9,7 +9,6 @@ fused AdamW; bf16 autocast on CUDA) on synthetic batches, so data loading is mea
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,10 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.data import PairConfig, make_pair  # noqa: E402
-from models.train import Trainer, TrainConfig  # noqa: E402
+from models.data import PairConfig, make_pair
+from models.train import Trainer, TrainConfig
 
 
 def synthetic_batch(batch: int, size: int) -> dict[str, torch.Tensor]:

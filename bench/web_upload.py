@@ -2,38 +2,25 @@
 enqueue) and how fast the first thumbnail of a page is made, on the app itself (Flask test client,
 SQLite, queue stubbed so only the web's own work is timed). Prints its figures.
 
-    .venv/bin/python bench/web_upload.py --pages 8 --dpi 300
+    python -m bench.web_upload --pages 8 --dpi 300
 """
 from __future__ import annotations
 
 import argparse
 import io
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tests.panelpaint.comic_pages import sparse_a4_page
 
 
 def a4_page(dpi: int, seed: int) -> bytes:
-    w, h = int(8.27 * dpi), int(11.69 * dpi)
-    img = Image.new("L", (w, h), 255)
-    d = ImageDraw.Draw(img)
-    m = w // 20
-    for r in range(3):
-        for c in range(2):
-            x0, y0 = m + c * (w - 2 * m) // 2, m + r * (h - 2 * m) // 3
-            x1, y1 = x0 + (w - 2 * m) // 2 - m // 2, y0 + (h - 2 * m) // 3 - m // 2
-            d.rectangle([x0, y0, x1, y1], outline=0, width=max(2, dpi // 50))
-            d.ellipse([x0 + m + seed, y0 + m, x1 - m, y1 - m], outline=0, width=max(2, dpi // 100))
-    buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
+    """A line-art page of A4 at `dpi`."""
+    return sparse_a4_page(int(8.27 * dpi) * int(11.69 * dpi), seed)
 
 
 def main() -> None:
@@ -44,11 +31,12 @@ def main() -> None:
 
     from panelpaint import queue
     from panelpaint.settings import load_settings
-    from panelpaint.store import accounts, migrate, styles
+    from migrations import runner as migrate
+    from panelpaint.store import accounts, styles
     from panelpaint.store.db import Store
     from web import create_app
 
-    queue.enqueue_render = lambda settings, render_id, countdown=None: f"task-{render_id}"
+    queue.enqueue_render = lambda settings, render_id, task_id=None, countdown=None: task_id or f"task-{render_id}"
     queue.enqueue_ingest = lambda settings, page_id: f"ingest-{page_id}"
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-web-"))
     url = f"sqlite:///{tmp / 'db.sqlite'}"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from cli.options import SEED, WORK_SIZE
+
 IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -26,12 +28,12 @@ def _open(path: Path, what: str):
               help="RGBA image the size of SKETCH; pixels with alpha > 0 are colour dots.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights file (default: PANELPAINT_WEIGHTS or models/weights/default.safetensors).")
-@click.option("--size", type=click.IntRange(64, 4096), default=None,
+@click.option("--size", type=WORK_SIZE, default=None,
               help="Working size: long side fed to the network (default: PANELPAINT_WORK_SIZE, else the size "
                    "the weights were calibrated at).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default=None,
               help="Where to run (default PANELPAINT_DEVICE).")
-@click.option("--seed", type=int, default=None, help="A variant: each seed gives another plausible colouring.")
+@click.option("--seed", type=SEED, default=None, help="A variant: each seed gives another plausible colouring.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG.")
 def colorize(sketch: Path, style_path: Path, hints_path: Path | None, weights: Path | None, size: int | None,
              device: str | None, seed: int | None, output: Path) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from cli.options import WORK_SIZE
+
 
 def _named_weights(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     from panelpaint.settings import get_settings
@@ -24,7 +26,7 @@ def _named_weights(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--weights", "weights", multiple=True, metavar="[NAME=]FILE",
               help="Weights to evaluate (repeatable). Default: PANELPAINT_WEIGHTS or the shipped weights.")
-@click.option("--work-size", "work_sizes", multiple=True, type=click.IntRange(64, 4096),
+@click.option("--work-size", "work_sizes", multiple=True, type=WORK_SIZE,
               help="Working sizes to measure (repeatable). Default: the size each weights file was calibrated at.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also measure the line art alone, a blind palette bucket fill and the oracle flats.")

@@ -1,14 +1,8 @@
-"""Flower with no open endpoint: `/metrics` and `/healthcheck` behind the same login as the rest.
+"""Flower with no open endpoint: `/metrics` and `/healthcheck` behind the same login as the rest
+(Flower exempts them: mher/flower #1129, #1342; docs/deploy.md). What `panelpaint flower` and
+`panelpaint up` run instead of `celery flower`:
 
-Flower exempts both from authentication (its docs/auth.rst; mher/flower #1129, #1342), and its
-Prometheus metrics name every task, worker host and count. This module is what `panelpaint flower`
-and `panelpaint up` run instead of `celery flower`: it swaps those two handlers for subclasses
-guarded by Tornado's `authenticated` (the decorator Flower's other views use), then runs the
-Celery command line as usual. A Prometheus scraper sends the Flower credentials (`basic_auth`
-in its scrape config); a liveness probe may count a 401 as alive (docker/healthcheck.py does).
-
-    python -m cli.flower_app -A panelpaint.queue flower --address=127.0.0.1 --port=5555
-"""
+    python -m cli.flower_app -A panelpaint.queue flower --address=127.0.0.1 --port=5555"""
 from __future__ import annotations
 
 import sys

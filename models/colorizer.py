@@ -1,14 +1,7 @@
 """The inference pipeline: line art + style reference (+ optional colour dots) -> coloured panel.
-
-`Colorizer` composes a generator and a style encoder the way a diffusers pipeline does: it owns
-the device (CUDA, then MPS, then CPU), the dtype (bf16 on CUDA, float32 elsewhere), channels-last
-layout and optional `torch.compile`. Images go in and out as PIL images at their own size and
-aspect ratio: the long side is resized to the working size, the short side is PADDED (with paper
-white) to the generator's stride, never stretched, and the result is cropped and resized back.
-
-The network is deterministic; a `seed` asks for a variant: the style code is moved by seeded noise
-(`STYLE_JITTER` of its own spread), the same for every panel of the call, so a page stays consistent.
-"""
+`Colorizer` owns device, dtype and compilation like a diffusers pipeline; panels keep their
+aspect ratio (padded, never stretched) and a seed asks for a variant (docs/architecture.md,
+"The networks")."""
 from __future__ import annotations
 
 import logging
@@ -24,7 +17,9 @@ from models.lines import normalize_lineart
 
 log = logging.getLogger(__name__)
 
-MIN_SIZE, MAX_SIZE = 16, 4096          # working size limits (long side fed to the network), as in Settings
+# Working sizes the network takes (the long side fed to it). The service's own range, which `models`
+# cannot import (panelpaint.limits.WORK_SIZE_MIN/MAX, 64-4096), must lie within: tests/models checks it.
+MIN_SIZE, MAX_SIZE = 16, 4096
 MAX_ASPECT = 256                        # beyond this a "panel" is a line, not a picture
 STYLE_MAX_SIDE = 512                    # encoders resize to ~224 anyway; no need to move 8k references
 STYLE_JITTER = 0.5                      # a seeded variant's noise on the style code, in units of its spread

@@ -1,18 +1,6 @@
-"""Training pairs made on the fly from folders of finished colour images.
-
-Each item is (sketch, truth, reference, hints):
-- truth: a random crop of the painting, resized to `size` (any source size and aspect ratio);
-- sketch: randomised line extraction of the truth (XDoG or dilation difference, random sigma,
-  thresholds and line thickness, sometimes JPEG noise) via `models.lines`;
-- reference: an AUGMENTED SELF-REFERENCE: the truth cropped, flipped, rotated and warped by a
-  smooth random displacement field (one `grid_sample`), so its colours match the truth but no pixel
-  sits where it was: the generator must read colours from the style vector, not copy them;
-  brightness/contrast move a little, hue and saturation never (they are what the style carries);
-- hints: with probability `hint_prob`, sparse colour dots taken from the truth
-  (channels RGB in [-1, 1] where a dot is, and a 0/1 mask), zeros otherwise.
-
-Images and line maps are float32 in [0, 1]; the generator's target is `truth * 2 - 1`.
-"""
+"""Training pairs made on the fly from folders of finished colour images: (sketch, truth,
+augmented self-reference, hints), float32 in [0, 1]; the generator's target is `truth * 2 - 1`
+(docs/training.md, "What a training pair is")."""
 from __future__ import annotations
 
 import io

@@ -1,17 +1,6 @@
-"""Held-out evaluation: reference-following rate, PSNR and SSIM, for the model and the baselines.
-
-- Reference-following rate: for each held-out image i, its sketch S and the whole of two OTHER
-  held-out images A and B as references; a trial succeeds when G(S, A) is nearer to A than to B in
-  colour distribution (normalised a*b* histogram in CIE Lab, 16x16 bins over +-100 blurred by one
-  bin, chi-squared distance). Each sketch
-  gives two trials (G(S, A) against A/B and G(S, B) against B/A). Chance is 50%.
-- PSNR and SSIM against the truth when the reference is the truth's own augmented copy (the
-  training situation, so it measures colouring quality, not style guessing).
-
-Everything is deterministic for a given file list: sketches use fixed XDoG parameters, the
-augmentations and partner images come from generators seeded with the image's index.
-A "method" is any function (sketch [B,1,H,W], reference [B,3,H,W]) -> colour [B,3,H,W], all in [0,1].
-"""
+"""Held-out evaluation: reference-following rate, PSNR and SSIM, for the model and the baselines;
+deterministic for a given file list (the measures: docs/quality.md). A "method" is any function
+(sketch [B,1,H,W], reference [B,3,H,W]) -> colour [B,3,H,W], all in [0,1]."""
 from __future__ import annotations
 
 import functools

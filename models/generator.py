@@ -1,25 +1,6 @@
-"""The colouring generator: a residual U-net with a global style hint and two guide decoders.
-
-Follows Fig. 2 and 5 of the style2paints paper (Zhang et al. 2017, "Style Transfer for Anime
-Sketches with Enhanced Residual U-net and Auxiliary Classifier GAN"):
-
-    sketch (+ local hints) -> encoder (downsampling, skips saved) -> mid-level residual blocks at
-    the lowest resolution, with the style hint added -> decoder (upsampling, skips concatenated)
-    -> tanh RGB.
-
-The style hint is a 4096-d vector -> Linear(4096, 2048) -> global normalisation (zero mean, unit
-variance across the 2048 features, i.e. layer norm without affine) -> one linear projection per
-mid block, added to that block's features. Guide decoder 1 reads the features at the ENTRY of the
-mid-level layers (sketch information only, before any style is added) and predicts the grayscale
-painting; guide decoder 2 reads their EXIT and predicts the colour painting. Both exist only to
-give the mid-level layers a short gradient path during training (the paper's fix for the "lazy"
-U-net that routes everything through the skips); `forward` computes them only when asked.
-
-Normalisation is GroupNorm: it does not depend on the batch (inference runs at batch 1 and
-training on CPU uses tiny batches, where BatchNorm statistics are noise), and unlike InstanceNorm
-with one channel per group it does not erase every per-channel offset. The style is added AFTER
-each mid block's normalisations so that normalisation cannot subtract it away.
-"""
+"""The colouring generator: a residual U-net with a global style hint and two guide decoders, after
+Zhang et al. 2017 (style2paints). How the hint enters, what the guides are for and why GroupNorm:
+docs/architecture.md, "The networks"."""
 from __future__ import annotations
 
 import math

@@ -1,13 +1,5 @@
-"""Line extraction (XDoG, dilation difference) and clean-up of scanned or drawn line art.
-
-Convention everywhere in this module: a line map is a float32 array HxW in [0, 1] where
-1.0 is white paper and 0.0 is full ink. Training pairs are made with `extract_lines` on
-colour paintings; uploaded line art goes through `normalize_lineart`, so both reach the
-network with the same statistics (white paper exactly 1, solid strokes near 0).
-
-numpy and Pillow only: the blurs are separable numpy convolutions and the rank filters are
-separable running min/max, which keeps `models/` free of scipy and OpenCV.
-"""
+"""Line extraction (XDoG, dilation difference) and clean-up of scanned or drawn line art. A line
+map is float32 HxW in [0, 1], 1.0 paper and 0.0 ink, whether made for training or from an upload."""
 from __future__ import annotations
 
 from dataclasses import dataclass

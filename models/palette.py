@@ -1,12 +1,5 @@
-"""Palette-transfer baseline: the reference's colours histogram-matched onto the sketch's regions.
-
-No learning: the sketch's paper is cut into regions enclosed by lines (connected components),
-the reference's colours are quantised into a palette sorted by frequency, and regions, sorted by
-area, take the palette colour at the same rank of cumulative area (the biggest region, usually the
-background, gets the reference's most common colour). Lines are multiplied on top. It is what a
-colourist's bucket fill with the reference's palette would do blindly, and the bar the network
-must beat on PSNR/SSIM.
-"""
+"""Palette-transfer baseline: the reference's colours ranked onto the sketch's regions by area, a
+blind bucket fill and the bar the network must beat (docs/quality.md)."""
 from __future__ import annotations
 
 import torch

@@ -1,16 +1,6 @@
-"""Style encoders: a reference image -> the 4096-d global style hint the generator consumes.
-
-One interface: `forward(images [B,3,H,W] RGB in [0,1]) -> [B,4096]`; each encoder does its own
-resizing and normalisation, so callers never need to know which one they hold.
-
-- `VGG19StyleEncoder`: the paper's encoder. VGG19 written out with torchvision's exact layer
-  indices, so a torchvision state dict loads unchanged; the hint is the fc1 output (classifier.0)
-  BEFORE its ReLU. Weights come only from a local file the user names: nothing is downloaded.
-- `PaintingStyleEncoder`: the default, trained with our generator (the paper's own future work:
-  an encoder for paintings instead of photographs). Built so that global colour statistics reach
-  the output through short paths: mean and standard deviation pooling at every scale, and a soft
-  colour histogram branch, both fed linearly to the 4096-d output.
-"""
+"""Style encoders: a reference image (RGB in [0, 1]) -> the 4096-d global style hint the generator
+consumes. `VGG19StyleEncoder` is the paper's (torchvision's layout and weights),
+`PaintingStyleEncoder` the default, trained with the generator (docs/architecture.md, "The networks")."""
 from __future__ import annotations
 
 from pathlib import Path

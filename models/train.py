@@ -1,14 +1,5 @@
-"""Training: stage 1 (L1 with the two guide decoders, eq. 2) and stage 2 (adversarial fine-tuning, eq. 5).
-
-A run lives in one folder (`runs/NAME/`):
-    weights.safetensors   generator + style encoder via `models.weights_io` (what `colorize` loads)
-    state.safetensors     optimiser states, guide decoders, discriminator, step: see `models.checkpoint`
-    metrics.jsonl         one JSON object per logged step (loss terms, lr, images/s): plot from it
-    samples/step_N.png    sketch | truth | output (own reference) | another reference | output with it
-    config.json           the TrainConfig of the run
-Running the same command again resumes from the folder (step count and optimiser state included).
-`init` starts a new run from existing weights, e.g. the shipped default (fine-tuning on a studio's pages).
-"""
+"""Training: stage 1 (L1 with the two guide decoders, eq. 2) and stage 2 (adversarial fine-tuning,
+eq. 5), in a run folder that the same command resumes (docs/training.md)."""
 from __future__ import annotations
 
 import contextlib

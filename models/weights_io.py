@@ -1,13 +1,5 @@
 """Save and load panelpaint weights: one safetensors file with the generator, the style encoder and
-their configurations in its metadata. Never pickle.
-
-Layout: tensors under "generator.*" and "style_encoder.*"; metadata (all strings, as safetensors
-requires) = {"format": "panelpaint", "version": FORMAT_VERSION, "model_version": ...,
-"config": JSON {"generator": GeneratorConfig dict, "style_encoder": {"kind", "config"}},
-"inference_only": "true"|"false", "work_size": the calibrated working size (`panelpaint evaluate
---calibrate`), ...extra_meta}. `inference_only` files leave out the
-training-only guide decoders (smaller shipped weights); loading them gives freshly initialised guides.
-"""
+their configurations in its metadata; never pickle (the layout: docs/architecture.md, "The networks")."""
 from __future__ import annotations
 
 import json

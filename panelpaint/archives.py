@@ -1,11 +1,8 @@
 """ZIP and CBZ archives of pages: safe reading in natural sort order, and writing outputs.
 
-Reading never extracts to disk and never trusts the archive: absolute paths, `..` components and
-symlink entries are refused, the entry count, each entry's size and the total uncompressed size
-are capped (declared sizes before reading, actual bytes while inflating), entries are read as
-streams in chunks, and files a comic reader would ignore (`__MACOSX/`, `Thumbs.db`, dot files,
-text) are skipped. A bad entry is reported and the others go on.
-"""
+Reading never extracts to disk and never trusts the archive (paths, links, entry count and sizes
+are checked, declared sizes first and inflated bytes while reading); files a comic reader would
+ignore are skipped, and a bad entry is reported while the others go on."""
 from __future__ import annotations
 
 import stat
@@ -43,8 +40,9 @@ _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Not
 
 
 @dataclass
-class ArchivePage:
-    """One image entry: its bytes, or the reason it was refused."""
+class PageFile:
+    """One page-to-be, an archive entry or an uploaded file: its name (a label, never a path) and
+    its bytes, or the reason it cannot be used (it becomes a failed page)."""
 
     name: str
     data: bytes | None = None
@@ -236,21 +234,21 @@ def iter_entries(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_by
 
 
 def iter_archive(path: str | Path | BinaryIO, *, max_entries: int = 1000, max_bytes: int = 4 * 1024**3,
-                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[ArchivePage]:
+                 max_entry_bytes: int | None = None, skip: int = 0) -> Iterator[PageFile]:
     """`iter_entries` with each page read into memory (`data`) or refused (`error`): for callers
     that need the bytes (the command line), each entry capped at `max_entry_bytes`."""
     for entry in iter_entries(path, max_entries=max_entries, max_bytes=max_bytes,
                               max_entry_bytes=max_entry_bytes, skip=skip):
         if entry.error:
-            yield ArchivePage(entry.name, error=entry.error)
+            yield PageFile(entry.name, error=entry.error)
             continue
         try:
             with entry.open() as reader:
                 data = reader.read()
         except EntryError as exc:
-            yield ArchivePage(entry.name, error=str(exc))
+            yield PageFile(entry.name, error=str(exc))
             continue
-        yield ArchivePage(entry.name, data=data)
+        yield PageFile(entry.name, data=data)
 
 
 def write_archive(out_path: str | Path, files: Iterable[tuple[str, Path | bytes]]) -> Path:

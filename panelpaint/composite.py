@@ -1,23 +1,12 @@
-"""Colour back at native resolution: line-aware upsampling of panel colours, panel masks, multiplied line art.
-
-The network colours a panel at about 512 px; a page panel is 2-4 times larger. Plain bicubic
-upsampling smears each colour a few pixels across the lines and keeps the network's own blurry
-lines in the colour. Here the regions enclosed by the native line art act as barriers: next to a
-line every pixel takes the colour measured in the interior of its own region, further in the
-network's colour is kept (gradients and shading survive), and the line pixels themselves take the
-colour of the nearest region interior, so the flats carry no lines. A guided filter (He et al.) is
-available as an alternative method.
-"""
+"""Colour back at native resolution: line-aware upsampling of panel colours, panel pasting,
+multiplied line art (how the upsampling keeps colours on their side: `upsample_colors`)."""
 from __future__ import annotations
-
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from panelpaint.images import gray_percentiles
 
-Method = Literal["regions", "guided", "bicubic"]
 # Darker than this is line (a barrier for colour); lighter anti-aliasing counts as paper.
 LINE_THRESHOLD = 160
 
@@ -32,39 +21,14 @@ def normalize_lines(gray: np.ndarray) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a grey guide (float32 in [0, 1]); `src` may have channels."""
-    guide = guide.astype(np.float32)
-    src = src.astype(np.float32)
-    ksize = (2 * radius + 1, 2 * radius + 1)
-
-    def box(a: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(a, -1, ksize, borderType=cv2.BORDER_REFLECT)
-
-    if src.ndim == 3:
-        return np.dstack([guided_filter(guide, src[..., c], radius, eps) for c in range(src.shape[2])])
-    mean_i, mean_p = box(guide), box(src)
-    cov_ip = box(guide * src) - mean_i * mean_p
-    var_i = box(guide * guide) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return box(a) * guide + box(b)
-
-
-def line_mask(lines: np.ndarray, threshold: int = LINE_THRESHOLD) -> np.ndarray:
-    """Boolean mask of line pixels in a grey uint8 line-art array."""
-    return lines < threshold
-
-
-def upsample_colors(
-    colors: np.ndarray,
-    lines: np.ndarray,
-    *,
-    method: Method = "regions",
-    bleed: float | None = None,
-) -> np.ndarray:
+def upsample_colors(colors: np.ndarray, lines: np.ndarray, *, bleed: float | None = None) -> np.ndarray:
     """Bring RGB uint8 `colors` (the network output) to the size of grey uint8 `lines`, without bleeding.
 
+    The network colours a panel at its working size; the page's panel is often 2-4 times larger.
+    Plain bicubic upsampling smears each colour across the lines and keeps the network's own blurry
+    lines in the colour. Here the regions the native line art encloses are barriers: next to a line
+    a pixel takes the colour of its own region's interior, further in the network's colour is kept
+    (gradients survive), and line pixels take the nearest interior's colour, so flats carry no lines.
     `bleed` is the width in native pixels next to a line where the region's own colour replaces the
     upsampled one (default 2.5x the scale factor, at least 2 px: a network blurs a colour edge over
     2-3 of its own pixels).
@@ -72,16 +36,6 @@ def upsample_colors(
     h, w = lines.shape
     scale = max(h / colors.shape[0], w / colors.shape[1])
     up = cv2.resize(colors, (w, h), interpolation=cv2.INTER_CUBIC)
-    if method == "bicubic":
-        return up
-    if method == "guided":
-        ycc = cv2.cvtColor(up, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-        guide = lines.astype(np.float32) / 255.0
-        radius = max(2, int(round(2 * scale)))
-        ycc[..., 1:] = guided_filter(guide, ycc[..., 1:] / 255.0, radius, 1e-3) * 255.0
-        return cv2.cvtColor(np.clip(ycc + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
-    if method != "regions":
-        raise ValueError(f"unknown upsampling method {method!r}")
     if bleed is None:
         bleed = max(2.0, 2.5 * scale)
     paper = (lines >= LINE_THRESHOLD).astype(np.uint8)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from panelpaint.formats import ALL as FORMATS
+
 if TYPE_CHECKING:
     from panelpaint.pages import PageResult
 
@@ -24,7 +26,6 @@ PNG_LEVEL = 1
 PREVIEW_SIDE = 1600
 PREVIEW_QUALITY = 85
 THUMB_SIDE = 256
-FORMATS = frozenset({"png", "psd", "ora", "json", "preview"})
 
 
 def png_bytes(img: Image.Image, level: int = PNG_LEVEL) -> bytes:

@@ -1,12 +1,8 @@
 """The page pipeline: panels -> one batched colouring call (the draft) -> flats at native resolution -> outputs.
 
-Three stages, so that a service can run each where it is cheapest: `prepare_page` (panels and the
-network's inputs), `colour_pages` (one `colorize_batch` call for the panels of one or more pages:
-the GPU's part) and `finish_page` (flats, shading and compositing at native resolution,
-`panelpaint.flats`); `render_page` runs all three in one process and `colour_image` colours one
-picture the same way. The colorizer is any object with the `PanelColorizer` shape (the real one
-is `models.colorizer.Colorizer`), so this module never imports torch.
-"""
+`prepare_page`, `colour_pages` (the GPU's part) and `finish_page` run where each is cheapest;
+`render_page` runs all three in one process and `colour_image` colours one picture the same way.
+The colorizer is any `PanelColorizer`, so this module never imports torch."""
 from __future__ import annotations
 
 import enum
@@ -23,10 +19,11 @@ from PIL import Image
 from panelpaint import export
 from panelpaint.composite import multiply, normalize_lines, paste_panel, upsample_colors
 from panelpaint.flats import Background, apply_shading, finish_panel
+from panelpaint.formats import ALL as FORMATS
 from panelpaint.hints import hint_image, parse_color, validate_hints
 from panelpaint.images import Source, open_image, to_gray
 from panelpaint.palette import Palette, extract_palette
-from panelpaint.panels import Direction, Panel, detect_panels, order_panels
+from panelpaint.panels import Direction, Panel, detect_panels, order_panels, rectangle
 
 
 class Cancelled(Exception):
@@ -108,7 +105,7 @@ class PageResult:
     panels: list[Panel]
     shading: Image.Image | None = None  # L: multiply layer over the flats (255 = no change)
     shading_shown: bool = False  # whether the composite (and the layered files) show the shading
-    direction: Direction = "ltr"
+    direction: Direction = Direction.ltr
     model_version: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -133,7 +130,7 @@ def load_page(source: Source, *, name: str | None = None, max_pixels: int | None
     return open_image(source, name=name, max_pixels=max_pixels)
 
 
-def detect(page: Image.Image, direction: Direction = "ltr", **options) -> list[Panel]:
+def detect(page: Image.Image, direction: Direction = Direction.ltr, **options) -> list[Panel]:
     """Panels of a page in reading order ("ltr", or "rtl" for manga); options go to `detect_panels`."""
     return detect_panels(to_gray(page), direction, **options)
 
@@ -187,7 +184,7 @@ class PreparedPage:
     sketches: list[Image.Image]
     styles: list[Image.Image]
     hints: list[Image.Image | None]
-    direction: Direction = "ltr"
+    direction: Direction = Direction.ltr
     lines: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     finishes: list["PanelFinish"] = field(default_factory=list)
@@ -263,7 +260,7 @@ def prepare_page(
     style: Style | Image.Image,
     *,
     panels: list[Panel] | list[dict] | None = None,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
@@ -327,7 +324,7 @@ def finish_page(
     *,
     finishes: list[PanelFinish] | None = None,
     options: FinishOptions = FinishOptions(),
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     model_version: str = "",
     timings: dict[str, float] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -402,7 +399,7 @@ def render_page(
     colorizer: PanelColorizer,
     *,
     panels: list[Panel] | list[dict] | None = None,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     panel_styles: dict[int, Style | Image.Image] | None = None,
     panel_hints: dict[int, list[dict]] | None = None,
     work_size: int = 512,
@@ -441,7 +438,7 @@ def render_page(
 def whole_image_panel(size: tuple[int, int]) -> Panel:
     """The one panel of a single picture: the whole image."""
     w, h = size
-    return Panel((0, 0, w, h), [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], 0)
+    return Panel((0, 0, w, h), rectangle((0, 0, w, h)), 0)
 
 
 def colour_image(
@@ -481,7 +478,7 @@ def merge_panel(base: np.ndarray, layer: np.ndarray, panel: Panel) -> np.ndarray
 def write_outputs(
     result: PageResult,
     out_dir: str | Path,
-    formats: set[str] | frozenset[str] = export.FORMATS,
+    formats: set[str] | frozenset[str] = FORMATS,
     *,
     stem: str = "page",
 ) -> dict[str, Path]:
@@ -495,7 +492,7 @@ def write_outputs(
 
 def encode_outputs(
     result: PageResult,
-    formats: set[str] | frozenset[str] = export.FORMATS,
+    formats: set[str] | frozenset[str] = FORMATS,
     *,
     stem: str = "page",
 ) -> dict[str, tuple[str, bytes]]:

@@ -14,8 +14,8 @@ import numpy as np
 
 from panelpaint.colour import chroma, is_paper, lab_to_rgb, rgb_to_lab
 from panelpaint.hints import parse_color
+from panelpaint.limits import SWATCHES_MAX
 
-MAX_SWATCHES = 32
 # Near-black and greyish is ink: left out of a palette with the pixels touching it (anti-aliasing).
 INK_L = 20.0
 INK_CHROMA = 15.0
@@ -45,13 +45,13 @@ class Swatch:
 
 @dataclass(frozen=True)
 class Palette:
-    """1..MAX_SWATCHES swatches; `extract_palette` sorts them by share, a user's edit keeps its order."""
+    """1..SWATCHES_MAX swatches; `extract_palette` sorts them by share, a user's edit keeps its order."""
 
     swatches: tuple[Swatch, ...]
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.swatches) <= MAX_SWATCHES:
-            raise ValueError(f"a palette has 1 to {MAX_SWATCHES} swatches, got {len(self.swatches)}")
+        if not 1 <= len(self.swatches) <= SWATCHES_MAX:
+            raise ValueError(f"a palette has 1 to {SWATCHES_MAX} swatches, got {len(self.swatches)}")
 
     def __len__(self) -> int:
         return len(self.swatches)
@@ -73,8 +73,8 @@ class Palette:
         """
         if not isinstance(data, (list, tuple)):
             raise ValueError(f"a palette must be a list of swatches, got {type(data).__name__}")
-        if not 1 <= len(data) <= MAX_SWATCHES:
-            raise ValueError(f"a palette has 1 to {MAX_SWATCHES} swatches, got {len(data)}")
+        if not 1 <= len(data) <= SWATCHES_MAX:
+            raise ValueError(f"a palette has 1 to {SWATCHES_MAX} swatches, got {len(data)}")
         swatches = []
         for i, item in enumerate(data):
             if not isinstance(item, dict) or "color" not in item:
@@ -128,8 +128,8 @@ def extract_palette(rgb: np.ndarray, k: int = 8) -> Palette:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
         raise ValueError(f"reference must be RGB uint8 (h, w, 3), got {rgb.dtype} {rgb.shape}")
-    if not 1 <= k <= MAX_SWATCHES:
-        raise ValueError(f"k must be 1 to {MAX_SWATCHES}, got {k}")
+    if not 1 <= k <= SWATCHES_MAX:
+        raise ValueError(f"k must be 1 to {SWATCHES_MAX}, got {k}")
     lab = _coloured_pixels(rgb)
     if len(lab) > MAX_SAMPLES:
         lab = lab[np.linspace(0, len(lab) - 1, MAX_SAMPLES).astype(np.int64)]

@@ -1,14 +1,7 @@
-"""The torch-free queue client: task names, the shared Celery configuration, enqueue, revoke and inspection.
-
-The web dashboard and the command line send work to the workers through this module, by task
-name, without importing `worker/` (and so without torch). The worker's Celery app is built from
-`celery_config(settings)` too, so client and workers always agree on the broker, the queues, the
-serializer and the Redis `visibility_timeout` (which must be identical everywhere: Celery #7651).
-
-Delivery contract: enqueue only after the database commit that made the row, and pass ids only.
-Every task may run more than once (acks_late + reject_on_worker_lost); the job store's attempt
-fencing makes the second run harmless.
-"""
+"""The torch-free queue client: task names, the shared Celery configuration, enqueue, revoke and
+inspection. The dashboard and the command line send work through it by task name, only after
+the commit that made its row; the workers' app is built from the same configuration
+(docs/architecture.md, "Queues and pools")."""
 from __future__ import annotations
 
 import functools

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from panelpaint.weights import DEFAULT_WEIGHTS, WORK_SIZE_MAX, WORK_SIZE_MIN, read_info
+from panelpaint.limits import RENDER_LEASE_SECONDS, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.weights import DEFAULT_WEIGHTS, read_info
 
 
 class SettingsError(ValueError):
@@ -41,7 +42,8 @@ class Settings(BaseSettings):
 
     # Model
     weights: Path = DEFAULT_WEIGHTS
-    vgg19_weights: Path | None = None  # a torchvision-format VGG19 state dict, for the VGG19 style encoder
+    # torchvision's VGG19 state dict: what `panelpaint train --style-encoder vgg19` starts from.
+    vgg19_weights: Path | None = None
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     compile: bool = False
     # Long side of a panel fed to the network; empty = the size the weights were calibrated at.
@@ -65,7 +67,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=20)
     # A running render whose worker has not reported progress for this long may be taken over by a
     # redelivered task (the previous attempt is then fenced out). Workers report after every panel.
-    render_lease_seconds: int = Field(120, ge=1)
+    render_lease_seconds: int = Field(RENDER_LEASE_SECONDS, ge=1)
     worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
     # A render worker waits before taking its next page while more messages than this wait on the
     # io queue, so coloured pages never pile up unfinished (their lease runs while they wait).

@@ -1,11 +1,6 @@
-"""Turning uploaded files into pages: each image checked (allow-list, pixel limit, full decode) and
-stored under a key the server makes, and ZIP/CBZ archives unpacked, in order, on an io worker.
-
-`unpack_upload` is the io worker's part (`worker.ingest` wraps it in a task) and is torch-free,
-so the dashboard's tests run it as the worker would. It resumes a lost worker's upload at the
-first entry that worker did not add, and a bad entry becomes a failed page with its message
-while the rest go on.
-"""
+"""Turning uploaded files into pages: each image checked and stored under a key the server makes,
+and ZIP/CBZ archives unpacked in order on an io worker (`unpack_upload`, torch-free, resumable;
+a bad entry becomes a failed page while the rest go on)."""
 from __future__ import annotations
 
 import enum
@@ -20,6 +15,7 @@ from PIL import Image
 
 from panelpaint.archives import ArchiveEntry, ArchiveError, EntryError, EntryTooLarge, iter_entries
 from panelpaint.images import ALLOWED_FORMATS, PIXELS_SETTING, ImageError, check_image, page_file_bytes_limit
+from panelpaint.limits import NAME_MAX
 from panelpaint.store import uploads
 from panelpaint.store.db import Store
 from panelpaint.store.errors import NotFound
@@ -43,7 +39,7 @@ def display_name(filename: str | None, fallback: str = "upload") -> str:
     """A client's filename reduced to a label: last path part, printable, at most 200 characters."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if c.isprintable()).strip()
-    return (name or fallback)[:200]
+    return (name or fallback)[:NAME_MAX]
 
 
 def image_suffix(source: bytes | Path) -> str:
@@ -113,7 +109,7 @@ def _items(f: dict[str, Any], storage: Storage, settings, skip: int,  # noqa: AN
         for entry in iter_entries(path, max_entries=settings.max_archive_entries,
                                   max_bytes=settings.max_archive_bytes,
                                   max_entry_bytes=page_file_bytes_limit(settings.max_image_pixels), skip=skip):
-            label = f"{f['name']}/{display_name(entry.name)}"[:200]
+            label = f"{f['name']}/{display_name(entry.name)}"[:NAME_MAX]
             error = f"{f['name']}: {entry.name}: {entry.error}" if entry.error else None
             yield label, entry, error, False
     except ArchiveError as exc:

@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from panelpaint.limits import WORK_SIZE_MAX, WORK_SIZE_MIN
+
 # models/weights/ is package data of the `models` room; the core only knows where it lies.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "default.safetensors"
 # Working size for weights that do not record one (older files).
 FALLBACK_WORK_SIZE = 512
-WORK_SIZE_MIN, WORK_SIZE_MAX = 64, 4096
 
 
 class WeightsFileError(ValueError):

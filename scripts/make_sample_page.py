@@ -9,16 +9,14 @@ by default, so the page shows a wide panel between two rows and exercises the re
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from models.lines import extract_lines
 
-from models.lines import extract_lines  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def line_art(path: Path, box: tuple[int, int]) -> Image.Image:

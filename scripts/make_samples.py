@@ -8,17 +8,15 @@ painting, the style another held-out painting; both are kept small (long side 25
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from models.data import load_rgb
+from models.evaluate import eval_sketch
 
-from models.data import load_rgb  # noqa: E402
-from models.evaluate import eval_sketch  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fit_long_side(rgb: np.ndarray, side: int) -> np.ndarray:

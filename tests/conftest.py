@@ -7,13 +7,12 @@ CI) a missing service fails the test instead of skipping it.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 
 from panelpaint.settings import Settings, load_settings
-from servicekit import REQUIRE_SERVICES, RedisServer, free_port, missing_service  # noqa: F401
+from tests.testkit import RedisServer, ScratchDatabase, missing_service, postgres_admin_url
 
 
 @pytest.fixture
@@ -24,33 +23,20 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return load_settings(var_dir=tmp_path / "var", secret_key="test-secret")
 
 
-def _postgres_admin_url() -> str | None:
-    url = os.environ.get("DATABASE_URL", "")
-    return url if url.startswith("postgresql") else None
-
-
 @pytest.fixture
 def postgres_url() -> str:
     """A fresh, empty PostgreSQL database made for this test and dropped after it."""
-    admin = _postgres_admin_url()
-    if admin is None:
-        missing_service("PostgreSQL (DATABASE_URL=postgresql+psycopg://...)")
     import sqlalchemy as sa
 
-    admin = admin.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"pp_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    admin = postgres_admin_url()
+    if admin is None:
+        missing_service("PostgreSQL (DATABASE_URL=postgresql+psycopg://...)")
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        database = ScratchDatabase(admin)
     except sa.exc.OperationalError as exc:
-        engine.dispose()
         missing_service(f"PostgreSQL ({exc.orig})")
-    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    yield database.url
+    database.drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

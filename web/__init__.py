@@ -27,14 +27,16 @@ CONTENT_SECURITY_POLICY = (
 
 def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
     """Build the dashboard for `settings` (read from the environment when None)."""
+    from panelpaint import limits
     from panelpaint.store.db import Store
 
     from . import errors
-    from .extensions import csrf, limiter, login_manager
+    from .extensions import Sessions, csrf, limiter, login_manager
     from .services import Services, close_db
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    app.session_interface = Sessions()
     app.config.from_mapping(
         SECRET_KEY=settings.effective_secret_key(),
         # Werkzeug refuses bigger bodies with 413; `_refuse_oversized_body` does so before any view.
@@ -80,12 +82,12 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         n = settings.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from . import api, auth, batches, review, styles, workers
+    from .views import BLUEPRINTS, api, auth
 
-    for module in (auth, batches, review, styles, workers, api):
-        app.register_blueprint(module.bp)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
-    errors.register(app)
+    errors.register(app, store.engine)
 
     @app.get("/healthz")
     def healthz():
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         return redirect(url_for("batches.index"))
 
     app.jinja_env.globals["can"] = auth.can
+    app.jinja_env.globals["limits"] = limits
     app.jinja_env.filters["ago"] = _ago
     return app
 

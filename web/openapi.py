@@ -1,17 +1,25 @@
-"""The OpenAPI 3 document of the REST API (`web/api.py`), served at /api/openapi.json.
+"""The OpenAPI 3 document of the REST API (`web/views/api.py`), served at /api/openapi.json.
 
-Kept next to the API as plain data; `tests/web/test_api.py` checks that every API route is
-described here and every described path exists, so the two cannot drift apart.
+Its enums and ranges come from their one definition (`panelpaint.limits`, `panelpaint.formats`,
+the schema's and the services' enums); tests/web checks that every API route is described here
+and every described path exists, so the two cannot drift apart.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from panelpaint import formats
 from panelpaint.flats import Background
-from panelpaint.palette import MAX_SWATCHES
-from panelpaint.store.renders import SEED_MAX
-from panelpaint.store.styles import PALETTE_COLOURS
-from panelpaint.store.variants import VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN
+from panelpaint.limits import (
+    NAME_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    WORK_SIZE_MAX, WORK_SIZE_MIN,
+)
+from panelpaint.panels import Direction
+from panelpaint.store.schema import ReviewStatus, Role, RunStatus
+
+from .errors import RETRY_AFTER_SECONDS
+from .services.batches import BatchState
+from .services.review import DECISIONS
 
 
 def _ref(name: str) -> dict:
@@ -29,12 +37,14 @@ def _id(name: str, what: str) -> dict:
 ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "404": {"$ref": "#/components/responses/NotFound"},
+    "503": {"$ref": "#/components/responses/Unavailable"},
 }
 # Colours as the job store reads them: "#rrggbb" (the "#" may be left out); it writes "#rrggbb".
 HEX_IN = "^#?[0-9a-fA-F]{6}$"
 SEED = {"type": "integer", "minimum": 0, "maximum": SEED_MAX,
         "description": "A variant seed; left out (or null), the canonical colouring"}
 BACKGROUND = {"type": "string", "enum": [b.value for b in Background]}
+DIRECTION = {"type": "string", "enum": [d.value for d in Direction]}
 BAD = {"$ref": "#/components/responses/BadRequest"}
 FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
 CONFLICT = {"$ref": "#/components/responses/Conflict"}
@@ -43,16 +53,16 @@ FILE = {"description": "The file", "content": {"image/png": {}, "application/oct
 BATCH_FORM = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "maxLength": 200},
+        "name": {"type": "string", "maxLength": NAME_MAX},
         "style_id": {"type": "integer", "description": "A style of your studio's library"},
         "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
         "style_name": {"type": "string"},
         "style_tags": {"type": "string", "description": "Comma separated"},
-        "direction": {"type": "string", "enum": ["ltr", "rtl"], "default": "ltr"},
-        "work_size": {"type": "integer", "minimum": 64, "maximum": 4096},
+        "direction": {**DIRECTION, "default": Direction.ltr.value},
+        "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
-        "layers": {"type": "array", "items": {"type": "string", "enum": ["psd", "ora"]}},
+        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]}},
         "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
     },
@@ -96,7 +106,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [_id("style_id", "Style id")],
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False, "properties": {
-                    "k": {"type": "integer", "minimum": 1, "maximum": MAX_SWATCHES, "default": PALETTE_COLOURS,
+                    "k": {"type": "integer", "minimum": 1, "maximum": SWATCHES_MAX, "default": PALETTE_COLOURS,
                           "description": "How many colours at most"}}}}}},
             "responses": {"200": _json(_ref("Style"), "Extracted"), "400": BAD, "403": FORBIDDEN, **ERRORS}}},
         "/api/v1/styles/{style_id}/image": {"get": {"summary": "A style's image", "tags": ["styles"],
@@ -127,7 +137,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "type": "object", "required": ["pages"],
                 "properties": {"pages": BATCH_FORM["properties"]["pages"]}}}}},
             "responses": {"201": _json(_ref("Submitted"), "Added"),
-                          "400": {"$ref": "#/components/responses/BadRequest"},
+                          "400": {"$ref": "#/components/responses/BadRequest"}, "409": CONFLICT,
                           "413": {"$ref": "#/components/responses/TooLarge"}, **ERRORS}}},
         "/api/v1/batches/{batch_id}/cancel": {"post": {
             "summary": "Cancel a batch: queued pages are dropped, running ones stop at the next panel",
@@ -136,11 +146,11 @@ def document(server_url: str = "") -> dict[str, Any]:
         "/api/v1/batches/{batch_id}/download": {"get": {
             "summary": "Download coloured pages as ZIP or CBZ", "tags": ["downloads"],
             "parameters": [batch_id,
-                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["zip", "cbz"]}},
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(formats.ARCHIVES)}},
                            {"name": "scope", "in": "query",
                             "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}],
             "responses": {"200": {"description": "The archive", "content": {
-                "application/zip": {}, "application/vnd.comicbook+zip": {}}},
+                media: {} for media in formats.ARCHIVES.values()}},
                 "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
         "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
                                             "parameters": [page_id],
@@ -154,7 +164,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [page_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["decision"], "properties": {
-                    "decision": {"type": "string", "enum": ["approved", "rejected"]},
+                    "decision": {"type": "string", "enum": [d.value for d in DECISIONS]},
                     "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
             "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
                           "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
@@ -197,13 +207,13 @@ def document(server_url: str = "") -> dict[str, Any]:
             "summary": "A page image: the source line art or the coloured result (optionally a thumbnail)",
             "tags": ["pages"],
             "parameters": [page_id, {"name": "kind", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["source", "result", "composite", "flats", "lines", "preview"]}},
-                {"name": "size", "in": "query", "schema": {"type": "integer", "enum": [180, 360, 720]}}],
+                "type": "string", "enum": list(formats.IMAGE_KINDS)}},
+                {"name": "size", "in": "query", "schema": {"type": "integer", "enum": list(THUMB_SIZES)}}],
             "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/pages/{page_id}/download/{fmt}": {"get": {
             "summary": "One page's deliverable: PNG composite, layered PSD or OpenRaster", "tags": ["downloads"],
             "parameters": [page_id, {"name": "fmt", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["png", "psd", "ora", "flats.png", "lines.png"]}}],
+                "type": "string", "enum": list(formats.PAGE_FILES)}}],
             "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/renders/{render_id}": {"get": {"summary": "One render", "tags": ["pages"],
                                                 "parameters": [_id("render_id", "Render id")],
@@ -216,19 +226,19 @@ def document(server_url: str = "") -> dict[str, Any]:
     }
     error = {"type": "object", "required": ["error", "message", "status"], "properties": {
         "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}}}
-    status = {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
-    review = {"type": "string", "enum": ["pending", "approved", "rejected"]}
+    status = {"type": "string", "enum": [s.value for s in RunStatus]}
+    review = {"type": "string", "enum": [s.value for s in ReviewStatus]}
     schemas = {
         "Error": error,
         "User": {"type": "object", "properties": {
             "id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string",
-                                                                            "enum": ["admin", "artist", "reviewer"]},
+                                                                            "enum": [r.value for r in Role]},
             "studio_id": {"type": "integer"}, "studio": {"type": "string"}}},
         "Swatch": {"type": "object", "required": ["color"], "properties": {
             "color": {"type": "string", "pattern": HEX_IN, "description": "#rrggbb (stored and returned lower case)"},
             "share": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
                       "description": "The share of the reference's coloured pixels it stands for"}}},
-        "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": MAX_SWATCHES},
+        "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": SWATCHES_MAX},
         "Style": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
             "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
@@ -245,6 +255,17 @@ def document(server_url: str = "") -> dict[str, Any]:
             "picked_render_id": {"type": "integer", "nullable": True},
             "picked_at": {"type": "string", "nullable": True},
             "renders": {"type": "array", "items": _ref("Render")}}},
+        "Panel": {"type": "object", "description": "A panel of the page (`panelpaint.panels.Panel`, as panels.json)",
+                  "properties": {
+                      "id": {"type": "integer"},
+                      "order": {"type": "integer", "description": "Reading order, 0-based"},
+                      "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                               "description": "[x, y, w, h] in page pixels"},
+                      "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
+                                                             "minItems": 2, "maxItems": 2},
+                                  "description": "[[x, y], ...]: the outline's corner pixels, inclusive"},
+                      "review_status": review, "style_id": {"type": "integer", "nullable": True},
+                      "hints": {"type": "array", "items": _ref("Hint")}}},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
             "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
             "color": {"type": "string", "pattern": HEX_IN}}},
@@ -256,18 +277,17 @@ def document(server_url: str = "") -> dict[str, Any]:
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
-            "panels": {"type": "array", "items": {"type": "object"}},
+            "panels": {"type": "array", "items": _ref("Panel")},
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
-            "state": {"type": "string",
-                      "enum": ["empty", "unpacking", "queued", "running", "done", "failed", "cancelled"]},
+            "state": {"type": "string", "enum": [s.value for s in BatchState]},
             "unpacking": {"type": "array", "description": "Archives an io worker is still unpacking into pages",
                           "items": {"type": "object", "properties": {
                               "id": {"type": "integer"}, "status": {"type": "string"},
                               "files": {"type": "array", "items": {"type": "string"}},
                               "pages_added": {"type": "integer"}, "pages_expected": {"type": "integer"}}}},
-            "cancelled": {"type": "boolean"}, "direction": {"type": "string", "enum": ["ltr", "rtl"]},
+            "cancelled": {"type": "boolean"}, "direction": DIRECTION,
             "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
             "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},
             "summary": {"type": "string"}, "progress": {"type": "object"},
@@ -313,6 +333,10 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "NotFound": err("No such row in your studio"),
                 "Conflict": err("Not possible in the current state"),
                 "TooLarge": err("The upload exceeds the size limit"),
+                "Unavailable": {**err("The database cannot be reached just now (ask again after Retry-After "
+                                      "seconds), or the work was saved but the queue cannot be reached yet"),
+                                "headers": {"Retry-After": {"schema": {"type": "integer",
+                                                                       "example": RETRY_AFTER_SECONDS}}}},
             },
         },
     }

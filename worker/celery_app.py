@@ -1,14 +1,6 @@
-"""The workers' Celery app, configured from panelpaint's settings and the shared queue configuration.
-
-Pools: the `render` queue runs the prefork pool with ONE child per GPU. The parent never touches
-CUDA (importing torch does not initialise it); each child loads and warms the model in
-`worker_process_init`, after the fork, so CUDA is initialised only where it is used. Prefork is
-chosen over `--pool solo` because only prefork enforces the soft and hard time limits
-(Celery #8395) and lets the parent survive, and report, a child killed by SIGKILL or the OOM
-killer (`task_reject_on_worker_lost` then requeues the page; the job store caps attempts).
-`worker_proc_alive_timeout` is raised so a slow model load is not mistaken for a dead child.
-The `io` queue runs prefork with one child per core.
-"""
+"""The workers' Celery app, configured from panelpaint's settings and the shared queue
+configuration: prefork pools, one child per GPU on `render` (the model loaded after the fork),
+one per core on `io` (why: docs/architecture.md, "Queues and pools")."""
 from __future__ import annotations
 
 import logging

@@ -1,14 +1,7 @@
-"""The finishing step (queue `io`): flats at native resolution, the merge of a panel re-render into the page's result, encoding, completion.
-
-Finishing decodes the page again and brings each panel's colours to native resolution against
-the line art, reporting progress after every panel (which renews the lease; a newer attempt makes
-it stop) and stopping at the next panel when the batch is cancelled. It stores the deliverables
-and completes the render fenced by attempt: a late or duplicate run of an old attempt is refused
-(`stale`), and a repeat of the same attempt is a no-op. Its start moves the render from waiting
-to finishing (`renders.start_finishing`): from then on a silence longer than the lease is a
-stalled finishing, which the janitor takes over; before, the page is only waiting for an io
-worker. A database outage is waited out (`faults.patiently`) rather than starting again.
-"""
+"""The finishing step (queue `io`): flats at native resolution, the merge of a panel re-render into
+the page's result, encoding, and the render's completion, fenced by its attempt (progress after
+every panel renews the lease; a cancelled batch stops at the next panel). Its start moves the render
+from waiting to finishing; a database outage is waited out rather than started again."""
 from __future__ import annotations
 
 import io
@@ -20,7 +13,8 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from panelpaint import export, pages, queue
+from panelpaint import pages, queue
+from panelpaint.formats import ALL as ALL_FORMATS
 from panelpaint.images import to_gray
 from panelpaint.settings import Settings
 from panelpaint.store import batches, renders, work
@@ -96,7 +90,7 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
     merge = merge_into_result(res, page, result, handoff.merge) if handoff.merge is not None else None
     t = time.perf_counter()
     # Encoded in memory and stored once (no temporary files to write and read back for hashing).
-    formats = page.options.get("formats") or export.FORMATS
+    formats = page.options.get("formats") or ALL_FORMATS
     outputs = {kind: res.storage.put_bytes(data, Path(name).suffix)
                for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
     result.timings["encode"] = time.perf_counter() - t

@@ -1,11 +1,6 @@
-"""The `.npz` files passed between workers: a page's cut panels, and its colours handed to finishing.
-
-One uncompressed `.npz` per file: raw arrays (cheap to write on the GPU worker, cheap to read on
-an io worker) and a JSON description under `meta`, whose keys stay readable: a cut holds the
-page's geometry (size, direction, panels, boxes, finishes) and one sketch per panel (`s0`, ...);
-a hand-off adds the render, attempt, source, seed, model version, timings, degradation and merge,
-and one colour image per panel (`c0`, ...).
-"""
+"""The `.npz` files passed between workers: a page's cut panels, and its colours handed to
+finishing. Raw uncompressed arrays (`s0`, ... sketches; `c0`, ... colours) with a readable JSON
+description under `meta` (geometry, finishes; for a hand-off also render, attempt, seed, timings)."""
 from __future__ import annotations
 
 import io

@@ -111,7 +111,7 @@ def load_inputs(res: Resources, settings: Settings, claim: renders.Claim,
         res, settings.task_soft_time_limit, read)
     if claim.style_id is None or page_style_id is None:
         raise BadInput("no style reference: choose one for the page or set the batch's default")
-    panels = [Panel(p.bbox, [list(pt) for pt in p.polygon], p.order) for p in page.panels]
+    panels = [p.panel for p in page.panels]
     panel_hints = {p.order: list(p.hints) for p in page.panels if p.hints}
     cut = page.current_cut(size)
     t = time.perf_counter()

@@ -1,14 +1,8 @@
-"""The render step (queue `render`, one process per GPU): claim pages, load their inputs, colour them in one call, hand each off to finishing.
-
-The claim counts the attempt and refuses finished, cancelled or exhausted renders, and renders
-already coloured and waiting for finishing (a late or duplicate message: nothing to redo). A first
-attempt also claims the queued pages that follow it in the batch with the same style (up to
-`pages_per_pass`); a page tried before is coloured alone, so a poison page costs the pages
-batched with it at most one attempt. A fault of one page is recorded on that page's render alone
-(`faults.recording`). A database outage is waited out (`faults.patiently`), so it costs a claimed
-page neither an attempt nor its colours. While the io queue is backed up the step waits before
-taking more pages.
-"""
+"""The render step (queue `render`, one process per GPU): claim pages, load their inputs, colour
+them in one call, hand each off to finishing. A first attempt also claims the following pages of
+its batch with the same style; a page tried before is coloured alone, and a fault is recorded on
+its own page's render only. A render already coloured and waiting for finishing is left alone; a
+database outage is waited out; it waits while the io queue is backed up."""
 from __future__ import annotations
 
 import contextlib

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from panelpaint.panels.cuts import Band, Cutter, CutKind, Node, crop
-from panelpaint.panels.model import Direction, Layout, Panel
+from panelpaint.panels.model import Direction, Layout, Panel, rectangle
 from panelpaint.panels.order import order_panels
 from panelpaint.panels.page import MIN_SIDE, PageView, analyse, validate
 
@@ -42,7 +42,7 @@ class Found:
 
 def _rect(box: Box) -> np.ndarray:
     x0, y0, x1, y1 = box
-    return np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]])
+    return np.array(rectangle((x0, y0, x1 - x0, y1 - y0)))
 
 
 def _union(boxes: list[Box]) -> Box:
@@ -286,7 +286,7 @@ def _to_page(found: Found, scale: float, size: tuple[int, int]) -> Panel:
 
 def detect_layout(
     gray: np.ndarray,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     *,
     min_panel_fraction: float = 0.01,
     max_stray_ink: float = 0.15,
@@ -298,7 +298,7 @@ def detect_layout(
     the page is a splash or borderless page and becomes one panel around all its content.
     Raises ValueError for a direction other than "ltr"/"rtl" or an array that is not a 2-D uint8 page.
     """
-    if direction not in ("ltr", "rtl"):
+    if direction not in tuple(Direction):
         raise ValueError(f"direction must be 'ltr' or 'rtl', not {direction!r}")
     gray = validate(gray)
     h, w = gray.shape
@@ -313,7 +313,7 @@ def detect_layout(
 
 def detect_panels(
     gray: np.ndarray,
-    direction: Direction = "ltr",
+    direction: Direction = Direction.ltr,
     *,
     min_panel_fraction: float = 0.01,
     max_stray_ink: float = 0.15,

@@ -1,13 +1,27 @@
-"""What panel detection returns: panels with a confidence, and the page layout they make."""
+"""What panel detection returns: panels with a confidence, the page layout they make, and the
+reading direction. `Panel` is the one shape of a panel everywhere: the pipeline, the job store,
+the hand-off files, panels.json and the API."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Literal
 
 import cv2
 import numpy as np
 
-Direction = Literal["ltr", "rtl"]
+
+class Direction(enum.StrEnum):
+    """Reading order of a page: left to right (western comics) or right to left (manga)."""
+
+    ltr = "ltr"
+    rtl = "rtl"
+
+
+def rectangle(bbox: tuple[int, int, int, int] | list[int]) -> list[list[int]]:
+    """The polygon of a box (x, y, w, h): its four corner pixels. Polygon points are pixels, and
+    filling one includes its outline, so this covers exactly the box's w x h pixels."""
+    x, y, w, h = bbox
+    return [[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]
 
 # A layout whose weakest panel is less sure than this is held for a person to check its panels.
 NEEDS_CHECK_BELOW = 0.6
@@ -40,6 +54,11 @@ class Panel:
         x, y, w, h = self.bbox
         return x, y, x + w, y + h
 
+    def contains(self, x: float, y: float) -> bool:
+        """True when the page point (x, y) lies in the panel's box (a colour hint on it)."""
+        x0, y0, x1, y1 = self.box()
+        return x0 <= x < x1 and y0 <= y < y1
+
     def mask(self, size: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
         """uint8 mask (255 inside the polygon) of `size` (w, h) whose origin is page point `offset`."""
         out = np.zeros((size[1], size[0]), np.uint8)
@@ -47,9 +66,13 @@ class Panel:
         cv2.fillPoly(out, [pts], 255)
         return out
 
+    def geometry(self) -> dict:
+        """Where the panel is: {order, bbox, polygon}, as the job store, the API and cut files hold it."""
+        return {"order": self.order, "bbox": list(self.bbox), "polygon": [list(p) for p in self.polygon]}
+
     def to_dict(self) -> dict:
-        d = {"order": self.order, "bbox": list(self.bbox), "polygon": [list(p) for p in self.polygon],
-             "confidence": round(float(self.confidence), 3)}
+        """The geometry with detection's confidence (and its extras), as panels.json holds it."""
+        d = {**self.geometry(), "confidence": round(float(self.confidence), 3)}
         if self.extra:
             d["extra"] = dict(self.extra)
         return d
@@ -64,7 +87,7 @@ class Panel:
             raise ValueError("panel needs a bbox [x, y, w, h] of four integers") from None
         if w <= 0 or h <= 0:
             raise ValueError(f"panel bbox must have a positive size, got {w}x{h}")
-        polygon = d.get("polygon") or [[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]]
+        polygon = d.get("polygon") or rectangle((x, y, w, h))
         try:
             polygon = [[int(p[0]), int(p[1])] for p in polygon]
         except (TypeError, ValueError, IndexError):

@@ -37,18 +37,18 @@ def _xy_order(panels: list[Panel], direction: Direction, horizontal_first: bool 
         edges = [-np.inf, *cuts, np.inf]
         groups = [[p for p in panels if edges[i] <= key(p) < edges[i + 1]] for i in range(len(edges) - 1)]
         groups = [g for g in groups if g]
-        if not horizontal and direction == "rtl":
+        if not horizontal and direction == Direction.rtl:
             groups.reverse()
         ordered: list[Panel] = []
         for g in groups:
             ordered += _xy_order(g, direction, horizontal_first=not horizontal)
         return ordered
     # No clean cut: rows by top edge, then across the row in reading direction.
-    sign = -1 if direction == "rtl" else 1
+    sign = -1 if direction == Direction.rtl else 1
     return sorted(panels, key=lambda p: (p.bbox[1], sign * p.bbox[0]))
 
 
-def order_panels(panels: list[Panel], direction: Direction = "ltr") -> list[Panel]:
+def order_panels(panels: list[Panel], direction: Direction = Direction.ltr) -> list[Panel]:
     """Set `order` on each panel: rows top to bottom, within a row left-to-right (or right-to-left).
 
     A panel spanning several rows is read before the column of panels beside it (recursive XY cut).

@@ -9,8 +9,8 @@ from panelpaint.store.accounts import (
     hash_password, list_tokens, list_users, revoke_token, set_password, set_user_active, user_for_token,
 )
 from panelpaint.store.batches import (
-    BatchProgress, add_page, batch_progress, batch_progress_many, cancel_batch, create_batch, get_batch, get_page, get_panel,
-    get_render, is_cancelled, list_batches, list_pages, list_renders, set_panels, update_panel,
+    BatchProgress, add_page, batch_progress, batch_progress_many, cancel_batch, create_batch, get_batch, get_page,
+    get_render, is_cancelled, list_batches, list_renders, panel_of, set_panels,
 )
 from panelpaint.store.db import Store, make_engine
 from panelpaint.store.errors import (
@@ -18,8 +18,8 @@ from panelpaint.store.errors import (
 )
 from panelpaint.store.events import list_events, log_event
 from panelpaint.store.renders import (
-    SEED_MAX, Claim, acknowledge_cancel, claim_following, claim_next, claim_render, complete_render, fail_render,
-    hand_off, queue_new_page, queue_render, rerender, retry_page, set_progress, set_task_id, start_finishing,
+    Claim, acknowledge_cancel, claim_following, claim_render, complete_render, fail_render, hand_off,
+    queue_new_page, queue_render, rerender, retry_page, set_progress, start_finishing,
 )
 from panelpaint.store.reviews import list_reviews, review
 from panelpaint.store.schema import (
@@ -29,7 +29,7 @@ from panelpaint.store.schema import (
 from panelpaint.store.storage import LocalStorage, Storage, storage_from_settings
 from panelpaint.store.styles import add_style_reference, get_style, list_styles, style_palette, update_colour_key
 from panelpaint.store.variants import (
-    VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, get_variant_set, list_variant_sets, pick_variant, queue_variants,
+    list_variant_sets, pick_variant, queue_variants,
 )
 
 import types as _types

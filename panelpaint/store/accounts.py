@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from panelpaint.limits import EMAIL_MAX, NAME_MAX, TOKEN_NAME_MAX
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import ApiToken, Role, Studio, User, utcnow
@@ -42,7 +43,7 @@ def hash_token(token: str) -> str:
 
 def normalize_email(email: str) -> str:
     email = (email or "").strip().lower()
-    if not _EMAIL.match(email) or len(email) > 320:
+    if not _EMAIL.match(email) or len(email) > EMAIL_MAX:
         raise InvalidInput(f"not a valid e-mail address: {email!r}")
     return email
 
@@ -50,8 +51,8 @@ def normalize_email(email: str) -> str:
 def create_studio(session: Session, name: str) -> Studio:
     """A new studio; raises `InvalidInput` when the name is empty or already taken."""
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("studio name must have 1 to 200 characters")
+    if not name or len(name) > NAME_MAX:
+        raise InvalidInput(f"studio name must have 1 to {NAME_MAX} characters")
     if session.scalar(sa.select(Studio.id).where(Studio.name == name)) is not None:
         raise InvalidInput(f"a studio named {name!r} already exists")
     studio = Studio(name=name)
@@ -134,8 +135,8 @@ def create_api_token(session: Session, user_id: int, name: str) -> tuple[ApiToke
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise InvalidInput("token name must have 1 to 100 characters")
+    if not name or len(name) > TOKEN_NAME_MAX:
+        raise InvalidInput(f"token name must have 1 to {TOKEN_NAME_MAX} characters")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plaintext), prefix=plaintext[:10])
     session.add(token)

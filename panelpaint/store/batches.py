@@ -12,11 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import BATCHES_LISTED_MAX, NAME_MAX, TEXT_MAX
+from panelpaint.panels import Direction
+from panelpaint.panels import Panel as PanelModel
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import (
-    Batch, Direction, Page, Panel, Render, Review, ReviewStatus, RunStatus, Upload, User, utcnow,
+    Batch, Page, Panel, Render, Review, ReviewStatus, RunStatus, Upload, User, utcnow,
 )
 from panelpaint.store.states import check_page, check_render
 from panelpaint.store.storage import validate_key
@@ -53,8 +56,8 @@ def create_batch(
 ) -> Batch:
     """A new, empty batch of a studio. The user and the default style must belong to the studio."""
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("batch name must have 1 to 200 characters")
+    if not name or len(name) > NAME_MAX:
+        raise InvalidInput(f"batch name must have 1 to {NAME_MAX} characters")
     if user_id is not None:
         user = session.get(User, user_id)
         if user is None or user.studio_id != studio_id:
@@ -100,7 +103,7 @@ def add_page(
         batch_id=batch_id, position=position, source_name=(source_name or "")[:255] or f"page {position + 1}",
         source_key=source_key, width=width, height=height, style_id=style_id, direction=_direction(direction),
         status=RunStatus.failed if failed else RunStatus.queued,
-        error=(error or UNREADABLE)[:10_000] if failed else None,
+        error=(error or UNREADABLE)[:TEXT_MAX] if failed else None,
     )
     session.add(page)
     session.flush()
@@ -109,37 +112,36 @@ def add_page(
     return page
 
 
-def _clean_panel(raw: Mapping[str, Any], page: Page) -> dict[str, Any]:
+def _clean_panel(raw: PanelModel | Mapping[str, Any], page: Page) -> tuple[PanelModel, list, int | None]:
+    """A panel to store: its geometry (a `panelpaint.panels.Panel`, or its dict), checked against
+    the page, with the store's own hints and style override (dict keys `hints`, `style_id`)."""
+    extra = {} if isinstance(raw, PanelModel) else raw
     try:
-        x, y, w, h = (int(raw[k]) for k in ("x", "y", "w", "h"))
-    except (KeyError, TypeError, ValueError):
-        raise InvalidInput(f"a panel needs integer x, y, w, h: {dict(raw)!r}") from None
-    if x < 0 or y < 0 or w <= 0 or h <= 0:
+        panel = raw if isinstance(raw, PanelModel) else PanelModel.from_dict(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}: {dict(raw)!r}") from None
+    x, y, w, h = panel.bbox
+    if x < 0 or y < 0:
         raise InvalidInput(f"panel geometry out of range: x={x} y={y} w={w} h={h}")
     if page.width and page.height and (x + w > page.width or y + h > page.height):
         raise InvalidInput(f"panel {x},{y} {w}x{h} lies outside the {page.width}x{page.height} page")
-    polygon = raw.get("polygon") or [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
-    try:
-        polygon = [[int(px), int(py)] for px, py in polygon]
-    except (TypeError, ValueError):
-        raise InvalidInput("panel polygon must be a list of [x, y] points") from None
-    if len(polygon) < 3:
-        raise InvalidInput("panel polygon needs at least 3 points")
-    return {"x": x, "y": y, "w": w, "h": h, "polygon": polygon, "order": raw.get("order"),
-            "hints": list(raw.get("hints") or []), "style_id": raw.get("style_id")}
+    return panel, list(extra.get("hints") or []), extra.get("style_id")
 
 
-def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any]]) -> list[Panel]:
-    """Replace a page's panels with `panels` ([{x, y, w, h, polygon?, order?, hints?, style_id?}]),
-    numbered in `order` (else list order). Refused once any panel has a render or review, so
-    detection on a redelivered task may run again but never destroys history."""
+def set_panels(session: Session, page_id: int, panels: Iterable[PanelModel | Mapping[str, Any]]) -> list[Panel]:
+    """Replace a page's panels with `panels`, each a `panelpaint.panels.Panel` or its dict
+    ({bbox, polygon?, order?}, plus the store's own hints? and style_id?), numbered by `order` as
+    given (else in list order). Refused once any panel has a render or review, so detection on a
+    redelivered task may run again but never destroys history."""
     page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
     if page is None:
         raise NotFound(f"page {page_id} does not exist")
-    cleaned = [_clean_panel(p, page) for p in panels]
-    for c in cleaned:
-        require_style(session, page.batch.studio_id, c["style_id"])
-    cleaned.sort(key=lambda c: (c["order"] is None, c["order"] if c["order"] is not None else 0))
+    given = list(panels)
+    cleaned = [_clean_panel(p, page) for p in given]
+    for _, _, style_id in cleaned:
+        require_style(session, page.batch.studio_id, style_id)
+    # Without an order of their own, panels keep the order they were given in.
+    ordered = [c for _, c in sorted(enumerate(cleaned), key=lambda ic: _given_order(given[ic[0]], ic[0]))]
     old_ids = list(session.scalars(sa.select(Panel.id).where(Panel.page_id == page_id)))
     if old_ids:
         used = session.scalar(sa.select(sa.func.count()).select_from(Render).where(Render.panel_id.in_(old_ids)))
@@ -149,8 +151,11 @@ def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any
         for panel in list(page.panels):
             session.delete(panel)
         session.flush()
-    new = [Panel(page_id=page_id, position=i, x=c["x"], y=c["y"], w=c["w"], h=c["h"], polygon=c["polygon"],
-                 hints=c["hints"], style_id=c["style_id"]) for i, c in enumerate(cleaned)]
+    new = []
+    for i, (panel, hints, style_id) in enumerate(ordered):
+        x, y, w, h = panel.bbox
+        new.append(Panel(page_id=page_id, position=i, x=x, y=y, w=w, h=h, polygon=[list(pt) for pt in panel.polygon],
+                         hints=hints, style_id=style_id))
     session.add_all(new)
     page.panels_total = len(new)
     session.flush()
@@ -158,6 +163,11 @@ def set_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any
     log_event(session, "page.panels", studio_id=page.batch.studio_id, batch_id=page.batch_id, page_id=page_id,
               data={"count": len(new)})
     return new
+
+
+def _given_order(raw: PanelModel | Mapping[str, Any], index: int) -> tuple[int, int]:
+    order = raw.order if isinstance(raw, PanelModel) else raw.get("order")
+    return (0, int(order)) if order is not None else (1, index)
 
 
 def set_prepared(session: Session, page_id: int, prepared: Mapping[str, Any] | None, *,
@@ -179,30 +189,17 @@ def set_prepared(session: Session, page_id: int, prepared: Mapping[str, Any] | N
     return True
 
 
+def panel_of(row: Panel) -> PanelModel:
+    """A stored panel as the page pipeline, the API and the cut files describe it."""
+    return PanelModel((row.x, row.y, row.w, row.h), [list(pt) for pt in row.polygon], row.position)
+
+
 def panel_dicts(page: Page) -> list[dict]:
-    """A page's stored panels as the page pipeline describes them: [{order, bbox, polygon}]."""
-    return [{"order": p.position, "bbox": [p.x, p.y, p.w, p.h], "polygon": [list(pt) for pt in p.polygon]}
-            for p in sorted(page.panels, key=lambda p: p.position)]
+    """A page's stored panels in reading order, as their geometry: [{order, bbox, polygon}]."""
+    return [panel_of(p).geometry() for p in sorted(page.panels, key=lambda p: p.position)]
 
 
 _UNSET: Any = object()
-
-
-def update_panel(
-    session: Session, studio_id: int, panel_id: int, *, style_id: int | None = _UNSET, hints: list | None = _UNSET
-) -> Panel:
-    """Set a panel's style override and/or colour hints (used by its next render)."""
-    panel = get_panel(session, studio_id, panel_id)
-    if panel is None:
-        raise NotFound(f"panel {panel_id} does not exist")
-    if style_id is not _UNSET:
-        panel.style_id = require_style(session, studio_id, style_id)
-    if hints is not _UNSET:
-        if not isinstance(hints, list):
-            raise InvalidInput("hints must be a list")
-        panel.hints = list(hints)
-    session.flush()
-    return panel
 
 
 # --- studio-scoped queries ---------------------------------------------------------------------
@@ -211,7 +208,7 @@ def list_batches(session: Session, studio_id: int, *, limit: int = 100, offset: 
     """A studio's batches, newest first."""
     return list(session.scalars(
         sa.select(Batch).where(Batch.studio_id == studio_id).order_by(Batch.id.desc())
-        .limit(max(1, min(limit, 1000))).offset(max(0, offset))
+        .limit(max(1, min(limit, BATCHES_LISTED_MAX))).offset(max(0, offset))
     ))
 
 
@@ -220,24 +217,9 @@ def get_batch(session: Session, studio_id: int, batch_id: int) -> Batch | None:
     return session.scalar(sa.select(Batch).where(Batch.id == batch_id, Batch.studio_id == studio_id))
 
 
-def list_pages(session: Session, studio_id: int, batch_id: int) -> list[Page]:
-    """The pages of a studio's batch in reading order ([] for another studio's batch)."""
-    return list(session.scalars(
-        sa.select(Page).join(Batch).where(Page.batch_id == batch_id, Batch.studio_id == studio_id)
-        .order_by(Page.position)
-    ))
-
-
 def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
     """The page if its batch belongs to the studio, else None."""
     return session.scalar(sa.select(Page).join(Batch).where(Page.id == page_id, Batch.studio_id == studio_id))
-
-
-def get_panel(session: Session, studio_id: int, panel_id: int) -> Panel | None:
-    """The panel if its batch belongs to the studio, else None."""
-    return session.scalar(
-        sa.select(Panel).join(Page).join(Batch).where(Panel.id == panel_id, Batch.studio_id == studio_id)
-    )
 
 
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:

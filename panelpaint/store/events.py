@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, ORMExecuteState
 
+from panelpaint.limits import EVENTS_LISTED_MAX
 from panelpaint.store.errors import AppendOnlyViolation
 from panelpaint.store.schema import Event
 
@@ -60,7 +61,7 @@ def list_events(
         q = q.where(Event.kind == kind)
     if after_id is not None:
         q = q.where(Event.id > after_id)
-    return list(session.scalars(q.order_by(Event.id).limit(max(1, min(limit, 10_000)))))
+    return list(session.scalars(q.order_by(Event.id).limit(max(1, min(limit, EVENTS_LISTED_MAX)))))
 
 
 @sa_event.listens_for(Session, "before_flush")

@@ -1,41 +1,8 @@
 """Renders: queueing, atomic claims, progress, fenced idempotent results, retry and re-render.
 
-How a render survives lost workers (Celery with acks_late + reject_on_worker_lost over Redis):
-
-* `queue_render` makes a queued render with a fresh `task_id`; the caller commits, then enqueues
-  the Celery task with that task id and the render id (never before the commit).
-* Every delivery of the task calls `claim_render`. A claim is one guarded UPDATE
-  (`... WHERE id = :id AND status = :seen AND attempt = :seen_attempt`, after `SELECT ... FOR
-  UPDATE` on PostgreSQL) that sets status running, `attempt + 1`, worker, started_at and the
-  heartbeat; of two concurrent claims exactly one matches the row. The returned `Claim` carries
-  the attempt number, which the worker passes to every later write.
-* A redelivered message finds its render still `running` (the previous worker died or stalled).
-  When the previous holder's heartbeat is older than `lease_seconds` the claim takes the render
-  over (attempt + 1): the previous attempt is now *fenced*. With a fresh heartbeat the claim raises
-  `LeaseHeld(retry_in)`: the worker retries the task after that delay, so a duplicate delivery
-  never steals a healthy render. A worker that knows the previous delivery is dead (Celery's
-  `delivery_info["redelivered"]`) may pass `lease_seconds=0` to take over at once.
-* Writes (`set_progress`, `complete_render`, `fail_render`, `acknowledge_cancel`) are guarded
-  UPDATEs keyed by (render id, attempt, status running). A fenced attempt gets `StaleAttempt` (the
-  worker stops and drops its result); repeating the same write of the current attempt is a no-op
-  that returns the stored render. So a task that runs twice leaves exactly one result.
-* `claim_following` lets a render worker take the queued, never-tried page renders after its own
-  in the same batch with the same style and seed, to colour them in one forward pass; each is then a
-  claimed render like any other (fenced, leased, taken over when that worker is lost).
-* Each claim counts: when `attempt` would exceed `max_attempts` the claim marks the render failed
-  ("gave up after N attempts") and returns None, so a page that kills its worker every time stops.
-* A running render has a stage (`RenderStage`): `colouring` from its claim, `waiting` once its
-  colours are handed to finishing (`hand_off`, which keeps the hand-off key), `finishing` once an
-  io worker starts on it (`start_finishing`). A delivery of the render task finds a waiting or
-  finishing render not lost but handed on, and leaves it alone: time spent waiting for the io
-  queue is never charged as an attempt. What the janitor may do about a render that looks lost is
-  in `panelpaint.store.recovery`.
-* A panel re-render's result is the whole page with that panel merged in: when it completes it
-  becomes the page's current result (only over the result it was merged onto, never hiding a
-  newer page render); a later page render takes the page back.
-* The renders of a variant set (`panelpaint.store.variants`) are page renders that are never the
-  page's current render, so nothing here mirrors them onto the page; only a pick makes one current.
-"""
+Every delivery claims its render (one guarded UPDATE) and every later write carries the attempt,
+so a redelivered or duplicate task leaves exactly one result; docs/architecture.md, "The job
+store's guarantees", says how."""
 from __future__ import annotations
 
 import dataclasses
@@ -48,6 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from panelpaint.hints import validate_hints
+from panelpaint.limits import RENDER_LEASE_SECONDS, SEED_MAX, TEXT_MAX
+from panelpaint.panels import Direction
+from panelpaint.store.batches import panel_of
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
@@ -55,13 +25,9 @@ from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, Rev
 from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review, check_stage
 from panelpaint.store.styles import require_style
 
-DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_LEASE_SECONDS = float(RENDER_LEASE_SECONDS)
 # The stages of a running render whose colouring is done: a render task has nothing to do for it.
 HANDED_ON = frozenset({RenderStage.waiting, RenderStage.finishing})
-_MAX_TEXT = 10_000
-# Seeds of variants, 0..SEED_MAX (a signed 32-bit integer: every client and JSON parser holds it);
-# no seed means the canonical colouring.
-SEED_MAX = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +47,7 @@ class Claim:
     source_key: str | None
     width: int | None
     height: int | None
-    direction: str
+    direction: Direction
     options: dict[str, Any]
     task_id: str | None
     takeover: bool  # True when a previous attempt was fenced out by this claim
@@ -258,11 +224,11 @@ def check_hints(page: Page, panel: Panel | None, hints: Any) -> list[dict]:
         hints = validate_hints(hints)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    boxes = [panel] if panel is not None else list(page.panels)
+    boxes = [panel_of(p) for p in ([panel] if panel is not None else page.panels)]
     if not boxes:
         return hints
     for i, dot in enumerate(hints):
-        if not any(b.x <= dot["x"] < b.x + b.w and b.y <= dot["y"] < b.y + b.h for b in boxes):
+        if not any(b.contains(dot["x"], dot["y"]) for b in boxes):
             where = f"on panel {panel.position + 1}" if panel is not None else "on any panel"
             raise InvalidInput(f"hint {i + 1} at ({dot['x']:g}, {dot['y']:g}) is not {where}: "
                                "place it inside the panel it should colour")
@@ -308,18 +274,6 @@ def retry_page(session: Session, page_id: int, *, user_id: int | None = None) ->
     last = session.get(Render, page.current_render_id) if page.current_render_id else None
     return queue_render(session, page_id, None, last.style_id if last else None, last.seed if last else None,
                         list(last.hints) if last else None, user_id=user_id, reason="retry")
-
-
-def set_task_id(session: Session, render_id: int, task_id: str) -> None:
-    """Record the Celery task id of a queued render when the broker chose it (else `queue_render`'s
-    pre-made `render.task_id` is passed to `send_task(task_id=...)` and this is not needed)."""
-    if not task_id or len(task_id) > 64:
-        raise InvalidInput("task id must have 1 to 64 characters")
-    render = session.get(Render, render_id)
-    if render is None:
-        raise NotFound(f"render {render_id} does not exist")
-    render.task_id = task_id
-    session.flush()
 
 
 # --- claims ------------------------------------------------------------------------------------
@@ -377,7 +331,7 @@ def _claim_locked(
         render_id=render.id, attempt=render.attempt, page_id=page.id, panel_id=render.panel_id, batch_id=batch.id,
         studio_id=batch.studio_id, version=render.version, style_id=render.style_id, seed=render.seed,
         hints=list(render.hints or []), source_key=page.source_key, width=page.width, height=page.height,
-        direction=(page.direction or batch.direction).value, options=dict(batch.options or {}),
+        direction=page.direction or batch.direction, options=dict(batch.options or {}),
         task_id=render.task_id, takeover=takeover, previous_worker=previous if takeover else None,
     )
 
@@ -401,39 +355,6 @@ def claim_render(
     """
     render = _lock_render(session, render_id)
     return _claim_locked(session, render, worker, max_attempts, lease_seconds, task_id, wait_for_lease=True)
-
-
-def claim_next(
-    session: Session,
-    worker: str,
-    max_attempts: int,
-    *,
-    batch_id: int | None = None,
-    lease_seconds: float = DEFAULT_LEASE_SECONDS,
-) -> Claim | None:
-    """Claim the oldest queued render (of one batch, if given) for a polling worker, or None.
-
-    On PostgreSQL candidates are picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent
-    pollers never wait for or get the same row; on SQLite writers are serialised (BEGIN IMMEDIATE)
-    and the guarded UPDATE decides. Renders past `max_attempts` are marked failed and skipped.
-    """
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for _ in range(100):
-        q = (sa.select(Render.id).join(Page, Render.page_id == Page.id).join(Batch, Page.batch_id == Batch.id)
-             .where(Render.status == RunStatus.queued, Batch.cancelled.is_(False))
-             .order_by(Render.queued_at, Render.id).limit(1))
-        if batch_id is not None:
-            q = q.where(Batch.id == batch_id)
-        if postgres:
-            q = q.with_for_update(skip_locked=True, of=Render, key_share=True)
-        render_id = session.scalar(q)
-        if render_id is None:
-            return None
-        render = session.get(Render, render_id, populate_existing=True)
-        claim = _claim_locked(session, render, worker, max_attempts, lease_seconds, None, wait_for_lease=False)
-        if claim is not None:
-            return claim
-    return None
 
 
 def claim_following(
@@ -638,11 +559,11 @@ def fail_render(
 
     Idempotent for the same attempt (returns the render); `StaleAttempt` when fenced out.
     """
-    error = (str(error) or "failed")[:_MAX_TEXT]
+    error = (str(error) or "failed")[:TEXT_MAX]
     now = utcnow()
     give_up = retryable and max_attempts is not None and attempt >= max_attempts
     if give_up:
-        error = f"gave up after {attempt} attempts: {error}"[:_MAX_TEXT]
+        error = f"gave up after {attempt} attempts: {error}"[:TEXT_MAX]
     target = RunStatus.queued if retryable and not give_up else RunStatus.failed
     check_render(RunStatus.running, target)
     values: dict[str, Any] = dict(status=target, error=error, heartbeat_at=now)

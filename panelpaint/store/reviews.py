@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import TEXT_MAX
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -53,7 +54,7 @@ def review(
     check_review(target.review_status, decision)
     target.review_status = decision
     row = Review(page_id=page_id, panel_id=panel_id, render_id=render_id, decision=decision,
-                 comment=(comment or "")[:10_000], reviewer_id=reviewer.id)
+                 comment=(comment or "")[:TEXT_MAX], reviewer_id=reviewer.id)
     session.add(row)
     session.flush()
     log_event(session, f"review.{decision.value}", studio_id=reviewer.studio_id, batch_id=page.batch_id,

@@ -1,11 +1,6 @@
-"""The job store's tables: studios, users, styles, batches, uploads, pages, panels, renders, variant sets,
-reviews, events.
-
-Typed SQLAlchemy 2.x declarative models. Every row a studio owns reaches its studio through a
-foreign key chain (Batch.studio_id, StyleReference.studio_id, User.studio_id), so queries can be
-scoped by studio. Status columns hold the values of the enums in `panelpaint.store.states`; the
-transitions between them are enforced there, not here.
-"""
+"""The job store's tables (SQLAlchemy 2.x): studios, users, styles, batches, uploads, pages, panels,
+renders, variant sets, reviews, events. Every row a studio owns reaches it through a foreign key
+chain, so queries are scoped by studio; status transitions are `panelpaint.store.states`'."""
 from __future__ import annotations
 
 import datetime as dt
@@ -31,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from panelpaint.flats import Background
+from panelpaint.panels.model import Direction
 
 
 def utcnow() -> dt.datetime:
@@ -56,11 +52,6 @@ class Role(str, enum.Enum):
     admin = "admin"
     artist = "artist"
     reviewer = "reviewer"
-
-
-class Direction(str, enum.Enum):
-    ltr = "ltr"
-    rtl = "rtl"
 
 
 class RunStatus(str, enum.Enum):

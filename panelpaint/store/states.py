@@ -1,25 +1,6 @@
-"""The state machines of the job store: which status may follow which, checked on every change.
-
-Renders (one attempt-fenced piece of work) move
-    queued -> running -> succeeded | failed | cancelled
-    queued -> cancelled (batch cancelled)   queued -> failed (gave up: attempts exhausted)
-    running -> queued (a retryable failure: the next claim counts another attempt)
-and never leave succeeded, failed or cancelled: a retry or a re-render makes a *new* render (next
-version), so history is kept and an attempt number is never reused on the same row (fencing).
-Redelivery of a running render (the worker died) is a new claim: running -> running with attempt+1.
-A running render's stage (`RenderStage`) goes colouring -> waiting (handed to finishing) ->
-finishing; a stalled finishing is taken over by the janitor as finishing -> waiting with attempt+1
-(`panelpaint.store.recovery`). Only a claim starts colouring, so a page is coloured again only
-when its colouring failed or died, or its colours were lost.
-
-Pages mirror their current page-level render, and may start again from a final state:
-    failed -> queued (retry)   succeeded -> queued (re-render)   cancelled stays cancelled
-    failed -> succeeded (a finished variant is picked as the page's result: `store.variants`)
-A page whose upload was unreadable is created failed, and cannot be retried (there is no source).
-
-Reviews (per page and per panel) move pending -> approved | rejected; a re-render resets them to
-pending. A decision is not changed directly (approved -> rejected is illegal): re-render first.
-"""
+"""The state machines of renders (and a running render's stage: colouring -> waiting -> finishing),
+pages and reviews: which status may follow which, checked on every change (the table:
+docs/architecture.md, "The job store's guarantees")."""
 from __future__ import annotations
 
 from collections.abc import Mapping

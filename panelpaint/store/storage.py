@@ -1,13 +1,5 @@
-"""File storage for sources, styles and outputs: content-addressed, atomic, never overwritten.
-
-A key is the SHA-256 of the content (64 hex digits) plus an optional suffix such as ".png".
-Keys are made by the server and validated by a strict pattern before any path is built, so no
-path ever comes from user input. `Storage` is the interface; `LocalStorage` keeps files under a
-root folder, fanned out as ab/cd/<key>. A bucket-backed store implements the same five methods,
-and `delete`, which only the workers' hand-off files use (nothing else refers to them). Large
-inputs are written as streams (`staging`, `put_stream`): a temporary file filled in chunks and
-hashed as it is written, checked, then committed under its key.
-"""
+"""File storage for sources, styles and outputs: content-addressed, atomic, never overwritten
+(docs/architecture.md, "Storage"). `Storage` is the interface, `LocalStorage` a folder."""
 from __future__ import annotations
 
 import abc

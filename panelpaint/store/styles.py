@@ -11,13 +11,13 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from panelpaint.flats import Background
-from panelpaint.palette import MAX_SWATCHES, Palette, extract_palette
+from panelpaint.limits import NAME_MAX, PALETTE_COLOURS, SWATCHES_MAX, TAG_MAX
+from panelpaint.palette import Palette, extract_palette
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import StyleReference, Studio
 from panelpaint.store.storage import validate_key
 
-PALETTE_COLOURS = 8  # swatches extracted for a new style's colour key
 # The painting is shrunk to this long side before extraction: k-means needs a sample, not every pixel.
 PALETTE_SIDE = 512
 
@@ -25,9 +25,9 @@ _UNSET: Any = object()
 
 
 def check_colours(k: Any) -> int:
-    """How many colours to extract: an integer 1..MAX_SWATCHES; `InvalidInput` otherwise."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SWATCHES:
-        raise InvalidInput(f"a palette has 1 to {MAX_SWATCHES} colours, got {k!r}")
+    """How many colours to extract: an integer 1..SWATCHES_MAX; `InvalidInput` otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= SWATCHES_MAX:
+        raise InvalidInput(f"a palette has 1 to {SWATCHES_MAX} colours, got {k!r}")
     return k
 
 
@@ -63,8 +63,8 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     for tag in tags or []:
         tag = str(tag).strip().lower()
         if tag and tag not in out:
-            if len(tag) > 64:
-                raise InvalidInput(f"tag too long (64 characters at most): {tag[:20]}...")
+            if len(tag) > TAG_MAX:
+                raise InvalidInput(f"tag too long ({TAG_MAX} characters at most): {tag[:20]}...")
             out.append(tag)
     return out
 
@@ -84,8 +84,8 @@ def add_style_reference(
     """Add an image (already in storage under `image_key`) to a studio's style library, with its
     colour key (`style_palette` of the image; None: extracted when a page is coloured)."""
     name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("style name must have 1 to 200 characters")
+    if not name or len(name) > NAME_MAX:
+        raise InvalidInput(f"style name must have 1 to {NAME_MAX} characters")
     if width <= 0 or height <= 0:
         raise InvalidInput(f"style image size must be positive, got {width}x{height}")
     if session.get(Studio, studio_id) is None:
@@ -111,7 +111,7 @@ def update_colour_key(
     background: Background | str = _UNSET,
     user_id: int | None = None,
 ) -> StyleReference:
-    """Edit a style's colour key: its palette (1..MAX_SWATCHES swatches), whether flats snap to it,
+    """Edit a style's colour key: its palette (1..SWATCHES_MAX swatches), whether flats snap to it,
     and its background ("paper" or "coloured"). Only the arguments given change; each is validated
     (`InvalidInput` saying what is wrong) and the change is logged (`style.updated`). Pages
     coloured from now on use it; finished renders keep what they were made with."""

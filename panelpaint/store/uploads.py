@@ -1,14 +1,6 @@
-"""Uploads: ZIP/CBZ archives (and the images sent with them) that an io worker unpacks into pages.
-
-The dashboard stores the files and makes an `Upload`; the caller commits, then enqueues the unpack
-task with `upload.task_id`. The worker goes through the files in order and adds one page per
-image with `add_page`, which advances the upload's progress (`next_file`, `next_entry`) in the
-same transaction as the page, guarded by the progress it expects: two deliveries of the task
-(a redelivered message beside a live worker) cannot both add an entry, and a worker that was
-lost is resumed from the first entry it did not add. Uploads of one batch are unpacked one at a
-time in the order they were made (`earlier_unfinished`), so their pages keep the order in which
-they were sent. Locks are taken batch first, then upload, as `cancel_batch` takes them.
-"""
+"""Uploads: ZIP/CBZ archives (and the images sent with them) that an io worker unpacks into pages,
+resumably and in the order they were sent (docs/architecture.md, "Uploads"). The caller commits
+a new upload, then enqueues its unpack task with `upload.task_id`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import NAME_MAX, TEXT_MAX
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -46,9 +39,9 @@ def create_upload(session: Session, batch_id: int, files: list[dict[str, Any]], 
         raise InvalidInput("an upload needs at least one file")
     clean = []
     for f in files:
-        name = str(f.get("name") or "upload")[:200]
+        name = str(f.get("name") or "upload")[:NAME_MAX]
         if f.get("error"):
-            clean.append({"name": name, "error": str(f["error"])[:2000]})
+            clean.append({"name": name, "error": str(f["error"])[:TEXT_MAX]})
             continue
         clean.append({"name": name, "key": validate_key(f.get("key")), "archive": bool(f.get("archive")),
                       "pages": int(f.get("pages") or 1)})

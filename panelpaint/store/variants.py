@@ -1,19 +1,5 @@
-"""Variant sets: N renders of one finished page with N random seeds, side by side; one is picked.
-
-How a set lives within the renders' state machine and fencing (`panelpaint.store.renders`):
-
-* `queue_variants` makes N queued page renders (panel_id None, their own versions, distinct random
-  seeds) tied to one `VariantSet`. They are NOT the page's current render: the page keeps its
-  result, status and reviews while they run, and every mirror of a render onto its page
-  (`_sync_page`, progress, `claim_following`, which only takes current renders) passes them by.
-  To the worker each is an ordinary claimed, leased, fenced page render with a seed.
-* They may therefore run together, on as many workers as there are; only one set per page is
-  active at a time, and only a finished page gets a set (there is a result to vary).
-* `pick_variant` makes one succeeded variant the page's result (its current render: downloads,
-  reviews and panel re-renders then work on it); the reviews go back to pending, the other
-  variants stay in the history. A pick waits while a render that drives the page is queued or
-  running, so it never hides a newer result.
-"""
+"""Variant sets: N renders of one finished page with N random seeds, side by side; one is picked
+(how they live beside the page's own renders: docs/architecture.md, "Variant sets")."""
 from __future__ import annotations
 
 import random
@@ -23,19 +9,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.renders import (
-    SEED_MAX, check_hints, lock_renderable_page, log_render, next_version, reset_review,
+    check_hints, lock_renderable_page, log_render, next_version, reset_review,
 )
 from panelpaint.store.schema import Batch, Page, Render, RunStatus, VariantSet, utcnow
 from panelpaint.store.states import ACTIVE, check_page
 from panelpaint.store.styles import require_style
 
-VARIANTS_DEFAULT = 4
-VARIANTS_MIN = 2
-VARIANTS_MAX = 8
 
 _seeds = random.SystemRandom()
 
@@ -151,9 +135,3 @@ def list_variant_sets(session: Session, studio_id: int, page_id: int) -> list[Va
     return list(session.scalars(
         sa.select(VariantSet).join(Page, VariantSet.page_id == Page.id).join(Batch)
         .where(VariantSet.page_id == page_id, Batch.studio_id == studio_id).order_by(VariantSet.id.desc())))
-
-
-def get_variant_set(session: Session, studio_id: int, set_id: int) -> VariantSet | None:
-    """The variant set if its page's batch belongs to the studio, else None."""
-    return session.scalar(sa.select(VariantSet).join(Page, VariantSet.page_id == Page.id).join(Batch)
-                          .where(VariantSet.id == set_id, Batch.studio_id == studio_id))

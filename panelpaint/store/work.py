@@ -13,25 +13,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from panelpaint.flats import Background
+from panelpaint.panels import Direction, Panel
 from panelpaint.store import batches, renders, uploads
 from panelpaint.store.errors import IllegalTransition, NotFound, StaleAttempt
-from panelpaint.store.schema import Panel, Page, Render, RunStatus, StyleReference
+from panelpaint.store.schema import Page, Render, RunStatus, StyleReference
+from panelpaint.store.schema import Panel as PanelRow
 
 
 @dataclass(frozen=True)
 class StoredPanel:
-    """A panel of a page: its box (x, y, w, h) and polygon in page pixels, and its own style and hints."""
+    """A panel of a page: its geometry (`panelpaint.panels.Panel`) and its own style and hints."""
 
     id: int
-    order: int
-    bbox: tuple[int, int, int, int]
-    polygon: list[list[int]]
+    panel: Panel
     style_id: int | None
     hints: list[dict]
 
-    def as_dict(self) -> dict:
-        """As the page pipeline describes a panel: {order, bbox, polygon} (`batches.panel_dicts`)."""
-        return {"order": self.order, "bbox": list(self.bbox), "polygon": [list(pt) for pt in self.polygon]}
+    @property
+    def order(self) -> int:
+        return self.panel.order
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PageData:
     position: int
     name: str
     source_key: str | None
-    direction: str  # the page's own, else its batch's
+    direction: Direction  # the page's own, else its batch's
     style_id: int | None  # the page's own style
     default_style_id: int | None  # the batch's
     options: dict[str, Any]  # the batch's (work_size, formats, ...)
@@ -51,7 +51,8 @@ class PageData:
     panels: tuple[StoredPanel, ...]
 
     def panel_dicts(self) -> list[dict]:
-        return [p.as_dict() for p in self.panels]
+        """The panels' geometry in reading order, as `batches.panel_dicts` gives it."""
+        return [p.panel.geometry() for p in self.panels]
 
     def current_cut(self, work_size: int) -> dict[str, Any] | None:
         """The inputs cut ahead, while they are for these panels at this work size; else None."""
@@ -100,9 +101,8 @@ class TaskRef:
     task_id: str | None
 
 
-def _stored_panel(p: Panel) -> StoredPanel:
-    return StoredPanel(p.id, p.position, (p.x, p.y, p.w, p.h), [list(pt) for pt in p.polygon], p.style_id,
-                       [dict(h) for h in p.hints or []])
+def _stored_panel(row: PanelRow) -> StoredPanel:
+    return StoredPanel(row.id, batches.panel_of(row), row.style_id, [dict(h) for h in row.hints or []])
 
 
 def page(session: Session, page_id: int) -> PageData | None:
@@ -113,7 +113,7 @@ def page(session: Session, page_id: int) -> PageData | None:
     batch = row.batch
     return PageData(
         id=row.id, position=row.position, name=row.source_name, source_key=row.source_key,
-        direction=(row.direction or batch.direction).value, style_id=row.style_id,
+        direction=row.direction or batch.direction, style_id=row.style_id,
         default_style_id=batch.default_style_id, options=dict(batch.options or {}),
         current_render_id=row.current_render_id, prepared=dict(row.prepared) if row.prepared else None,
         panels=tuple(_stored_panel(p) for p in sorted(row.panels, key=lambda p: p.position)),
@@ -160,13 +160,11 @@ def keep_detected_panels(session: Session, page_id: int, panels: Iterable[Mappin
     """Store the panels a worker detected ({order, bbox, polygon}) unless the page has panels
     already or they have renders or reviews by now; returns the page's panels afterwards, as dicts.
     Raises `InvalidInput` (nothing stored) when they do not fit the page (its recorded size is wrong)."""
-    has = session.scalar(sa.select(sa.func.count(Panel.id)).where(Panel.page_id == page_id))
+    has = session.scalar(sa.select(sa.func.count(PanelRow.id)).where(PanelRow.page_id == page_id))
     if not has:
-        rows = [{"x": p["bbox"][0], "y": p["bbox"][1], "w": p["bbox"][2], "h": p["bbox"][3],
-                 "polygon": p["polygon"], "order": p["order"]} for p in panels]
         try:
             with session.begin_nested():
-                batches.set_panels(session, page_id, rows)
+                batches.set_panels(session, page_id, panels)
         except IllegalTransition:
             pass  # the page's panels have renders or reviews by now: they stay
     return batches.panel_dicts(session.get(Page, page_id))

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from cli import service
 from panelpaint.settings import load_settings
-from servicekit import RedisServer, free_port, missing_service
+from tests.testkit import RedisServer, free_port, missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

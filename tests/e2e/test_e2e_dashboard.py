@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -20,12 +19,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from tests.panelpaint.comic_pages import style_png, two_panel_page
+from tests.testkit import ROOT, Processes, free_port, missing_service, random_weights
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -33,48 +33,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PASSWORD = "e2e-password-123"
 
 
-def page_png() -> bytes:
-    """A small comic page: two framed panels with a few shapes."""
-    img = Image.new("L", (320, 440), 255)
-    d = ImageDraw.Draw(img)
-    d.rectangle([16, 16, 303, 206], outline=0, width=3)
-    d.rectangle([16, 226, 303, 423], outline=0, width=3)
-    d.ellipse([100, 50, 220, 170], outline=0, width=3)
-    d.line([40, 400, 160, 260, 280, 400], fill=0, width=3)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def style_png() -> bytes:
-    img = Image.new("RGB", (128, 128), (235, 160, 90))
-    d = ImageDraw.Draw(img)
-    d.ellipse([20, 20, 90, 90], fill=(60, 110, 200))
-    d.rectangle([70, 80, 120, 120], fill=(90, 170, 80))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def tiny_weights(path: Path) -> Path:
+def model_weights(path: Path) -> Path:
     """The shipped default weights when present, else a tiny random model (the test checks plumbing, not art)."""
     shipped = ROOT / "models" / "weights" / "default.safetensors"
-    if shipped.is_file():
-        return shipped
-    import torch
-
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
-    from models.weights_io import save_weights
-
-    torch.manual_seed(0)
-    encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
-    return save_weights(path, Generator("tiny"), encoder, version="e2e-tiny")
-
-
-def root_conftest(config):  # noqa: ANN001
-    """tests/conftest.py as pytest loaded it (`from conftest import` may find another folder's conftest)."""
-    return config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
+    return shipped if shipped.is_file() else random_weights(path, version="e2e-tiny")
 
 
 class Stack:
@@ -94,7 +56,7 @@ class Stack:
             studio = accounts.create_studio(s, "E2E Studio")
             accounts.create_user(s, studio.id, "admin@e2e.test", PASSWORD, "admin")
         store.dispose()
-        weights = tiny_weights(tmp / "tiny.safetensors")
+        weights = model_weights(tmp / "tiny.safetensors")
         self.port = port
         self.env = {
             **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": self.db_url, "STORAGE_ROOT": str(tmp / "storage"),
@@ -105,17 +67,13 @@ class Stack:
             redis_url=redis_url, database_url=self.db_url, storage_root=tmp / "storage", var_dir=tmp / "var",
             weights=weights, secret_key="e2e-secret", work_size=64, flower_url="http://127.0.0.1:5555",
         )
-        self.worker: subprocess.Popen | None = None
+        self.processes = Processes(tmp)
         self.server = None
 
     def start_worker(self) -> None:
-        self.worker_log = self.tmp / "worker.log"
-        with open(self.worker_log, "wb") as log:
-            self.worker = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())",
-                 "worker", "--queues", "render,io", "--concurrency", "1", "--name", "e2e@%h"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
+        self.processes.start("worker", [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())",
+                                        "worker", "--queues", "render,io", "--concurrency", "1", "--name", "e2e@%h"],
+                             self.env, stop_timeout=20, cwd=ROOT)
 
     def start_web(self) -> str:
         from werkzeug.serving import make_server
@@ -128,31 +86,24 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def worker_output(self) -> str:
-        return self.worker_log.read_text(errors="replace")[-4000:] if self.worker_log.exists() else ""
+        return self.processes.log("worker")[-4000:]
 
     def close(self) -> None:
         if self.server is not None:
             self.server.shutdown()
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(20)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        self.processes.stop()
 
 
 @pytest.fixture
-def stack(tmp_path, redis_server, pytestconfig):  # noqa: ANN001 - a private Redis: no queue shared with other tests
-    s = Stack(tmp_path, redis_server.url, root_conftest(pytestconfig).free_port())
+def stack(tmp_path, redis_server):  # noqa: ANN001 - a private Redis: no queue shared with other tests
+    s = Stack(tmp_path, redis_server.url, free_port())
     s.start_worker()  # starts loading torch and the model while the browser and app come up
     yield s
     s.close()
 
 
 @pytest.fixture
-def browser(pytestconfig):  # noqa: ANN001
-    missing_service = root_conftest(pytestconfig).missing_service
+def browser():
     if not Path(CHROMIUM).exists():
         missing_service(f"Chromium at {CHROMIUM}")
     try:
@@ -225,7 +176,7 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.fill("#name", "Chapter 1")
     page.select_option("#style_id", label="Sunny (warm, day)")
     page.set_input_files("#pages", files=[
-        {"name": "page-01.png", "mimeType": "image/png", "buffer": page_png()},
+        {"name": "page-01.png", "mimeType": "image/png", "buffer": two_panel_page()},
         {"name": "page-02.png", "mimeType": "image/png", "buffer": b"this is a text file, not a page"},
     ])
     shoot(page, "new_batch")
@@ -345,8 +296,8 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.goto(batch_url)
     chapter = io.BytesIO()
     with zipfile.ZipFile(chapter, "w") as zf:
-        zf.writestr("ch2/10.png", page_png())
-        zf.writestr("ch2/9.png", page_png())
+        zf.writestr("ch2/10.png", two_panel_page())
+        zf.writestr("ch2/9.png", two_panel_page())
     page.set_input_files("input[name=pages]", files=[
         {"name": "chapter-2.cbz", "mimeType": "application/zip", "buffer": chapter.getvalue()}])
     page.click("form[action$='/pages'] button[type=submit]")

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from fault_plugin import Faults
-from harness import Stack, draw_page, make_weights, wait_for
+from harness import Stack, draw_page
 from panelpaint.store.schema import RenderStage, RunStatus
-from servicekit import PostgresServer, missing_service
+from tests.testkit import PostgresServer, missing_service, random_weights, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ def stack(tmp_path_factory, postgres):
     directory = tmp_path_factory.mktemp("faults")
     (directory / "marks").mkdir()
     faults = Faults(panel_delay=PANEL_DELAY, freeze_page="freeze", marks=str(directory / "marks"))
-    st = Stack(directory, make_weights(directory / "tiny.safetensors"), faults,
+    st = Stack(directory, random_weights(directory / "tiny.safetensors"), faults,
                db_url=postgres.create_database("faults"), **FAULT_ENV)
     yield st
     st.close()

@@ -11,20 +11,12 @@ from PIL import Image, ImageDraw
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from models.colorizer import (Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays, pick_device,
-                              sketch_to_array, working_size)
-from models.generator import Generator
-from models.style_encoders import PaintingStyleEncoder
+from models.colorizer import (MAX_SIZE, MIN_SIZE, Colorizer, WeightsNotFoundError, default_dtype, hints_to_arrays,
+                              pick_device, sketch_to_array, working_size)
 from models.weights_io import load_weights, save_weights
+from tests.testkit import tiny_nets
 
 torch.set_num_threads(1)
-
-
-def tiny_nets(seed: int = 0):
-    torch.manual_seed(seed)
-    gen = Generator("tiny")
-    enc = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
-    return gen.eval(), enc.eval()
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +249,13 @@ def test_transparent_sketch_is_paper_where_transparent():
     img.putpixel((5, 5), (0, 0, 0, 255))
     a = sketch_to_array(img)
     assert a[0, 0] == 1.0 and a[5, 5] == 0.0
+
+
+def test_the_network_takes_every_working_size_the_service_allows(colorizer):
+    from panelpaint.limits import WORK_SIZE_MAX, WORK_SIZE_MIN
+
+    assert MIN_SIZE <= WORK_SIZE_MIN and WORK_SIZE_MAX <= MAX_SIZE
+    assert colorizer.colorize(sketch_image(), style_image(), size=WORK_SIZE_MIN).size == (60, 40)
 
 
 def test_bad_inputs(colorizer):

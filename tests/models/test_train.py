@@ -145,6 +145,33 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
     assert res.exit_code != 0 and "no PNG/JPEG/WebP images" in res.output
 
 
+def test_cli_train_with_the_vgg19_encoder_starts_from_the_settings_file(folders, tmp_path, monkeypatch):
+    """`--style-encoder vgg19` takes torchvision's weights from PANELPAINT_VGG19_WEIGHTS, and says so without it."""
+    import models.train
+    from panelpaint.settings import get_settings
+
+    seen = []
+    monkeypatch.setattr(models.train, "train", lambda cfg, progress=True: seen.append(cfg) or Trainer.__new__(Trainer))
+    monkeypatch.setattr(Trainer, "step_count", 0, raising=False)
+    args = ["train", str(folders[0]), "-o", str(tmp_path / "run"), "--style-encoder", "vgg19", "--quiet"]
+    monkeypatch.delenv("PANELPAINT_VGG19_WEIGHTS", raising=False)
+    get_settings.cache_clear()
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and "PANELPAINT_VGG19_WEIGHTS" in res.output and not seen
+    vgg = tmp_path / "vgg19.pth"
+    vgg.write_bytes(b"not read here")
+    monkeypatch.setenv("PANELPAINT_VGG19_WEIGHTS", str(vgg))
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        assert seen[0].style_encoder == {"kind": "vgg19", "weights": str(vgg)}
+        res = CliRunner().invoke(cli, args + ["--style-size", "64"])
+        assert res.exit_code != 0 and "painting encoder" in res.output
+    finally:
+        get_settings.cache_clear()
+
+
 def test_fresh_style_encoder_is_standardised_on_training_references(folders, tmp_path):
     cfg = tiny_config(folders, tmp_path / "run")
     refs = sample_references(sorted(folders[0].glob("*.png")), cfg, n=8)

@@ -1,7 +1,10 @@
-"""Synthetic comic pages with known panel boxes, and a deterministic fake colorizer, for the page tests."""
+"""Synthetic comic pages with known panel boxes, the pages other tests and the benchmarks upload,
+and a deterministic fake colorizer. Import as `tests.panelpaint.comic_pages`; panel_corpus.py
+builds the detection corpus from these drawers."""
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -129,6 +132,99 @@ def rotated_box(box, angle: float, size) -> tuple[int, int, int, int]:
     x0, y0 = np.floor(turned.min(0)).astype(int)
     x1, y1 = np.ceil(turned.max(0)).astype(int)
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def png(image: Image.Image, level: int = 6) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def grid_page(size: tuple[int, int], rows: int, cols: int, *, seed: int = 0, margin: int | None = None,
+              gutter: int | None = None, border: int | None = None) -> bytes:
+    """A grey PNG page of rows x cols framed panels with scribbled art (`draw_page`); margins,
+    gutters and borders scale with the page unless given."""
+    w, h = size
+    boxes = grid_boxes([cols] * rows, width=w, height=h, margin=w // 20 if margin is None else margin,
+                       gutter=max(8, w // 50) if gutter is None else gutter)
+    border = max(2, w // 300) if border is None else border
+    return png(draw_page(boxes, size=size, border=border, seed=seed, page_number=False).convert("L"))
+
+
+def small_page(size: tuple[int, int] = (64, 96), color=(255, 255, 255), lines: bool = True,  # noqa: ANN001
+               seed: int = 0) -> bytes:
+    """A tiny RGB PNG: two framed panels (none without `lines`) on `color`; `seed` moves the first
+    frame, so pages of different seeds are different files."""
+    img = Image.new("RGB", size, color)
+    if lines:
+        d = ImageDraw.Draw(img)
+        d.rectangle([4 + seed % 20, 4, size[0] - 5, size[1] // 2 - 2], outline=(0, 0, 0), width=2)
+        d.rectangle([4, size[1] // 2 + 2, size[0] - 5, size[1] - 5], outline=(0, 0, 0), width=2)
+    return png(img)
+
+
+def two_panel_page() -> bytes:
+    """A small page of two framed panels, a circle and a hill: regions big enough to place a hint in."""
+    img = Image.new("L", (320, 440), 255)
+    d = ImageDraw.Draw(img)
+    d.rectangle([16, 16, 303, 206], outline=0, width=3)
+    d.rectangle([16, 226, 303, 423], outline=0, width=3)
+    d.ellipse([100, 50, 220, 170], outline=0, width=3)
+    d.line([40, 400, 160, 260, 280, 400], fill=0, width=3)
+    return png(img)
+
+
+def style_png(side: int = 128) -> bytes:
+    """A style reference to colour pages with: a warm painting with a blue disc and a green patch."""
+    s = side / 128
+    img = Image.new("RGB", (side, side), (235, 170, 110))
+    d = ImageDraw.Draw(img)
+    d.ellipse([20 * s, 20 * s, 90 * s, 90 * s], fill=(60, 110, 200))
+    d.rectangle([70 * s, 80 * s, 120 * s, 120 * s], fill=(90, 170, 80))
+    return png(img)
+
+
+A4 = (2480, 3508)  # 300 dpi
+
+
+def a4_page(seed: int = 0) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """An A4 page at 300 dpi: six framed panels (3 rows of 2, borders 10 px, gutters 60 px) of dense
+    line-art-like drawing (many regions, as a finished page has), and their boxes."""
+    rng = np.random.default_rng(seed)
+    w, h = A4
+    margin, gutter = 150, 60
+    cw, rh = (w - 2 * margin - gutter) // 2, (h - 2 * margin - 2 * gutter) // 3
+    boxes = [(margin + c * (cw + gutter), margin + r * (rh + gutter), cw, rh) for r in range(3) for c in range(2)]
+    page = Image.new("L", A4, 255)
+    d = ImageDraw.Draw(page)
+    for x, y, bw, bh in boxes:
+        d.rectangle([x, y, x + bw - 1, y + bh - 1], outline=0, width=10)
+        for _ in range(12):
+            cx, cy = int(rng.integers(x + 80, x + bw - 80)), int(rng.integers(y + 80, y + bh - 80))
+            r = int(rng.integers(20, 160))
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=0, width=int(rng.integers(2, 7)))
+        for _ in range(25):
+            pts = [(int(rng.integers(x + 12, x + bw - 12)), int(rng.integers(y + 12, y + bh - 12))) for _ in range(2)]
+            d.line(pts, fill=int(rng.integers(0, 60)), width=int(rng.integers(2, 6)))
+    return page.convert("RGB"), boxes
+
+
+def sparse_a4_page(pixels: int, seed: int = 0, mode: str = "L") -> bytes:
+    """A PNG of at most `pixels` pixels in A4 proportions, in `mode` (a grey or a colour scan):
+    six framed panels with one shape each, cheap to draw at any size (60 Mpx included)."""
+    w = int(math.sqrt(pixels / math.sqrt(2)))
+    h = pixels // w
+    img = Image.new(mode, (w, h), "white")
+    d = ImageDraw.Draw(img)
+    m, line = w // 20, max(2, w // 400)
+    for r in range(3):
+        for c in range(2):
+            x0, y0 = m + c * (w - 2 * m) // 2, m + r * (h - 2 * m) // 3
+            x1, y1 = x0 + (w - 2 * m) // 2 - m // 2, y0 + (h - 2 * m) // 3 - m // 2
+            d.rectangle([x0, y0, x1, y1], outline=0, width=line)
+            d.ellipse([x0 + m + seed, y0 + m, x1 - m, y1 - m], outline=0, width=line)
+            d.line([x0 + m, y1 - m, x1 - m, y0 + m], fill=0, width=line)
+    return png(img, level=1)
 
 
 class FakeColorizer:

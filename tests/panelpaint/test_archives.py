@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from panelpaint.archives import CHUNK, ArchiveError, EntryTooLarge, iter_archive, iter_entries, write_archive
-from zipkit import lie_about_size, write_zip
+from tests.testkit import lie_about_size, write_zip
 
 
 def png(colour=0) -> bytes:

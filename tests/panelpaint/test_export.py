@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comic_pages import FakeColorizer, draw_page, grid_boxes
+from tests.panelpaint.comic_pages import FakeColorizer, draw_page, grid_boxes
 from panelpaint.pages import render_page, write_outputs
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comic_pages import FakeColorizer, draw_page, grid_boxes
+from tests.panelpaint.comic_pages import FakeColorizer, draw_page, grid_boxes
 from panelpaint.flats import Background
 from panelpaint.images import ImageError
 from panelpaint.pages import Cancelled, PanelColorizer, Style, crop_box, detect, render_page, work_dimensions
@@ -169,13 +169,10 @@ def test_detect_and_work_dimensions(page):
 
 def test_pipeline_with_the_real_colorizer_from_tiny_random_networks(page):
     colorizer_module = pytest.importorskip("models.colorizer")
-    torch = pytest.importorskip("torch")
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
+    pytest.importorskip("torch")
+    from tests.testkit import tiny_nets
 
-    torch.manual_seed(0)
-    colorizer = colorizer_module.Colorizer(Generator("tiny"), PaintingStyleEncoder(widths=(8, 16), hidden=32),
-                                           device="cpu", model_version="tiny-random")
+    colorizer = colorizer_module.Colorizer(*tiny_nets(), device="cpu", model_version="tiny-random")
     assert isinstance(colorizer, PanelColorizer)
     small = page.resize((300, 425))
     result = render_page(small, STYLE, colorizer, work_size=64, seed=0,

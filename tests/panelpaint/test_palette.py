@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from panelpaint.colour import is_paper, lab_to_rgb, rgb_to_lab
-from panelpaint.palette import MAX_SWATCHES, Palette, Swatch, extract_palette, snap
+from panelpaint.limits import SWATCHES_MAX
+from panelpaint.palette import Palette, Swatch, extract_palette, snap
 
 RED, GREEN, BLUE = (200, 30, 40), (40, 160, 60), (30, 60, 190)
 
@@ -60,7 +61,7 @@ def test_palette_json_round_trips():
 @pytest.mark.parametrize("data, message", [
     ({"color": "#ff0000"}, "must be a list"),
     ([], "1 to 32 swatches, got 0"),
-    ([{"color": "#000000"}] * (MAX_SWATCHES + 1), "1 to 32 swatches, got 33"),
+    ([{"color": "#000000"}] * (SWATCHES_MAX + 1), "1 to 32 swatches, got 33"),
     ([{"color": "#ff0000"}, {"colour": "#00ff00"}], "swatch 1: must be an object"),
     (["#ff0000"], "swatch 0: must be an object"),
     ([{"color": "red"}], "swatch 0: color must look like #rrggbb, got 'red'"),

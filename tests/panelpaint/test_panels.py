@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from comic_pages import PAGE_H, PAGE_W, draw_page, grid_boxes
+from tests.panelpaint.comic_pages import PAGE_H, PAGE_W, draw_page, grid_boxes
 from panelpaint.images import to_gray
 from panelpaint.panels import Panel, detect_panels, iou, order_panels
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from comic_pages import FakeColorizer, draw_page, grid_boxes
+from tests.panelpaint.comic_pages import FakeColorizer, draw_page, grid_boxes
 from cli.main import main
 from panelpaint.weights import DEFAULT_WEIGHTS
 from cli import render as render_cmd
@@ -178,14 +178,10 @@ def _settings(tmp_path, **overrides):
 
 
 def test_render_with_real_tiny_weights_end_to_end(inputs, tmp_path):
-    torch = pytest.importorskip("torch")
-    weights_io = pytest.importorskip("models.weights_io")
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
+    pytest.importorskip("torch")
+    from tests.testkit import random_weights
 
-    torch.manual_seed(0)
-    weights = weights_io.save_weights(tmp_path / "tiny.safetensors", Generator("tiny"),
-                                      PaintingStyleEncoder(widths=(8, 16), hidden=32), version="tiny-test")
+    weights = random_weights(tmp_path / "tiny.safetensors", version="tiny-test")
     out = tmp_path / "out"
     res = run([inputs / "page1.png", "--style", inputs / "style.png", "--weights", weights, "--size", "64",
                "--format", "ora", "-o", out])

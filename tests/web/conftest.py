@@ -9,9 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from web_helpers import (
-    Client, FakeWorker, QueueRecorder, build_app, email, make_database, png_bytes, web_settings,
-)
+from web_helpers import Client, FakeWorker, QueueRecorder, build_app, email, make_database, web_settings
+from tests.panelpaint.comic_pages import small_page
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +104,7 @@ def style_id(app):  # noqa: ANN001
     from panelpaint.store.storage import storage_from_settings
 
     services = app.extensions["panelpaint"]
-    key = storage_from_settings(services.settings).put_bytes(png_bytes((48, 48), (200, 80, 40), lines=False), ".png")
+    key = storage_from_settings(services.settings).put_bytes(small_page((48, 48), (200, 80, 40), lines=False), ".png")
     with services.store.session() as s:
         studio = accounts.get_studio_by_name(s, "Alpha")
         return styles.add_style_reference(s, studio.id, "Warm", ["hero"], key, 48, 48).id

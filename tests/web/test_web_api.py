@@ -6,7 +6,8 @@ import re
 import zipfile
 
 import pytest
-from web_helpers import png_bytes, upload
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def api(client, api_token):  # noqa: ANN001
 
 
 def make_batch(api, style_id, files=None, **fields):  # noqa: ANN001
-    files = files if files is not None else [upload(png_bytes(), "1.png"), upload(b"nope", "2.png")]
+    files = files if files is not None else [upload(small_page(), "1.png"), upload(b"nope", "2.png")]
     return api.post("/api/v1/batches", data={"name": "API batch", "style_id": str(style_id), "pages": files, **fields},
                     content_type="multipart/form-data")
 
@@ -80,10 +81,10 @@ def test_create_batch_reports_bad_files_and_queues_good_ones(api, style_id, queu
 
 
 def test_an_archive_is_unpacked_by_a_worker_and_keeps_the_order_of_the_files_sent(app, api, style_id, queue_calls):
-    from web_helpers import zip_bytes
+    from tests.testkit import zip_bytes
 
-    archive = zip_bytes({"b.png": png_bytes(), "a.png": png_bytes()})
-    response = make_batch(api, style_id, [upload(png_bytes(), "cover.png"), upload(archive, "ch.cbz"),
+    archive = zip_bytes({"b.png": small_page(), "a.png": small_page()})
+    response = make_batch(api, style_id, [upload(small_page(), "cover.png"), upload(archive, "ch.cbz"),
                                           upload(b"not a page", "notes.png")])
     assert response.status_code == 201
     data = response.get_json()
@@ -91,7 +92,7 @@ def test_an_archive_is_unpacked_by_a_worker_and_keeps_the_order_of_the_files_sen
     (unpacking,) = data["unpacking"]
     assert unpacking["files"] == ["cover.png", "ch.cbz", "notes.png"] and unpacking["pages_expected"] == 4
     # Pages sent to the batch while it unpacks wait their turn behind the archive.
-    more = api.post(f"/api/v1/batches/{data['id']}/pages", data={"pages": [upload(png_bytes(), "last.png")]},
+    more = api.post(f"/api/v1/batches/{data['id']}/pages", data={"pages": [upload(small_page(), "last.png")]},
                     content_type="multipart/form-data")
     assert more.status_code == 201 and len(more.get_json()["unpacking"]) == 2
     assert queue_calls.run_unpacks(app) == ["succeeded", "succeeded"]
@@ -107,7 +108,7 @@ def test_an_archive_is_unpacked_by_a_worker_and_keeps_the_order_of_the_files_sen
 def test_create_batch_errors_are_json(api, style_id):
     no_pages = make_batch(api, style_id, files=[])
     assert no_pages.status_code == 400 and "at least one page" in no_pages.get_json()["message"]
-    no_style = api.post("/api/v1/batches", data={"name": "x", "pages": upload(png_bytes(), "a.png")},
+    no_style = api.post("/api/v1/batches", data={"name": "x", "pages": upload(small_page(), "a.png")},
                         content_type="multipart/form-data")
     assert no_style.status_code == 400 and "Choose a style" in no_style.get_json()["message"]
     bad_dir = make_batch(api, style_id, direction="up")
@@ -134,7 +135,7 @@ def test_batch_status_and_pages(api, style_id, worker, queue_calls):
 
 def test_add_pages_and_cancel(api, style_id, queue_calls):
     batch = make_batch(api, style_id).get_json()
-    added = api.post(f"/api/v1/batches/{batch['id']}/pages", data={"pages": [upload(png_bytes(), "3.png")]},
+    added = api.post(f"/api/v1/batches/{batch['id']}/pages", data={"pages": [upload(small_page(), "3.png")]},
                      content_type="multipart/form-data")
     assert added.status_code == 201 and added.get_json()["total"] == 3 and len(added.get_json()["added"]) == 1
     cancelled = api.post(f"/api/v1/batches/{batch['id']}/cancel").get_json()
@@ -143,7 +144,7 @@ def test_add_pages_and_cancel(api, style_id, queue_calls):
 
 
 def test_retry_review_rerender_and_download(api, style_id, worker, queue_calls):
-    batch = make_batch(api, style_id, files=[upload(png_bytes(), "a.png"), upload(png_bytes(), "b.png")]).get_json()
+    batch = make_batch(api, style_id, files=[upload(small_page(), "a.png"), upload(small_page(), "b.png")]).get_json()
     a, b = [p["id"] for p in batch["pages"]]
     worker.finish(queue_calls.renders[0])
     worker.fail(queue_calls.renders[1], "out of memory")
@@ -178,7 +179,7 @@ def test_retry_review_rerender_and_download(api, style_id, worker, queue_calls):
 
 def test_styles_api(api):
     created = api.post("/api/v1/styles", data={"name": "Night", "tags": "dark, blue",
-                                               "image": upload(png_bytes((20, 30), (10, 10, 80), lines=False), "n.png")},
+                                               "image": upload(small_page((20, 30), (10, 10, 80), lines=False), "n.png")},
                        content_type="multipart/form-data")
     assert created.status_code == 201
     style = created.get_json()
@@ -204,7 +205,7 @@ def test_another_studio_gets_404_everywhere(api, style_id, worker, queue_calls):
         response = outsider.get(url)
         assert response.status_code == 404 and response.is_json, url
     for url, kwargs in ((f"/api/v1/batches/{batch['id']}/cancel", {}),
-                        (f"/api/v1/batches/{batch['id']}/pages", {"data": {"pages": upload(png_bytes(), "x.png")}}),
+                        (f"/api/v1/batches/{batch['id']}/pages", {"data": {"pages": upload(small_page(), "x.png")}}),
                         (f"/api/v1/pages/{page_id}/retry", {}),
                         (f"/api/v1/pages/{page_id}/review", {"json": {"decision": "approved"}}),
                         (f"/api/v1/pages/{page_id}/rerender", {"json": {}})):

@@ -9,7 +9,9 @@ import zipfile
 import zlib
 
 import pytest
-from web_helpers import png_bytes, upload, zip_bytes
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
+from tests.testkit import zip_bytes
 
 
 def page_rows(app, batch_id: int):
@@ -59,12 +61,12 @@ def test_new_batch_form(artist, style_id):
 
 def test_create_batch_queues_good_pages_and_keeps_bad_ones_as_failed(app, artist, style_id, queue_calls):
     files = [
-        upload(png_bytes(), "001.png"),
+        upload(small_page(), "001.png"),
         upload(b"this is not an image at all", "002.png"),  # a renamed text file
-        upload(png_bytes()[:60], "003.png"),  # truncated
+        upload(small_page()[:60], "003.png"),  # truncated
         upload(pixel_bomb_png(), "004.png"),  # 25 Mpx over the test limit of 4 Mpx
         upload(b"<svg xmlns='http://www.w3.org/2000/svg'/>", "005.svg"),
-        upload(png_bytes((80, 120)), "006.png"),
+        upload(small_page((80, 120)), "006.png"),
     ]
     response = create(artist, style_id, files)
     assert response.status_code == 302
@@ -88,7 +90,7 @@ def test_create_batch_queues_good_pages_and_keeps_bad_ones_as_failed(app, artist
 
 
 def test_create_batch_shows_flash_messages_for_bad_files(artist, style_id):
-    response = create(artist, style_id, [upload(png_bytes(), "ok.png"), upload(b"junk", "bad.jpg")])
+    response = create(artist, style_id, [upload(small_page(), "ok.png"), upload(b"junk", "bad.jpg")])
     html = artist.get(response.location).get_data(as_text=True)
     assert "1 page(s) queued" in html
     assert "Not queued: bad.jpg: not a recognised image" in html
@@ -96,11 +98,11 @@ def test_create_batch_shows_flash_messages_for_bad_files(artist, style_id):
 
 def test_zip_and_cbz_archives_become_pages_in_natural_order(app, artist, style_id, queue_calls):
     archive = zip_bytes({
-        "ch1/page10.png": png_bytes(),
-        "ch1/page2.png": png_bytes(),
-        "ch1/page1.png": png_bytes(),
+        "ch1/page10.png": small_page(),
+        "ch1/page2.png": small_page(),
+        "ch1/page1.png": small_page(),
         "ch1/broken.png": b"\x89PNG\r\n\x1a\nnope",
-        "../escape.png": png_bytes(),
+        "../escape.png": small_page(),
         "__MACOSX/ch1/._page1.png": b"junk",
         "notes.txt": b"hello",
     })
@@ -126,7 +128,7 @@ def test_zip_and_cbz_archives_become_pages_in_natural_order(app, artist, style_i
 
 
 def test_unreadable_archive_is_one_failed_page_and_others_proceed(app, artist, style_id, queue_calls):
-    response = create(artist, style_id, [upload(b"PK\x03\x04garbage", "bad.zip"), upload(png_bytes(), "fine.png")])
+    response = create(artist, style_id, [upload(b"PK\x03\x04garbage", "bad.zip"), upload(small_page(), "fine.png")])
     html = artist.get(response.location).get_data(as_text=True)
     assert "Not queued: bad.zip: not a readable ZIP/CBZ" in html  # known at once, before any unpacking
     queue_calls.run_unpacks(app)
@@ -136,7 +138,7 @@ def test_unreadable_archive_is_one_failed_page_and_others_proceed(app, artist, s
 
 
 def test_archive_with_too_many_entries_is_refused_with_a_message(app, artist, style_id, queue_calls):
-    archive = zip_bytes({f"{i}.png": png_bytes((8, 8), lines=False) for i in range(25)})  # the test limit is 20 entries
+    archive = zip_bytes({f"{i}.png": small_page((8, 8), lines=False) for i in range(25)})  # the test limit is 20 entries
     response = create(artist, style_id, [upload(archive, "big.zip")])
     queue_calls.run_unpacks(app)
     rows = page_rows(app, batch_id_of(response))
@@ -144,7 +146,7 @@ def test_archive_with_too_many_entries_is_refused_with_a_message(app, artist, st
 
 
 def test_client_filename_never_becomes_a_storage_path(app, artist, style_id):
-    response = create(artist, style_id, [upload(png_bytes(), "../../../../etc/passwd.png")])
+    response = create(artist, style_id, [upload(small_page(), "../../../../etc/passwd.png")])
     from panelpaint.store.schema import Page
 
     with app.extensions["panelpaint"].store.session() as s:
@@ -158,17 +160,17 @@ def test_batch_form_errors_are_shown_and_keep_input(artist, style_id):
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert "Choose at least one page" in html and 'value="Keep me"' in html
-    no_style = artist.post_form("/batches", {"name": "x", "pages": upload(png_bytes(), "a.png")},
+    no_style = artist.post_form("/batches", {"name": "x", "pages": upload(small_page(), "a.png")},
                                 content_type="multipart/form-data")
     assert no_style.status_code == 400 and "Choose a style" in no_style.get_data(as_text=True)
-    bad_seed = create(artist, style_id, [upload(png_bytes(), "a.png")], seed="abc")
+    bad_seed = create(artist, style_id, [upload(small_page(), "a.png")], seed="abc")
     assert bad_seed.status_code == 400 and "Seed must be a whole number" in bad_seed.get_data(as_text=True)
 
 
 def test_batch_with_an_uploaded_style(app, artist, queue_calls):
     data = {"name": "With style", "direction": "rtl", "style_name": "Sunset", "style_tags": "warm, evening",
-            "style_image": upload(png_bytes((40, 40), (250, 120, 30), lines=False), "sunset.jpg"),
-            "pages": [upload(png_bytes(), "p.png")], "layers": ["psd", "ora"], "work_size": "256", "seed": "7"}
+            "style_image": upload(small_page((40, 40), (250, 120, 30), lines=False), "sunset.jpg"),
+            "pages": [upload(small_page(), "p.png")], "layers": ["psd", "ora"], "work_size": "256", "seed": "7"}
     response = artist.post_form("/batches", data, content_type="multipart/form-data")
     assert response.status_code == 302
     batch_id = batch_id_of(response)
@@ -180,7 +182,7 @@ def test_batch_with_an_uploaded_style(app, artist, queue_calls):
 
 
 def test_bad_style_upload_keeps_no_batch(app, artist):
-    data = {"name": "x", "style_image": upload(b"not an image", "s.png"), "pages": [upload(png_bytes(), "p.png")]}
+    data = {"name": "x", "style_image": upload(b"not an image", "s.png"), "pages": [upload(small_page(), "p.png")]}
     response = artist.post_form("/batches", data, content_type="multipart/form-data")
     assert response.status_code == 400
     assert "s.png: not a recognised image" in response.get_data(as_text=True)
@@ -188,7 +190,7 @@ def test_bad_style_upload_keeps_no_batch(app, artist):
 
 
 def test_progress_json_and_list(app, artist, style_id, worker, queue_calls):
-    response = create(artist, style_id, [upload(png_bytes(), "a.png"), upload(png_bytes(), "b.png")])
+    response = create(artist, style_id, [upload(small_page(), "a.png"), upload(small_page(), "b.png")])
     batch_id = batch_id_of(response)
     status = artist.get(f"/batches/{batch_id}/status.json").get_json()
     assert status["state"] == "queued" and status["total"] == 2 and status["finished"] == 0
@@ -208,7 +210,7 @@ def test_progress_json_and_list(app, artist, style_id, worker, queue_calls):
 
 
 def test_retry_failed_page(app, artist, style_id, worker, queue_calls):
-    response = create(artist, style_id, [upload(png_bytes(), "a.png")])
+    response = create(artist, style_id, [upload(small_page(), "a.png")])
     batch_id = batch_id_of(response)
     worker.fail(queue_calls.renders[0])
     page_id = page_rows(app, batch_id)[0][3]
@@ -221,7 +223,7 @@ def test_retry_failed_page(app, artist, style_id, worker, queue_calls):
 
 
 def test_retry_all_failed_skips_unreadable_uploads(app, artist, style_id, worker, queue_calls):
-    response = create(artist, style_id, [upload(png_bytes(), "a.png"), upload(b"junk", "b.png")])
+    response = create(artist, style_id, [upload(small_page(), "a.png"), upload(b"junk", "b.png")])
     batch_id = batch_id_of(response)
     worker.fail(queue_calls.renders[0])
     html = artist.post_form(f"/batches/{batch_id}/retry-failed", follow_redirects=True).get_data(as_text=True)
@@ -229,7 +231,7 @@ def test_retry_all_failed_skips_unreadable_uploads(app, artist, style_id, worker
 
 
 def test_cancel_revokes_queued_tasks(app, artist, style_id, queue_calls):
-    response = create(artist, style_id, [upload(png_bytes(), "a.png"), upload(png_bytes(), "b.png")])
+    response = create(artist, style_id, [upload(small_page(), "a.png"), upload(small_page(), "b.png")])
     batch_id = batch_id_of(response)
     assert "Cancel batch" in artist.get(f"/batches/{batch_id}").get_data(as_text=True)
     html = artist.post_form(f"/batches/{batch_id}/cancel", follow_redirects=True).get_data(as_text=True)
@@ -241,28 +243,28 @@ def test_cancel_revokes_queued_tasks(app, artist, style_id, queue_calls):
     assert sorted(queue_calls.revoked) == sorted(stored.values())
     assert [r[1] for r in page_rows(app, batch_id)] == ["cancelled", "cancelled"]
     assert artist.get(f"/batches/{batch_id}/status.json").get_json()["state"] == "cancelled"
-    add = artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(png_bytes(), "c.png")},
+    add = artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(small_page(), "c.png")},
                            content_type="multipart/form-data", follow_redirects=True)
     assert "cancelled" in add.get_data(as_text=True)
 
 
 def test_renders_are_sent_under_the_stored_task_id_without_another_commit(app, artist, style_id, queue_calls):
-    create(artist, style_id, [upload(png_bytes(), "a.png")])
+    create(artist, style_id, [upload(small_page(), "a.png")])
     (render_id,) = queue_calls.renders
     stored = render_task_ids(app, [render_id])[render_id]
     assert stored and queue_calls.task_ids == {render_id: stored}
 
 
 def test_add_pages_to_a_batch(app, artist, style_id, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png")]))
-    artist.post_form(f"/batches/{batch_id}/pages", {"pages": [upload(png_bytes(), "b.png"), upload(b"x", "c.png")]},
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png")]))
+    artist.post_form(f"/batches/{batch_id}/pages", {"pages": [upload(small_page(), "b.png"), upload(b"x", "c.png")]},
                      content_type="multipart/form-data")
     assert [r[:2] for r in page_rows(app, batch_id)] == [("a.png", "queued"), ("b.png", "queued"), ("c.png", "failed")]
     assert len(queue_calls.renders) == 2
 
 
 def test_page_images_and_thumbnails(app, artist, style_id, worker, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes((64, 96)), "a.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page((64, 96)), "a.png")]))
     page_id = page_rows(app, batch_id)[0][3]
     source = artist.get(f"/pages/{page_id}/image/source")
     assert source.status_code == 200 and source.mimetype == "image/png"
@@ -287,8 +289,8 @@ def approve(app, page_id):  # noqa: ANN001
 
 @pytest.mark.parametrize("fmt", ["zip", "cbz"])
 def test_download_approved_pages(app, artist, style_id, worker, queue_calls, fmt):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "first.png"), upload(png_bytes(), "second.png"),
-                                                     upload(png_bytes(), "third.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "first.png"), upload(small_page(), "second.png"),
+                                                     upload(small_page(), "third.png")]))
     nothing = artist.get(f"/batches/{batch_id}/download.{fmt}", follow_redirects=True)
     assert "Nothing to download yet" in nothing.get_data(as_text=True)
     for render_id in queue_calls.renders:
@@ -307,9 +309,9 @@ def test_download_approved_pages(app, artist, style_id, worker, queue_calls, fmt
 
 
 def test_layered_page_downloads(app, artist, style_id, worker, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png")]))
     storage = app.extensions["panelpaint"].storage
-    outputs = {"composite": storage.put_bytes(png_bytes(), ".png"), "psd": storage.put_bytes(b"8BPS fake psd", ".psd")}
+    outputs = {"composite": storage.put_bytes(small_page(), ".png"), "psd": storage.put_bytes(b"8BPS fake psd", ".psd")}
     worker.finish(queue_calls.renders[0], outputs=outputs)
     page_id = page_rows(app, batch_id)[0][3]
     psd = artist.get(f"/pages/{page_id}/download.psd")
@@ -322,7 +324,7 @@ def test_layered_page_downloads(app, artist, style_id, worker, queue_calls):
 
 
 def test_another_studio_cannot_reach_anything_by_id(app, artist, other_artist, style_id, worker, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png"), upload(png_bytes(), "b.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png"), upload(small_page(), "b.png")]))
     worker.finish(queue_calls.renders[0])
     worker.fail(queue_calls.renders[1])
     page_id, failed_page_id = page_rows(app, batch_id)[0][3], page_rows(app, batch_id)[1][3]
@@ -337,7 +339,7 @@ def test_another_studio_cannot_reach_anything_by_id(app, artist, other_artist, s
         assert artist.get(url).status_code in (200, 302), url  # the owner can
         assert other_artist.get(url).status_code == 404, url
     posts = [
-        (f"/batches/{batch_id}/cancel", {}), (f"/batches/{batch_id}/pages", {"pages": upload(png_bytes(), "x.png")}),
+        (f"/batches/{batch_id}/cancel", {}), (f"/batches/{batch_id}/pages", {"pages": upload(small_page(), "x.png")}),
         (f"/batches/{batch_id}/retry-failed", {}), (f"/pages/{failed_page_id}/retry", {}),
         (f"/review/{page_id}/rerender", {}), (f"/review/{page_id}/comment", {"comment": "hi"}),
         (f"/styles/{style_id}/preview", {}),
@@ -351,7 +353,7 @@ def test_another_studio_cannot_reach_anything_by_id(app, artist, other_artist, s
 
 
 def test_reviewer_of_another_studio_cannot_decide(app, artist, login_as, style_id, worker, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png")]))
     worker.finish(queue_calls.renders[0])
     page_id = page_rows(app, batch_id)[0][3]
     outsider = login_as("beta", "reviewer")
@@ -359,7 +361,7 @@ def test_reviewer_of_another_studio_cannot_decide(app, artist, login_as, style_i
 
 
 def test_new_pages_get_panel_detection_then_a_render(app, artist, style_id, queue_calls):
-    batch_id = batch_id_of(create(artist, style_id, [upload(png_bytes(), "a.png"), upload(b"x", "b.png")]))
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png"), upload(b"x", "b.png")]))
     good = page_rows(app, batch_id)[0][3]
     assert queue_calls.ingested == [good]
     assert len(queue_calls.renders) == 1
@@ -372,7 +374,7 @@ def test_unreachable_broker_keeps_the_batch_and_says_so(app, artist, style_id, m
         raise ConnectionError("Error 111 connecting to redis")
 
     monkeypatch.setattr(queue, "enqueue_ingest", down)
-    response = create(artist, style_id, [upload(png_bytes(), "a.png")])
+    response = create(artist, style_id, [upload(small_page(), "a.png")])
     assert response.status_code == 302
     html = artist.get(response.location).get_data(as_text=True)
     assert "the work queue cannot be reached" in html
@@ -393,7 +395,7 @@ def test_zip_bomb_is_refused_and_the_rest_of_the_upload_proceeds(app, artist, st
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("huge.png", b"\0" * (limit + 1))  # compresses to almost nothing
     assert len(bomb.getvalue()) < app.config["MAX_CONTENT_LENGTH"]
-    response = create(artist, style_id, [upload(bomb.getvalue(), "bomb.cbz"), upload(png_bytes(), "fine.png")])
+    response = create(artist, style_id, [upload(bomb.getvalue(), "bomb.cbz"), upload(small_page(), "fine.png")])
     queue_calls.run_unpacks(app)
     rows = page_rows(app, batch_id_of(response))
     assert rows[0][:2] == ("bomb.cbz", "failed") and "possible zip bomb" in rows[0][2]
@@ -401,7 +403,7 @@ def test_zip_bomb_is_refused_and_the_rest_of_the_upload_proceeds(app, artist, st
 
 
 def test_another_studios_style_cannot_be_used(app, other_artist, style_id):
-    response = create(other_artist, style_id, [upload(png_bytes(), "a.png")])
+    response = create(other_artist, style_id, [upload(small_page(), "a.png")])
     assert response.status_code == 400
     assert "not in your studio" in response.get_data(as_text=True)
     assert other_artist.get("/batches/status.json").get_json()["batches"] == []
@@ -411,10 +413,10 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
     """While a page is decoded another writer (a worker reporting progress) can write at once."""
     import sqlite3
 
-    from web import jobs
+    from web.services import batches
 
     path = app.extensions["panelpaint"].store.engine.url.database
-    real = jobs.store_page_image
+    real = batches.store_page_image
     probed = []
 
     def probing(data, name, *args):  # noqa: ANN001
@@ -427,10 +429,10 @@ def test_decoding_uploads_never_holds_the_database_write_lock(app, artist, style
         probed.append(name)
         return real(data, name, *args)
 
-    monkeypatch.setattr(jobs, "store_page_image", probing)
-    response = create(artist, style_id, [upload(png_bytes(), f"{i}.png") for i in range(3)])
+    monkeypatch.setattr(batches, "store_page_image", probing)
+    response = create(artist, style_id, [upload(small_page(), f"{i}.png") for i in range(3)])
     assert response.status_code == 302
     batch_id = batch_id_of(response)
-    artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(png_bytes(), "more.png")},
+    artist.post_form(f"/batches/{batch_id}/pages", {"pages": upload(small_page(), "more.png")},
                      content_type="multipart/form-data")
     assert probed == ["0.png", "1.png", "2.png", "more.png"]

@@ -6,7 +6,8 @@ import io
 import zipfile
 
 import pytest
-from web_helpers import Client, FakeWorker, build_app, make_database, png_bytes, upload, web_settings
+from web_helpers import Client, FakeWorker, build_app, make_database, upload, web_settings
+from tests.panelpaint.comic_pages import small_page
 
 pytestmark = pytest.mark.postgres
 
@@ -23,11 +24,11 @@ def test_dashboard_and_api_on_postgres(pg_app, queue_calls):
     assert pg_app.extensions["panelpaint"].store.dialect == "postgresql"
     artist = Client(pg_app.test_client())
     assert artist.login("alpha", "artist").status_code == 302
-    style = artist.post_form("/styles", {"name": "PG", "image": upload(png_bytes((30, 30), lines=False), "s.png")},
+    style = artist.post_form("/styles", {"name": "PG", "image": upload(small_page((30, 30), lines=False), "s.png")},
                              content_type="multipart/form-data")
     style_id = int(style.location.rsplit("/", 1)[1])
     created = artist.post_form("/batches", {"name": "On PG", "style_id": style_id,
-                                            "pages": [upload(png_bytes(), "a.png"), upload(b"bad", "b.png")]},
+                                            "pages": [upload(small_page(), "a.png"), upload(b"bad", "b.png")]},
                                content_type="multipart/form-data")
     batch_id = int(created.location.rsplit("/", 1)[1])
     status = artist.get(f"/batches/{batch_id}/status.json").get_json()

@@ -6,14 +6,15 @@ import json
 import re
 
 import pytest
-from web_helpers import png_bytes, upload
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
 
 
 @pytest.fixture
 def finished(app, artist, style_id, worker, queue_calls):  # noqa: ANN001
     """A batch of three pages, all rendered with two panels each: (batch_id, [page ids])."""
     response = artist.post_form("/batches", {"name": "Review me", "style_id": style_id,
-                                             "pages": [upload(png_bytes(), f"{i}.png") for i in (1, 2, 3)]},
+                                             "pages": [upload(small_page(), f"{i}.png") for i in (1, 2, 3)]},
                                 content_type="multipart/form-data")
     batch_id = int(re.search(r"(\d+)$", response.location).group(1))
     for render_id in list(queue_calls.renders):
@@ -102,7 +103,7 @@ def test_rerender_a_page_with_another_style_seed_and_hints(app, reviewer, finish
     from panelpaint.store.schema import Render
 
     services = app.extensions["panelpaint"]
-    key = services.storage.put_bytes(png_bytes((32, 32), (10, 200, 10), lines=False), ".png")
+    key = services.storage.put_bytes(small_page((32, 32), (10, 200, 10), lines=False), ".png")
     with services.store.session() as s:
         studio = accounts.get_studio_by_name(s, "Alpha")
         other_style = styles.add_style_reference(s, studio.id, "Green", [], key, 32, 32).id
@@ -160,7 +161,7 @@ def test_rerender_with_another_studios_style_is_refused(app, reviewer, finished,
     from panelpaint.store import accounts, styles
 
     services = app.extensions["panelpaint"]
-    key = services.storage.put_bytes(png_bytes((32, 32), lines=False), ".png")
+    key = services.storage.put_bytes(small_page((32, 32), lines=False), ".png")
     with services.store.session() as s:
         beta = accounts.get_studio_by_name(s, "Beta")
         foreign = styles.add_style_reference(s, beta.id, "Theirs", [], key, 32, 32).id

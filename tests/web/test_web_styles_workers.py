@@ -5,12 +5,13 @@ import io
 import re
 
 from PIL import Image
-from web_helpers import png_bytes, upload
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
 
 
 def test_upload_a_style_with_tags(app, artist):
     response = artist.post_form("/styles", {"name": "Heroine", "tags": "Hero, day, hero",
-                                            "image": upload(png_bytes((50, 40), (220, 60, 60), lines=False), "h.webp")},
+                                            "image": upload(small_page((50, 40), (220, 60, 60), lines=False), "h.webp")},
                                 content_type="multipart/form-data")
     assert response.status_code == 302
     style_id = int(re.search(r"/styles/(\d+)$", response.location).group(1))
@@ -27,8 +28,8 @@ def test_upload_a_style_with_tags(app, artist):
 def test_bad_style_uploads_say_why(artist):
     cases = [
         ({"name": "x", "image": upload(b"GIF89a....", "x.gif")}, "x.gif: not a recognised image"),
-        ({"name": "x", "image": upload(png_bytes()[:50], "t.png")}, "t.png: corrupt or truncated"),
-        ({"name": "", "image": upload(png_bytes(), "ok.png")}, "style name must have"),
+        ({"name": "x", "image": upload(small_page()[:50], "t.png")}, "t.png: corrupt or truncated"),
+        ({"name": "", "image": upload(small_page(), "ok.png")}, "style name must have"),
         ({"name": "x"}, "choose an image file"),
     ]
     for data, message in cases:
@@ -54,7 +55,7 @@ def test_style_preview_colours_the_sample_sketch(app, artist, style_id, worker, 
 
 def test_preview_uses_the_configured_sample_sketch(app, artist, style_id, tmp_path, queue_calls):
     sketch = tmp_path / "sketch.png"
-    sketch.write_bytes(png_bytes((30, 44)))
+    sketch.write_bytes(small_page((30, 44)))
     app.config["SAMPLE_SKETCH"] = str(sketch)
     artist.post_form(f"/styles/{style_id}/preview")
     from panelpaint.store.schema import Render
@@ -65,7 +66,7 @@ def test_preview_uses_the_configured_sample_sketch(app, artist, style_id, tmp_pa
 
 
 def test_drawn_sample_sketch_is_a_valid_image():
-    from web.jobs import drawn_sketch
+    from web.services.previews import drawn_sketch
 
     img = Image.open(io.BytesIO(drawn_sketch()))
     assert img.size == (384, 512) and img.mode == "L"

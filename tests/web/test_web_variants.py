@@ -7,16 +7,17 @@ import json
 import re
 
 import pytest
-from web_helpers import png_bytes, upload
+from web_helpers import upload
+from tests.panelpaint.comic_pages import small_page
 
-from panelpaint.store.renders import SEED_MAX
+from panelpaint.limits import SEED_MAX
 
 
 @pytest.fixture
 def finished(app, artist, style_id, worker, queue_calls):  # noqa: ANN001
     """One page rendered with two stacked panels (64x96: panel 1 is y 0..47, panel 2 y 48..95)."""
     response = artist.post_form("/batches", {"name": "Variants", "style_id": style_id,
-                                             "pages": [upload(png_bytes(), "p.png")]},
+                                             "pages": [upload(small_page(), "p.png")]},
                                 content_type="multipart/form-data")
     batch_id = int(re.search(r"(\d+)$", response.location).group(1))
     worker.finish(queue_calls.renders[0])
@@ -81,13 +82,12 @@ def test_the_largest_seed_is_accepted_and_a_batch_seed_reaches_its_pages(app, re
     reviewer.post_form(f"/review/{finished}/rerender", {"seed": str(SEED_MAX)})
     assert render_row(app, queue_calls.renders[-1]).seed == SEED_MAX
     artist.post_form("/batches", {"name": "Seeded", "style_id": style_id, "seed": "77",
-                                  "pages": [upload(png_bytes(), "s.png")]}, content_type="multipart/form-data")
+                                  "pages": [upload(small_page(), "s.png")]}, content_type="multipart/form-data")
     assert render_row(app, queue_calls.renders[-1]).seed == 77  # the batch's seed is no dead control
 
 
 def test_the_openapi_document_states_the_same_limits(api):
-    from panelpaint.palette import MAX_SWATCHES
-    from panelpaint.store.variants import VARIANTS_MAX, VARIANTS_MIN
+    from panelpaint.limits import SWATCHES_MAX, VARIANTS_MAX, VARIANTS_MIN
 
     doc = api("GET", "/api/openapi.json").get_json()
     paths, schemas = doc["paths"], doc["components"]["schemas"]
@@ -97,7 +97,7 @@ def test_the_openapi_document_states_the_same_limits(api):
     variants = paths["/api/v1/pages/{page_id}/variants"]["post"]["requestBody"]["content"]["application/json"]
     count = variants["schema"]["properties"]["count"]
     assert (count["minimum"], count["maximum"], count["default"]) == (VARIANTS_MIN, VARIANTS_MAX, 4)
-    assert (schemas["Palette"]["minItems"], schemas["Palette"]["maxItems"]) == (1, MAX_SWATCHES)
+    assert (schemas["Palette"]["minItems"], schemas["Palette"]["maxItems"]) == (1, SWATCHES_MAX)
     assert re.fullmatch(schemas["Swatch"]["properties"]["color"]["pattern"], "#a1B2c3")
     assert not re.fullmatch(schemas["Swatch"]["properties"]["color"]["pattern"], "#a1B2c")
     assert schemas["Style"]["properties"]["background"]["enum"] == ["paper", "coloured"]
@@ -187,7 +187,7 @@ def test_variant_requests_and_picks_that_cannot_be(app, reviewer, artist, style_
     assert current(app, finished) == first.id
     # Another page's render through this page's form, and another studio: 404.
     other = artist.post_form("/batches", {"name": "Other", "style_id": style_id,
-                                          "pages": [upload(png_bytes(), "o.png")]}, content_type="multipart/form-data")
+                                          "pages": [upload(small_page(), "o.png")]}, content_type="multipart/form-data")
     other_render = queue_calls.renders[-1]
     assert other.status_code == 302
     assert reviewer.post_form(f"/review/{finished}/pick", {"render_id": other_render}).status_code == 404
@@ -196,7 +196,7 @@ def test_variant_requests_and_picks_that_cannot_be(app, reviewer, artist, style_
 
 def test_variants_of_a_page_without_a_result_are_refused(app, artist, style_id, queue_calls):
     response = artist.post_form("/batches", {"name": "Queued", "style_id": style_id,
-                                             "pages": [upload(png_bytes(), "q.png")]},
+                                             "pages": [upload(small_page(), "q.png")]},
                                 content_type="multipart/form-data")
     page_id = artist.get(response.location + "/status.json").get_json()["pages"][0]["id"]
     html = artist.post_form(f"/review/{page_id}/variants", {"count": "2"}, follow_redirects=True)

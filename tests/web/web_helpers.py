@@ -1,15 +1,14 @@
-"""Helpers for the dashboard tests: seeded accounts, a CSRF-aware client, upload data, a fake worker."""
+"""Helpers for the dashboard tests: seeded accounts, a CSRF-aware client, uploads, a fake worker
+(pages: `tests.panelpaint.comic_pages.small_page`, archives: `tests.testkit.zip_bytes`)."""
 from __future__ import annotations
 
 import io
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from panelpaint.settings import load_settings
+from tests.panelpaint.comic_pages import small_page
 
 PASSWORD = "correct-horse-battery"
 STUDIOS = {"alpha": ("admin", "artist", "reviewer"), "beta": ("admin", "artist", "reviewer")}
@@ -126,27 +125,6 @@ class Client:
 
 # --- data helpers ------------------------------------------------------------------------------
 
-def png_bytes(size=(64, 96), color=(255, 255, 255), lines: bool = True) -> bytes:
-    img = Image.new("RGB", size, color)
-    if lines:
-        from PIL import ImageDraw
-
-        d = ImageDraw.Draw(img)
-        d.rectangle([4, 4, size[0] - 5, size[1] // 2 - 2], outline=(0, 0, 0), width=2)
-        d.rectangle([4, size[1] // 2 + 2, size[0] - 5, size[1] - 5], outline=(0, 0, 0), width=2)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def upload(data: bytes, name: str):
     return (io.BytesIO(data), name)
 
@@ -166,10 +144,10 @@ class FakeWorker:
             page = render.page
             if panels and not page.panels:
                 h = page.height // panels
-                batches.set_panels(s, page.id, [{"x": 0, "y": i * h, "w": page.width, "h": h} for i in range(panels)])
+                batches.set_panels(s, page.id, [{"bbox": [0, i * h, page.width, h]} for i in range(panels)])
         with self.services.store.session() as s:
             claim = renders.claim_render(s, render_id, "fake-worker", 3)
-        composite = storage.put_bytes(png_bytes((64, 96), color), ".png")
+        composite = storage.put_bytes(small_page((64, 96), color), ".png")
         with self.services.store.session() as s:
             renders.complete_render(s, render_id, claim.attempt, outputs or {"composite": composite}, {"model": 0.01},
                                     "test-model", "fake-worker")

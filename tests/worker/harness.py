@@ -12,12 +12,9 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -27,7 +24,6 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
 from fault_plugin import Faults
-from servicekit import RedisServer, missing_service
 from panelpaint import queue
 from panelpaint.settings import Settings, load_settings
 from panelpaint.store import accounts, batches, renders, styles
@@ -35,8 +31,9 @@ from panelpaint.store.db import Store
 from migrations.runner import upgrade
 from panelpaint.store.schema import Page, Render, RunStatus
 from panelpaint.store.storage import LocalStorage
+from tests.panelpaint.comic_pages import grid_page
+from tests.testkit import ROOT, Processes, RedisServer, missing_service, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent  # fault_plugin's folder, on the workers' path
 PAGE_SIZE = (400, 560)
 
@@ -53,25 +50,8 @@ FAST_ENV = {
 
 
 def draw_page(seed: int = 0, rows: int = 2, cols: int = 2) -> bytes:
-    """A white page with a grid of framed panels and a few shapes inside each, as PNG bytes."""
-    import random
-
-    rnd = random.Random(seed)
-    w, h = PAGE_SIZE
-    img = Image.new("L", PAGE_SIZE, 255)
-    d = ImageDraw.Draw(img)
-    margin, gutter = 24, 14
-    pw, ph = (w - 2 * margin - gutter * (cols - 1)) // cols, (h - 2 * margin - gutter * (rows - 1)) // rows
-    for r in range(rows):
-        for c in range(cols):
-            x, y = margin + c * (pw + gutter), margin + r * (ph + gutter)
-            d.rectangle([x, y, x + pw - 1, y + ph - 1], outline=0, width=3)
-            for _ in range(3):
-                cx, cy, rad = x + rnd.randint(30, pw - 30), y + rnd.randint(30, ph - 30), rnd.randint(8, 25)
-                d.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], outline=0, width=2)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
+    """A page of the workers' size: a grid of framed panels with scribbled art, as PNG bytes."""
+    return grid_page(PAGE_SIZE, rows, cols, seed=seed, margin=24, gutter=14, border=3)
 
 
 def style_png() -> bytes:
@@ -80,19 +60,6 @@ def style_png() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
-
-
-def make_weights(path: Path) -> Path:
-    """A tiny randomly initialised colouring model saved as safetensors."""
-    import torch
-
-    from models.generator import Generator
-    from models.style_encoders import PaintingStyleEncoder
-    from models.weights_io import save_weights
-
-    torch.manual_seed(0)
-    encoder = PaintingStyleEncoder(widths=(8, 16), image_size=32, hist_bins=4, hist_size=16, hidden=32)
-    return save_weights(path, Generator("tiny"), encoder, version="test-tiny")
 
 
 class Stack:
@@ -126,7 +93,7 @@ class Stack:
         )
         self.store = Store(self.db_url)
         self.storage = LocalStorage(directory / "storage")
-        self.workers: dict[str, subprocess.Popen] = {}
+        self.processes = Processes(directory)  # each worker logs to worker-NAME.log
         with self.store.session() as s:
             studio = accounts.create_studio(s, "Test studio")
             self.studio_id = studio.id
@@ -135,18 +102,19 @@ class Stack:
 
     # --- workers -----------------------------------------------------------------------------
 
+    @property
+    def workers(self) -> dict[str, subprocess.Popen]:
+        return {c.name.removeprefix("worker-"): c.proc for c in self.processes.children}
+
     def start_worker(self, name: str, queues: str = "render,io", concurrency: int = 1, wait: bool = True,
                      **env: str) -> subprocess.Popen:
-        log = open(self.dir / f"worker-{name}.log", "ab")  # noqa: SIM115
         plugin = ["--include", "fault_plugin"] if self.faults else []
-        proc = subprocess.Popen(
+        proc = self.processes.start(
+            f"worker-{name}",
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--queues", queues,
              "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@test",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", *plugin],
-            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.workers[name] = proc
+            {**self.env, **env}, cwd=ROOT)
         if wait:
             self.wait_worker(name)
         return proc
@@ -161,37 +129,18 @@ class Stack:
         wait_for(lambda: "ready" in self.log(name).lower(), timeout, f"worker {name} ready")
 
     def log(self, name: str) -> str:
-        return (self.dir / f"worker-{name}.log").read_text(errors="replace")
+        return self.processes.log(f"worker-{name}")
 
     def pool_children(self, name: str) -> list[psutil.Process]:
         return psutil.Process(self.workers[name].pid).children()
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker's main process and its pool children at once (a lost machine)."""
-        proc = self.workers.pop(name)
-        procs = [psutil.Process(proc.pid), *self.pool_children_of(proc.pid)]
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        proc.wait(10)
-
-    @staticmethod
-    def pool_children_of(pid: int) -> list[psutil.Process]:
-        try:
-            return psutil.Process(pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
+        self.processes.kill(f"worker-{name}")
 
     def stop_worker(self, name: str, timeout: float = 30) -> int:
-        proc = self.workers.pop(name)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        """SIGTERM (a warm shutdown), SIGKILL after `timeout`; the worker's exit status."""
+        return self.processes.stop_child(f"worker-{name}", timeout)
 
     def bind_settings(self, monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
         """Point this process's settings (with `env` on top) and its worker resources (store,
@@ -338,23 +287,3 @@ class Stack:
 
         with self.store.session() as s:
             return list(s.scalars(sa.select(Event.data).where(Event.kind == kind, Event.render_id == render_id)))
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, what: str, state: Callable[[], object] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f": {state()}" if state else ""))
-
-
-def port_free(port: int) -> bool:
-    """Nothing listens on the port any more (a server could bind it again with SO_REUSEADDR)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False

@@ -16,7 +16,8 @@ import redis
 import sqlalchemy as sa
 from celery.exceptions import SoftTimeLimitExceeded
 
-from harness import Stack, make_weights
+from harness import Stack
+from tests.testkit import random_weights
 from panelpaint import queue
 from panelpaint.store import renders
 from panelpaint.store.schema import Render, RenderStage
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("janitor")
-    st = Stack(directory, make_weights(directory / "tiny.safetensors"))
+    st = Stack(directory, random_weights(directory / "tiny.safetensors"))
     yield st
     st.close()
 

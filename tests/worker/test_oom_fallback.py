@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from harness import Stack, make_weights
+from harness import Stack
+from tests.testkit import random_weights
 from models.colorizer import Colorizer
 from panelpaint.settings import get_settings
 from panelpaint.store.schema import RunStatus
@@ -31,7 +32,7 @@ class FlakyGPU:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Colorizer:
-    path = make_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+    path = random_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
     return Colorizer.from_file(path, device="cpu")
 
 
@@ -65,7 +66,7 @@ def test_persistent_oom_falls_back_to_the_cpu_per_panel(tiny):
 
 
 def test_render_task_records_the_degradation_and_serves_the_next_page(tmp_path, monkeypatch):
-    stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    stack = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
     try:
         stack.bind_settings(monkeypatch)
         rt = ModelRuntime(get_settings())

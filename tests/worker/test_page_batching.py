@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from fault_plugin import Faults
-from harness import Stack, make_weights, style_png, wait_for
+from harness import Stack, style_png
+from tests.testkit import random_weights, wait_for
 from panelpaint import pages
 from panelpaint.settings import get_settings
 from panelpaint.store import renders
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.redis]
 @pytest.fixture
 def batching(tmp_path, monkeypatch):
     """A stack whose settings (in this process) colour up to 3 pages per pass."""
-    stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    stack = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
     stack.bind_settings(monkeypatch, PANELPAINT_RENDER_BATCH_PAGES="3")
     try:
         yield stack
@@ -125,7 +126,7 @@ def test_a_render_worker_waits_while_the_io_queue_is_backed_up(batching, monkeyp
 
 
 def test_a_poison_page_batched_with_others_costs_them_one_attempt_at_most(tmp_path):
-    stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"), Faults(kill_page="poison"),
+    stack = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"), Faults(kill_page="poison"),
                   PANELPAINT_RENDER_BATCH_PAGES="3")
     try:
         stack.start_worker("a", concurrency=1)

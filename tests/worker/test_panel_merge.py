@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import PAGE_SIZE, Stack, make_weights
+from harness import PAGE_SIZE, Stack
+from tests.testkit import random_weights
 from panelpaint.flats import Background
 from panelpaint.panels import Panel as PagePanel
 from panelpaint.store import renders, styles
@@ -28,7 +29,7 @@ def solid_style_png(colour) -> bytes:
 
 
 def test_two_panel_re_renders_at_once_both_reach_the_page(tmp_path, monkeypatch):
-    stack = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    stack = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
     try:
         stack.bind_settings(monkeypatch)
         _, (base_id,) = stack.add_batch(["two-panels.png"], enqueue=False)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import PAGE_SIZE, Stack, make_weights
+from harness import PAGE_SIZE, Stack
+from tests.testkit import random_weights
 from panelpaint.settings import get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import InvalidInput
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.redis]
 
 @pytest.fixture
 def stack(tmp_path, monkeypatch):
-    st = Stack(tmp_path, make_weights(tmp_path / "tiny.safetensors"))
+    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
     st.bind_settings(monkeypatch)
     try:
         yield st
@@ -78,7 +79,7 @@ def test_a_cut_for_other_panels_or_that_cannot_be_read_is_not_used(stack):
     stack.ingest_here(page_id)
     w, h = PAGE_SIZE
     with stack.store.session() as s:  # the panels are replaced before the render: one panel, the whole page
-        batches.set_panels(s, page_id, [{"x": 0, "y": 0, "w": w, "h": h}])
+        batches.set_panels(s, page_id, [{"bbox": [0, 0, w, h]}])
     done = render(stack, first)
     assert "decode" in done.timings and "cut_load" not in done.timings
     assert len(json.loads(stack.storage.read_bytes(done.outputs["json"]))["panels"]) == 1  # the new panels
@@ -98,7 +99,7 @@ def test_set_prepared_refuses_a_cut_for_panels_the_page_no_longer_has(stack):
     page_id = stack.page_of(first).id
     key = stack.storage.put_bytes(b"cut", ".npz")
     with stack.store.session() as s:
-        batches.set_panels(s, page_id, [{"x": 0, "y": 0, "w": 10, "h": 10}])
+        batches.set_panels(s, page_id, [{"bbox": [0, 0, 10, 10]}])
     with stack.store.session() as s:
         stale = [{"order": 0, "bbox": [5, 5, 10, 10], "polygon": [[5, 5], [14, 5], [14, 14], [5, 14]]}]
         assert not batches.set_prepared(s, page_id, {"key": key, "work_size": 64, "panels": stale}, panels=stale)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from harness import PAGE_SIZE, Stack, make_weights
+from harness import PAGE_SIZE, Stack
+from tests.testkit import random_weights
 from panelpaint import queue
 from panelpaint.flats import Background
 from panelpaint.store import renders, styles, variants
@@ -32,7 +33,7 @@ def close_hues_png() -> Image.Image:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("controls")
-    st = Stack(directory, make_weights(directory / "tiny.safetensors"))
+    st = Stack(directory, random_weights(directory / "tiny.safetensors"))
     image = close_hues_png()
     buf = io.BytesIO()
     image.save(buf, "PNG")

@@ -15,8 +15,7 @@ import click
 import psutil
 import pytest
 
-from servicekit import free_port
-from harness import ROOT, make_weights, port_free, wait_for
+from tests.testkit import ROOT, free_port, port_free, random_weights, wait_for
 from panelpaint import queue
 from cli.service import worker_argv
 from panelpaint.settings import load_settings
@@ -44,7 +43,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT")}
     env.update({k: str(v) for k, v in ports.items()})
     env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT),
-               PANELPAINT_WEIGHTS=str(make_weights(tmp_path / "tiny.safetensors")))
+               PANELPAINT_WEIGHTS=str(random_weights(tmp_path / "tiny.safetensors")))
     as_root = os.geteuid() == 0  # a CI machine: `up` says so once and runs
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "up",

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import Stack, draw_page, wait_for
+from harness import Stack, draw_page
 from panelpaint import queue
 from panelpaint.images import page_file_bytes_limit
 from panelpaint.store import batches, uploads
 from panelpaint.store.schema import Page, RunStatus, Upload
-from zipkit import lie_about_size, write_zip
+from tests.testkit import lie_about_size, wait_for, write_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from PIL import Image
 
 from fault_plugin import Faults
-from harness import PAGE_SIZE, Stack, draw_page, make_weights, wait_for
+from harness import PAGE_SIZE, Stack, draw_page
+from tests.testkit import random_weights, wait_for
 from panelpaint.flats import Background
 from panelpaint import queue
 from panelpaint.store import batches
@@ -32,7 +33,7 @@ PANEL_DELAY = 0.6
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("stack")
-    st = Stack(directory, make_weights(directory / "tiny.safetensors"),
+    st = Stack(directory, random_weights(directory / "tiny.safetensors"),
                Faults(panel_delay=PANEL_DELAY, kill_page="poison"))
     st.start_worker("a", concurrency=2)
     yield st

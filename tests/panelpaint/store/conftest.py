@@ -1,10 +1,8 @@
 """Fixtures of the job store tests: a fresh store per test (SQLite and PostgreSQL) and a small world."""
 from __future__ import annotations
 
-import os
 import shutil
 import types
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,7 @@ from panelpaint.store import accounts, batches, styles
 from panelpaint.store.db import Store
 from panelpaint.store.schema import Role
 from panelpaint.store.storage import LocalStorage
-
-KEY_A = "a" * 64 + ".png"
-
-
-def missing_service(what: str) -> None:
-    # Same rule as tests/conftest.py: skip, or fail where CI requires every service.
-    if os.environ.get("PANELPAINT_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required (PANELPAINT_REQUIRE_SERVICES=1) but unavailable")
-    pytest.skip(f"{what} unavailable")
-KEY_B = "b" * 64 + ".png"
+from tests.testkit import KEY_A, KEY_B, ScratchDatabase, missing_service, postgres_admin_url
 
 
 @pytest.fixture(autouse=True)
@@ -45,25 +34,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_template() -> str | None:
     """A PostgreSQL database built once by the Alembic migrations, cloned for each test
     (CREATE DATABASE ... TEMPLATE takes ~0.1 s where building the schema takes ~1 s)."""
-    admin = os.environ.get("DATABASE_URL", "")
-    if not admin.startswith("postgresql"):
-        yield None
-        return
-    admin = admin.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"pp_store_tmpl_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    admin = postgres_admin_url()
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        template = ScratchDatabase(admin, "pp_store_tmpl") if admin else None
     except sa.exc.OperationalError:
-        engine.dispose()
+        template = None
+    if template is None:
         yield None
         return
-    migrate.upgrade(sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False))
-    yield name
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    migrate.upgrade(template.url)
+    yield template.name
+    template.drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -78,15 +59,9 @@ def schema_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: 
     template = request.getfixturevalue("postgres_template")
     if template is None:
         missing_service("PostgreSQL (DATABASE_URL=postgresql+psycopg://...)")
-    admin = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"pp_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    database = ScratchDatabase(postgres_admin_url(), template=template)
+    yield database.url
+    database.drop()
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from conftest import KEY_A, KEY_B
 from panelpaint.store import batches, renders, styles
 from panelpaint.store.errors import StaleAttempt
 from panelpaint.store.schema import Page, Render, RunStatus
-from test_renders import _race, age_heartbeat, claim, get, queue
+from test_renders import age_heartbeat, claim, get, queue
+from tests.testkit import KEY_A, KEY_B, race
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def chapter(store, world):
     with store.session() as s:
         for i in range(6):
             batches.add_page(s, world.a.batch, f"more-{i}.png", KEY_A, 100, 80)
-        pages = [p.id for p in batches.list_pages(s, world.a.studio, world.a.batch)]
+        pages = [p.id for p in batches.get_batch(s, world.a.studio, world.a.batch).pages]
     return pages, [queue(store, p) for p in pages]
 
 
@@ -53,7 +53,7 @@ def test_skips_other_styles_panel_renders_tried_and_claimed_renders(store, world
         renders.fail_render(s, ids[3], c3.attempt, "worker lost", retryable=True)
     claim(store, ids[4], worker="elsewhere")
     with store.session() as s:  # page 5 also has a panel re-render queued: never taken along
-        panel = batches.set_panels(s, pages[5], [{"x": 0, "y": 0, "w": 10, "h": 10}])[0]
+        panel = batches.set_panels(s, pages[5], [{"bbox": [0, 0, 10, 10]}])[0]
     with store.session() as s:  # finished, so that the panel may be re-rendered
         s.get(Render, ids[5]).status = s.get(Page, pages[5]).status = RunStatus.succeeded
     with store.session() as s:
@@ -82,7 +82,7 @@ def test_two_workers_following_at_once_never_take_the_same_page(store, world, ch
     def run(i):
         return [c.render_id for c in follow(store, firsts[i], 6, worker=f"w{i}")]
 
-    results, errors = _race(store, 2, run)
+    results, errors = race(2, run)
     assert errors == []
     taken = [r for got in results for r in got]
     assert sorted(taken) == ids[2:]  # every following page once, none twice

@@ -62,3 +62,19 @@ def test_bad_database_url_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "mysql://x")
     result = CliRunner().invoke(main, ["db", "current"])
     assert result.exit_code == 1 and "DATABASE_URL must be" in result.output
+
+
+def test_user_password(cli, database_url):
+    cli("db", "upgrade")
+    cli("user", "create", "--email", "a@b.co", "--studio", "Ink", "--password", "password-1")
+    result = cli("user", "password", "--email", "A@b.co", input="password-9\npassword-9\n")
+    assert result.exit_code == 0 and "password of a@b.co changed" in result.output, result.output
+    assert cli("user", "password", "--email", "a@b.co", "--password", "short").exit_code == 1
+    assert "no user" in cli("user", "password", "--email", "nobody@b.co", "--password", "password-3").output
+    store = Store(database_url)
+    try:
+        with store.session() as s:
+            assert accounts.authenticate(s, "a@b.co", "password-9") is not None
+            assert accounts.authenticate(s, "a@b.co", "password-1") is None
+    finally:
+        store.dispose()

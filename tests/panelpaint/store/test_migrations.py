@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from migrations import runner as migrate
 from panelpaint.store.db import Store
 from panelpaint.store.schema import Base
+from tests.testkit import race
 
 
 def tables(url):
@@ -82,19 +83,5 @@ def test_step_by_step_revisions(database_url):
 
 def test_concurrent_upgrades_take_turns(database_url):
     """Containers starting together all run `db upgrade`; every one must succeed."""
-    import threading
-
-    errors = []
-
-    def run():
-        try:
-            migrate.upgrade(database_url)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    _, errors = race(3, lambda i: migrate.upgrade(database_url), timeout=120)
     assert errors == [] and migrate.is_up_to_date(database_url)

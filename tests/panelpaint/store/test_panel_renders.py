@@ -17,8 +17,8 @@ def finished_page(store, world):
     """Page 0 of studio A with two panels and a succeeded page render: (page, render, [panel ids])."""
     page = world.a.pages[0]
     with store.session() as s:
-        panels = [p.id for p in batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 50, "h": 80},
-                                                            {"x": 50, "y": 0, "w": 50, "h": 80}])]
+        panels = [p.id for p in batches.set_panels(s, page, [{"bbox": [0, 0, 50, 80]},
+                                                            {"bbox": [50, 0, 50, 80]}])]
         rid = renders.queue_render(s, page).id
     finish(store, rid)
     return page, rid, panels

@@ -3,15 +3,15 @@ the attempt cap, cancellation, retry and re-render, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
-import sqlalchemy as sa
 
+from panelpaint import limits
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import list_events
 from panelpaint.store.schema import Page, Panel, Render, ReviewStatus, RunStatus
+from tests.testkit import race
 
 OUT = {"png": "c" * 64 + ".png"}
 
@@ -53,7 +53,7 @@ def test_queue_render_versions_style_seed_and_task_id(store, world):
     with pytest.raises(IllegalTransition, match="still queued or running"):
         queue(store, page)
     with store.session() as s:  # a panel render of the same page is a separate series
-        panels = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 10, "h": 10, "hints": [{"x": 1}]}])
+        panels = batches.set_panels(s, page, [{"bbox": [0, 0, 10, 10], "hints": [{"x": 1}]}])
         pr = renders.queue_render(s, page, panels[0].id, seed=7)
         assert (pr.version, pr.seed, pr.hints) == (1, 7, [{"x": 1}])
     with pytest.raises(NotFound):
@@ -267,7 +267,7 @@ def test_rerender_resets_reviews(store, world):
 
     page = world.a.pages[0]
     with store.session() as s:
-        panel = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 10, "h": 10}])[0].id
+        panel = batches.set_panels(s, page, [{"bbox": [0, 0, 10, 10]}])[0].id
     rid = queue(store, page)
     c = claim(store, rid)
     with store.session() as s:
@@ -283,46 +283,6 @@ def test_rerender_resets_reviews(store, world):
         assert s.get(Panel, panel).review_status == ReviewStatus.pending
 
 
-def test_claim_next_takes_oldest_and_skips_cancelled(store, world):
-    a0 = queue(store, world.a.pages[0])
-    b0 = queue(store, world.b.pages[0])
-    with store.session() as s:
-        batches.cancel_batch(s, world.a.batch)
-    with store.session() as s:
-        c = renders.claim_next(s, "poller", 3)
-    assert c.render_id == b0 and c.studio_id == world.b.studio
-    with store.session() as s:
-        assert renders.claim_next(s, "poller", 3) is None
-    assert get(store, a0).status == RunStatus.cancelled
-
-
-def test_set_task_id(store, world):
-    rid = queue(store, world.a.pages[0])
-    with store.session() as s:
-        renders.set_task_id(s, rid, "celery-abc")
-    assert get(store, rid).task_id == "celery-abc"
-    with pytest.raises(InvalidInput):
-        with store.session() as s:
-            renders.set_task_id(s, rid, "")
-
-
-def _race(store, n, target):
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def run(i):
-        try:
-            barrier.wait(10)
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results, errors
 
 
 def test_concurrent_claims_of_one_render_have_one_winner(store, world):
@@ -332,32 +292,11 @@ def test_concurrent_claims_of_one_render_have_one_winner(store, world):
         with store.session() as s:
             c = renders.claim_render(s, rid, f"w{i}", 3, lease_seconds=60)
             return c
-    results, errors = _race(store, 4, attempt)
+    results, errors = race(4, attempt)
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0].attempt == 1
     assert all(isinstance(e, LeaseHeld) for e in errors) and len(winners) + len(errors) == 4
     assert get(store, rid).attempt == 1
-
-
-def test_concurrent_pollers_claim_each_render_once(store, world):
-    with store.session() as s:
-        more = [batches.add_page(s, world.a.batch, f"x{i}.png", "a" * 64 + ".png", 10, 10).id for i in range(4)]
-    ids = {queue(store, p) for p in world.a.pages + more}
-
-    def poll(i):
-        got = []
-        while True:
-            with store.session() as s:
-                c = renders.claim_next(s, f"poller{i}", 3)
-            if c is None:
-                return got
-            got.append(c.render_id)
-    results, errors = _race(store, 3, poll)
-    assert errors == []
-    claimed = [rid for got in results for rid in got]
-    assert sorted(claimed) == sorted(ids)  # every render once, none twice
-    with store.session() as s:
-        assert set(s.scalars(sa.select(Render.attempt))) == {1}
 
 
 def test_max_attempts_must_be_positive(store, world):
@@ -396,7 +335,7 @@ def test_late_write_racing_a_takeover_leaves_one_result(store, world):
                 except StaleAttempt:
                     outcome["fresh"] = "fenced"
 
-        _, errors = _race(store, 2, act)
+        _, errors = race(2, act)
         assert errors == []
         assert sorted(outcome.values()) in (["applied", "fenced"], ["applied", "nothing to do"])
         with store.session() as s:
@@ -424,7 +363,7 @@ def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
                 else:
                     got["claim"] = renders.claim_render(s, rid, "w", 3)
 
-        _, errors = _race(store, 2, act)
+        _, errors = race(2, act)
         assert errors == []
         r, p = get(store, rid), page_of(store, page)
         if got["claim"] is not None:
@@ -436,15 +375,15 @@ def test_cancel_racing_a_claim_never_leaves_work_unaccounted(store, world):
         assert p.status == r.status
 
 
-@pytest.mark.parametrize("seed", [-1, renders.SEED_MAX + 1, 2**62, "7", 1.5, True])
+@pytest.mark.parametrize("seed", [-1, limits.SEED_MAX + 1, 2**62, "7", 1.5, True])
 def test_seeds_outside_0_to_seed_max_are_refused(store, world, seed):
-    with pytest.raises(InvalidInput, match=f"seed must be a whole number from 0 to {renders.SEED_MAX}"):
+    with pytest.raises(InvalidInput, match=f"seed must be a whole number from 0 to {limits.SEED_MAX}"):
         queue(store, world.a.pages[0], seed=seed)
 
 
 def test_seed_max_is_a_signed_32_bit_integer_and_accepted(store, world):
-    assert renders.SEED_MAX == 2**31 - 1
-    assert get(store, queue(store, world.a.pages[0], seed=renders.SEED_MAX)).seed == renders.SEED_MAX
+    assert limits.SEED_MAX == 2**31 - 1
+    assert get(store, queue(store, world.a.pages[0], seed=limits.SEED_MAX)).seed == limits.SEED_MAX
 
 
 def test_a_new_page_is_rendered_with_its_batchs_seed_option(store, world):
@@ -461,8 +400,8 @@ def test_a_new_page_is_rendered_with_its_batchs_seed_option(store, world):
 def test_hints_given_must_lie_on_the_panel_they_colour(store, world):
     page = world.a.pages[0]
     with store.session() as s:
-        top, bottom = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 100, "h": 40},
-                                                   {"x": 0, "y": 40, "w": 100, "h": 40}])
+        top, bottom = batches.set_panels(s, page, [{"bbox": [0, 0, 100, 40]},
+                                                   {"bbox": [0, 40, 100, 40]}])
         top, bottom = top.id, bottom.id
     dot = {"x": 10, "y": 50, "color": "#00AA00"}
     with pytest.raises(InvalidInput, match=r"hint 1 at \(10, 50\) is not on panel 1: place it inside"):

@@ -7,8 +7,7 @@ from panelpaint.store import batches, renders
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.reviews import list_reviews, review
 from panelpaint.store.schema import ReviewStatus
-
-KEY_A = "a" * 64 + ".png"
+from tests.testkit import KEY_A
 
 
 def finish(store, page_id):
@@ -23,7 +22,7 @@ def finish(store, page_id):
 def test_review_page_and_panel(store, world):
     page = world.a.pages[0]
     with store.session() as s:
-        panel = batches.set_panels(s, page, [{"x": 0, "y": 0, "w": 5, "h": 5}])[0].id
+        panel = batches.set_panels(s, page, [{"bbox": [0, 0, 5, 5]}])[0].id
         with pytest.raises(IllegalTransition, match="no finished render"):
             review(s, page, None, world.a.reviewer, "approved")
     rid = finish(store, page)

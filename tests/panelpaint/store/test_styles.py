@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import KEY_B
 from panelpaint.flats import Background
-from panelpaint.palette import MAX_SWATCHES, Palette
+from panelpaint.limits import SWATCHES_MAX
+from panelpaint.palette import Palette
 from panelpaint.store import styles
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import list_events
 from panelpaint.store.schema import StyleReference
+from tests.testkit import KEY_B
 
 KEY = [{"color": "#e03131", "share": 0.6}, {"color": "#1971c2", "share": 0.4}]
 
@@ -32,7 +33,7 @@ def test_style_palette_extracts_from_a_copy_at_most_512_px():
     assert key.swatches[0].share == pytest.approx(2 / 3, abs=0.02)
     assert all(c.startswith("#") for c in colours)
     assert len(styles.style_palette(painting(), k=1)) == 1
-    for k in (0, MAX_SWATCHES + 1, True, "8"):
+    for k in (0, SWATCHES_MAX + 1, True, "8"):
         with pytest.raises(InvalidInput, match="1 to 32 colours"):
             styles.style_palette(img, k=k)
 

@@ -3,39 +3,19 @@ even with two deliveries at once, resumed after a lost worker, one batch's uploa
 other, stopped by a cancel; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import io
-import threading
 import time
-import zipfile
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image, ImageDraw
 
-from conftest import KEY_A
 from panelpaint.images import page_file_bytes_limit
 from panelpaint.settings import load_settings
 from panelpaint.store import batches, uploads
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.schema import Page, Render, RunStatus, Upload
 from panelpaint.unpack import unpack_upload
-from zipkit import lie_about_size, write_zip
-
-
-def png(seed: int = 0) -> bytes:
-    img = Image.new("L", (64, 48), 255)
-    ImageDraw.Draw(img).rectangle([4 + seed % 20, 4, 40, 40], outline=0, width=2)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def cbz(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+from tests.panelpaint.comic_pages import small_page
+from tests.testkit import KEY_A, lie_about_size, race, write_zip, zip_bytes
 
 
 @pytest.fixture
@@ -46,10 +26,11 @@ def settings(tmp_path):
 @pytest.fixture
 def chapter(storage):
     """A CBZ of 6 pages (one broken, one refused), and a loose image: 7 pages-to-be in all."""
-    archive = cbz({"p10.png": png(10), "p2.png": png(2), "p1.png": png(1), "p3.png": b"\x89PNG\r\n\x1a\nbroken",
-                   "../evil.png": png(4), "notes.txt": b"skip me", "p4.png": png(5)})
+    archive = zip_bytes({"p10.png": small_page(seed=10), "p2.png": small_page(seed=2), "p1.png": small_page(seed=1),
+                         "p3.png": b"\x89PNG\r\n\x1a\nbroken", "../evil.png": small_page(seed=4),
+                         "notes.txt": b"skip me", "p4.png": small_page(seed=5)})
     return [{"name": "ch1.cbz", "key": storage.put_bytes(archive, ".cbz"), "archive": True, "pages": 6},
-            {"name": "extra.png", "key": storage.put_bytes(png(9), ".png")}]
+            {"name": "extra.png", "key": storage.put_bytes(small_page(seed=9), ".png")}]
 
 
 EXPECTED = [("ch1.cbz/evil.png", "failed"), ("ch1.cbz/p1.png", "queued"), ("ch1.cbz/p2.png", "queued"),
@@ -108,26 +89,14 @@ def test_a_lost_worker_is_resumed_at_the_first_entry_it_did_not_add(store, world
 
 def test_two_deliveries_at_once_add_each_entry_once(store, world, storage, settings, chapter):
     uid = make(store, world, chapter)
-    outcomes, errors = [], []
-
-    def run():
-        try:
-            outcomes.append(unpack_upload(store, storage, settings, uid))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes, errors = race(2, lambda i: unpack_upload(store, storage, settings, uid))
     assert errors == [] and "succeeded" in outcomes
     assert rows(store, world.a.batch) == EXPECTED
 
 
 def test_uploads_of_one_batch_take_turns_and_a_deadline_hands_on(store, world, storage, settings, chapter):
     first, second = make(store, world, chapter), make(store, world, [{"name": "late.png",
-                                                                     "key": storage.put_bytes(png(7), ".png")}])
+                                                                     "key": storage.put_bytes(small_page(seed=7), ".png")}])
     assert unpack_upload(store, storage, settings, second) == "waiting"  # behind the first
     assert unpack_upload(store, storage, settings, first, deadline=time.monotonic() - 1) == "more"
     assert len(rows(store, world.a.batch)) == 1
@@ -153,7 +122,7 @@ def test_cancelling_the_batch_stops_the_unpacking(store, world, storage, setting
 
 
 def test_an_archive_the_worker_refuses_is_one_failed_page(store, world, storage, settings):
-    big = cbz({f"p{i}.png": png(i) for i in range(3)})
+    big = zip_bytes({f"p{i}.png": small_page(seed=i) for i in range(3)})
     uid = make(store, world, [{"name": "big.cbz", "key": storage.put_bytes(big, ".cbz"), "archive": True, "pages": 3}])
     # The dashboard checked the directory; the workers run with a lower limit (settings differ).
     tight = settings.model_copy(update={"max_archive_entries": 2})
@@ -170,7 +139,8 @@ def test_an_entry_larger_than_a_page_fails_alone_and_nothing_of_it_is_kept(store
     tight = settings.model_copy(update={"max_image_pixels": 100_000, "max_archive_bytes": 200_000_000})
     cap = page_file_bytes_limit(100_000)
     zeros = cap + 3_000_000
-    path = write_zip(tmp_path / "bad.cbz", {"p1.png": png(1), "p2.png": zeros, "p3.png": zeros, "p4.png": png(4)})
+    path = write_zip(tmp_path / "bad.cbz", {"p1.png": small_page(seed=1), "p2.png": zeros, "p3.png": zeros,
+                                            "p4.png": small_page(seed=4)})
     key = storage.put_file(lie_about_size(path, "p3.png", 1000), ".cbz")
     uid = make(store, world, [{"name": "bad.cbz", "key": key, "archive": True, "pages": 4}])
     assert unpack_upload(store, storage, tight, uid) == "succeeded"
@@ -194,13 +164,13 @@ def test_an_archive_going_over_its_total_while_inflating_is_one_failed_page_afte
 
     def over_at_the_third_entry(budget, n):  # noqa: ANN001 - as if a directory had lied about sizes
         spend(budget, n)
-        if budget.total > 2 * len(png(0)) + 1000:
+        if budget.total > 2 * len(small_page(seed=0)) + 1000:
             raise archives.ArchiveError(f"{budget.label}: archive expands past the limit (possible zip bomb)")
 
     monkeypatch.setattr(archives._Budget, "spend", over_at_the_third_entry)
-    archive = cbz({f"p{i}.png": png(i) + b"\0" * 400 for i in range(1, 5)})
+    archive = zip_bytes({f"p{i}.png": small_page(seed=i) + b"\0" * 400 for i in range(1, 5)})
     uid = make(store, world, [{"name": "sum.cbz", "key": storage.put_bytes(archive, ".cbz"), "archive": True,
-                               "pages": 4}, {"name": "extra.png", "key": storage.put_bytes(png(9), ".png")}])
+                               "pages": 4}, {"name": "extra.png", "key": storage.put_bytes(small_page(seed=9), ".png")}])
     assert unpack_upload(store, storage, settings, uid) == "succeeded"
     assert rows(store, world.a.batch) == [("sum.cbz/p1.png", "queued"), ("sum.cbz/p2.png", "queued"),
                                           ("sum.cbz", "failed"), ("extra.png", "queued")]

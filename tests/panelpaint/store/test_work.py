@@ -13,13 +13,13 @@ from panelpaint.store.schema import Page, Render, RunStatus
 def test_a_page_is_plain_data_with_its_batchs_settings_and_panels_in_order(store, world):
     a = world.a
     with store.session() as s:
-        batches.set_panels(s, a.pages[0], [{"x": 50, "y": 0, "w": 50, "h": 80, "order": 1, "hints": [{"x": 60}]},
-                                           {"x": 0, "y": 0, "w": 50, "h": 80, "order": 0}])
+        batches.set_panels(s, a.pages[0], [{"bbox": [50, 0, 50, 80], "order": 1, "hints": [{"x": 60}]},
+                                           {"bbox": [0, 0, 50, 80], "order": 0}])
         page = work.page(s, a.pages[0])
         assert work.page(s, 10_000) is None
     assert dataclasses.is_dataclass(page) and page.name == "p0.png" and page.direction == "rtl"
     assert page.default_style_id == a.style and page.options == {"work_size": 256}
-    assert [(p.order, p.bbox) for p in page.panels] == [(0, (0, 0, 50, 80)), (1, (50, 0, 50, 80))]
+    assert [(p.order, p.panel.bbox) for p in page.panels] == [(0, (0, 0, 50, 80)), (1, (50, 0, 50, 80))]
     assert page.panels[1].hints == [{"x": 60}]
     with store.session() as s:
         assert page.panel_dicts() == batches.panel_dicts(s.get(Page, a.pages[0]))

@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 
-from panelpaint.store import accounts
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.schema import Role
 
-from .extensions import limiter, login_manager
-from .services import db
+from ..extensions import limiter, login_manager
+from ..services import accounts, rollback
 
 bp = Blueprint("auth", __name__)
 
@@ -52,12 +51,10 @@ class SessionUser(UserMixin):
 @login_manager.user_loader
 def _load_user(user_id: str) -> SessionUser | None:
     try:
-        user = accounts.get_user(db(), int(user_id))
+        user = accounts.user(int(user_id))
     except ValueError:
         return None
-    if user is None or not user.is_active:
-        return None
-    return SessionUser.from_row(user)
+    return SessionUser.from_row(user) if user is not None else None
 
 
 def can(action: str) -> bool:
@@ -101,12 +98,11 @@ def login():
         return redirect(safe_next(request.args.get("next")) or url_for("batches.index"))
     error = None
     if request.method == "POST":
-        user = accounts.authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
+        user = accounts.login(request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             error = "Wrong e-mail or password."
         else:
             login_user(SessionUser.from_row(user))
-            db().commit()
             return redirect(safe_next(request.args.get("next")) or url_for("batches.index"))
     status = 401 if error else 200
     return render_template("login.html", error=error, email=request.form.get("email", "")), status
@@ -122,27 +118,24 @@ def logout():
 
 @bp.get("/account")
 def account():
-    return render_template("account.html", tokens=accounts.list_tokens(db(), current_user.id), new_token=None)
+    return render_template("account.html", tokens=accounts.tokens(), new_token=None)
 
 
 @bp.post("/account/tokens")
 def create_token():
     try:
-        token, plaintext = accounts.create_api_token(db(), current_user.id, request.form.get("name", ""))
+        token, plaintext = accounts.create_token(request.form.get("name", ""))
     except InvalidInput as exc:
         flash(str(exc), "error")
         return redirect(url_for("auth.account"))
-    db().commit()
     # Shown once, in this response only: never put into the session cookie or a flash message.
-    return render_template("account.html", tokens=accounts.list_tokens(db(), current_user.id),
-                           new_token=plaintext, new_token_name=token.name)
+    return render_template("account.html", tokens=accounts.tokens(), new_token=plaintext, new_token_name=token.name)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int):
-    if not accounts.revoke_token(db(), token_id, user_id=current_user.id):
+    if not accounts.revoke_token(token_id):
         abort(404)
-    db().commit()
     flash("Token revoked.", "success")
     return redirect(url_for("auth.account"))
 
@@ -152,8 +145,7 @@ def revoke_token(token_id: int):
 @bp.get("/account/users")
 @require("admin")
 def users():
-    return render_template("users.html", users=accounts.list_users(db(), current_user.studio_id),
-                           roles=[r.value for r in Role], error=None, form={})
+    return render_template("users.html", users=accounts.users(), roles=[r.value for r in Role], error=None, form={})
 
 
 @bp.post("/account/users")
@@ -161,13 +153,11 @@ def users():
 def create_user():
     form = request.form
     try:
-        user = accounts.create_user(db(), current_user.studio_id, form.get("email", ""), form.get("password", ""),
-                                    form.get("role", ""))
+        user = accounts.create_user(form.get("email", ""), form.get("password", ""), form.get("role", ""))
     except InvalidInput as exc:
-        db().rollback()
-        return render_template("users.html", users=accounts.list_users(db(), current_user.studio_id),
-                               roles=[r.value for r in Role], error=str(exc), form=form), 400
-    db().commit()
+        rollback()
+        return render_template("users.html", users=accounts.users(), roles=[r.value for r in Role], error=str(exc),
+                               form=form), 400
     flash(f"{user.email} can now log in as {user.role.value}.", "success")
     return redirect(url_for("auth.users"))
 
@@ -175,16 +165,10 @@ def create_user():
 @bp.post("/account/users/<int:user_id>/active")
 @require("admin")
 def set_active(user_id: int):
-    from panelpaint.store.errors import NotFound
-
     active = request.form.get("active") == "1"
     if user_id == current_user.id and not active:
         flash("You cannot disable your own account.", "error")
         return redirect(url_for("auth.users"))
-    try:
-        user = accounts.set_user_active(db(), current_user.studio_id, user_id, active)
-    except NotFound:
-        abort(404)
-    db().commit()
+    user = accounts.set_active(user_id, active)  # another studio's user: NotFound, a 404
     flash(f"{user.email} is {'enabled' if active else 'disabled'}.", "success")
     return redirect(url_for("auth.users"))

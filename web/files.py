@@ -1,0 +1,99 @@
+"""Serving stored files to browsers and API clients: whole, or as PNG thumbnails, privately cached;
+a page's images and downloads and a render's files answer the same under the dashboard and /api/."""
+from __future__ import annotations
+
+import functools
+import io
+
+from flask import abort, request, send_file
+from PIL import Image
+
+from panelpaint.formats import MEDIA_TYPES
+from panelpaint.images import ImageError, open_image
+from panelpaint.limits import THUMB_SIZES
+from panelpaint.store.errors import InvalidInput, NotFound
+
+from .services import batches, downloads, release_db, services
+
+
+def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):  # noqa: ANN201
+    """Serve a stored file by its server-made key; callers have already checked the studio owns the row.
+
+    Keys are content hashes, so a URL that always names the same key may be cached for an hour;
+    one whose file changes (a page's result: a re-render or a picked variant makes another) is
+    served with `revalidate`, so a browser asks again every time and gets a 304 while it is the same.
+    """
+    release_db()
+    suffix = "." + key.rsplit(".", 1)[1] if "." in key else ""
+    storage = services().storage
+    try:
+        path = storage.local_path(key)
+        source = path if path is not None else storage.open(key)
+    except (InvalidInput, NotFound):
+        abort(404)
+    response = send_file(source, mimetype=MEDIA_TYPES.get(suffix, "application/octet-stream"),
+                         as_attachment=download_name is not None, download_name=download_name, max_age=3600,
+                         conditional=True, etag=key)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return cache_privately(response, revalidate)
+
+
+def page_image(page_id: int, kind: str):  # noqa: ANN201
+    """A page's source line art, its result, or a file of its current render (`?size=` a thumbnail)."""
+    page = batches.get_page(page_id)
+    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
+                       revalidate=kind != "source")
+
+
+def render_file(render_id: int, kind: str):  # noqa: ANN201
+    """One output of a finished render (`?size=` a thumbnail)."""
+    render = batches.get_render(render_id)
+    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+
+
+def page_download(page_id: int, fmt: str):  # noqa: ANN201
+    """One page's deliverable, as an attachment."""
+    found = downloads.page_file(batches.get_page(page_id), fmt)
+    return send_stored(found.key, download_name=found.name, revalidate=True)
+
+
+def send_archive(archive) -> object:  # noqa: ANN001 - web.services.downloads.Archive
+    """A batch's ZIP/CBZ as an attachment (its open file goes with the response)."""
+    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+
+
+def serve_image(key: str | None, size: int | None, *, revalidate: bool = False):  # noqa: ANN201
+    """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources);
+    `revalidate` for a URL whose image changes (see `send_stored`)."""
+    if key is None:
+        abort(404)
+    release_db()
+    if size is None:
+        return send_stored(key, revalidate=revalidate)
+    if size not in THUMB_SIZES:
+        abort(404)
+    try:
+        data = _thumbnail(key, size, services().settings.max_image_pixels)
+    except ImageError:
+        abort(404)
+    response = send_file(io.BytesIO(data), mimetype="image/png", max_age=3600, etag=f"{key}-{size}")
+    return cache_privately(response, revalidate).make_conditional(request)
+
+
+@functools.lru_cache(maxsize=128)  # content-addressed keys: entries never go stale
+def _thumbnail(key: str, size: int, max_pixels: int) -> bytes:
+    data = services().storage.read_bytes(key)
+    img = open_image(data, name="page", max_pixels=max_pixels)
+    img.thumbnail((size, size * 2), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def cache_privately(response, revalidate: bool = False):  # noqa: ANN001, ANN201 - a Flask response
+    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again."""
+    response.cache_control.private = True
+    if revalidate:
+        response.cache_control.max_age = None
+        response.cache_control.no_cache = True
+    return response

@@ -1,0 +1,75 @@
+"""The web's service layer: what the views do, one module per area (batches, review, styles,
+downloads, accounts, ...), raising typed errors that `web.errors` maps to HTTP. This module holds
+what they share: the current app's settings, job store and file storage, and one database
+session per request (flaskr's `get_db`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from flask import current_app, g
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from panelpaint.settings import Settings
+    from panelpaint.store.db import Store
+    from panelpaint.store.storage import Storage
+
+
+@dataclass
+class Services:
+    settings: "Settings"
+    store: "Store"
+    _storage: "Storage | None" = field(default=None, repr=False)
+
+    @property
+    def storage(self) -> "Storage":
+        if self._storage is None:
+            from panelpaint.store.storage import storage_from_settings
+
+            self._storage = storage_from_settings(self.settings)
+        return self._storage
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer (used by /healthz)."""
+        with self.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+def services() -> Services:
+    return current_app.extensions["panelpaint"]
+
+
+def db() -> "Session":
+    """This request's session; services commit it themselves, teardown rolls back whatever was not."""
+    if "db" not in g:
+        g.db = services().store.sessions()
+    return g.db
+
+
+def release_db() -> None:
+    """End this request's transaction before slow work that needs no database (decoding, zipping);
+    on SQLite an open transaction holds the write lock the workers need. Rows loaded so far stay usable
+    as plain values, and the next `db()` call starts a new transaction."""
+    session = g.get("db")
+    if session is not None:
+        session.commit()
+
+
+def commit() -> None:
+    """Keep what this request changed (a view whose service leaves the commit to it)."""
+    db().commit()
+
+
+def rollback() -> None:
+    """Forget what this request changed but did not commit: after a refused submission, before
+    the form is shown again."""
+    db().rollback()
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()

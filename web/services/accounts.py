@@ -1,0 +1,70 @@
+"""Accounts as the dashboard and the API see them: logging in, bearer tokens, and a studio's users."""
+from __future__ import annotations
+
+from flask_login import current_user
+
+from panelpaint.store import accounts
+from panelpaint.store.schema import ApiToken, User
+
+from . import db
+
+
+def user(user_id: int) -> User | None:
+    """The active user with this id, or None (unknown or disabled): who a session cookie names."""
+    found = accounts.get_user(db(), user_id)
+    return found if found is not None and found.is_active else None
+
+
+def login(email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None."""
+    found = accounts.authenticate(db(), email, password)
+    if found is not None:
+        db().commit()
+    return found
+
+
+def user_for_token(token: str) -> User | None:
+    """The active owner of an unrevoked API token (its use is recorded), or None."""
+    found = accounts.user_for_token(db(), token)
+    if found is not None:
+        db().commit()
+    return found
+
+
+def tokens() -> list[ApiToken]:
+    """The current user's tokens, newest first."""
+    return accounts.list_tokens(db(), current_user.id)
+
+
+def create_token(name: str) -> tuple[ApiToken, str]:
+    """A new token of the current user: the row and the plaintext, shown once."""
+    token, plaintext = accounts.create_api_token(db(), current_user.id, name)
+    db().commit()
+    return token, plaintext
+
+
+def revoke_token(token_id: int) -> bool:
+    """Revoke one of the current user's tokens; False when there is no such token of theirs."""
+    if not accounts.revoke_token(db(), token_id, user_id=current_user.id):
+        return False
+    db().commit()
+    return True
+
+
+def users() -> list[User]:
+    """The current user's studio's users."""
+    return accounts.list_users(db(), current_user.studio_id)
+
+
+def create_user(email: str, password: str, role: str) -> User:
+    """A new user of the current user's studio; `InvalidInput` says what is wrong."""
+    new = accounts.create_user(db(), current_user.studio_id, email, password, role)
+    db().commit()
+    return new
+
+
+def set_active(user_id: int, active: bool) -> User:
+    """Enable or disable a user of the studio; `NotFound` for another studio's."""
+    changed = accounts.set_user_active(db(), current_user.studio_id, user_id, active)
+    db().commit()
+    return changed

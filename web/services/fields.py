@@ -1,0 +1,107 @@
+"""Request fields (a form or a JSON body) read into the values the job store takes; each parser
+raises `InvalidInput` saying what is wrong, in words for the user."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from panelpaint import formats
+from panelpaint.flats import Background
+from panelpaint.hints import validate_hints
+from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.panels import Direction
+from panelpaint.store.errors import InvalidInput
+from panelpaint.store.renders import check_seed
+
+BACKGROUND_OPTION = "background"  # in Batch.options: "paper" | "coloured" for every page; absent: each style's own
+
+
+def optional_int(data, name: str) -> int | None:  # noqa: ANN001 - the request's fields
+    """An optional integer field (absent or "" is None)."""
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be an integer") from None
+
+
+def parse_seed(value: str | int | None) -> int | None:
+    """A variant seed: blank/None is the canonical colouring, else a whole number 0..SEED_MAX."""
+    if value is None or str(value).strip() == "":
+        return None
+    message = (f"Seed must be a whole number from 0 to {SEED_MAX} "
+               "(leave it blank for the canonical colouring).")
+    if isinstance(value, (bool, float)):
+        raise InvalidInput(message)
+    try:
+        return check_seed(int(str(value).strip()))
+    except (TypeError, ValueError):  # InvalidInput is a ValueError: the store's range, our words
+        raise InvalidInput(message) from None
+
+
+def parse_count(value: str | int | None) -> int:
+    """How many variants (blank: the default): a whole number VARIANTS_MIN..VARIANTS_MAX."""
+    if value is None or str(value).strip() == "":
+        return VARIANTS_DEFAULT
+    count = None
+    if isinstance(value, str) and value.strip().isdigit():
+        count = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    if count is None or not VARIANTS_MIN <= count <= VARIANTS_MAX:
+        raise InvalidInput(f"Variants: ask for a whole number from {VARIANTS_MIN} to {VARIANTS_MAX}, got {value!r}.")
+    return count
+
+
+def parse_direction(value: str | None) -> Direction:
+    try:
+        return Direction((value or Direction.ltr).strip())
+    except ValueError:
+        raise InvalidInput("Reading direction must be ltr (western) or rtl (manga).") from None
+
+
+def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
+    """A batch's options: work size, seed, background, output formats."""
+    options: dict[str, Any] = {}
+    work_size = (form.get("work_size") or "").strip()
+    if work_size:
+        try:
+            options["work_size"] = int(work_size)
+        except ValueError:
+            raise InvalidInput("Work size must be a whole number of pixels.") from None
+        if not WORK_SIZE_MIN <= options["work_size"] <= WORK_SIZE_MAX:
+            raise InvalidInput(f"Work size must be between {WORK_SIZE_MIN} and {WORK_SIZE_MAX} pixels.")
+    seed = parse_seed(form.get("seed"))
+    if seed is not None:
+        options["seed"] = seed
+    background = (form.get(BACKGROUND_OPTION) or "").strip()
+    if background:
+        if background not in {b.value for b in Background}:
+            raise InvalidInput(f"Background must be {' or '.join(b.value for b in Background)} "
+                               "(or blank for each style's own).")
+        options[BACKGROUND_OPTION] = background
+    outputs = formats.batch_formats(form.getlist("layers"))
+    if outputs:
+        options["formats"] = outputs
+    return options
+
+
+def parse_hints(raw) -> list | None:  # noqa: ANN001 - JSON text or an already parsed list
+    """Colour hint dots [{x, y, color}] (None: keep the default)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        hints = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(hints, list):
+            raise ValueError("hints must be a list of {x, y, color}")
+        return validate_hints(hints)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"Bad colour hints: {exc}") from None
+
+
+def parse_tags(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]

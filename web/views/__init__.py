@@ -1,0 +1,7 @@
+"""The blueprints, one per area: they read a request, call the service layer (`web.services`) and
+answer with a page, a redirect or JSON; errors they do not show in place go to `web.errors`."""
+from __future__ import annotations
+
+from . import api, auth, batches, review, styles, workers
+
+BLUEPRINTS = (auth.bp, batches.bp, review.bp, styles.bp, workers.bp, api.bp)
