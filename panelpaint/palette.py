@@ -188,7 +188,9 @@ def snap(
     Distance is ΔE76 after the colours' chroma is raised to the palette's (`chroma_gain`, with
     `weights` such as region areas; default equal).
     Without `rng` each takes its nearest swatch (the same colours every time: a colour key); with
-    one each samples among its CANDIDATES nearest, weighted by exp(-ΔE / temperature).
+    one each samples among its CANDIDATES nearest, weighted by exp(-ΔE / temperature), and a draw
+    that changed nothing moves the biggest region (by `weights`) to its second nearest, so a
+    variant always differs from the canonical colouring.
     """
     colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
     lab = rgb_to_lab(colours).astype(np.float64)
@@ -215,6 +217,12 @@ def snap(
         cum = np.cumsum(w / w.sum(1, keepdims=True), axis=1)
         u = rng.random(len(colours))[:, None]
         pick = near[np.arange(len(colours)), np.minimum((u > cum).sum(1), m - 1)]
+        coloured = np.flatnonzero(~paper)
+        if m > 1 and len(coloured) and np.array_equal(pick[coloured], near[coloured, 0]):
+            # A variant must differ from the canonical colouring ("no control may do nothing"):
+            # when the draw kept every nearest swatch, the biggest region takes its second nearest.
+            big = coloured[np.argmax(weights[coloured])]
+            pick[big] = near[big, 1]
     out = pal_rgb[pick]
     out[paper] = 255
     return out

@@ -295,12 +295,11 @@ def test_io_child_frozen_past_its_limits_is_taken_over_within_a_lease(service):
     assert result.seconds <= result.bound, result
 
 
-# --- the web during a database outage (issue #18 row 3: the 503 is issue #13's) -------------------
+# --- the web during a database outage (issue #18 row 3) -------------------------------------------
 
 def test_the_web_during_a_database_outage(stack, web, postgres, caplog):
-    """/healthz and /readyz answer 503 while the database is down and recover at once. The API's
-    503 with Retry-After, logged once per outage, comes with issue #13 (`web/errors.py`): until
-    that is merged this test stops at an expected failure after checking the health endpoints."""
+    """/healthz and /readyz answer 503 while the database is down and recover at once; the API
+    answers 503 with Retry-After (`web/errors.py`), logged once per outage, without a traceback."""
     import logging
 
     client, auth = web
@@ -320,8 +319,6 @@ def test_the_web_during_a_database_outage(stack, web, postgres, caplog):
         postgres.start()
     wait_for(lambda: client.get("/healthz").status_code == 200, 5, "/healthz to recover")
     assert client.get("/readyz").status_code == 200
-    if answers[0].status_code == 500:
-        pytest.xfail("the API's database-outage 503 is issue #13's (web/errors.py), not merged here yet")
     assert [a.status_code for a in answers] == [503, 503, 503]
     assert all(a.headers.get("Retry-After") for a in answers)
     assert all(a.is_json and a.get_json()["status"] == 503 for a in answers)

@@ -115,3 +115,13 @@ def test_seeds_vary_the_snap_and_the_same_seed_repeats_it():
     assert np.array_equal(snap(colours, pal), snap(colours, pal))
     with pytest.raises(ValueError, match="temperature"):
         snap(colours, pal, rng=np.random.default_rng(1), temperature=0)
+
+
+def test_every_seed_differs_from_the_canonical_colouring_even_with_one_region():
+    pal = Palette.from_json([{"color": "#c83232", "share": 0.5}, {"color": "#3264c8", "share": 0.5}])
+    colours = np.array([[200, 60, 60], [255, 255, 255]], np.uint8)  # one red region and paper
+    canonical = snap(colours, pal)
+    for seed in range(20):
+        variant = snap(colours, pal, rng=np.random.default_rng(seed))
+        assert not np.array_equal(variant, canonical)
+        assert tuple(variant[1]) == (255, 255, 255)  # paper stays paper
