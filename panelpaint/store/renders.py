@@ -131,7 +131,8 @@ def queue_render(
     colouring, a seed (0..SEED_MAX) a variant of it (`pages.FinishOptions`); hints default to the
     panel's, and hints given must each lie on the panel (on some panel, for a page render of a page
     whose panels are known: see `check_hints`). Review status of what is being replaced goes back
-    to pending. Refused (`IllegalTransition`) while another render of the same page/panel is queued
+    to pending (for a panel, the page's too: its result changes; the other panels keep theirs).
+    Refused (`IllegalTransition`) while another render of the same page/panel is queued
     or running (a variant set's renders do not count: they never drive the page), for a cancelled
     batch or an unreadable page.
     The caller commits, then enqueues the Celery task with `render.task_id` and `render.id`.
@@ -173,6 +174,8 @@ def queue_render(
             reset_review(p)
     else:
         reset_review(panel)
+        # The page's result will change where this panel is: a decision on the page no longer holds.
+        reset_review(page)
     session.flush()
     log_render(session, f"render.{reason}", render, version=version, panel_id=panel_id, style_id=style_id,
                seed=render.seed, user_id=user_id)

@@ -13,6 +13,7 @@ from werkzeug.utils import secure_filename
 from panelpaint.archives import write_archive
 from panelpaint.formats import ARCHIVES, PAGE_FILES
 from panelpaint.store.errors import InvalidInput, NotFound
+from panelpaint.store.reviews import rejected_panels
 from panelpaint.store.schema import Batch, Page, ReviewStatus, RunStatus
 
 from . import release_db, services
@@ -48,7 +49,9 @@ def downloadable_pages(batch: Batch, approved_only: bool = True) -> list[tuple[P
     for page in batch.pages:
         if page.status != RunStatus.succeeded:
             continue
-        if approved_only and page.review_status != ReviewStatus.approved:
+        # A page approved before one of its panels was rejected (the job store now refuses that
+        # order) is not approved work: it never goes into the approved downloads.
+        if approved_only and (page.review_status != ReviewStatus.approved or rejected_panels(page)):
             continue
         key = result_key(current_render(page))
         if key:

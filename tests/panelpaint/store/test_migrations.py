@@ -77,6 +77,10 @@ def test_step_by_step_revisions(database_url):
     assert {"stage", "handoff_key", "sent_at"} <= columns(database_url, "render")
     migrate.downgrade(database_url, "0006")
     assert not {"stage", "handoff_key", "sent_at"} & columns(database_url, "render")
+    migrate.upgrade(database_url, "0010")
+    assert {"undone_at", "undone_by_id"} <= columns(database_url, "review")
+    migrate.downgrade(database_url, "0007")
+    assert not {"undone_at", "undone_by_id"} & columns(database_url, "review")
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 
