@@ -15,6 +15,7 @@ from panelpaint.limits import (
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
+from panelpaint.store.rework import Hints
 from panelpaint.store.schema import ReviewStatus, Role, RunStatus
 
 from .errors import RETRY_AFTER_SECONDS
@@ -168,6 +169,32 @@ def document(server_url: str = "") -> dict[str, Any]:
                     "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
             "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
                           "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/pages/{page_id}/review/undo": {"post": {
+            "summary": "Undo the decision on a page or one of its panels: pending again, the decision kept "
+                       "in the history (marked undone) and the event log", "tags": ["review"],
+            "parameters": [page_id],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"panel_id": {"type": "integer"}}}}}},
+            "responses": {"200": _json(_ref("Page"), "Undone"), "403": FORBIDDEN,
+                          "409": {**CONFLICT, "description": "Nothing to undo: the page or panel is pending"},
+                          **ERRORS}}},
+        "/api/v1/batches/{batch_id}/rerender-rejected": {"post": {
+            "summary": "Render everything rejected in a batch again: each rejected page whole, each rejected "
+                       "panel on its own", "tags": ["review"], "parameters": [batch_id],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "style_id": {"type": "integer", "description": "Another style (with its colour key); "
+                                                                   "left out, each keeps its own"},
+                    "seed": {**SEED, "nullable": True},
+                    "hints": {"type": "string", "enum": [h.value for h in Hints], "default": Hints.keep.value,
+                              "description": "Keep each page's and panel's colour hints, or clear them"}}}}}},
+            "responses": {"202": _json({"type": "object", "properties": {
+                "renders": {"type": "array", "items": _ref("Render")},
+                "skipped": {"type": "array", "items": {"type": "object", "properties": {
+                    "page_id": {"type": "integer"}, "panel_id": {"type": "integer", "nullable": True},
+                    "reason": {"type": "string"}}}}}}, "Queued"),
+                "400": BAD, "403": FORBIDDEN,
+                "409": {**CONFLICT, "description": "Nothing is rejected, or the batch is cancelled"}, **ERRORS}}},
         "/api/v1/pages/{page_id}/rerender": {"post": {
             "summary": "Render a page or panel again with another style, seed or colour hints", "tags": ["review"],
             "parameters": [page_id],

@@ -162,6 +162,9 @@ def test_retry_review_rerender_and_download(api, style_id, worker, queue_calls):
     assert reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "nah"}).status_code == 409
     download = api.get(f"/api/v1/batches/{batch['id']}/download?format=cbz")
     assert download.status_code == 409  # nothing approved yet
+    # A page with a rejected panel is not approved until that panel's rejection is undone (or re-rendered).
+    assert reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "approved"}).status_code == 409
+    assert reviewer.post(f"/api/v1/pages/{a}/review/undo", json={"panel_id": panel}).status_code == 200
     ok = reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "approved"})
     assert ok.get_json()["review_status"] == "approved"
     cbz = api.get(f"/api/v1/batches/{batch['id']}/download?format=cbz")

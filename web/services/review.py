@@ -1,5 +1,6 @@
-"""Review: approve or reject a page or one of its panels, comments, re-rendering a page or panel
-with another style, seed or colour hints, and variant sets (N seeds side by side, one picked)."""
+"""Review: approve or reject a page or one of its panels and undo it, comments, re-rendering a page
+or panel with another style, seed or colour hints (or everything rejected in a batch at once), and
+variant sets (N seeds side by side, one picked)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -12,11 +13,12 @@ from flask_login import current_user
 from panelpaint.limits import COMMENT_MAX
 from panelpaint.store import renders as render_store
 from panelpaint.store import reviews as review_store
+from panelpaint.store import rework as rework_store
 from panelpaint.store import variants as variant_store
 from panelpaint.store.batches import panel_of
 from panelpaint.store.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import list_events, log_event
-from panelpaint.store.schema import Page, Panel, Render, ReviewStatus, RunStatus, User, VariantSet
+from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, RunStatus, User, VariantSet
 
 from . import db, queue
 from .batches import get_render, result_key
@@ -49,6 +51,36 @@ def decide(page: Page, panel_id: int | None, decision: str, comment: str) -> Non
     db().commit()
 
 
+def undo(page: Page, panel_id: int | None) -> None:
+    """Take back the decision on a page or one of its panels: pending again, the decision kept in
+    the history as undone. `Refused` when there is nothing to undo."""
+    panel_on(page, panel_id)
+    try:
+        review_store.undo_review(db(), page.id, panel_id, current_user.id)
+    except (IllegalTransition, Forbidden) as exc:
+        raise Refused(str(exc)) from None
+    db().commit()
+
+
+def rerender_rejected(batch: Batch, style_id: int | None, seed: int | None, hints: str) -> rework_store.Rework:
+    """Queue every rejected page and panel of the batch again (see `panelpaint.store.rework`) and
+    send them; `Refused` when nothing is rejected or the batch is cancelled."""
+    with _style_field():
+        try:
+            done = rework_store.rerender_rejected(db(), current_user.studio_id, batch.id, style_id, seed,
+                                                  hints or rework_store.Hints.keep, user_id=current_user.id)
+        except IllegalTransition as exc:
+            raise Refused(str(exc)) from None
+    db().commit()
+    queue.enqueue(done.renders)
+    return done
+
+
+def rejected_count(batch: Batch) -> int:
+    """How many of the batch's finished pages and panels are rejected (what `rerender_rejected` redoes)."""
+    return rework_store.rejected_count(batch)
+
+
 def add_comment(page: Page, text: str) -> None:
     text = (text or "").strip()
     if not text:
@@ -64,10 +96,10 @@ def comments(page: Page) -> list[dict[str, Any]]:
     for r in review_store.list_reviews(db(), current_user.studio_id, page.id):
         user = db().get(User, r.reviewer_id) if r.reviewer_id else None
         items.append({"at": r.created_at, "who": user.email if user else "?", "decision": r.decision.value,
-                      "panel_id": r.panel_id, "text": r.comment})
+                      "panel_id": r.panel_id, "text": r.comment, "undone": r.undone_at is not None})
     for e in list_events(db(), current_user.studio_id, page_id=page.id, kind=COMMENT_EVENT):
         items.append({"at": e.created_at, "who": e.data.get("email", "?"), "decision": None, "panel_id": None,
-                      "text": e.data.get("text", "")})
+                      "text": e.data.get("text", ""), "undone": False})
     return sorted(items, key=lambda i: i["at"], reverse=True)
 
 
@@ -87,6 +119,40 @@ def panel_results(renders: list[Render]) -> dict[int, Render]:
         if r.panel_id is not None and r.status == RunStatus.succeeded and r.panel_id not in found:
             found[r.panel_id] = r
     return found
+
+
+def page_render_of(shown: Render | None, renders: list[Render], sets: list[VariantSet]) -> Render | None:
+    """The page-level render the shown result is built on: itself, or, when it is a panel re-render
+    merged into the page, the page render finished last before it (a variant only once picked), so
+    the page header never shows a panel's version and seed as the page's own."""
+    if shown is None or shown.panel_id is None:
+        return shown
+    picked = {v.picked_render_id for v in sets}
+    before = [r for r in renders if r.panel_id is None and r.status == RunStatus.succeeded and r.finished_at
+              and (r.variant_set_id is None or r.id in picked)
+              and (shown.finished_at is None or r.finished_at <= shown.finished_at)]
+    return max(before, key=lambda r: r.finished_at, default=None)
+
+
+# How many earlier results the 100% view offers as "before", beside the line art.
+ZOOM_EARLIER_RESULTS = 6
+
+
+def zoom_befores(page: Page, shown: Render | None, renders: list[Render]) -> list[dict[str, str]]:
+    """What the 100% view can put beside the shown result, at native size: the line art, then the
+    earlier finished results of the page (newest first), each {label, url}."""
+    out = [{"label": "Line art", "url": url_for("batches.page_image", page_id=page.id, kind="source")}]
+    for r in renders:
+        if len(out) > ZOOM_EARLIER_RESULTS:
+            break
+        if (shown is not None and r.id == shown.id) or r.status != RunStatus.succeeded \
+                or not (r.outputs or {}).get("composite"):
+            continue
+        what = f"panel {r.panel.position + 1}" if r.panel is not None else "page"
+        seed = "canonical" if r.seed is None else f"seed {r.seed}"
+        out.append({"label": f"Earlier result: {what} v{r.version} ({seed})",
+                    "url": url_for("batches.render_file", render_id=r.id, kind="composite")})
+    return out
 
 
 def used_hints(render: Render | None, panels: list[Panel]) -> list[dict]:

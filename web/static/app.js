@@ -1,5 +1,5 @@
 // panelpaint dashboard: live progress by polling, the before/after slider, colour hint dots placed
-// on panels, variants shown as they finish, and reviewer keyboard shortcuts. Plain JavaScript, no libraries; the pages work without it.
+// on panels, variants shown as they finish, the 100% zoom view, and reviewer keyboard shortcuts. Plain JavaScript, no libraries; the pages work without it.
 "use strict";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled", "done", "empty"]);
@@ -190,7 +190,61 @@ function initVariants(root) {
   tick();
 }
 
-// Reviewer shortcuts: j/k next/previous page, a approve, r reject, s focus the slider, ? help.
+// The 100% view: the result and a "before" (line art or an earlier result) at native size, side by
+// side; dragging or scrolling either pans both, so the same lines are always compared. The images
+// load only when the view is first opened (they are full size).
+function initZoom(root) {
+  const views = Array.from(root.querySelectorAll(".zoom-view"));
+  const before = root.querySelector('[data-zoom="before"] img');
+  const choose = document.getElementById("zoom-before");
+  const goto = document.getElementById("zoom-panel");
+  let syncing = false;
+  const panTo = (left, top, from) => {
+    if (syncing) return;
+    syncing = true;
+    for (const v of views) if (v !== from) { v.scrollLeft = left; v.scrollTop = top; }
+    syncing = false;
+  };
+  for (const v of views) {
+    v.addEventListener("scroll", () => panTo(v.scrollLeft, v.scrollTop, v));
+    let start = null;
+    v.addEventListener("pointerdown", (ev) => {
+      start = { x: ev.clientX, y: ev.clientY, left: v.scrollLeft, top: v.scrollTop };
+      v.setPointerCapture(ev.pointerId);
+      v.classList.add("dragging");
+      ev.preventDefault();
+    });
+    v.addEventListener("pointermove", (ev) => {
+      if (!start) return;
+      v.scrollLeft = start.left - (ev.clientX - start.x);
+      v.scrollTop = start.top - (ev.clientY - start.y);
+    });
+    const stop = () => { start = null; v.classList.remove("dragging"); };
+    v.addEventListener("pointerup", stop);
+    v.addEventListener("pointercancel", stop);
+  }
+  if (choose) choose.addEventListener("change", () => { before.src = choose.value; });
+  if (goto) goto.addEventListener("change", () => {
+    const opt = goto.selectedOptions[0];
+    const x = Number(opt.dataset.x || 0), y = Number(opt.dataset.y || 0);
+    panTo(x, y, null);
+  });
+  const open = () => {
+    for (const img of root.querySelectorAll("img[data-src]")) { img.src = img.dataset.src; img.removeAttribute("data-src"); }
+    root.hidden = false;
+    root.scrollIntoView({ block: "start" });
+    views[1].focus();
+  };
+  const close = () => { root.hidden = true; };
+  const opener = document.getElementById("zoom-open");
+  if (opener) opener.addEventListener("click", open);
+  document.getElementById("zoom-close").addEventListener("click", close);
+  root.toggle = () => (root.hidden ? open() : close());
+  root.close = close;
+}
+
+// Reviewer shortcuts: j/k next/previous page, a approve, r reject, u undo, z the 100% view, s focus
+// the slider, ? help.
 function initShortcuts() {
   const help = document.getElementById("shortcut-help");
   document.addEventListener("keydown", (ev) => {
@@ -203,6 +257,9 @@ function initShortcuts() {
       case "k": click("prev-page"); break;
       case "a": click("approve-button"); break;
       case "r": click("reject-button"); break;
+      case "u": if (document.getElementById("undo-last")) click("undo-last"); else click("undo-button"); break;
+      case "z": { const z = document.getElementById("zoom"); if (z && z.toggle) { ev.preventDefault(); z.toggle(); } break; }
+      case "Escape": { const z = document.getElementById("zoom"); if (z && z.close) z.close(); break; }
       case "c": { const box = document.getElementById("comment"); if (box) { ev.preventDefault(); box.focus(); } break; }
       case "s": { const s = document.querySelector("input.slider"); if (s) { ev.preventDefault(); s.focus(); } break; }
       case "?": if (help) help.hidden = !help.hidden; break;
@@ -267,5 +324,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (document.body.dataset.page === "review.page") initShortcuts();
   document.querySelectorAll("[data-workers]").forEach(initWorkers);
   document.querySelectorAll("[data-variants]").forEach(initVariants);
+  document.querySelectorAll("#zoom").forEach(initZoom);
   initConfirm();
 });

@@ -226,6 +226,26 @@ def review_page(page_id: int):
     return jsonify(page_json(page, detail=True))
 
 
+@bp.post("/v1/pages/<int:page_id>/review/undo")
+@require("review")
+def undo_review(page_id: int):
+    page = batches.get_page(page_id)
+    review.undo(page, optional_int(body(), "panel_id"))
+    return jsonify(page_json(page, detail=True))
+
+
+@bp.post("/v1/batches/<int:batch_id>/rerender-rejected")
+@require("rerender")
+def rerender_rejected(batch_id: int):
+    batch = batches.get_batch(batch_id)
+    data = body()
+    done = review.rerender_rejected(batch, optional_int(data, "style_id"), parse_seed(data.get("seed")),
+                                    str(data.get("hints") or ""))
+    return jsonify(renders=[render_json(r) for r in done.renders],
+                   skipped=[{"page_id": page.id, "panel_id": panel.id if panel else None, "reason": reason}
+                            for page, panel, reason in done.skipped]), 202
+
+
 @bp.post("/v1/pages/<int:page_id>/rerender")
 @require("rerender")
 def rerender_page(page_id: int):

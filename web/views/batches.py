@@ -10,7 +10,7 @@ from panelpaint.flats import Background
 from ..errors import USER_ERRORS, back_with_error
 from .. import files
 from ..files import send_archive
-from ..services import batches, downloads, rollback, styles
+from ..services import batches, downloads, review, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
 
@@ -71,7 +71,8 @@ def _flash_submitted(result: batches.Submitted) -> None:
 def detail(batch_id: int):
     batch = batches.get_batch(batch_id)
     return render_template("batch.html", batch=batch, status=batches.batch_status(batch),
-                           style=styles.find_style(batch.default_style_id))
+                           style=styles.find_style(batch.default_style_id), rejected=review.rejected_count(batch),
+                           styles=styles.list_styles())
 
 
 @bp.get("/batches/<int:batch_id>/status.json")

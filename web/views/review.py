@@ -1,9 +1,10 @@
 """Review: line art, result and style reference side by side, per-page and per-panel approve or
-reject, comments, re-rendering a page or panel with another style, seed or colour hints (placed on
+reject and undo (the last decision stays one click, or `u`, away on the next page), comments,
+re-rendering everything rejected in a batch, re-rendering a page or panel with another style, seed or colour hints (placed on
 a panel), and variant sets: N re-renders with random seeds shown side by side, one picked."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
 from ..errors import USER_ERRORS, back_with_error
 from ..services import batches, downloads, review, styles
@@ -42,8 +43,35 @@ def page(page_id: int):
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,
         position=index + 1, count=len(pages), files=downloads.available_page_files(page),
-        variant_set=sets[0] if sets else None,
+        variant_set=sets[0] if sets else None, last_decision=_last_decision(),
+        page_render=review.page_render_of(render, renders, sets),
+        rejected_panels=[p.position + 1 for p in page.panels if p.review_status.value == "rejected"],
+        zoom_befores=review.zoom_befores(page, render, renders),
     )
+
+
+def _what(page, panel_id: int | None) -> str:  # noqa: ANN001 - Page
+    return f"Panel {next(p.position + 1 for p in page.panels if p.id == panel_id)}" if panel_id else page.source_name
+
+
+# The flask session key of the reviewer's last decision, so the next page can offer to undo it.
+LAST_DECISION = "last_decision"
+
+
+def _last_decision() -> dict | None:
+    """The reviewer's last decision while it still stands: {page, panel, decision}, else None."""
+    last = session.get(LAST_DECISION)
+    if not last:
+        return None
+    try:
+        page = batches.get_page(last["page_id"])
+        panel = review.panel_on(page, last.get("panel_id"))
+    except USER_ERRORS + (LookupError,):
+        return None
+    target = panel or page
+    if target.review_status.value == "pending":
+        return None
+    return {"page": page, "panel": panel, "decision": target.review_status.value}
 
 
 @bp.post("/<int:page_id>/decision")
@@ -55,13 +83,43 @@ def decision(page_id: int):
         review.decide(page, panel_id, request.form.get("decision", ""), request.form.get("comment", ""))
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("review.page", page_id=page.id))
-    what = f"Panel {next(p.position + 1 for p in page.panels if p.id == panel_id)}" if panel_id else page.source_name
-    flash(f"{what}: {request.form['decision']}.", "success")
+    flash(f"{_what(page, panel_id)}: {request.form['decision']}.", "success")
+    session[LAST_DECISION] = {"page_id": page.id, "panel_id": panel_id}
     if panel_id is None:
         following = review.next_to_review(page.batch, page.position)
         if following is not None and following.id != page.id:
             return redirect(url_for("review.page", page_id=following.id))
     return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.post("/<int:page_id>/undo")
+@require("review")
+def undo(page_id: int):
+    page = batches.get_page(page_id)
+    panel_id = request.form.get("panel_id", type=int)
+    try:
+        review.undo(page, panel_id)
+    except USER_ERRORS as exc:
+        return back_with_error(exc, url_for("review.page", page_id=page.id))
+    session.pop(LAST_DECISION, None)
+    flash(f"{_what(page, panel_id)}: decision undone, pending again (the history keeps both).", "success")
+    return redirect(url_for("review.page", page_id=page.id))
+
+
+@bp.post("/batch/<int:batch_id>/rerender-rejected")
+@require("rerender")
+def rerender_rejected(batch_id: int):
+    batch = batches.get_batch(batch_id)
+    form = request.form
+    try:
+        done = review.rerender_rejected(batch, form.get("style_id", type=int), parse_seed(form.get("seed")),
+                                        form.get("hints", ""))
+    except USER_ERRORS as exc:
+        return back_with_error(exc, url_for("batches.detail", batch_id=batch.id))
+    flash(f"{len(done.renders)} rejected page(s) or panel(s) queued again.", "success")
+    for page, panel, reason in done.skipped:
+        flash(f"{page.source_name}{f' panel {panel.position + 1}' if panel else ''} not queued: {reason}", "info")
+    return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
 @bp.post("/<int:page_id>/comment")
