@@ -65,12 +65,20 @@ def test_preview_uses_the_configured_sample_sketch(app, artist, style_id, tmp_pa
         assert (page.width, page.height, page.source_name) == (30, 44, "sketch.png")
 
 
-def test_drawn_sample_sketch_is_a_valid_image():
-    from web.services.previews import drawn_sketch
+def test_a_new_style_starts_its_preview_on_the_shipped_sketch(app, artist, queue_calls):
+    response = artist.post_form("/styles", {"name": "Dusk", "image": upload(small_page((40, 40), (90, 60, 160),
+                                                                                       lines=False), "d.png")},
+                                content_type="multipart/form-data")
+    html = artist.get(response.location).get_data(as_text=True)
+    assert "Preview queued" in html and "data-poll=" in html and len(queue_calls.renders) == 1
+    from panelpaint.store.schema import Render
 
-    img = Image.open(io.BytesIO(drawn_sketch()))
-    assert img.size == (384, 512) and img.mode == "L"
-    assert img.getextrema() == (0, 255)
+    with app.extensions["panelpaint"].store.session() as s:
+        page = s.get(Render, queue_calls.renders[0]).page
+        # The README's sample figure (closed regions), not a page that is mostly paper.
+        assert (page.source_name, page.width, page.height) == ("sample-sketch.png", 247, 256)
+    shipped = Image.open(io.BytesIO(artist.get("/static/sample-sketch.png").data)).convert("L")
+    assert shipped.size == (247, 256) and shipped.getextrema()[0] < 64
 
 
 def test_reviewers_cannot_upload_or_preview(reviewer, style_id):

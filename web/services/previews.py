@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from flask_login import current_user
-from PIL import Image, ImageDraw
 from werkzeug.datastructures import FileStorage
 
 from panelpaint.limits import NAME_MAX
@@ -17,6 +16,8 @@ from panelpaint.store.schema import Batch, StyleReference
 
 from . import db
 from .batches import PREVIEW_OPTION, Submitted, add_pages, current_render, result_key
+
+SHIPPED_SKETCH = "sample-sketch.png"
 
 
 def latest() -> dict[int, dict[str, Any]]:
@@ -42,28 +43,9 @@ def start(style: StyleReference) -> Submitted:
 
 
 def sample_sketch() -> tuple[str, bytes]:
-    """The line art a style preview colours: SAMPLE_SKETCH, samples/sketch.png, or a drawn page."""
+    """The line art a style preview colours: SAMPLE_SKETCH when set, else the sketch shipped with
+    the dashboard (`web/static/sample-sketch.png`, the README's `samples/sketch.png`: a figure with
+    closed regions, so a preview shows the style's colours rather than mostly paper)."""
     configured = current_app.config.get("SAMPLE_SKETCH")
-    root = Path(current_app.root_path).parent
-    for path in ([Path(configured)] if configured else []) + [root / "samples" / "sketch.png"]:
-        if path.is_file():
-            return path.name, path.read_bytes()
-    return "sample-sketch.png", drawn_sketch()
-
-
-def drawn_sketch(size: tuple[int, int] = (384, 512)) -> bytes:
-    """A small two-panel page of simple line art, for when no sample sketch ships."""
-    w, h = size
-    img = Image.new("L", size, 255)
-    d = ImageDraw.Draw(img)
-    d.rectangle([12, 12, w - 12, h // 2 - 6], outline=0, width=4)
-    d.rectangle([12, h // 2 + 6, w - 12, h - 12], outline=0, width=4)
-    d.ellipse([w // 2 - 60, 50, w // 2 + 60, 170], outline=0, width=3)  # a face
-    d.ellipse([w // 2 - 30, 90, w // 2 - 14, 106], outline=0, width=3)
-    d.ellipse([w // 2 + 14, 90, w // 2 + 30, 106], outline=0, width=3)
-    d.arc([w // 2 - 30, 110, w // 2 + 30, 150], 20, 160, fill=0, width=3)
-    d.line([40, h - 60, w // 2, h // 2 + 60, w - 40, h - 60], fill=0, width=4)  # a hill
-    d.ellipse([w - 120, h // 2 + 40, w - 60, h // 2 + 100], outline=0, width=3)  # a sun
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
+    path = Path(configured) if configured else Path(current_app.static_folder) / SHIPPED_SKETCH
+    return path.name, path.read_bytes()

@@ -57,6 +57,13 @@ def create():
         return render_template("styles.html", styles=styles.list_styles(), tag=None, error=str(exc),
                                previews=previews.latest()), 400
     flash(f"Style “{style.name}” added to the library.", "success")
+    # Its preview starts at once: the first thing one wants of a new style is to see how it colours.
+    try:
+        previews.start(style)
+        flash("Preview queued: the sample sketch is being coloured with this style.", "info")
+    except USER_ERRORS as exc:  # the style is saved; only its preview waits
+        rollback()
+        flash(f"Preview not started: {exc}", "error")
     return redirect(url_for("styles.detail", style_id=style.id))
 
 
