@@ -252,7 +252,8 @@ def pending_task_ids(settings: "Settings", queues: Iterable[str] = (RENDER_QUEUE
 
 
 def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool size.
+    """Workers answering a ping within `timeout`: name, queues consumed, running task count, pool
+    size, pid and the device a render worker colours on.
 
     An unreachable broker gives an empty list (the dashboard shows "no workers"), never an error.
     """
@@ -276,6 +277,10 @@ def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, A
             queues = inspect(names).active_queues() or {}
             active = inspect(names).active() or {}
             stats = inspect(names).stats() or {}
+            # The workers' own inspect command (`worker.celery_app.device`): where each colours.
+            replies = app.control.broadcast("device", reply=True, destination=names, timeout=timeout,
+                                            limit=len(names), connection=conn) or []
+            devices = {name: reply for r in replies for name, reply in r.items()}
     except (OperationalError, ConnectionError, OSError):
         return []
     workers = []
@@ -287,6 +292,7 @@ def live_workers(settings: "Settings", timeout: float = 1.0) -> list[dict[str, A
             "active": len(active.get(name, [])),
             "concurrency": pool.get("max-concurrency"),
             "pid": (stats.get(name) or {}).get("pid"),
+            "device": (devices.get(name) or {}).get("device"),  # None: an io worker, or an older one
         })
     return workers
 

@@ -3,9 +3,12 @@ configuration: prefork pools, one child per GPU on `render` (the model loaded af
 one per core on `io` (why: docs/architecture.md, "Queues and pools")."""
 from __future__ import annotations
 
+import glob
 import logging
+import os
 
 from celery import Celery, signals
+from celery.worker.control import inspect_command
 
 from panelpaint.queue import RENDER_QUEUE, celery_config
 from panelpaint.settings import get_settings
@@ -42,6 +45,25 @@ consumed_queues: set[str] = set()
 def _record_queues(sender=None, **_kwargs) -> None:
     consumed_queues.clear()
     consumed_queues.update(sender.app.amqp.queues.consume_from or ())
+
+
+def expected_device(settings) -> str:  # noqa: ANN001 - Settings
+    """Where this worker's render child colours, said by the parent without touching CUDA (it forks
+    that child): the configured device, or, for "auto", "cuda" when an NVIDIA GPU is visible to the
+    process and "cpu" when none is, as the child's model load decides."""
+    if settings.device != "auto":
+        return settings.device
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return "cpu"
+    return "cuda" if glob.glob("/dev/nvidia[0-9]*") else "cpu"
+
+
+@inspect_command()
+def device(state, **_kwargs) -> dict:  # noqa: ANN001 - celery's worker state
+    """`celery inspect device` (and the dashboard's workers screen): where this worker colours;
+    None for a worker that does not colour (the io queue only)."""
+    return {"device": expected_device(get_settings()) if RENDER_QUEUE in consumed_queues else None}
 
 
 @signals.worker_process_init.connect

@@ -90,13 +90,17 @@ def test_workers_screen_lists_workers_and_queues(app, artist, monkeypatch):
     from panelpaint import queue
 
     monkeypatch.setattr(queue, "queue_lengths", lambda settings: {"render": 3, "io": 0})
-    monkeypatch.setattr(queue, "live_workers", lambda settings, timeout=1.0: [
-        {"name": "render-1@gpu0", "queues": ["render"], "active": 1, "concurrency": 1, "pid": 4242}])
+    asked = []
+    monkeypatch.setattr(queue, "live_workers", lambda settings, timeout=1.0: asked.append(timeout) or [
+        {"name": "render-1@box", "queues": ["render"], "active": 1, "concurrency": 1, "pid": 4242, "device": "cpu"}])
     html = artist.get("/workers").get_data(as_text=True)
-    assert "render-1@gpu0" in html and "4242" in html and "<strong data-length>3</strong>" in html
+    # The page is drawn without waiting for the workers; its script asks for them at once.
+    assert asked == [] and "Asking the workers" in html and "<strong data-length>3</strong>" in html
+    assert "on the GPU" not in html and "Colours on" in html
     assert app.extensions["panelpaint"].settings.flower_url in html
     data = artist.get("/workers/status.json").get_json()
     assert data["queues"] == {"render": 3, "io": 0} and data["workers"][0]["active"] == 1
+    assert data["workers"][0]["device"] == "cpu" and asked == [1.0]
 
 
 def test_workers_screen_reports_an_unreachable_broker(artist):

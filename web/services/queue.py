@@ -47,13 +47,16 @@ def revoke(task_ids: list[str]) -> None:
         queue.revoke(services().settings, task_ids)
 
 
-def snapshot() -> dict[str, Any]:
-    """Workers and queue lengths now; an unreachable broker is reported, not raised."""
+def snapshot(*, with_workers: bool = True) -> dict[str, Any]:
+    """Queue lengths now and, `with_workers`, the live workers; an unreachable broker is reported,
+    not raised. Asking the workers waits for their replies (a second when none answers), so the
+    workers screen is drawn without them and fetches them at once (`with_workers` in its JSON)."""
     settings = services().settings
     data: dict[str, Any] = {"workers": [], "queues": {}, "error": None, "flower_url": settings.flower_url}
     try:
         data["queues"] = queue.queue_lengths(settings)
-        data["workers"] = queue.live_workers(settings, timeout=1.0)
+        if with_workers:
+            data["workers"] = queue.live_workers(settings, timeout=1.0)
     except Exception as exc:  # noqa: BLE001 - redis/kombu raise many types; the page must still render
         data["error"] = f"The queue broker cannot be reached ({type(exc).__name__}: {exc})."
     return data

@@ -267,7 +267,10 @@ function initShortcuts() {
   });
 }
 
-// Workers screen: refresh queue lengths and the live workers every few seconds.
+// Workers screen: the live workers at once (the page is drawn without waiting for their replies),
+// then queue lengths and workers every few seconds.
+const DEVICES = { cuda: "GPU (CUDA)", mps: "GPU (Apple MPS)", cpu: "CPU" };
+
 function initWorkers(root) {
   const url = root.dataset.workers;
   const cell = (text, code) => {
@@ -292,14 +295,15 @@ function initWorkers(root) {
         if (data.workers && data.workers.length) {
           body.replaceChildren(...data.workers.map((w) => {
             const tr = document.createElement("tr");
-            tr.append(cell(w.name, true), cell((w.queues || []).join(", ")), cell(String(w.active)),
+            tr.append(cell(w.name, true), cell((w.queues || []).join(", ")),
+                      cell(w.device ? (DEVICES[w.device] || w.device) : "—"), cell(String(w.active)),
                       cell(w.concurrency == null ? "" : String(w.concurrency)), cell(w.pid == null ? "" : String(w.pid)));
             return tr;
           }));
         } else if (!data.error) {
           const tr = document.createElement("tr");
           const td = cell("No worker answered. Start one with panelpaint worker (or panelpaint up).");
-          td.colSpan = 5;
+          td.colSpan = 6;
           td.className = "muted";
           tr.appendChild(td);
           body.replaceChildren(tr);
@@ -308,7 +312,7 @@ function initWorkers(root) {
     } catch (e) { /* keep the last view; try again */ }
     setTimeout(tick, 5000);
   }
-  setTimeout(tick, 5000);
+  tick();
 }
 
 // Forms that ask before doing something that cannot be undone (cancel a batch).

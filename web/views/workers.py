@@ -1,4 +1,5 @@
-"""The workers screen: live Celery workers and queue lengths, with a link to Flower."""
+"""The workers screen: queue lengths, then the live Celery workers (where each colours), with a
+link to Flower. The page is drawn without waiting for the workers' replies; its script asks for them."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template
@@ -10,7 +11,7 @@ bp = Blueprint("workers", __name__, url_prefix="/workers")
 
 @bp.get("")
 def index():
-    return render_template("workers.html", **queue.snapshot())
+    return render_template("workers.html", **queue.snapshot(with_workers=False))
 
 
 @bp.get("/status.json")
