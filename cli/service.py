@@ -156,7 +156,8 @@ def redis_argv(port: int, directory: Path, *, appendonly: bool = True) -> list[s
 
 
 def ensure_admin(settings: Settings) -> tuple[str, str] | None:
-    """Create a first admin account if the database has no users; return (email, password) when made."""
+    """Create a first admin account if the database has no users; return (email, password) when made.
+    The password is also written, alone, to `var/admin_password` (mode 0600)."""
     import sqlalchemy as sa
 
     from panelpaint.store import accounts
@@ -177,7 +178,7 @@ def ensure_admin(settings: Settings) -> tuple[str, str] | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(f"{email} {password}\n")
+        f.write(f"{password}\n")  # the password alone, as README says (and as flower_password holds)
     return email, password
 
 
@@ -276,7 +277,7 @@ def up(with_web: bool, with_flower: bool, with_workers: bool, io_concurrency: in
         click.echo(f"database  {settings.database_url}")
         made = ensure_admin(settings)
         if made:
-            click.echo(f"admin     {made[0]} / {made[1]} (also in {var / 'admin_password'})")
+            click.echo(f"admin     {made[0]} / {made[1]} (the password also in {var / 'admin_password'})")
         if with_workers:
             weights = settings.weights
             if not weights.is_file():
