@@ -54,6 +54,8 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.set_input_files("#image", files=[{"name": "sunny.png", "mimeType": "image/png", "buffer": style_png()}])
     page.click("text=Upload style")
     expect(page.locator("h1")).to_have_text("Sunny")
+    # Its preview started by itself: the sample sketch is being coloured with the new style.
+    expect(page.locator(".flash.info")).to_contain_text("Preview queued")
     # Its colour key was extracted at upload: swatches with their shares; edit one swatch's colour.
     expect(page.locator("#colour-key .palette-strip rect").first).to_be_attached()
     assert page.locator("#colour-key .palette-strip rect").count() >= 3
@@ -63,8 +65,6 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     expect(page.locator("#swatch-1")).to_have_value("#00aa00")
     expect(page.locator('#colour-key .palette-strip rect[fill="#00aa00"]')).to_have_count(1)
     shoot(page, "style_colour_key")
-    page.click("text=Preview this style")  # colours the sample sketch in a one-page preview batch
-    expect(page.locator(".flash.info")).to_contain_text("Preview queued")
 
     # A new batch: one good page and one renamed non-image, which must fail alone with its message.
     page.goto(f"{base}/batches/new")
