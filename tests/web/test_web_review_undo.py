@@ -100,7 +100,7 @@ def test_header_renders_table_and_zoom_after_a_panel_rerender(app, reviewer, fin
     assert 'class="table-scroll" id="renders-table"' in html and "<td>panel 2" in html
     # The 100% view: the result at native size beside the line art or the earlier result.
     assert 'id="zoom"' in html and 'id="zoom-open"' in html
-    assert f'data-src="/pages/{pages[0]}/image/result"' in html
+    assert f'data-src="/pages/{pages[0]}/image/result"' in html and f'value="/pages/{pages[0]}/image/source"' in html
     assert "Earlier result: page v1 (canonical)" in html
 
 

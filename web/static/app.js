@@ -192,10 +192,10 @@ function initVariants(root) {
 
 // The 100% view: the result and a "before" (line art or an earlier result) at native size, side by
 // side; dragging or scrolling either pans both, so the same lines are always compared. The images
-// load only when the view is first opened (they are full size).
+// are made only when the view is first opened (they are full size).
 function initZoom(root) {
   const views = Array.from(root.querySelectorAll(".zoom-view"));
-  const before = root.querySelector('[data-zoom="before"] img');
+  let before = null;
   const choose = document.getElementById("zoom-before");
   const goto = document.getElementById("zoom-panel");
   let syncing = false;
@@ -223,14 +223,21 @@ function initZoom(root) {
     v.addEventListener("pointerup", stop);
     v.addEventListener("pointercancel", stop);
   }
-  if (choose) choose.addEventListener("change", () => { before.src = choose.value; });
+  if (choose) choose.addEventListener("change", () => { if (before) before.src = choose.value; });
   if (goto) goto.addEventListener("change", () => {
     const opt = goto.selectedOptions[0];
     const x = Number(opt.dataset.x || 0), y = Number(opt.dataset.y || 0);
     panTo(x, y, null);
   });
   const open = () => {
-    for (const img of root.querySelectorAll("img[data-src]")) { img.src = img.dataset.src; img.removeAttribute("data-src"); }
+    for (const view of root.querySelectorAll(".zoom-view[data-src]")) {
+      const img = document.createElement("img");
+      img.src = view.dataset.zoom === "before" && choose ? choose.value : view.dataset.src;
+      img.alt = view.getAttribute("aria-label");
+      view.removeAttribute("data-src");
+      view.appendChild(img);
+      if (view.dataset.zoom === "before") before = img;
+    }
     root.hidden = false;
     root.scrollIntoView({ block: "start" });
     views[1].focus();
