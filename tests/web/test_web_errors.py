@@ -59,7 +59,7 @@ def test_an_unexpected_error_is_a_500_logged_once(app, artist, caplog, monkeypat
 
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handler answers
 
-    def broken() -> dict:
+    def broken(**_kwargs) -> dict:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(queue, "snapshot", broken)

@@ -33,7 +33,7 @@ def test_dashboard_and_api_on_postgres(pg_app, queue_calls):
     batch_id = int(created.location.rsplit("/", 1)[1])
     status = artist.get(f"/batches/{batch_id}/status.json").get_json()
     assert [p["status"] for p in status["pages"]] == ["queued", "failed"]
-    FakeWorker(pg_app).finish(queue_calls.renders[0])
+    FakeWorker(pg_app).finish(queue_calls.renders[-1])  # the page's render (the first is the style's preview)
 
     reviewer = Client(pg_app.test_client())
     reviewer.login("alpha", "reviewer")

@@ -128,3 +128,12 @@ def test_api_undo_and_rerender_rejected(app, client, api_token, finished, queue_
     assert body["skipped"] == [] and queue_calls.renders[-1] == body["renders"][0]["id"]
     other = {"Authorization": f"Bearer {api_token('beta', 'reviewer')}"}
     assert client.post(f"/api/v1/batches/{batch_id}/rerender-rejected", headers=other, json={}).status_code == 404
+
+
+
+def test_a_last_decision_on_a_page_that_is_not_there_offers_nothing(reviewer, finished):  # noqa: F811
+    _batch_id, pages = finished
+    with reviewer.session_transaction() as sess:  # e.g. another studio's page, after another login
+        sess["last_decision"] = {"page_id": 99999, "panel_id": None}
+    response = reviewer.get(f"/review/{pages[1]}")
+    assert response.status_code == 200 and 'id="undo-last"' not in response.get_data(as_text=True)

@@ -1,10 +1,13 @@
-"""Review: line art, result and style reference side by side, per-page and per-panel approve or
-reject and undo (the last decision stays one click, or `u`, away on the next page), comments,
-re-rendering everything rejected in a batch, re-rendering a page or panel with another style, seed or colour hints (placed on
-a panel), and variant sets: N re-renders with random seeds shown side by side, one picked."""
+"""Review: line art, result and style reference side by side, a 100% view, per-page and per-panel
+approve or reject and undo (the last decision stays one click, or `u`, away on the next page),
+comments, re-rendering a page or panel with another style, seed or colour hints (placed on a panel)
+or everything rejected in a batch at once, and variant sets: N re-renders with random seeds shown
+side by side, one picked."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
+
+from panelpaint.store.errors import NotFound
 
 from ..errors import USER_ERRORS, back_with_error
 from ..services import batches, downloads, review, styles
@@ -66,7 +69,7 @@ def _last_decision() -> dict | None:
     try:
         page = batches.get_page(last["page_id"])
         panel = review.panel_on(page, last.get("panel_id"))
-    except USER_ERRORS + (LookupError,):
+    except (NotFound, KeyError):  # gone, or another studio's page since (another login)
         return None
     target = panel or page
     if target.review_status.value == "pending":
