@@ -184,11 +184,12 @@ def _renumber(session: Session, page: Page, edited: list[tuple[Panel, PanelModel
 
 def hold_for_check(session: Session, page_id: int, layout_confidence: float, check_below: float) -> bool:
     """Record how sure detection was of the page's layout, and hold the page for a panel check
-    when that is below `check_below` (unless its panels were checked already); True when the
-    page is now held."""
+    when that is below `check_below` (unless its panels were checked already, or it is no longer
+    waiting to be coloured); True when the page is now held. A render already colouring it
+    (it detected the panels itself) sees the hold and steps back (`renders.hold_render`)."""
     page = _lock_page(session, page_id)
     page.layout_confidence = round(float(layout_confidence), 3)
-    if page.panel_check is None and layout_confidence < check_below and page.status == RunStatus.queued:
+    if page.panel_check is None and layout_confidence < check_below and page.status in ACTIVE:
         page.panel_check = PanelCheck.awaiting
         log_event(session, "page.panel_check", studio_id=page.batch.studio_id, batch_id=page.batch_id,
                   page_id=page_id, data={"reason": "low confidence", "layout_confidence": page.layout_confidence,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from ..errors import USER_ERRORS, back_with_error
-from ..services import batches, downloads, review, styles
+from ..services import batches, downloads, panels, review, styles
 from ..services.fields import parse_count, parse_hints, parse_seed
 from .auth import require
 
@@ -42,7 +42,7 @@ def page(page_id: int):
         prev_page=pages[index - 1] if index > 0 else None,
         next_page=pages[index + 1] if index + 1 < len(pages) else None,
         position=index + 1, count=len(pages), files=downloads.available_page_files(page),
-        variant_set=sets[0] if sets else None,
+        variant_set=sets[0] if sets else None, editor=panels.page_panels(page),
     )
 
 
