@@ -26,7 +26,9 @@ from panelpaint.store.storage import validate_key
 from panelpaint.store.styles import require_style
 
 UNREADABLE = "the uploaded file could not be read as an image"
-# Batch.options key: true holds every page after panel detection until a person confirms its boxes.
+# Batch.options key: true holds every page after panel detection until a person confirms its boxes;
+# false holds none (a style preview); absent, a page detection was unsure of is held
+# (PANELPAINT_PANEL_CHECK_BELOW).
 CHECK_PANELS = "check_panels"
 
 
@@ -106,7 +108,7 @@ def add_page(
         source_key=source_key, width=width, height=height, style_id=style_id, direction=_direction(direction),
         status=RunStatus.failed if failed else RunStatus.queued,
         error=(error or UNREADABLE)[:TEXT_MAX] if failed else None,
-        panel_check=PanelCheck.awaiting if not failed and (batch.options or {}).get(CHECK_PANELS) else None,
+        panel_check=PanelCheck.awaiting if not failed and (batch.options or {}).get(CHECK_PANELS) is True else None,
     )
     session.add(page)
     session.flush()

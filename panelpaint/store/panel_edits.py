@@ -19,7 +19,7 @@ from panelpaint.limits import PANEL_SIDE_MIN, PANELS_MAX
 from panelpaint.panels import Panel as PanelModel
 from panelpaint.panels import order_panels
 from panelpaint.panels.edit import merged, split
-from panelpaint.store.batches import panel_of
+from panelpaint.store.batches import CHECK_PANELS, panel_of
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -189,7 +189,8 @@ def hold_for_check(session: Session, page_id: int, layout_confidence: float, che
     (it detected the panels itself) sees the hold and steps back (`renders.hold_render`)."""
     page = _lock_page(session, page_id)
     page.layout_confidence = round(float(layout_confidence), 3)
-    if page.panel_check is None and layout_confidence < check_below and page.status in ACTIVE:
+    asked = (page.batch.options or {}).get(CHECK_PANELS)
+    if page.panel_check is None and asked is not False and layout_confidence < check_below and page.status in ACTIVE:
         page.panel_check = PanelCheck.awaiting
         log_event(session, "page.panel_check", studio_id=page.batch.studio_id, batch_id=page.batch_id,
                   page_id=page_id, data={"reason": "low confidence", "layout_confidence": page.layout_confidence,

@@ -257,3 +257,11 @@ def test_claim_following_passes_held_pages_by(store, world):
         claim = renders.claim_render(s, rids[0], "w1", 3)
         taken = renders.claim_following(s, claim, "w1", 3, limit=4)
     assert [c.render_id for c in taken] == [rids[2]]
+
+
+def test_a_batch_that_says_no_check_is_never_held(store, world):
+    page, rid = add_held_page(store, world, {batches.CHECK_PANELS: False})  # e.g. a style preview
+    with store.session() as s:
+        work.keep_detected_panels(s, page, [{**LEFT, "confidence": 0.3}], check_below=0.6)
+        assert s.get(Page, page).panel_check is None and s.get(Page, page).layout_confidence == 0.3
+        assert renders.claim_render(s, rid, "w1", 3) is not None
