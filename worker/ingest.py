@@ -62,7 +62,9 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
             stored = keep_detected(s, page_id, found, settings.panel_check_below)
     if not stored:  # the detected panels could not be kept: the render detects them itself
         return {"page_id": page_id, "panels": 0}
-    panels = [Panel.from_dict(p) for p in stored]
+    with res.store.session() as s:  # as stored, with their confidence (panels.json carries it)
+        now = work.page(s, page_id)
+    panels, stored = [p.panel for p in now.panels], now.panel_dicts()
     boxes, sketches = pages.cut_panels(lines, panels, size)
     key = save_cut(res.storage, pages.PreparedPage(lines.shape[::-1], panels, boxes, sketches, [], [], page.direction))
     with res.store.session() as s:

@@ -8,6 +8,7 @@ The tasks run in this process (`apply`) on a real Redis and job store.
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import redis
@@ -71,6 +72,9 @@ def test_an_unsure_layout_found_at_ingest_holds_the_page_until_confirmed(stack):
     assert confirm(stack, page_id) == render_id
     done = stack.colour_here(render_id)
     assert done.status == RunStatus.succeeded, done.error
+    # panels.json carries each panel's confidence, as detection stored it.
+    (panel,) = json.loads(stack.storage.read_bytes(done.outputs["json"]))["panels"]
+    assert panel["confidence"] == 0.45
 
 
 def test_a_render_that_detects_an_unsure_layout_itself_steps_back_uncoloured(stack):
