@@ -355,8 +355,12 @@ def document(server_url: str = "") -> dict[str, Any]:
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
-            "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck]},
+            "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck],
+                            "description": "awaiting: held after panel detection until its boxes are confirmed"},
             "layout_confidence": {"type": "number", "nullable": True},
+            "awaiting_check": {"type": "boolean", "description": "One page only: colouring waits for a panel check"},
+            "check_below": {"type": "number", "description": "One page only: PANELPAINT_PANEL_CHECK_BELOW"},
+            "unsure": {"type": "boolean", "description": "One page only: the layout is below check_below"},
             "panels": {"type": "array", "items": _ref("Panel")},
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
