@@ -33,9 +33,9 @@ def page_panels(page: Page) -> dict[str, Any]:
 
 
 def _sent(edit: PanelEdit) -> PanelEdit:
+    """Commit the edit, then send what it queued: panel re-renders, and a render its check released."""
     db().commit()
     queue.enqueue([*edit.renders, *([edit.released] if edit.released is not None else [])])
-    db().expire_all()
     return edit
 
 
@@ -54,11 +54,12 @@ def split(page: Page, panel_id: Any, axis: Any, at: Any) -> PanelEdit:
     return _sent(panel_edits.split_panel(db(), page.id, panel_id, axis, at, user_id=current_user.id))
 
 
-def confirm(page: Page) -> bool:
-    """Confirm a held page's boxes: its colouring goes on. True when its render was sent."""
+def confirm(page: Page) -> None:
+    """Confirm a held page's boxes as they are: its render is sent (`IllegalTransition` when the
+    page is not held, or its panels are not detected yet)."""
     released = panel_edits.confirm_panels(db(), page.id, user_id=current_user.id)
-    _sent(PanelEdit([], [], [], [], [], released))
-    return released is not None
+    db().commit()
+    queue.enqueue([released] if released is not None else [])
 
 
 def summary(edit: PanelEdit) -> str:
