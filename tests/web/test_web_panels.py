@@ -81,11 +81,13 @@ def test_an_edit_renumbers_and_re_renders_only_the_changed_panels(api, style_id,
     assert [(p["order"], p["bbox"]) for p in merged["panels"]] == [(0, [0, 0, 64, 96]), (1, [16, 60, 30, 30])]
 
 
-def test_check_panels_first_holds_each_page_until_confirmed(api, style_id, queue_calls):  # noqa: F811
+def test_check_panels_first_holds_each_page_until_confirmed(api, artist, style_id, queue_calls):  # noqa: F811
     batch = make_batch(api, style_id, files=[upload(small_page(), "a.png")], check_panels="1").get_json()
     assert batch["options"]["check_panels"] is True
     page = batch["pages"][0]
     assert page["panel_check"] == "awaiting" and page["status"] == "queued"
+    html = artist.get(f"/batches/{batch['id']}").get_data(as_text=True)
+    assert "Check panels (1)" in html and f"/review/{page['id']}#panel-editor" in html
     url = f"/api/v1/pages/{page['id']}/panels"
     # Detection has not run yet: nothing to confirm; a person may draw the boxes meanwhile.
     assert api.post(f"{url}/confirm").status_code == 409
@@ -97,6 +99,7 @@ def test_check_panels_first_holds_each_page_until_confirmed(api, style_id, queue
     confirmed = api.post(f"{url}/confirm")
     assert confirmed.status_code == 202 and confirmed.get_json()["panel_check"] == "confirmed"
     assert queue_calls.renders[sent:] == [api.get(f"/api/v1/pages/{page['id']}").get_json()["render_id"]]
+    assert "Check panels (" not in artist.get(f"/batches/{batch['id']}").get_data(as_text=True)
     assert make_batch(api, style_id, check_panels="maybe").status_code == 400
 
 
