@@ -138,6 +138,11 @@ def test_check_panels_first_then_edit_boxes_in_the_review_screen(stack, browser)
     boxes.nth(1).click(position={"x": 30, "y": 30})
     page.click("[data-tool=split-x]")
     expect(boxes).to_have_count(3)
+    # The keyboard: nudging the right half and back leaves it where it was; Delete would remove it.
+    boxes.nth(2).click(position={"x": 30, "y": 30})
+    for key in ("ArrowRight", "Shift+ArrowLeft", "Shift+ArrowRight", "ArrowLeft", "ArrowLeft", "ArrowRight"):
+        page.keyboard.press(key)
+    expect(page.locator("#panel-editor-status")).to_have_text("Box moved; save to keep it.")
     shoot(page, "panel_editor_split")
     page.click("[data-tool=save]")
     expect(page.locator(".flash.success")).to_contain_text("2 added, 1 removed")

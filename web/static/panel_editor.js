@@ -80,7 +80,8 @@
 
   stage.addEventListener("pointerdown", (ev) => {
     if (!editable || ev.button !== 0) return;
-    ev.preventDefault();
+    ev.preventDefault();  // no text selection or image drag; so focus the stage by hand, for the keys
+    stage.focus({ preventScroll: true });
     fail("");
     const p = at(ev);
     const el = ev.target.closest(".ebox");
@@ -197,6 +198,22 @@
     save() { save(false); },
     confirm() { save(true); },
   };
+  // With the editor focused: arrow keys nudge the selected boxes (1 pixel, 10 with shift), Delete removes them.
+  stage.addEventListener("keydown", (ev) => {
+    if (!editable || selected.size === 0) return;
+    const step = ev.shiftKey ? 10 : 1;
+    const move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[ev.key];
+    if (move) {
+      for (const b of selected) touched(b, { x: clamp(b.x + move[0], 0, W - b.w), y: clamp(b.y + move[1], 0, H - b.h) });
+      say("Box moved; save to keep it.");
+    } else if (ev.key === "Delete" || ev.key === "Backspace") {
+      tools.delete();
+    } else {
+      return;
+    }
+    ev.preventDefault();
+    draw();
+  });
   root.querySelectorAll("[data-tool]").forEach((button) => button.addEventListener("click", () => {
     tools[button.dataset.tool](button);
     draw();
