@@ -41,3 +41,8 @@ THUMB_SIZES = (180, 360, 720)
 # A running render whose worker has not reported for this long may be taken over by a redelivered
 # task (the default of PANELPAINT_RENDER_LEASE_SECONDS and of the job store's claims).
 RENDER_LEASE_SECONDS = 120
+
+# A panel box a person draws or edits: each side at least PANEL_SIDE_MIN page pixels (smaller is a
+# slip of the mouse, not a panel); at most PANELS_MAX panels on a page.
+PANEL_SIDE_MIN = 16
+PANELS_MAX = 64

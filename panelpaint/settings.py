@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from panelpaint.limits import RENDER_LEASE_SECONDS, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.panels.model import NEEDS_CHECK_BELOW
 from panelpaint.weights import DEFAULT_WEIGHTS, read_info
 
 
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     # the queued pages that follow it in its batch with the same style. 0 = 8 on a CUDA GPU and 1
     # elsewhere (on a CPU larger batches are no faster per panel).
     render_batch_pages: int = Field(0, ge=0, le=64)
+    # A page whose detected layout is less sure than this (its weakest panel's confidence) is held
+    # for a person to check its panels before colouring, whatever its batch asked; 0 holds none.
+    panel_check_below: float = Field(NEEDS_CHECK_BELOW, ge=0.0, le=1.0)
 
     # Input limits
     max_content_length: int = Field(512 * 1024 * 1024, ge=1024)

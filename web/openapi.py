@@ -11,12 +11,13 @@ from typing import Any
 from panelpaint import formats
 from panelpaint.flats import Background
 from panelpaint.limits import (
-    NAME_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    NAME_MAX, PALETTE_COLOURS, PANEL_SIDE_MIN, PANELS_MAX, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
+from panelpaint.panels.edit import Axis
 from panelpaint.store.rework import Hints
-from panelpaint.store.schema import ReviewStatus, Role, RunStatus
+from panelpaint.store.schema import PanelCheck, ReviewStatus, Role, RunStatus
 
 from .errors import RETRY_AFTER_SECONDS
 from .services.batches import BatchState
@@ -64,6 +65,9 @@ BATCH_FORM = {
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
         "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]}},
+        "check_panels": {"type": "boolean", "default": False,
+                         "description": "Check panels first: each page waits after panel detection until its "
+                                        "boxes are confirmed (POST /api/v1/pages/{page_id}/panels/confirm)"},
         "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
     },
@@ -205,6 +209,50 @@ def document(server_url: str = "") -> dict[str, Any]:
                     "hints": {"type": "array", "items": _ref("Hint"),
                               "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
             "responses": {"202": _json(_ref("Render"), "Queued"), "400": BAD, "409": CONFLICT, **ERRORS}}},
+        "/api/v1/pages/{page_id}/panels": {
+            "get": {"summary": "The page's panel boxes, each with detection's confidence, and its panel check",
+                    "tags": ["panels"], "parameters": [page_id],
+                    "responses": {"200": _json(_ref("PagePanels"), "The panels"), **ERRORS}},
+            "put": {"summary": "Edit the page's boxes: keep, move, resize, draw or delete", "tags": ["panels"],
+                    "description": "The list is the page's new boxes. An entry with the `id` of one of the page's "
+                                   "panels keeps it (moved or resized when its bbox differs); an entry without "
+                                   "one is a new box; a panel left out is removed. The reading order is numbered "
+                                   "again for the page's direction. On a finished page only the changed and new "
+                                   "panels are queued for a panel re-render. Refused (409) while the page is being "
+                                   "coloured.",
+                    "parameters": [page_id],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["panels"], "properties": {
+                            "panels": {"type": "array", "minItems": 1, "maxItems": PANELS_MAX,
+                                       "items": _ref("PanelBox")},
+                            "confirm": {"type": "boolean", "default": False,
+                                        "description": "Also confirm the boxes of a page held for its panel check"}}}}}},
+                    "responses": {"200": _json(_ref("PanelEdit"), "Saved"), "400": BAD, "403": FORBIDDEN,
+                                  "409": CONFLICT, **ERRORS}}},
+        "/api/v1/pages/{page_id}/panels/merge": {"post": {
+            "summary": "Merge two or more panels into the one box that holds them", "tags": ["panels"],
+            "parameters": [page_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["panel_ids"], "properties": {
+                    "panel_ids": {"type": "array", "minItems": 2, "items": {"type": "integer"}}}}}}},
+            "responses": {"200": _json(_ref("PanelEdit"), "Merged"), "400": BAD, "403": FORBIDDEN, "409": CONFLICT,
+                          **ERRORS}}},
+        "/api/v1/pages/{page_id}/panels/split": {"post": {
+            "summary": "Split a panel in two at a column (axis x) or a row (axis y)", "tags": ["panels"],
+            "parameters": [page_id],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["panel_id", "axis", "at"], "properties": {
+                    "panel_id": {"type": "integer"},
+                    "axis": {"type": "string", "enum": [a.value for a in Axis]},
+                    "at": {"type": "integer", "description": f"The page coordinate of the cut; each part keeps "
+                                                             f"at least {PANEL_SIDE_MIN} pixels"}}}}}},
+            "responses": {"200": _json(_ref("PanelEdit"), "Split"), "400": BAD, "403": FORBIDDEN, "409": CONFLICT,
+                          **ERRORS}}},
+        "/api/v1/pages/{page_id}/panels/confirm": {"post": {
+            "summary": "Confirm the boxes of a page held for its panel check: its colouring goes on",
+            "tags": ["panels"], "parameters": [page_id],
+            "responses": {"202": _json(_ref("PagePanels"), "Confirmed; the page's render is sent"), "403": FORBIDDEN,
+                          "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/variants": {
             "get": {"summary": "The page's variant sets, newest first", "tags": ["review"], "parameters": [page_id],
                     "responses": {"200": _json({"type": "object", "properties": {
@@ -291,8 +339,38 @@ def document(server_url: str = "") -> dict[str, Any]:
                       "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
                                                              "minItems": 2, "maxItems": 2},
                                   "description": "[[x, y], ...]: the outline's corner pixels, inclusive"},
+                      "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                     "description": "How sure detection is of this box; 1.0 for a box a person "
+                                                    "drew or moved"},
                       "review_status": review, "style_id": {"type": "integer", "nullable": True},
                       "hints": {"type": "array", "items": _ref("Hint")}}},
+        "PanelBox": {"type": "object", "required": ["bbox"], "description": "A box of a panel edit", "properties": {
+            "id": {"type": "integer", "description": "The page's panel this box keeps; left out, a new box"},
+            "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                     "description": f"[x, y, w, h] in page pixels, inside the page, w and h at least {PANEL_SIDE_MIN}"},
+            "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                        "description": "Optional outline inside the bbox; left out, the bbox's rectangle (or a "
+                                       "kept panel's own outline)"}}},
+        "PanelCheck": {"type": "object", "properties": {
+            "layout_confidence": {"type": "number", "nullable": True,
+                                  "description": "Detection's confidence in the page's layout (its weakest panel)"},
+            "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck]},
+            "awaiting_check": {"type": "boolean", "description": "Colouring waits for the boxes to be confirmed"},
+            "check_below": {"type": "number", "description": "PANELPAINT_PANEL_CHECK_BELOW: a layout less sure "
+                                                             "than this is held for a check"},
+            "unsure": {"type": "boolean"}}},
+        "PagePanels": {"allOf": [_ref("PanelCheck"), {"type": "object", "properties": {
+            "page_id": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+            "direction": DIRECTION, "panels": {"type": "array", "items": _ref("Panel")}}}]},
+        "PanelEdit": {"allOf": [_ref("PagePanels"), {"type": "object", "properties": {
+            "edit": {"type": "object", "properties": {
+                "kept": {"type": "array", "items": {"type": "integer"}},
+                "changed": {"type": "array", "items": {"type": "integer"}},
+                "added": {"type": "array", "items": {"type": "integer"}},
+                "removed": {"type": "array", "items": {"type": "integer"}},
+                "rerenders": {"type": "array", "items": {"type": "integer"},
+                              "description": "The panel re-renders queued: one per changed or new panel"},
+                "released": {"type": "boolean"}}}}}]},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
             "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
             "color": {"type": "string", "pattern": HEX_IN}}},
@@ -304,6 +382,12 @@ def document(server_url: str = "") -> dict[str, Any]:
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
+            "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck],
+                            "description": "awaiting: held after panel detection until its boxes are confirmed"},
+            "layout_confidence": {"type": "number", "nullable": True},
+            "awaiting_check": {"type": "boolean", "description": "One page only: colouring waits for a panel check"},
+            "check_below": {"type": "number", "description": "One page only: PANELPAINT_PANEL_CHECK_BELOW"},
+            "unsure": {"type": "boolean", "description": "One page only: the layout is below check_below"},
             "panels": {"type": "array", "items": _ref("Panel")},
             "comments": {"type": "array", "items": {"type": "object"}}}},
         "Batch": {"type": "object", "properties": {
@@ -348,7 +432,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                                 "dashboard's account page: `Authorization: Bearer <token>`."},
         "servers": [{"url": server_url or "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "review", "downloads")],
+        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "panels", "review", "downloads")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -27,11 +27,13 @@ from worker.resources import Resources
 log = logging.getLogger(__name__)
 
 
-def keep_detected(session, page_id: int, panels: list[Panel]) -> list[dict]:  # noqa: ANN001 - a Session
+def keep_detected(session, page_id: int, panels: list[Panel],  # noqa: ANN001 - a Session
+                  check_below: float = 0.0) -> list[dict]:
     """Keep the panels a worker detected, for review and editing, unless the page has panels
-    already; returns the page's panels as they are now ({order, bbox, polygon})."""
+    already; returns the page's panels as they are now ({order, bbox, polygon}). A new page whose
+    layout is less sure than `check_below` is held for a panel check."""
     try:
-        return work.keep_detected_panels(session, page_id, [p.to_dict() for p in panels])
+        return work.keep_detected_panels(session, page_id, [p.to_dict() for p in panels], check_below=check_below)
     except InvalidInput as exc:  # e.g. the page's recorded size disagrees with its image
         log.warning("page %s: detected panels not kept: %s", page_id, exc)
         return []
@@ -57,10 +59,12 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
     if not stored:
         found = detect_panels(lines, page.direction)
         with res.store.session() as s:
-            stored = keep_detected(s, page_id, found)
+            stored = keep_detected(s, page_id, found, settings.panel_check_below)
     if not stored:  # the detected panels could not be kept: the render detects them itself
         return {"page_id": page_id, "panels": 0}
-    panels = [Panel.from_dict(p) for p in stored]
+    with res.store.session() as s:  # as stored, with their confidence (panels.json carries it)
+        now = work.page(s, page_id)
+    panels, stored = [p.panel for p in now.panels], now.panel_dicts()
     boxes, sketches = pages.cut_panels(lines, panels, size)
     key = save_cut(res.storage, pages.PreparedPage(lines.shape[::-1], panels, boxes, sketches, [], [], page.direction))
     with res.store.session() as s:
@@ -69,19 +73,22 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
     return {"page_id": page_id, "panels": len(panels)}
 
 
-def remember_cut(res: Resources, page_id: int, prepared: pages.PreparedPage, size: int) -> None:
+def remember_cut(res: Resources, settings: Settings, page_id: int, prepared: pages.PreparedPage, size: int) -> bool:
     """Keep the panels a render detected and the inputs it cut, so that the page's ingest (when the
-    render got there first) and later renders of the page need not do the work again."""
+    render got there first) and later renders of the page need not do the work again. True when
+    the page is now held for its panel check (detection was unsure): the render must not go on."""
     try:
         key = save_cut(res.storage, prepared)
         with res.store.session() as s:
-            stored = keep_detected(s, page_id, prepared.panels)
+            stored = keep_detected(s, page_id, prepared.panels, settings.panel_check_below)
             if stored:  # (the detected panels could not be kept: nothing to remember)
                 work.record_cut(s, page_id, key, size, stored)
+            return work.held(s, page_id)
     except TRANSIENT as exc:
         log.warning("page %s: could not keep the page's cut panels: %s", page_id, first_line(exc))
     except Exception:  # noqa: BLE001 - only a shortcut for later: the render goes on without it
         log.warning("page %s: could not keep the page's cut panels", page_id, exc_info=True)
+    return False
 
 
 def unpack_upload(res: Resources, settings: Settings, upload_id: int, task_id: str | None) -> dict | None:

@@ -13,4 +13,5 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"  # its batch was cancelled; the render says so
     STALE = "stale"  # a newer attempt took over; nothing was written
     REQUEUED = "requeued"  # back in the queue for another attempt
+    HELD = "held"  # its page waits for a person to check its panels; confirming sends it again
     KEPT = "kept"  # ingest: the inputs cut ahead are current already

@@ -130,8 +130,13 @@ def colour_jobs(res: Resources, settings: Settings, jobs: list[Job], colorizer: 
             job.name, job.work_size = inputs.name, inputs.work_size
             signals.page_loaded.send(sender=job.claim.render_id, name=job.name)
             job.prepared, job.merge, job.note = prepare(job.claim, inputs)
-            if inputs.cut is None and job.claim.panel_id is None:
-                remember_cut(res, job.claim.page_id, job.prepared, job.work_size)
+            if inputs.cut is None and job.claim.panel_id is None and remember_cut(
+                    res, settings, job.claim.page_id, job.prepared, job.work_size):
+                # Detection here was unsure of the page: it waits for its panel check uncoloured.
+                patiently(res, settings.task_soft_time_limit, renders.hold_render, job.claim.render_id,
+                          job.claim.attempt)
+                job.outcome = Outcome.HELD
+                continue
             stage = "decode" if inputs.page is not None else "cut_load"
             job.prepared.timings.update({"claim_and_load": loaded, stage: inputs.load_seconds})
             t_start = time.perf_counter()  # a page batched after this one starts its clock here

@@ -19,13 +19,17 @@ from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import (
-    Batch, Page, Panel, Render, Review, ReviewStatus, RunStatus, Upload, User, utcnow,
+    Batch, Page, Panel, PanelCheck, Render, Review, ReviewStatus, RunStatus, Upload, User, utcnow,
 )
 from panelpaint.store.states import check_page, check_render
 from panelpaint.store.storage import validate_key
 from panelpaint.store.styles import require_style
 
 UNREADABLE = "the uploaded file could not be read as an image"
+# Batch.options key: true holds every page after panel detection until a person confirms its boxes;
+# false holds none (a style preview); absent, a page detection was unsure of is held
+# (PANELPAINT_PANEL_CHECK_BELOW).
+CHECK_PANELS = "check_panels"
 
 
 def _direction(value: Direction | str | None) -> Direction | None:
@@ -104,6 +108,7 @@ def add_page(
         source_key=source_key, width=width, height=height, style_id=style_id, direction=_direction(direction),
         status=RunStatus.failed if failed else RunStatus.queued,
         error=(error or UNREADABLE)[:TEXT_MAX] if failed else None,
+        panel_check=PanelCheck.awaiting if not failed and (batch.options or {}).get(CHECK_PANELS) is True else None,
     )
     session.add(page)
     session.flush()
@@ -155,7 +160,7 @@ def set_panels(session: Session, page_id: int, panels: Iterable[PanelModel | Map
     for i, (panel, hints, style_id) in enumerate(ordered):
         x, y, w, h = panel.bbox
         new.append(Panel(page_id=page_id, position=i, x=x, y=y, w=w, h=h, polygon=[list(pt) for pt in panel.polygon],
-                         hints=hints, style_id=style_id))
+                         hints=hints, style_id=style_id, confidence=panel.confidence))
     session.add_all(new)
     page.panels_total = len(new)
     session.flush()
@@ -191,7 +196,8 @@ def set_prepared(session: Session, page_id: int, prepared: Mapping[str, Any] | N
 
 def panel_of(row: Panel) -> PanelModel:
     """A stored panel as the page pipeline, the API and the cut files describe it."""
-    return PanelModel((row.x, row.y, row.w, row.h), [list(pt) for pt in row.polygon], row.position)
+    return PanelModel((row.x, row.y, row.w, row.h), [list(pt) for pt in row.polygon], row.position,
+                      confidence=row.confidence if row.confidence is not None else 1.0)
 
 
 def panel_dicts(page: Page) -> list[dict]:

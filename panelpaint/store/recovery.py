@@ -26,7 +26,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from panelpaint.store.renders import _guarded_update, _sync_page, log_render
+from panelpaint.store.renders import NOT_HELD, _guarded_update, _sync_page, log_render
 from panelpaint.store.schema import Batch, Page, Render, RenderStage, RunStatus, utcnow
 from panelpaint.store.states import check_render, check_stage
 
@@ -110,7 +110,7 @@ def suspects(session: Session, *, lease: float, grace: float, silent: bool = Tru
             found.append(Suspect(rid, attempt, Lapse.SILENT_COLOURING, task_id, None, checks_broker=sent_at is not None))
     if unsent:
         not_cancelled = (sa.select(Page.id).join(Batch, Page.batch_id == Batch.id)
-                         .where(Page.id == Render.page_id, Batch.cancelled.is_(False)).exists())
+                         .where(Page.id == Render.page_id, Batch.cancelled.is_(False), NOT_HELD).exists())
         rows = session.execute(sa.select(Render.id, Render.attempt, Render.status, Render.task_id, Render.handoff_key)
                                .where(sa.or_(sa.and_(running, *_unsent_finishing(graced)),
                                              sa.and_(Render.status == RunStatus.queued, *_unsent(graced),

@@ -21,7 +21,9 @@ from panelpaint.store.batches import panel_of
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
-from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, ReviewStatus, RunStatus, utcnow
+from panelpaint.store.schema import (
+    Batch, Page, Panel, PanelCheck, Render, RenderStage, ReviewStatus, RunStatus, utcnow,
+)
 from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review, check_stage
 from panelpaint.store.styles import require_style
 
@@ -281,6 +283,15 @@ def retry_page(session: Session, page_id: int, *, user_id: int | None = None) ->
 
 # --- claims ------------------------------------------------------------------------------------
 
+# A page whose panels await a person's check (`panelpaint.store.panel_edits`) is not coloured yet.
+NOT_HELD = sa.or_(Page.panel_check.is_(None), Page.panel_check != PanelCheck.awaiting)
+
+
+def held(session: Session, page_id: int) -> bool:
+    """True while the page is held for its panel check (read fresh: a confirm may have just landed)."""
+    return session.scalar(sa.select(Page.panel_check).where(Page.id == page_id)) == PanelCheck.awaiting
+
+
 def _claim_locked(
     session: Session, render: Render, worker: str, max_attempts: int, lease_seconds: float,
     task_id: str | None, wait_for_lease: bool,
@@ -300,6 +311,9 @@ def _claim_locked(
             _sync_page(session, render, RunStatus.cancelled, None)
             log_render(session, "render.cancelled", render, attempt=attempt)
         return None
+    if status == RunStatus.queued and render.panel_id is None and render.variant_set_id is None and held(
+            session, render.page_id):
+        return None  # held for its panel check: confirming the panels sends the render again
     takeover = status == RunStatus.running
     if takeover and render.stage in HANDED_ON:
         return None  # coloured and handed to finishing: not lost, and not this task's to redo
@@ -388,7 +402,7 @@ def claim_following(
                 Render.status == RunStatus.queued, Render.panel_id.is_(None), Render.style_id == claim.style_id,
                 # The seed moves the style code inside the one forward pass: only equal seeds share it.
                 Render.seed.is_(None) if claim.seed is None else Render.seed == claim.seed,
-                Render.attempt == 0)
+                Render.attempt == 0, NOT_HELD)
          .order_by(Page.position, Render.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True, of=Render, key_share=True)
@@ -600,4 +614,21 @@ def acknowledge_cancel(session: Session, render_id: int, attempt: int) -> Render
     render = session.get(Render, render_id)
     _sync_page(session, render, RunStatus.cancelled, None)
     log_render(session, "render.cancelled", render, attempt=attempt)
+    return render
+
+
+def hold_render(session: Session, render_id: int, attempt: int) -> Render:
+    """The worker found, detecting the page's panels itself, that the page is now held for its
+    panel check: running -> queued, unclaimed until the panels are confirmed (the attempt stays
+    counted). Idempotent; `StaleAttempt` when fenced."""
+    check_render(RunStatus.running, RunStatus.queued)
+    if not _guarded_update(session, render_id, RunStatus.running, attempt, status=RunStatus.queued,
+                           stage=None, handoff_key=None, error=None, heartbeat_at=utcnow()):
+        render = session.get(Render, render_id, populate_existing=True)
+        if render is not None and render.attempt == attempt and render.status == RunStatus.queued:
+            return render
+        _fenced(session, render_id, attempt)
+    render = session.get(Render, render_id)
+    _sync_page(session, render, RunStatus.queued, None)
+    log_render(session, "render.held", render, attempt=attempt)
     return render

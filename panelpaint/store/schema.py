@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -72,6 +73,15 @@ class RenderStage(str, enum.Enum):
     colouring = "colouring"
     waiting = "waiting"
     finishing = "finishing"
+
+
+class PanelCheck(str, enum.Enum):
+    """A person's check of a page's panels before colouring (`panelpaint.store.panel_edits`): the
+    page is held (`awaiting`: its batch asked for it, or detection was unsure of the layout) until
+    its boxes are confirmed."""
+
+    awaiting = "awaiting"
+    confirmed = "confirmed"
 
 
 class ReviewStatus(str, enum.Enum):
@@ -178,6 +188,10 @@ class Page(Base):
     )
     panels_done: Mapped[int] = mapped_column(Integer, default=0)
     panels_total: Mapped[int] = mapped_column(Integer, default=0)
+    # How sure detection was of the page's panels as a whole (its weakest panel's); None: not
+    # detected, or edited by a person. A panel check (None: none asked) holds the page's render.
+    layout_confidence: Mapped[float | None] = mapped_column(Float)
+    panel_check: Mapped[PanelCheck | None] = mapped_column(_enum(PanelCheck, "panel_check"))
     # The network's inputs cut from the page ahead of its render, by the io worker that detected
     # its panels: {"key": storage key, "work_size": int, "panels": [panel dicts]}. A render uses
     # them only while the page's panels and work size are still these.
@@ -189,7 +203,10 @@ class Page(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     batch: Mapped[Batch] = relationship(back_populates="pages")
-    panels: Mapped[list["Panel"]] = relationship(back_populates="page", order_by="Panel.position")
+    # The page's panels now; a panel an edit retired (kept for its renders and reviews) is not one.
+    panels: Mapped[list["Panel"]] = relationship(
+        order_by="Panel.position", viewonly=True,
+        primaryjoin="and_(Page.id == Panel.page_id, Panel.retired_at.is_(None))")
 
 
 class Upload(Base):
@@ -234,8 +251,12 @@ class Panel(Base):
     review_status: Mapped[ReviewStatus] = mapped_column(
         _enum(ReviewStatus, "review_status"), default=ReviewStatus.pending
     )
+    confidence: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")  # detection's; a person's 1.0
+    # Set when an edit removed a panel that has renders or reviews: the row stays for them, with
+    # its position moved out of the way (-id) so the page's positions stay unique.
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    page: Mapped[Page] = relationship(back_populates="panels")
+    page: Mapped[Page] = relationship()
 
 
 class Render(Base):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from panelpaint.flats import Background
 from panelpaint.panels import Direction, Panel
-from panelpaint.store import batches, renders, uploads
+from panelpaint.store import batches, panel_edits, renders, uploads
 from panelpaint.store.errors import IllegalTransition, NotFound, StaleAttempt
 from panelpaint.store.schema import Page, Render, RunStatus, StyleReference
 from panelpaint.store.schema import Panel as PanelRow
@@ -156,18 +156,30 @@ def running_attempt(session: Session, render_id: int, attempt: int) -> RunningAt
     return RunningAttempt(row.id, row.attempt, row.page_id, row.task_id)
 
 
-def keep_detected_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Store the panels a worker detected ({order, bbox, polygon}) unless the page has panels
-    already or they have renders or reviews by now; returns the page's panels afterwards, as dicts.
-    Raises `InvalidInput` (nothing stored) when they do not fit the page (its recorded size is wrong)."""
+def keep_detected_panels(session: Session, page_id: int, panels: Iterable[Mapping[str, Any]], *,
+                         check_below: float = 0.0) -> list[dict]:
+    """Store the panels a worker detected ({order, bbox, polygon, confidence}) unless the page has
+    panels already or they have renders or reviews by now; returns the page's panels afterwards, as
+    dicts. Once stored, a layout less sure than `check_below` (its weakest panel) holds the page
+    for a panel check (`panel_edits.hold_for_check`). Raises `InvalidInput` (nothing stored) when
+    they do not fit the page (its recorded size is wrong)."""
+    panels = list(panels)
     has = session.scalar(sa.select(sa.func.count(PanelRow.id)).where(PanelRow.page_id == page_id))
-    if not has:
+    if not has and panels:
         try:
             with session.begin_nested():
                 batches.set_panels(session, page_id, panels)
         except IllegalTransition:
             pass  # the page's panels have renders or reviews by now: they stay
+        else:
+            confidence = min(float(p.get("confidence", 1.0)) for p in panels)
+            panel_edits.hold_for_check(session, page_id, confidence, check_below)
     return batches.panel_dicts(session.get(Page, page_id))
+
+
+def held(session: Session, page_id: int) -> bool:
+    """True while the page waits for a person to check its panels (its render is not claimed)."""
+    return renders.held(session, page_id)
 
 
 def record_cut(session: Session, page_id: int, key: str, work_size: int, panels: list[dict]) -> bool:

@@ -17,10 +17,11 @@ def test_standard_names_are_read(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db:5432/pp")
     monkeypatch.setenv("REDIS_URL", "redis://cache:6379/1")
     monkeypatch.setenv("PANELPAINT_MAX_ATTEMPTS", "5")
+    monkeypatch.setenv("PANELPAINT_PANEL_CHECK_BELOW", "0.75")
     s = load_settings(var_dir=tmp_path)
     assert s.database_url == "postgresql+psycopg://u@db:5432/pp"
     assert s.redis_url == "redis://cache:6379/1" and not s.embedded
-    assert s.max_attempts == 5
+    assert s.max_attempts == 5 and s.panel_check_below == 0.75
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,7 @@ def test_standard_names_are_read(monkeypatch, tmp_path):
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"PANELPAINT_MAX_ATTEMPTS": "zero"}, "MAX_ATTEMPTS"),
+        ({"PANELPAINT_PANEL_CHECK_BELOW": "1.5"}, "PANEL_CHECK_BELOW"),
         ({"PANELPAINT_TASK_SOFT_TIME_LIMIT": "500", "PANELPAINT_TASK_TIME_LIMIT": "400"}, "SOFT_TIME_LIMIT"),
     ],
 )

@@ -24,6 +24,9 @@ def api(client, api_token):  # noqa: ANN001
         def post(self, url, **kw):  # noqa: ANN001
             return client.post(url, headers=self.headers, **kw)
 
+        def put(self, url, **kw):  # noqa: ANN001
+            return client.put(url, headers=self.headers, **kw)
+
         def as_user(self, studio, role):  # noqa: ANN001
             return Api(api_token(studio, role))
 

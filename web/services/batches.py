@@ -319,10 +319,10 @@ def unpacking_status(batch: Batch) -> list[dict[str, Any]]:
 
 
 def panel_data(panel: Panel) -> dict[str, Any]:
-    """A panel of a page: its geometry (`panelpaint.panels.Panel`: order, bbox, polygon) with its
-    review status, style and hints."""
-    return {"id": panel.id, **batch_store.panel_of(panel).geometry(), "review_status": panel.review_status.value,
-            "style_id": panel.style_id, "hints": panel.hints or []}
+    """A panel of a page: its geometry (`panelpaint.panels.Panel`: order, bbox, polygon) with
+    detection's confidence (1.0 for a box a person drew or moved), its review status, style and hints."""
+    return {"id": panel.id, **batch_store.panel_of(panel).geometry(), "confidence": round(panel.confidence, 3),
+            "review_status": panel.review_status.value, "style_id": panel.style_id, "hints": panel.hints or []}
 
 
 def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
@@ -333,6 +333,8 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
         "width": page.width, "height": page.height,
         "panels_done": page.panels_done, "panels_total": page.panels_total,
         "render_id": render.id if render else None,
+        "panel_check": page.panel_check.value if page.panel_check else None,
+        "layout_confidence": page.layout_confidence,
     }
     endpoint = "api.page_image" if api else "batches.page_image"
     kind = "result" if result_key(render) else "source"

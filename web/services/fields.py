@@ -10,6 +10,7 @@ from panelpaint.flats import Background
 from panelpaint.hints import validate_hints
 from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
 from panelpaint.panels import Direction
+from panelpaint.store.batches import CHECK_PANELS
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.renders import check_seed
 
@@ -65,7 +66,7 @@ def parse_direction(value: str | None) -> Direction:
 
 
 def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
-    """A batch's options: work size, seed, background, output formats."""
+    """A batch's options: work size, seed, background, output formats, check panels first."""
     options: dict[str, Any] = {}
     work_size = (form.get("work_size") or "").strip()
     if work_size:
@@ -87,7 +88,22 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
     outputs = formats.batch_formats(form.getlist("layers"))
     if outputs:
         options["formats"] = outputs
+    if parse_flag(form.get(CHECK_PANELS), CHECK_PANELS):
+        options[CHECK_PANELS] = True
     return options
+
+
+TRUE, FALSE = frozenset({"1", "true", "on", "yes"}), frozenset({"", "0", "false", "off", "no"})
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A checkbox or a JSON boolean: true for a ticked box, "1", "true", "on" or "yes"."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text not in TRUE | FALSE:
+        raise InvalidInput(f"{name} must be true or false, not {value!r}.")
+    return text in TRUE
 
 
 def parse_hints(raw) -> list | None:  # noqa: ANN001 - JSON text or an already parsed list

@@ -37,8 +37,10 @@ def latest() -> dict[int, dict[str, Any]]:
 def start(style: StyleReference) -> Submitted:
     """A one-page batch colouring the sample sketch with `style`, hidden from the batch list."""
     name, data = sample_sketch()
+    # A preview shows a style: it is never held for a panel check, however unsure detection is.
+    options = {PREVIEW_OPTION: style.id, batch_store.CHECK_PANELS: False}
     batch = batch_store.create_batch(db(), style.studio_id, current_user.id, f"Style preview: {style.name}"[:NAME_MAX],
-                                     default_style_id=style.id, options={PREVIEW_OPTION: style.id})
+                                     default_style_id=style.id, options=options)
     return add_pages(batch, [FileStorage(io.BytesIO(data), filename=name)])
 
 

@@ -40,6 +40,8 @@ function updateBatch(root, b) {
     }
     const err = card.querySelector("[data-error]");
     if (err) err.textContent = p.error || "";
+    const check = card.querySelector("[data-check]");  // held for its panel check
+    if (check) check.hidden = p.panel_check !== "awaiting";
     const pp = card.querySelector("progress[data-panels]");
     if (pp) { pp.max = Math.max(p.panels_total, 1); pp.value = p.panels_done; }
   }

@@ -17,8 +17,8 @@ from ..errors import error_response
 from ..extensions import token_login
 from .. import files
 from ..files import send_archive, send_stored
-from ..services import accounts, batches, downloads, review, styles
-from ..services.fields import optional_int, parse_count, parse_hints, parse_seed, parse_tags
+from ..services import accounts, batches, downloads, panels, review, styles
+from ..services.fields import optional_int, parse_count, parse_flag, parse_hints, parse_seed, parse_tags
 from .auth import SessionUser, require
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -85,6 +85,7 @@ def page_json(page, *, detail: bool = False) -> dict:  # noqa: ANN001
                          for fmt in downloads.available_page_files(page)}
     if detail:
         data["panels"] = [batches.panel_data(p) for p in page.panels]
+        data.update(panels.check_state(page))
         data["comments"] = [{**c, "at": c["at"].isoformat()} for c in review.comments(page)]
     return data
 
@@ -265,6 +266,48 @@ def make_variants(page_id: int):
     vset = review.variants(page, parse_count(data.get("count")), optional_int(data, "style_id"),
                            parse_hints(data.get("hints")))
     return jsonify(variant_set_json(vset)), 202
+
+
+@bp.get("/v1/pages/<int:page_id>/panels")
+def page_panels(page_id: int):
+    return jsonify(panels.page_panels(batches.get_page(page_id)))
+
+
+def _edited(page, edit) -> tuple:  # noqa: ANN001 - a Page and a PanelEdit
+    return jsonify({**panels.page_panels(batches.get_page(page.id)), "edit": edit.to_dict()}), 200
+
+
+@bp.put("/v1/pages/<int:page_id>/panels")
+@require("rerender")
+def edit_panels(page_id: int):
+    page = batches.get_page(page_id)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object: {\"panels\": [{\"id\"?, \"bbox\": [x, y, w, h]}], \"confirm\"?: bool}.")
+    return _edited(page, panels.edit(page, data.get("panels"), parse_flag(data.get("confirm"), "confirm")))
+
+
+@bp.post("/v1/pages/<int:page_id>/panels/merge")
+@require("rerender")
+def merge_panels(page_id: int):
+    page = batches.get_page(page_id)
+    return _edited(page, panels.merge(page, body().get("panel_ids")))
+
+
+@bp.post("/v1/pages/<int:page_id>/panels/split")
+@require("rerender")
+def split_panel(page_id: int):
+    page = batches.get_page(page_id)
+    data = body()
+    return _edited(page, panels.split(page, data.get("panel_id"), data.get("axis"), data.get("at")))
+
+
+@bp.post("/v1/pages/<int:page_id>/panels/confirm")
+@require("rerender")
+def confirm_panels(page_id: int):
+    page = batches.get_page(page_id)
+    panels.confirm(page)
+    return jsonify(panels.page_panels(batches.get_page(page.id))), 202
 
 
 @bp.get("/v1/pages/<int:page_id>/variants")

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from panelpaint.store.errors import NotFound
 
 from ..errors import USER_ERRORS, back_with_error
-from ..services import batches, downloads, review, styles
+from ..services import batches, downloads, panels, review, styles
 from ..services.fields import parse_count, parse_hints, parse_seed
 from .auth import require
 
@@ -49,7 +49,7 @@ def page(page_id: int):
         variant_set=sets[0] if sets else None, last_decision=_last_decision(),
         page_render=review.page_render_of(render, renders, sets),
         rejected_panels=[p.position + 1 for p in page.panels if p.review_status.value == "rejected"],
-        zoom_befores=review.zoom_befores(page, render, renders),
+        zoom_befores=review.zoom_befores(page, render, renders), editor=panels.page_panels(page),
     )
 
 

@@ -54,7 +54,7 @@ def test_script_location_is_the_packaged_folder():
 
 
 def test_step_by_step_revisions(database_url):
-    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0007)."""
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0007 <-> 0009)."""
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url, "0002")
@@ -81,6 +81,12 @@ def test_step_by_step_revisions(database_url):
     assert {"undone_at", "undone_by_id"} <= columns(database_url, "review")
     migrate.downgrade(database_url, "0007")
     assert not {"undone_at", "undone_by_id"} & columns(database_url, "review")
+    migrate.upgrade(database_url, "0009")
+    assert {"confidence", "retired_at"} <= columns(database_url, "panel")
+    assert {"layout_confidence", "panel_check"} <= columns(database_url, "page")
+    migrate.downgrade(database_url, "0007")
+    assert not {"confidence", "retired_at"} & columns(database_url, "panel")
+    assert not {"layout_confidence", "panel_check"} & columns(database_url, "page")
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 
