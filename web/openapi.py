@@ -62,7 +62,11 @@ BATCH_FORM = {
         "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
-        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]}},
+        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]},
+                   "description": "Layered files every page gets (left out: none)"},
+        "series": {"type": "string", "maxLength": NAME_MAX,
+                   "description": "The book, for the CBZ's ComicInfo.xml; left out, the batch's name"},
+        "number": {"type": "string", "maxLength": NAME_MAX, "description": "Issue or chapter number, e.g. 3 or 12.5"},
         "pages": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "Page images (PNG, JPEG, TIFF, WebP) and/or ZIP/CBZ archives"},
     },
@@ -74,6 +78,8 @@ def document(server_url: str = "") -> dict[str, Any]:
     """The OpenAPI 3.0 description of /api/v1, with `server_url` as its server."""
     page_id = _id("page_id", "Page id")
     batch_id = _id("batch_id", "Batch id")
+    scope = {"name": "scope", "in": "query", "description": "approved pages only (default) or every finished page",
+             "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}
     paths: dict[str, Any] = {
         "/api/v1/me": {"get": {"summary": "The token's user", "tags": ["account"],
                                "responses": {"200": _json(_ref("User"), "The user"), **ERRORS}}},
@@ -144,14 +150,20 @@ def document(server_url: str = "") -> dict[str, Any]:
             "tags": ["batches"], "parameters": [batch_id],
             "responses": {"200": _json(_ref("Batch"), "Cancelled"), **ERRORS}}},
         "/api/v1/batches/{batch_id}/download": {"get": {
-            "summary": "Download coloured pages as ZIP or CBZ", "tags": ["downloads"],
+            "summary": "Download coloured pages as ZIP or CBZ (the CBZ with its ComicInfo.xml)", "tags": ["downloads"],
             "parameters": [batch_id,
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(formats.ARCHIVES)}},
-                           {"name": "scope", "in": "query",
-                            "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}],
+                           scope],
             "responses": {"200": {"description": "The archive", "content": {
                 media: {} for media in formats.ARCHIVES.values()}},
                 "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/batches/{batch_id}/layers/{kind}": {"get": {
+            "summary": "Every page's layered file (PSD or OpenRaster) in one ZIP; 409 when the batch did not "
+                       "ask for that kind or no page qualifies", "tags": ["downloads"],
+            "parameters": [batch_id, {"name": "kind", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": list(formats.LAYERED)}}, scope],
+            "responses": {"200": {"description": "The ZIP", "content": {formats.ARCHIVES["zip"]: {}}},
+                          "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
                                             "parameters": [page_id],
                                             "responses": {"200": _json(_ref("Page"), "The page"), **ERRORS}}},

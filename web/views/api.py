@@ -201,6 +201,13 @@ def download_batch(batch_id: int):
     return send_archive(archive)
 
 
+@bp.get("/v1/batches/<int:batch_id>/layers/<kind>")
+def download_layers(batch_id: int, kind: str):
+    archive = downloads.layered_archive(batches.get_batch(batch_id), kind,
+                                        approved_only=request.args.get("scope", "approved") != "all")
+    return send_archive(archive)
+
+
 # --- pages and renders -------------------------------------------------------------------------
 
 @bp.get("/v1/pages/<int:page_id>")
