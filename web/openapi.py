@@ -64,6 +64,9 @@ BATCH_FORM = {
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
         "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]},
                    "description": "Layered files every page gets (left out: none)"},
+        "colour_anyway": {"type": "boolean", "default": False,
+                          "description": "Colour pages that arrive in colour too; left out, they are skipped "
+                                         "(status skipped: already coloured)"},
         "series": {"type": "string", "maxLength": NAME_MAX,
                    "description": "The book, for the CBZ's ComicInfo.xml; left out, the batch's name"},
         "number": {"type": "string", "maxLength": NAME_MAX, "description": "Issue or chapter number, e.g. 3 or 12.5"},
@@ -171,6 +174,10 @@ def document(server_url: str = "") -> dict[str, Any]:
             "summary": "Queue a failed page again", "tags": ["pages"], "parameters": [page_id],
             "responses": {"202": _json(_ref("Page"), "Queued"), "409": {"$ref": "#/components/responses/Conflict"},
                           **ERRORS}}},
+        "/api/v1/pages/{page_id}/colour-anyway": {"post": {
+            "summary": "Colour a page that was skipped because it arrived already coloured", "tags": ["pages"],
+            "parameters": [page_id],
+            "responses": {"202": _json(_ref("Page"), "Queued"), "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/review": {"post": {
             "summary": "Approve or reject a page or one of its panels (reviewers and admins)", "tags": ["review"],
             "parameters": [page_id],

@@ -14,3 +14,4 @@ class Outcome(enum.StrEnum):
     STALE = "stale"  # a newer attempt took over; nothing was written
     REQUEUED = "requeued"  # back in the queue for another attempt
     KEPT = "kept"  # ingest: the inputs cut ahead are current already
+    SKIPPED = "skipped"  # ingest: the page arrived in colour and is not coloured again

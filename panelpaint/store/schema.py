@@ -62,6 +62,7 @@ class RunStatus(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    skipped = "skipped"  # the page arrived already coloured: not coloured again (`renders.skip_coloured`)
 
 
 class RenderStage(str, enum.Enum):

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 import zipfile
 
 import pytest
@@ -122,7 +123,9 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     target = tmp_path / "chapter.cbz"
     download_info.value.save_as(target)
     with zipfile.ZipFile(target) as cbz:
-        assert cbz.namelist() == ["001-page-01.png"]
+        assert cbz.namelist() == ["001-page-01.png", "ComicInfo.xml"]
+        info = ET.fromstring(cbz.read("ComicInfo.xml"))  # what comic readers read: docs/api.md
+        assert info.findtext("PageCount") == "1" and info.findtext("Manga") == "No"
         composite = Image.open(io.BytesIO(cbz.read("001-page-01.png")))
         assert composite.size == (320, 440) and composite.mode == "RGB"
 

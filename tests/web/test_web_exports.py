@@ -110,3 +110,43 @@ def test_layered_files_choice_decides_the_outputs(app, artist, style_id):
     assert bad.status_code == 400 and "Layered files: unknown tiff" in bad.get_data(as_text=True)
     long = create(artist, style_id, [upload(small_page(), "a.png")], series="x" * 201)
     assert long.status_code == 400 and "Series must be at most 200" in long.get_data(as_text=True)
+
+
+def skip(app, page_id: int) -> None:
+    """What ingest does with a page that arrived in colour."""
+    from panelpaint.store import renders
+
+    with app.extensions["panelpaint"].store.session() as s:
+        assert renders.skip_coloured(s, page_id, 0.5) is not None
+
+
+def test_a_page_that_arrived_coloured_is_shown_kept_in_the_book_and_can_be_coloured(
+        app, artist, style_id, worker, queue_calls, api_token):
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "lines.png"),
+                                                     upload(small_page(color=(90, 160, 230)), "cover.png")]))
+    lines_render = queue_calls.renders[0]
+    page_ids = [row[3] for row in page_rows(app, batch_id)]
+    skip(app, page_ids[1])
+    worker.finish(lines_render)
+    status = artist.get(f"/batches/{batch_id}/status.json").get_json()
+    assert [p["status"] for p in status["pages"]] == ["succeeded", "skipped"]
+    assert status["state"] == "done" and "1 already coloured: skipped" in status["summary"]
+    html = artist.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert "already coloured: skipped" in html and "Colour it anyway" in html
+    # The book keeps the page as it arrived, in its place, approved or not.
+    with zipfile.ZipFile(io.BytesIO(artist.get(f"/batches/{batch_id}/download.cbz").data)) as zf:
+        assert zf.namelist() == ["002-cover.png", "ComicInfo.xml"]
+        assert zf.read("002-cover.png") == small_page(color=(90, 160, 230))
+    # Colour it anyway: a new render is queued and sent.
+    response = artist.post_form(f"/pages/{page_ids[1]}/colour-anyway", follow_redirects=True)
+    assert "queued to be coloured" in response.get_data(as_text=True)
+    assert len(queue_calls.renders) == 3  # one render per page, then the new one
+    assert artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"][1]["status"] == "queued"
+    headers = {"Authorization": f"Bearer {api_token()}"}
+    again = artist.post(f"/api/v1/pages/{page_ids[1]}/colour-anyway", headers=headers)
+    assert again.status_code == 409 and "not skipped" in again.get_json()["message"]
+
+
+def test_the_colour_anyway_option(artist, style_id):
+    batch_id = batch_id_of(create(artist, style_id, [upload(small_page(), "a.png")], colour_anyway="1"))
+    assert artist.get(f"/batches/{batch_id}/status.json").get_json()["options"]["colour_anyway"] is True

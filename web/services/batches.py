@@ -214,6 +214,14 @@ def retry(page: Page) -> Render:
     return render
 
 
+def colour_anyway(page: Page) -> Render:
+    """Colour a page that was skipped as already coloured (`IllegalTransition` unless it was)."""
+    render = render_store.colour_anyway(db(), page.id, user_id=current_user.id)
+    db().commit()
+    queue.enqueue([render])
+    return render
+
+
 def retry_failed(batch: Batch) -> tuple[int, list[str]]:
     """Queue every failed page of the batch again: (how many, names of unreadable uploads skipped)."""
     retried, skipped = 0, []
@@ -293,7 +301,7 @@ def batch_state(batch: Batch, progress: batch_store.BatchProgress, unpacking: bo
         return BatchState.RUNNING
     if progress.queued:
         return BatchState.QUEUED
-    if progress.succeeded == 0 and progress.failed:
+    if progress.succeeded == 0 and progress.skipped == 0 and progress.failed:
         return BatchState.FAILED
     return BatchState.DONE
 
@@ -301,7 +309,8 @@ def batch_state(batch: Batch, progress: batch_store.BatchProgress, unpacking: bo
 def summary(progress: batch_store.BatchProgress) -> str:
     parts = [f"{progress.succeeded}/{progress.total} done"]
     for count, what in ((progress.running, "running"), (progress.queued, "queued"), (progress.failed, "failed"),
-                        (progress.cancelled, "cancelled"), (progress.approved, "approved"),
+                        (progress.cancelled, "cancelled"), (progress.skipped, "already coloured: skipped"),
+                        (progress.approved, "approved"),
                         (progress.rejected, "rejected")):
         if count:
             parts.append(f"{count} {what}")

@@ -46,9 +46,14 @@ def _stem(name: str, fallback: str) -> str:
 
 
 def downloadable_pages(batch: Batch, approved_only: bool = True) -> list[tuple[Page, str]]:
-    """(page, composite key) for each finished page, in reading order; only approved ones by default."""
+    """(page, composite key) for each finished page, in reading order; only approved ones by default.
+    A page that arrived already coloured (skipped) goes in as it arrived: it is part of the chapter
+    and there was nothing to review."""
     out = []
     for page in batch.pages:
+        if page.status == RunStatus.skipped and page.source_key:
+            out.append((page, page.source_key))
+            continue
         if page.status != RunStatus.succeeded:
             continue
         if approved_only and page.review_status != ReviewStatus.approved:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from panelpaint import formats
+from panelpaint.colour import COLOUR_ANYWAY_OPTION
 from panelpaint.flats import Background
 from panelpaint.hints import validate_hints
 from panelpaint.limits import NAME_MAX, SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
@@ -69,7 +70,7 @@ def parse_direction(value: str | None) -> Direction:
 
 def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
     """A batch's options: work size, seed, background, layered files (the outputs every page gets),
-    series and number (for comic readers)."""
+    whether pages that arrive in colour are coloured anyway, series and number (for comic readers)."""
     options: dict[str, Any] = {}
     work_size = (form.get("work_size") or "").strip()
     if work_size:
@@ -94,6 +95,8 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
         raise InvalidInput(f"Layered files: unknown {', '.join(unknown)}; choose "
                            f"{' and/or '.join(formats.LAYERED)}.")
     options["formats"] = formats.batch_formats(layers)
+    if form.get(COLOUR_ANYWAY_OPTION) not in (None, "", "0", "false", "off"):
+        options[COLOUR_ANYWAY_OPTION] = True
     for name, label in ((SERIES_OPTION, "Series"), (NUMBER_OPTION, "Number")):
         value = (form.get(name) or "").strip()
         if len(value) > NAME_MAX:

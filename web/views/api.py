@@ -223,6 +223,14 @@ def retry_page(page_id: int):
     return jsonify(page_json(page)), 202
 
 
+@bp.post("/v1/pages/<int:page_id>/colour-anyway")
+@require("submit")
+def colour_page_anyway(page_id: int):
+    page = batches.get_page(page_id)
+    batches.colour_anyway(page)
+    return jsonify(page_json(page)), 202
+
+
 @bp.post("/v1/pages/<int:page_id>/review")
 @require("review")
 def review_page(page_id: int):

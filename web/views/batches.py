@@ -114,6 +114,18 @@ def retry(page_id: int):
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
+@bp.post("/pages/<int:page_id>/colour-anyway")
+@require("submit")
+def colour_anyway(page_id: int):
+    page = batches.get_page(page_id)
+    try:
+        batches.colour_anyway(page)
+    except USER_ERRORS as exc:
+        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
+    flash(f"{page.source_name}: queued to be coloured although it arrived in colour.", "success")
+    return redirect(url_for("batches.detail", batch_id=page.batch_id))
+
+
 @bp.post("/batches/<int:batch_id>/retry-failed")
 @require("submit")
 def retry_failed(batch_id: int):
