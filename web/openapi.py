@@ -18,7 +18,7 @@ from panelpaint.panels import Direction
 from panelpaint.store.schema import ReviewStatus, Role, RunStatus
 
 from .errors import RETRY_AFTER_SECONDS
-from .services.batches import BatchState
+from .services.batches import BatchState, PageStage
 from .services.review import DECISIONS
 
 
@@ -294,6 +294,11 @@ def document(server_url: str = "") -> dict[str, Any]:
             "review_status": review, "width": {"type": "integer", "nullable": True},
             "height": {"type": "integer", "nullable": True}, "panels_done": {"type": "integer"},
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
+            "stage": {"type": "string", "enum": [s.value for s in PageStage]},
+            "stage_label": {"type": "string", "description": "The stage in words, e.g. finishing: panel 3 of 4"},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1,
+                         "description": "Colouring fills 0-0.5 by elapsed time against the batch's rate, "
+                                        "finishing 0.5-1 panel by panel"},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
             "panels": {"type": "array", "items": _ref("Panel")},
@@ -310,6 +315,14 @@ def document(server_url: str = "") -> dict[str, Any]:
             "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
             "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},
             "summary": {"type": "string"}, "progress": {"type": "object"},
+            "rate": {"type": "object", "nullable": True, "description": "This batch's measured rate (its last "
+                     "finished pages): pages, seconds_per_page (throughput), page_seconds (one page's time)",
+                     "properties": {"pages": {"type": "integer"}, "seconds_per_page": {"type": "number"},
+                                    "page_seconds": {"type": "number"}}},
+            "eta_seconds": {"type": "integer", "nullable": True,
+                            "description": "Seconds until the pages left are done at the measured rate"},
+            "eta": {"type": "string", "description": "The ETA in words"},
+            "mine": {"type": "boolean", "description": "The caller sent this batch"},
             "pages": {"type": "array", "items": _ref("Page")}}},
         "Submitted": {"allOf": [_ref("Batch"), {"type": "object", "properties": {
             "added": {"type": "array", "items": {"type": "integer"}},

@@ -167,7 +167,7 @@ def test_retry_review_rerender_and_download(api, style_id, worker, queue_calls):
     cbz = api.get(f"/api/v1/batches/{batch['id']}/download?format=cbz")
     assert cbz.status_code == 200 and cbz.mimetype == "application/vnd.comicbook+zip"
     archive = zipfile.ZipFile(io.BytesIO(cbz.data))
-    assert archive.namelist() == ["001-a.png"] and archive.read("001-a.png")[:4] == b"\x89PNG"
+    assert archive.namelist() == ["001-a.png", "ComicInfo.xml"] and archive.read("001-a.png")[:4] == b"\x89PNG"
     assert api.get(f"/api/v1/batches/{batch['id']}/download?format=rar").status_code == 400
     rerender = reviewer.post(f"/api/v1/pages/{a}/rerender", json={"seed": 5, "hints": [{"x": 1, "y": 2, "color": "#00ff00"}]})
     assert rerender.status_code == 202
