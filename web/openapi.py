@@ -15,7 +15,8 @@ from panelpaint.limits import (
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
-from panelpaint.store.schema import ReviewStatus, Role, RunStatus
+from panelpaint.store.schema import DeliveryStatus, ReviewStatus, Role, RunStatus
+from panelpaint.store.webhooks import EVENT_FAILED, EVENT_FINISHED
 
 from .errors import RETRY_AFTER_SECONDS
 from .services.batches import BatchState, PageStage
@@ -167,6 +168,23 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "type": "string", "enum": list(formats.LAYERED)}}, scope],
             "responses": {"200": {"description": "The ZIP", "content": {formats.ARCHIVES["zip"]: {}}},
                           "409": CONFLICT, **ERRORS}}},
+        "/api/v1/webhooks": {
+            "get": {"summary": "The studio's webhook endpoints with their signing secrets (admins)", "tags": ["webhooks"],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "webhooks": {"type": "array", "items": _ref("Webhook")}}}, "Endpoints"), **ERRORS}},
+            "post": {"summary": "Add an endpoint told when a batch finishes or fails (admins)", "tags": ["webhooks"],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["url"], "properties": {
+                             "url": {"type": "string", "maxLength": 2000, "description": "http:// or https://"}}}}}},
+                     "responses": {"201": _json(_ref("Webhook"), "Added, with its secret"), "400": BAD, **ERRORS}}},
+        "/api/v1/webhooks/{webhook_id}": {"delete": {
+            "summary": "Remove an endpoint and its delivery log (admins)", "tags": ["webhooks"],
+            "parameters": [_id("webhook_id", "Webhook id")],
+            "responses": {"204": {"description": "Removed"}, **ERRORS}}},
+        "/api/v1/webhooks/deliveries": {"get": {
+            "summary": "The delivery log, newest first: attempts, last answer, next try (admins)", "tags": ["webhooks"],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "deliveries": {"type": "array", "items": _ref("WebhookDelivery")}}}, "Deliveries"), **ERRORS}}},
         "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
                                             "parameters": [page_id],
                                             "responses": {"200": _json(_ref("Page"), "The page"), **ERRORS}}},
@@ -274,6 +292,18 @@ def document(server_url: str = "") -> dict[str, Any]:
             "picked_render_id": {"type": "integer", "nullable": True},
             "picked_at": {"type": "string", "nullable": True},
             "renders": {"type": "array", "items": _ref("Render")}}},
+        "Webhook": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "url": {"type": "string"}, "active": {"type": "boolean"},
+            "secret": {"type": "string", "description": "HMAC-SHA256 key of X-Panelpaint-Signature"},
+            "created_at": {"type": "string"}}},
+        "WebhookDelivery": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "webhook_id": {"type": "integer"}, "batch_id": {"type": "integer", "nullable": True},
+            "event": {"type": "string", "enum": [EVENT_FINISHED, EVENT_FAILED]},
+            "status": {"type": "string", "enum": [s.value for s in DeliveryStatus]},
+            "attempts": {"type": "integer"}, "last_status_code": {"type": "integer", "nullable": True},
+            "last_error": {"type": "string", "nullable": True}, "created_at": {"type": "string"},
+            "next_attempt_at": {"type": "string", "nullable": True},
+            "delivered_at": {"type": "string", "nullable": True}, "payload": {"type": "object"}}},
         "Panel": {"type": "object", "description": "A panel of the page (`panelpaint.panels.Panel`, as panels.json)",
                   "properties": {
                       "id": {"type": "integer"},
@@ -353,7 +383,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                                 "dashboard's account page: `Authorization: Bearer <token>`."},
         "servers": [{"url": server_url or "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "review", "downloads")],
+        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "review", "downloads", "webhooks")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

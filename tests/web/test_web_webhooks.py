@@ -49,3 +49,22 @@ def test_admin_adds_an_endpoint_and_sees_the_delivery_log(app, admin, artist, st
     assert other.post_form(f"/webhooks/{hook_id}/delete").status_code == 404
     removed = admin.post_form(f"/webhooks/{hook_id}/delete", follow_redirects=True).get_data(as_text=True)
     assert "Webhook removed" in removed and "No endpoint yet" in removed and "Nothing sent yet" in removed
+
+
+def test_webhooks_through_the_api(app, api_token):
+    admin = {"Authorization": f"Bearer {api_token('alpha', 'admin')}"}
+    artist = {"Authorization": f"Bearer {api_token('alpha', 'artist')}"}
+    client = app.test_client()
+    assert client.get("/api/v1/webhooks", headers=artist).status_code == 403
+    bad = client.post("/api/v1/webhooks", json={"url": "not a url"}, headers=admin)
+    assert bad.status_code == 400 and "http:// or https://" in bad.get_json()["message"]
+    made = client.post("/api/v1/webhooks", json={"url": "https://tools.example/pp"}, headers=admin)
+    assert made.status_code == 201 and len(made.get_json()["secret"]) == 64
+    hook_id = made.get_json()["id"]
+    assert [h["url"] for h in client.get("/api/v1/webhooks", headers=admin).get_json()["webhooks"]] == [
+        "https://tools.example/pp"]
+    assert client.get("/api/v1/webhooks/deliveries", headers=admin).get_json() == {"deliveries": []}
+    other = {"Authorization": f"Bearer {api_token('beta', 'admin')}"}
+    assert client.delete(f"/api/v1/webhooks/{hook_id}", headers=other).status_code == 404
+    assert client.delete(f"/api/v1/webhooks/{hook_id}", headers=admin).status_code == 204
+    assert client.get("/api/v1/webhooks", headers=admin).get_json() == {"webhooks": []}
