@@ -77,3 +77,15 @@ def test_a_finished_or_cancelled_batch_has_no_eta(app, artist, style_id, worker,
     artist.post_form(f"/batches/{batch_id}/cancel")
     status = pages(artist, batch_id)[0]
     assert status["eta_seconds"] is None and status["eta"] == ""
+
+
+def test_pages_still_in_an_archive_show_as_unpacking(artist, style_id):
+    from tests.testkit import zip_bytes
+
+    archive = zip_bytes({f"{i}.png": small_page(seed=i) for i in range(3)})
+    batch_id = batch_id_of(create(artist, style_id, [upload(archive, "ch1.cbz")]))
+    status = artist.get(f"/batches/{batch_id}/status.json").get_json()
+    assert status["state"] == "unpacking" and status["unpacking"][0]["pages_expected"] == 3
+    assert "known once the first page is done" in status["eta"]  # three pages to come, no rate yet
+    html = artist.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert html.count("data-unpacking-page") == 3 and "still in ch1.cbz" in html
