@@ -26,6 +26,7 @@ from panelpaint.store.storage import validate_key
 from panelpaint.store.styles import require_style
 
 UNREADABLE = "the uploaded file could not be read as an image"
+PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
 
 
 def _direction(value: Direction | str | None) -> Direction | None:

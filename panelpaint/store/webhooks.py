@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from panelpaint.limits import TEXT_MAX
-from panelpaint.store.batches import batch_progress
+from panelpaint.store.batches import PREVIEW_OPTION, batch_progress
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import Batch, DeliveryStatus, Page, Upload, Webhook, WebhookDelivery, utcnow
@@ -102,7 +102,7 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 def announce_ended(session: Session, now: dt.datetime | None = None) -> list[int]:
     """Announce every batch that ended since it was last announced: an event (`batch.finished`,
     or `batch.failed` when no page came out) and a pending delivery to each active endpoint of
-    its studio. A cancelled batch is not announced. Returns the new deliveries' ids."""
+    its studio. A cancelled batch, or a style's one-page preview, is not announced. Returns the new deliveries' ids."""
     now = now or utcnow()
     changed = session.execute(sa.select(Page.batch_id, sa.func.max(Page.updated_at))
                               .where(Page.updated_at >= now - RECENT).group_by(Page.batch_id)).all()
@@ -110,8 +110,9 @@ def announce_ended(session: Session, now: dt.datetime | None = None) -> list[int
     for batch_id, last_change in changed:
         batch = session.get(Batch, batch_id, populate_existing=True)
         seen = batch.notified_at
-        if batch.cancelled or (seen is not None and _aware(seen) >= _aware(last_change)):
-            continue
+        if batch.cancelled or PREVIEW_OPTION in (batch.options or {}) or (
+                seen is not None and _aware(seen) >= _aware(last_change)):
+            continue  # cancelled, a style's preview (nobody's chapter), or announced since
         busy = session.scalar(sa.select(sa.func.count()).select_from(Page)
                               .where(Page.batch_id == batch_id, Page.status.in_(list(ACTIVE))))
         unpacking = session.scalar(sa.select(sa.func.count()).select_from(Upload)

@@ -176,3 +176,13 @@ def test_signature_helpers_match_a_receivers_own_check():
     assert signature == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert webhooks.verify("s3cret", body, signature) and not webhooks.verify("other", body, signature)
     assert not webhooks.verify("s3cret", body + b" ", signature)
+
+
+def test_previews_and_cancelled_batches_are_not_announced(stack, receiver):
+    receiver.secret = hook(stack, receiver.url)
+    _, preview = stack.add_batch(["sample.png"], enqueue=False, options={batches.PREVIEW_OPTION: stack.style_id})
+    end_pages(stack, preview)
+    cancelled, _ = stack.add_batch(["a.png"], enqueue=False)
+    with stack.store.session() as s:
+        batches.cancel_batch(s, cancelled)
+    assert send_due(stack) == [] and receiver.received == []

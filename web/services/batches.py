@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 
 from panelpaint.images import ImageError
 from panelpaint.store import batches as batch_store
+from panelpaint.store.batches import PREVIEW_OPTION
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
@@ -29,7 +30,6 @@ from .fields import optional_int, parse_direction, parse_options, parse_tags
 from .styles import add_style
 from .uploads import PageFile, StoredArchive, expand_files, has_archive
 
-PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
 NO_PAGES = "No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files."
 
 
