@@ -6,21 +6,16 @@ together, on this batch's pages, at its work size; no figure from another machin
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from panelpaint.store.schema import Page, Render, RunStatus
+from panelpaint.store.schema import Page, Render, RunStatus, as_utc
 
 # The most recent finished pages the rate is measured over: recent enough to follow a change in
 # the number of workers, enough to smooth one slow page.
 RATE_WINDOW = 20
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)  # SQLite drops the zone
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ def batch_rate(session: Session, batch_id: int, window: int = RATE_WINDOW) -> Ba
     ).all()
     if not rows:
         return None
-    starts, ends = [_aware(r.started_at) for r in rows], [_aware(r.finished_at) for r in rows]
+    starts, ends = [as_utc(r.started_at) for r in rows], [as_utc(r.finished_at) for r in rows]
     # A floor of a tenth of a second: two pages finished in the same instant are not infinitely fast.
     span = max((max(ends) - min(starts)).total_seconds(), 0.1)
     latency = sum((e - s).total_seconds() for s, e in zip(starts, ends)) / len(rows)

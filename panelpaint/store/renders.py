@@ -6,7 +6,6 @@ store's guarantees", says how."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import operator
 import uuid
 from typing import Any
@@ -21,7 +20,7 @@ from panelpaint.store.batches import panel_of
 from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
-from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, ReviewStatus, RunStatus, utcnow
+from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, ReviewStatus, RunStatus, as_utc, utcnow
 from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review, check_stage
 from panelpaint.store.styles import require_style
 
@@ -52,11 +51,6 @@ class Claim:
     task_id: str | None
     takeover: bool  # True when a previous attempt was fenced out by this claim
     previous_worker: str | None
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; every time the store writes is UTC.
-    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
 
 
 def _lock_render(session: Session, render_id: int) -> Render:
@@ -333,7 +327,7 @@ def _claim_locked(
     if takeover and render.stage in HANDED_ON:
         return None  # coloured and handed to finishing: not lost, and not this task's to redo
     if takeover:
-        beat = _aware(render.heartbeat_at or render.started_at) or now
+        beat = as_utc(render.heartbeat_at or render.started_at) or now
         left = lease_seconds - (now - beat).total_seconds()
         if left > 0:
             if wait_for_lease:

@@ -28,7 +28,7 @@ from panelpaint.limits import TEXT_MAX
 from panelpaint.store.batches import PREVIEW_OPTION, batch_progress
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import log_event
-from panelpaint.store.schema import Batch, DeliveryStatus, Page, Upload, Webhook, WebhookDelivery, utcnow
+from panelpaint.store.schema import Batch, DeliveryStatus, Page, Upload, Webhook, WebhookDelivery, as_utc, utcnow
 from panelpaint.store.states import ACTIVE
 
 EVENT_FINISHED, EVENT_FAILED = "batch.finished", "batch.failed"
@@ -95,10 +95,6 @@ def list_deliveries(session: Session, studio_id: int, limit: int = DELIVERIES_LI
 
 # --- announcing a batch's end ------------------------------------------------------------------
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t  # SQLite drops the zone
-
-
 def announce_ended(session: Session, now: dt.datetime | None = None) -> list[int]:
     """Announce every batch that ended since it was last announced: an event (`batch.finished`,
     or `batch.failed` when no page came out) and a pending delivery to each active endpoint of
@@ -111,7 +107,7 @@ def announce_ended(session: Session, now: dt.datetime | None = None) -> list[int
         batch = session.get(Batch, batch_id, populate_existing=True)
         seen = batch.notified_at
         if batch.cancelled or PREVIEW_OPTION in (batch.options or {}) or (
-                seen is not None and _aware(seen) >= _aware(last_change)):
+                seen is not None and as_utc(seen) >= as_utc(last_change)):
             continue  # cancelled, a style's preview (nobody's chapter), or announced since
         busy = session.scalar(sa.select(sa.func.count()).select_from(Page)
                               .where(Page.batch_id == batch_id, Page.status.in_(list(ACTIVE))))

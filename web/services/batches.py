@@ -2,7 +2,6 @@
 archives), retrying, cancelling, and the status summaries the dashboard and the API show."""
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import itertools
 from collections.abc import Iterator
@@ -15,12 +14,12 @@ from werkzeug.datastructures import FileStorage
 
 from panelpaint.images import ImageError
 from panelpaint.store import batches as batch_store
-from panelpaint.store.batches import PREVIEW_OPTION
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
+from panelpaint.store.batches import PREVIEW_OPTION
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.rates import BatchRate, batch_rate
-from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, RunStatus, utcnow
+from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, RunStatus, as_utc, utcnow
 from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
@@ -284,7 +283,6 @@ class BatchState(enum.StrEnum):
     """A batch as a whole, from its pages and uploads."""
 
     EMPTY = "empty"
-    UNPACKING = "unpacking"
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -355,8 +353,9 @@ def panel_data(panel: Panel) -> dict[str, Any]:
 
 
 class PageStage(enum.StrEnum):
-    """Where a page is on its way, as the dashboard and the API show it: still in an archive being
-    unpacked, queued, coloured by a render worker, finished by an io worker, or at an end."""
+    """Where a page is on its way, as the dashboard and the API show it: queued, coloured by a render
+    worker, finished by an io worker, or at an end. (Pages still in an archive being unpacked have
+    no row yet: the batch page shows them as "unpacking" from the batch's `unpacking` counts.)"""
 
     UNPACKING = "unpacking"
     QUEUED = "queued"
@@ -369,7 +368,7 @@ class PageStage(enum.StrEnum):
 
 
 # What each stage says to a person (finishing adds its panels, colouring its expected time).
-STAGE_LABELS = {PageStage.UNPACKING: "unpacking", PageStage.QUEUED: "queued", PageStage.COLOURING: "colouring",
+STAGE_LABELS = {PageStage.QUEUED: "queued", PageStage.COLOURING: "colouring",
                 PageStage.FINISHING: "finishing", PageStage.DONE: "done", PageStage.FAILED: "failed",
                 PageStage.CANCELLED: "cancelled", PageStage.SKIPPED: "already coloured: skipped"}
 # A page's bar: colouring fills it to COLOURED (by the time the batch's pages take), finishing
@@ -397,8 +396,7 @@ def page_progress(page: Page, render: Render | None, stage: PageStage, rate: Bat
     if stage == PageStage.COLOURING and render is not None and render.started_at is not None:
         if rate is None or rate.page_seconds <= 0:
             return COLOURING_STARTS
-        started = render.started_at if render.started_at.tzinfo else render.started_at.replace(tzinfo=dt.timezone.utc)
-        elapsed = (utcnow() - started).total_seconds()
+        elapsed = (utcnow() - as_utc(render.started_at)).total_seconds()
         # Never quite COLOURED before the hand-off says so.
         share = min(0.95, max(0.0, elapsed) / (rate.page_seconds * COLOURED))
         return COLOURING_STARTS + (COLOURED - COLOURING_STARTS) * share
