@@ -283,6 +283,7 @@ class BatchState(enum.StrEnum):
     """A batch as a whole, from its pages and uploads."""
 
     EMPTY = "empty"
+    UNPACKING = "unpacking"
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -357,7 +358,6 @@ class PageStage(enum.StrEnum):
     worker, finished by an io worker, or at an end. (Pages still in an archive being unpacked have
     no row yet: the batch page shows them as "unpacking" from the batch's `unpacking` counts.)"""
 
-    UNPACKING = "unpacking"
     QUEUED = "queued"
     COLOURING = "colouring"
     FINISHING = "finishing"
