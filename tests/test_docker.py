@@ -359,7 +359,7 @@ def test_env_example_values_are_read_and_valid(monkeypatch, compose):
         raw = env[set_name]
         if isinstance(value, bool):
             assert value == (raw.lower() in {"1", "true", "yes", "on"}), field
-        elif isinstance(value, (int, Path)):
+        elif isinstance(value, (int, float, Path)):
             assert value == type(value)(raw), field
         elif field == "database_url":
             assert value == raw.replace("postgresql://", "postgresql+psycopg://", 1), field
