@@ -128,6 +128,8 @@ def render_pages(
     from tqdm import tqdm
 
     from panelpaint.archives import write_archive
+    from panelpaint.comicinfo import COMICINFO_NAME, ComicInfo, ComicPage
+    from panelpaint.panels import Direction
     from panelpaint.images import ImageError, open_image
     from panelpaint.pages import load_page, render_page, write_outputs
 
@@ -170,7 +172,11 @@ def render_pages(
         archive_name = _safe_stem(inputs[0].stem) if len(inputs) == 1 else "pages"
         pages_written = list(summary.written)
         if "cbz" in formats:
-            summary.written.append(write_archive(out_dir / f"{archive_name}.cbz", composites))
+            # Comic readers take the title and the way pages turn from the CBZ's ComicInfo.xml.
+            book = ComicInfo(series=archive_name, title=archive_name, direction=Direction(direction),
+                             pages=[ComicPage(path.stat().st_size) for _, path in composites])
+            summary.written.append(write_archive(out_dir / f"{archive_name}.cbz",
+                                                 [*composites, (COMICINFO_NAME, book.to_xml())]))
         if "zip" in formats:
             summary.written.append(write_archive(out_dir / f"{archive_name}.zip", [(p.name, p) for p in pages_written]))
         if not loose:

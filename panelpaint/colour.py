@@ -14,6 +14,38 @@ PAPER_CHROMA = 12.0
 PAPER_WHITE = (255, 255, 255)
 
 
+# A page arrives "already coloured" when at least COLOURED_SHARE of it has a chromaticity (r, g, b
+# over their sum) further than COLOURED_DISTANCE from the page's own paper tint (the median).
+# Chromaticity ignores brightness, so grey ink multiplied onto a yellowed or sepia scan keeps the
+# paper's tint and does not count, nor does JPEG's chroma noise (about 0.01); skin is about 0.08
+# from white, sky 0.12, saturated reds 0.3. Near-black pixels have no reliable hue: they never count.
+COLOURED_DISTANCE = 0.05
+COLOURED_SHARE = 0.05
+COLOURED_MIN_LEVEL = 48  # brightest channel of a pixel whose hue is judged
+# The page is judged on a copy whose long side is at most this: the share needs no detail.
+COLOURED_SAMPLE_SIDE = 512
+# In a batch's options: colour the pages that arrive in colour too (absent or false: skip them).
+COLOUR_ANYWAY_OPTION = "colour_anyway"
+
+
+def coloured_share(rgb: np.ndarray) -> float:
+    """The share (0..1) of a page's pixels that are clearly coloured; see `COLOURED_DISTANCE`."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    if rgb.ndim == 2 or rgb.shape[-1] == 1:
+        return 0.0  # a grey image has no chroma at all
+    h, w = rgb.shape[:2]
+    scale = COLOURED_SAMPLE_SIDE / max(h, w)
+    if scale < 1:
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    pixels = rgb[..., :3].reshape(-1, 3).astype(np.float32)
+    lit = pixels[pixels.max(axis=1) >= COLOURED_MIN_LEVEL]
+    if len(lit) == 0:
+        return 0.0
+    chroma = lit / lit.sum(axis=1, keepdims=True)
+    distance = np.linalg.norm(chroma - np.median(chroma, axis=0), axis=1)
+    return float(np.count_nonzero(distance > COLOURED_DISTANCE)) / len(pixels)
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB of any shape (..., 3) -> float32 Lab of the same shape."""
     rgb = np.asarray(rgb, dtype=np.uint8)

@@ -21,6 +21,7 @@ from panelpaint.formats import ALL as FORMATS
 
 if TYPE_CHECKING:
     from panelpaint.pages import PageResult
+    from panelpaint.panels.model import Panel
 
 PNG_LEVEL = 1
 PREVIEW_SIDE = 1600
@@ -53,24 +54,64 @@ def line_layer(lines: Image.Image) -> Image.Image:
 
 # Layer names, bottom to top, as a colourist expects them (the PSD and the ORA carry the same).
 FLATS_LAYER, SHADING_LAYER, LINES_LAYER = "Flats", "Shading", "Lines"
+# The PSD's bottom layer: the flats outside every panel (gutters, the page around frameless art).
+GUTTERS_LAYER = "Gutters"
+
+
+def panel_group_name(panel: "Panel") -> str:
+    return f"Panel {panel.order + 1}"
 
 
 def psd_bytes(composite: Image.Image, flats: Image.Image, lines: Image.Image,
-              shading: Image.Image | None = None, shading_shown: bool = True) -> bytes:
-    """A layered PSD: "Flats" (normal), "Shading" (multiply; hidden unless `shading_shown`) and
-    "Lines" (the line art, multiply) on top; the stored merged image is the exact composite."""
+              shading: Image.Image | None = None, shading_shown: bool = True,
+              panels: "list[Panel] | None" = None) -> bytes:
+    """A layered PSD whose stored merged image is the exact composite.
+
+    With `panels`, bottom to top: "Gutters" (the flats outside every panel), one group per panel in
+    reading order ("Panel 1", ...) holding that panel's "Flats" (normal) and "Shading" (multiply;
+    hidden unless `shading_shown`), both cut to the panel's box and masked by its outline, so a
+    colourist can select, hide or recolour one panel at a time; and "Lines" (multiply) on top.
+    Without panels: "Flats", "Shading", "Lines" over the whole page.
+    """
     from psd_tools import PSDImage
-    from psd_tools.api.layers import PixelLayer
+    from psd_tools.api.layers import Group, PixelLayer
     from psd_tools.constants import BlendMode, Compression
 
     psd = PSDImage.frompil(composite.convert("RGB"), compression=Compression.RLE)
-    PixelLayer.frompil(flats.convert("RGB"), psd, FLATS_LAYER, compression=Compression.RLE)
-    if shading is not None:
-        layer = PixelLayer.frompil(shading.convert("RGB"), psd, SHADING_LAYER, compression=Compression.RLE)
-        layer.blend_mode = BlendMode.MULTIPLY
-        layer.visible = shading_shown
-    layer = PixelLayer.frompil(lines.convert("RGB"), psd, LINES_LAYER, compression=Compression.RLE)
-    layer.blend_mode = BlendMode.MULTIPLY
+    flats_rgb = np.asarray(flats.convert("RGB"))
+    shading_l = np.asarray(shading.convert("L")) if shading is not None else None
+
+    def add(parent, name: str, pixels: np.ndarray, top: int = 0, left: int = 0,  # noqa: ANN001 - a psd group
+            multiply: bool = False, shown: bool = True) -> PixelLayer:
+        layer = PixelLayer.frompil(Image.fromarray(pixels).convert("RGB"), parent, name, top=top, left=left,
+                                   compression=Compression.RLE)
+        if multiply:
+            layer.blend_mode = BlendMode.MULTIPLY
+        layer.visible = shown
+        return layer
+
+    if panels:
+        outside = np.full(flats_rgb.shape[:2], 255, np.uint8)
+        for panel in panels:
+            outside[panel.mask(flats.size) > 0] = 0
+        # RGBA into an RGB document: psd-tools stores the alpha as the layer's mask.
+        PixelLayer.frompil(Image.fromarray(np.dstack([flats_rgb, outside]), "RGBA"), psd, GUTTERS_LAYER,
+                           compression=Compression.RLE)
+        for panel in panels:
+            x0, y0, x1, y1 = panel.box()
+            mask = Image.fromarray(panel.mask((x1 - x0, y1 - y0), (x0, y0)))
+            group = Group.new(psd, panel_group_name(panel))
+            # A mask on each layer rather than on the group: psd-tools 1.26 writes a group's mask
+            # channel in a way it cannot read back.
+            add(group, FLATS_LAYER, flats_rgb[y0:y1, x0:x1], y0, x0).create_mask(mask)
+            if shading_l is not None:
+                add(group, SHADING_LAYER, shading_l[y0:y1, x0:x1], y0, x0, multiply=True,
+                    shown=shading_shown).create_mask(mask)
+    else:
+        add(psd, FLATS_LAYER, flats_rgb)
+        if shading_l is not None:
+            add(psd, SHADING_LAYER, shading_l, multiply=True, shown=shading_shown)
+    add(psd, LINES_LAYER, np.asarray(lines.convert("L")), multiply=True)
     # The merged image we stored is already the exact multiply; psd-tools would otherwise re-render
     # it on save in pure numpy (4-9 s at A4). It has no public way to clear its "edited" flag.
     if hasattr(psd, "_updated"):
@@ -151,7 +192,7 @@ def encode_page(result: "PageResult", formats: set[str], *, stem: str = "page") 
     if "psd" in formats:
         t = time.perf_counter()
         out["psd"] = (f"{stem}.psd", psd_bytes(result.composite, result.flats, result.lines, result.shading,
-                                               result.shading_shown))
+                                               result.shading_shown, result.panels))
         timings["encode_psd"] = time.perf_counter() - t
     if "ora" in formats:
         composite_png, flats_png, lines_png = encoded("composite"), encoded("flats"), encoded("lines_gray")

@@ -35,8 +35,15 @@ MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".psd": "image/vnd.adobe.photoshop", ".ora": "image/openraster"}
 
 
-def batch_formats(layered: list[str] | tuple[str, ...]) -> list[str] | None:
-    """The outputs of a batch's pages when it asks for these layered files (unknown names are
-    ignored); None when it asks for none, i.e. every output (`ALL`)."""
-    extra = [Output(f) for f in layered if f in LAYERED]
-    return [*ALWAYS, *extra] if extra else None
+def batch_formats(layered: list[str] | tuple[str, ...]) -> list[str]:
+    """The outputs of a batch's pages when it asks for these layered files (none: no PSD or ORA
+    is made); unknown names are ignored."""
+    return [*ALWAYS, *(Output(f) for f in LAYERED if f in layered)]
+
+
+def layered_files(batch_outputs: list[str] | None) -> list[Output]:
+    """The layered files a batch's pages carry, from its `formats` option (absent: a batch made
+    before the option existed, whose pages got every output)."""
+    if batch_outputs is None:
+        return list(LAYERED)
+    return [f for f in LAYERED if f in batch_outputs]

@@ -30,8 +30,11 @@ TASK_INGEST = "panelpaint.ingest_page"
 # Unpack an upload's archives (and the images sent with them) into pages, queueing each (args: upload_id).
 TASK_UNPACK = "panelpaint.unpack_upload"
 
+# POST one attempt of a webhook delivery and record the answer (args: delivery_id, attempt).
+TASK_WEBHOOK = "panelpaint.deliver_webhook"
+
 ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE,
-                          TASK_UNPACK: IO_QUEUE}
+                          TASK_UNPACK: IO_QUEUE, TASK_WEBHOOK: IO_QUEUE}
 
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
@@ -134,6 +137,11 @@ def enqueue_unpack(settings: "Settings", upload_id: int, task_id: str | None = N
                    countdown: float | None = None) -> str:
     """Queue the unpacking of an upload row (committed, its files stored) under its pre-made task id."""
     return send(settings, TASK_UNPACK, int(upload_id), task_id=task_id, countdown=countdown)
+
+
+def enqueue_webhook(settings: "Settings", delivery_id: int, attempt: int) -> str:
+    """Queue one attempt of a webhook delivery, claimed (`store.webhooks.claim_due`) and committed."""
+    return send(settings, TASK_WEBHOOK, int(delivery_id), int(attempt))
 
 
 def finish_task_id(render_id: int, attempt: int) -> str:

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     # io queue, so coloured pages never pile up unfinished (their lease runs while they wait).
     io_backlog: int = Field(32, ge=1)
 
+    # Webhooks (`panelpaint.store.webhooks`): a failed delivery is tried again after
+    # backoff, 2 x backoff, 4 x backoff ... seconds, at most `webhook_max_attempts` times in all;
+    # an endpoint that has not answered within the timeout counts as a failed attempt.
+    webhook_max_attempts: int = Field(6, ge=1, le=20)
+    webhook_backoff_seconds: float = Field(30.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120)
+
     # Web and Flower
     web_host: str = "127.0.0.1"
     web_port: int = 8000

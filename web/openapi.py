@@ -17,10 +17,11 @@ from panelpaint.limits import (
 from panelpaint.panels import Direction
 from panelpaint.panels.edit import Axis
 from panelpaint.store.rework import Hints
-from panelpaint.store.schema import PanelCheck, ReviewStatus, Role, RunStatus
+from panelpaint.store.schema import DeliveryStatus, PanelCheck, ReviewStatus, Role, RunStatus
+from panelpaint.store.webhooks import EVENT_FAILED, EVENT_FINISHED
 
 from .errors import RETRY_AFTER_SECONDS
-from .services.batches import BatchState
+from .services.batches import BatchState, PageStage
 from .services.review import DECISIONS
 
 
@@ -64,7 +65,14 @@ BATCH_FORM = {
         "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
         "background": {**BACKGROUND, "description": "The background of every panel; left out, each style's own"},
-        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]}},
+        "layers": {"type": "array", "items": {"type": "string", "enum": [f.value for f in formats.LAYERED]},
+                   "description": "Layered files every page gets (left out: none)"},
+        "colour_anyway": {"type": "boolean", "default": False,
+                          "description": "Colour pages that arrive in colour too; left out, they are skipped "
+                                         "(status skipped: already coloured)"},
+        "series": {"type": "string", "maxLength": NAME_MAX,
+                   "description": "The book, for the CBZ's ComicInfo.xml; left out, the batch's name"},
+        "number": {"type": "string", "maxLength": NAME_MAX, "description": "Issue or chapter number, e.g. 3 or 12.5"},
         "check_panels": {"type": "boolean", "default": False,
                          "description": "Check panels first: each page waits after panel detection until its "
                                         "boxes are confirmed (POST /api/v1/pages/{page_id}/panels/confirm)"},
@@ -79,6 +87,8 @@ def document(server_url: str = "") -> dict[str, Any]:
     """The OpenAPI 3.0 description of /api/v1, with `server_url` as its server."""
     page_id = _id("page_id", "Page id")
     batch_id = _id("batch_id", "Batch id")
+    scope = {"name": "scope", "in": "query", "description": "approved pages only (default) or every finished page",
+             "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}
     paths: dict[str, Any] = {
         "/api/v1/me": {"get": {"summary": "The token's user", "tags": ["account"],
                                "responses": {"200": _json(_ref("User"), "The user"), **ERRORS}}},
@@ -149,14 +159,37 @@ def document(server_url: str = "") -> dict[str, Any]:
             "tags": ["batches"], "parameters": [batch_id],
             "responses": {"200": _json(_ref("Batch"), "Cancelled"), **ERRORS}}},
         "/api/v1/batches/{batch_id}/download": {"get": {
-            "summary": "Download coloured pages as ZIP or CBZ", "tags": ["downloads"],
+            "summary": "Download coloured pages as ZIP or CBZ (the CBZ with its ComicInfo.xml)", "tags": ["downloads"],
             "parameters": [batch_id,
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(formats.ARCHIVES)}},
-                           {"name": "scope", "in": "query",
-                            "schema": {"type": "string", "enum": ["approved", "all"], "default": "approved"}}],
+                           scope],
             "responses": {"200": {"description": "The archive", "content": {
                 media: {} for media in formats.ARCHIVES.values()}},
                 "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+        "/api/v1/batches/{batch_id}/layers/{kind}": {"get": {
+            "summary": "Every page's layered file (PSD or OpenRaster) in one ZIP; 409 when the batch did not "
+                       "ask for that kind or no page qualifies", "tags": ["downloads"],
+            "parameters": [batch_id, {"name": "kind", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": list(formats.LAYERED)}}, scope],
+            "responses": {"200": {"description": "The ZIP", "content": {formats.ARCHIVES["zip"]: {}}},
+                          "409": CONFLICT, **ERRORS}}},
+        "/api/v1/webhooks": {
+            "get": {"summary": "The studio's webhook endpoints with their signing secrets (admins)", "tags": ["webhooks"],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "webhooks": {"type": "array", "items": _ref("Webhook")}}}, "Endpoints"), **ERRORS}},
+            "post": {"summary": "Add an endpoint told when a batch finishes or fails (admins)", "tags": ["webhooks"],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["url"], "properties": {
+                             "url": {"type": "string", "maxLength": 2000, "description": "http:// or https://"}}}}}},
+                     "responses": {"201": _json(_ref("Webhook"), "Added, with its secret"), "400": BAD, **ERRORS}}},
+        "/api/v1/webhooks/{webhook_id}": {"delete": {
+            "summary": "Remove an endpoint and its delivery log (admins)", "tags": ["webhooks"],
+            "parameters": [_id("webhook_id", "Webhook id")],
+            "responses": {"204": {"description": "Removed"}, **ERRORS}}},
+        "/api/v1/webhooks/deliveries": {"get": {
+            "summary": "The delivery log, newest first: attempts, last answer, next try (admins)", "tags": ["webhooks"],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "deliveries": {"type": "array", "items": _ref("WebhookDelivery")}}}, "Deliveries"), **ERRORS}}},
         "/api/v1/pages/{page_id}": {"get": {"summary": "Page status, panels and comments", "tags": ["pages"],
                                             "parameters": [page_id],
                                             "responses": {"200": _json(_ref("Page"), "The page"), **ERRORS}}},
@@ -164,6 +197,10 @@ def document(server_url: str = "") -> dict[str, Any]:
             "summary": "Queue a failed page again", "tags": ["pages"], "parameters": [page_id],
             "responses": {"202": _json(_ref("Page"), "Queued"), "409": {"$ref": "#/components/responses/Conflict"},
                           **ERRORS}}},
+        "/api/v1/pages/{page_id}/colour-anyway": {"post": {
+            "summary": "Colour a page that was skipped because it arrived already coloured", "tags": ["pages"],
+            "parameters": [page_id],
+            "responses": {"202": _json(_ref("Page"), "Queued"), "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/review": {"post": {
             "summary": "Approve or reject a page or one of its panels (reviewers and admins)", "tags": ["review"],
             "parameters": [page_id],
@@ -330,6 +367,18 @@ def document(server_url: str = "") -> dict[str, Any]:
             "picked_render_id": {"type": "integer", "nullable": True},
             "picked_at": {"type": "string", "nullable": True},
             "renders": {"type": "array", "items": _ref("Render")}}},
+        "Webhook": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "url": {"type": "string"}, "active": {"type": "boolean"},
+            "secret": {"type": "string", "description": "HMAC-SHA256 key of X-Panelpaint-Signature"},
+            "created_at": {"type": "string"}}},
+        "WebhookDelivery": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "webhook_id": {"type": "integer"}, "batch_id": {"type": "integer", "nullable": True},
+            "event": {"type": "string", "enum": [EVENT_FINISHED, EVENT_FAILED]},
+            "status": {"type": "string", "enum": [s.value for s in DeliveryStatus]},
+            "attempts": {"type": "integer"}, "last_status_code": {"type": "integer", "nullable": True},
+            "last_error": {"type": "string", "nullable": True}, "created_at": {"type": "string"},
+            "next_attempt_at": {"type": "string", "nullable": True},
+            "delivered_at": {"type": "string", "nullable": True}, "payload": {"type": "object"}}},
         "Panel": {"type": "object", "description": "A panel of the page (`panelpaint.panels.Panel`, as panels.json)",
                   "properties": {
                       "id": {"type": "integer"},
@@ -380,6 +429,11 @@ def document(server_url: str = "") -> dict[str, Any]:
             "review_status": review, "width": {"type": "integer", "nullable": True},
             "height": {"type": "integer", "nullable": True}, "panels_done": {"type": "integer"},
             "panels_total": {"type": "integer"}, "render_id": {"type": "integer", "nullable": True},
+            "stage": {"type": "string", "enum": [s.value for s in PageStage]},
+            "stage_label": {"type": "string", "description": "The stage in words, e.g. finishing: panel 3 of 4"},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1,
+                         "description": "Colouring fills 0-0.5 by elapsed time against the batch's rate, "
+                                        "finishing 0.5-1 panel by panel"},
             "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
             "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck],
@@ -402,6 +456,14 @@ def document(server_url: str = "") -> dict[str, Any]:
             "default_style_id": {"type": "integer", "nullable": True}, "options": {"type": "object"},
             "created_at": {"type": "string"}, "total": {"type": "integer"}, "finished": {"type": "integer"},
             "summary": {"type": "string"}, "progress": {"type": "object"},
+            "rate": {"type": "object", "nullable": True, "description": "This batch's measured rate (its last "
+                     "finished pages): pages, seconds_per_page (throughput), page_seconds (one page's time)",
+                     "properties": {"pages": {"type": "integer"}, "seconds_per_page": {"type": "number"},
+                                    "page_seconds": {"type": "number"}}},
+            "eta_seconds": {"type": "integer", "nullable": True,
+                            "description": "Seconds until the pages left are done at the measured rate"},
+            "eta": {"type": "string", "description": "The ETA in words"},
+            "mine": {"type": "boolean", "description": "The caller sent this batch"},
             "pages": {"type": "array", "items": _ref("Page")}}},
         "Submitted": {"allOf": [_ref("Batch"), {"type": "object", "properties": {
             "added": {"type": "array", "items": {"type": "integer"}},
@@ -432,7 +494,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                                 "dashboard's account page: `Authorization: Bearer <token>`."},
         "servers": [{"url": server_url or "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "panels", "review", "downloads")],
+        "tags": [{"name": t} for t in ("account", "styles", "batches", "pages", "panels", "review", "downloads", "webhooks")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

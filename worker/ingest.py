@@ -1,4 +1,6 @@
-"""The io worker's work on new pages: unpack uploads into pages, detect each page's panels, and cut the network's inputs ahead.
+"""The io worker's work on new pages: unpack uploads into pages, skip pages that arrive already
+coloured (unless the batch says to colour them anyway), detect each page's panels, and cut the
+network's inputs ahead.
 
 A render worker that finds a page's cut current (for its panels and work size) loads it instead
 of decoding the page, so one process per GPU keeps up with many io cores. A render that got to a
@@ -11,11 +13,15 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+import numpy as np
+from PIL import Image
+
 from panelpaint import pages, queue, unpack
+from panelpaint.colour import COLOUR_ANYWAY_OPTION, COLOURED_SHARE, coloured_share
 from panelpaint.images import to_gray
 from panelpaint.panels import Panel, detect_panels
 from panelpaint.settings import Settings
-from panelpaint.store import work
+from panelpaint.store import renders, work
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.unpack import Unpacked
 from worker.faults import TRANSIENT, BadInput, first_line
@@ -50,10 +56,13 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
     if page.current_cut(size) is not None:
         return {"page_id": page_id, "panels": Outcome.KEPT}
     try:
-        lines = to_gray(open_stored(res, settings, page.source_key, page.name))
+        image = open_stored(res, settings, page.source_key, page.name)
     except BadInput as exc:
         log.warning("page %s cannot be ingested: %s", page_id, exc)
         return {"page_id": page_id, "error": str(exc)}
+    if not page.options.get(COLOUR_ANYWAY_OPTION) and _skip_if_coloured(res, page_id, image):
+        return {"page_id": page_id, "status": Outcome.SKIPPED}
+    lines = to_gray(image)
     with res.store.session() as s:
         stored = work.page(s, page_id).panel_dicts()
     if not stored:
@@ -71,6 +80,19 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
         # Recorded only while these are still the page's panels (an edit meanwhile wins).
         work.record_cut(s, page_id, key, size, stored)
     return {"page_id": page_id, "panels": len(panels)}
+
+
+def _skip_if_coloured(res: Resources, page_id: int, image: Image.Image) -> bool:
+    """Mark a page that arrived in colour "already coloured: skipped" while no worker has claimed
+    it; True when it was (a page a render worker got to first is coloured after all)."""
+    share = coloured_share(np.asarray(image.convert("RGB")))
+    if share < COLOURED_SHARE:
+        return False
+    with res.store.session() as s:
+        skipped = renders.skip_coloured(s, page_id, share)
+    if skipped is not None:
+        log.info("page %s arrived in colour (%.0f %% of it): skipped", page_id, share * 100)
+    return skipped is not None
 
 
 def remember_cut(res: Resources, settings: Settings, page_id: int, prepared: pages.PreparedPage, size: int) -> bool:

@@ -15,3 +15,4 @@ class Outcome(enum.StrEnum):
     REQUEUED = "requeued"  # back in the queue for another attempt
     HELD = "held"  # its page waits for a person to check its panels; confirming sends it again
     KEPT = "kept"  # ingest: the inputs cut ahead are current already
+    SKIPPED = "skipped"  # ingest: the page arrived in colour and is not coloured again

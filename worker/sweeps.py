@@ -3,7 +3,8 @@
 `Janitor.tick` runs on the render worker parent's event-loop timer every `tick_seconds` (no
 thread: the parent forks), each time with a short-lived engine, since pool children must not
 inherit open connections. Every tick looks for colourings and finishings silent past the lease
-(running renders only: cheap). A full sweep also sends what the broker does not hold: queued
+(running renders only: cheap), announces batches that ended and sends the webhook attempts due
+(`panelpaint.store.webhooks`). A full sweep also sends what the broker does not hold: queued
 renders, coloured pages waiting for finishing, uploads. It runs at once when the broker answers
 again after an outage, when Redis restarted (its run id changed), or when a tick comes late (the
 event loop was held up, as it is while the worker reconnects), and otherwise every `full_every`
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from panelpaint import queue
 from panelpaint.settings import Settings
-from panelpaint.store import recovery, uploads, work
+from panelpaint.store import recovery, uploads, webhooks, work
 from panelpaint.store.db import Store
 from worker.faults import BROKER_ERRORS, DATABASE_ERRORS, first_line
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 
 SEND_GRACE = 5.0  # seconds a message may take from the commit to the broker before it counts as unsent
 LATE_TICKS = 3  # a tick this many intervals late means the event loop was held up: sweep fully
+
+
+def webhook_lease(settings: Settings) -> float:
+    """How long a sent webhook attempt is given before it counts as lost and is tried again."""
+    return 3 * settings.webhook_timeout_seconds + SEND_GRACE
 
 
 def tick_seconds(settings: Settings) -> float:
@@ -47,6 +53,7 @@ class Sweep:
     full: bool = False
     resent: list[recovery.Resend] = field(default_factory=list)
     uploads: list[int] = field(default_factory=list)
+    webhooks: list[webhooks.Send] = field(default_factory=list)  # delivery attempts sent
 
 
 @dataclass
@@ -134,11 +141,18 @@ class Janitor:
                 queue.enqueue_render(settings, r.render_id, r.task_id)
         for u in unpacks:
             queue.enqueue_unpack(settings, u.id, u.task_id)
+        # Batches that ended are announced, and due webhook attempts sent (a lost one is due again
+        # after its lease).
+        with store.session() as s:
+            webhooks.announce_ended(s)
+            sends = webhooks.claim_due(s, webhook_lease(settings))
+        for send in sends:
+            queue.enqueue_webhook(settings, send.delivery_id, send.attempt)
         if resent or unpacks:
             log.warning("sent again: %s", ", ".join(
                 [f"render {r.render_id} attempt {r.attempt} ({r.lapse.value})" for r in resent]
                 + [f"upload {u.id} (not in the broker)" for u in unpacks]))
-        return Sweep(full, resent, [u.id for u in unpacks])
+        return Sweep(full, resent, [u.id for u in unpacks], sends)
 
 
 def _task_id(suspect: recovery.Suspect) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from panelpaint import queue
 from panelpaint.settings import get_settings
-from worker import finish, ingest, render, resources
+from worker import finish, ingest, render, resources, webhooks
 from worker.celery_app import app
 from worker.faults import MAX_UNRECORDED_RETRIES, TRANSIENT, retried_later
 
@@ -36,6 +36,13 @@ def ingest_page(self, page_id: int) -> dict | None:
     """Detect a new page's panels and cut the network's inputs for them ahead of its render."""
     with retried_later(self, *TRANSIENT):
         return ingest.ingest(resources.current(), get_settings(), page_id)
+
+
+@app.task(name=queue.TASK_WEBHOOK, bind=True, max_retries=8)
+def deliver_webhook(self, delivery_id: int, attempt: int) -> dict | None:
+    """POST one attempt of a webhook delivery (signed) and record the endpoint's answer."""
+    with retried_later(self, *TRANSIENT):
+        return webhooks.deliver(resources.current(), get_settings(), delivery_id, attempt)
 
 
 @app.task(name=queue.TASK_UNPACK, bind=True, max_retries=MAX_UNRECORDED_RETRIES)

@@ -30,6 +30,7 @@ UNREADABLE = "the uploaded file could not be read as an image"
 # false holds none (a style preview); absent, a page detection was unsure of is held
 # (PANELPAINT_PANEL_CHECK_BELOW).
 CHECK_PANELS = "check_panels"
+PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
 
 
 def _direction(value: Direction | str | None) -> Direction | None:
@@ -255,6 +256,7 @@ class BatchProgress:
     succeeded: int
     failed: int
     cancelled: int
+    skipped: int  # arrived already coloured: not coloured again
     approved: int
     rejected: int
     review_pending: int  # succeeded pages not yet reviewed
@@ -307,6 +309,7 @@ def batch_progress_many(session: Session, batch_ids: Iterable[int]) -> dict[int,
         out[bid] = BatchProgress(
             total=sum(n.values()), queued=n[RunStatus.queued], running=n[RunStatus.running],
             succeeded=n[RunStatus.succeeded], failed=n[RunStatus.failed], cancelled=n[RunStatus.cancelled],
+            skipped=n[RunStatus.skipped],
             approved=review[bid].get(ReviewStatus.approved, 0), rejected=review[bid].get(ReviewStatus.rejected, 0),
             review_pending=review[bid].get(ReviewStatus.pending, 0), panels_done=panels[bid][0],
             panels_total=panels[bid][1],

@@ -6,7 +6,6 @@ store's guarantees", says how."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import operator
 import uuid
 from typing import Any
@@ -22,7 +21,7 @@ from panelpaint.store.db import ROW_LOCK
 from panelpaint.store.errors import IllegalTransition, InvalidInput, LeaseHeld, NotFound, StaleAttempt
 from panelpaint.store.events import log_event
 from panelpaint.store.schema import (
-    Batch, Page, Panel, PanelCheck, Render, RenderStage, ReviewStatus, RunStatus, utcnow,
+    Batch, Page, Panel, PanelCheck, Render, RenderStage, ReviewStatus, RunStatus, as_utc, utcnow,
 )
 from panelpaint.store.states import ACTIVE, FINAL, check_page, check_render, check_review, check_stage
 from panelpaint.store.styles import require_style
@@ -54,11 +53,6 @@ class Claim:
     task_id: str | None
     takeover: bool  # True when a previous attempt was fenced out by this claim
     previous_worker: str | None
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; every time the store writes is UTC.
-    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
 
 
 def _lock_render(session: Session, render_id: int) -> Render:
@@ -270,15 +264,47 @@ def rerender(
 def retry_page(session: Session, page_id: int, *, user_id: int | None = None) -> Render:
     """Run a failed page again (failed -> queued) as a new render with the failed one's style, seed
     and hints. The failed render stays in the history with its error."""
+    return _queue_again(session, page_id, RunStatus.failed, "failed: nothing to retry", "retry", user_id)
+
+
+def _queue_again(session: Session, page_id: int, status: RunStatus, refusal: str, reason: str,
+                 user_id: int | None) -> Render:
+    """A new render of a page that is `status` (else `IllegalTransition`, "page N is X, not
+    `refusal`"), with its last render's style, seed and hints."""
     page = session.get(Page, page_id, populate_existing=True)
     if page is None:
         raise NotFound(f"page {page_id} does not exist")
     check_page(page.status, RunStatus.queued)
-    if page.status != RunStatus.failed:
-        raise IllegalTransition(f"page {page_id} is {page.status.value}, not failed: nothing to retry")
+    if page.status != status:
+        raise IllegalTransition(f"page {page_id} is {page.status.value}, not {refusal}")
     last = session.get(Render, page.current_render_id) if page.current_render_id else None
     return queue_render(session, page_id, None, last.style_id if last else None, last.seed if last else None,
-                        list(last.hints) if last else None, user_id=user_id, reason="retry")
+                        list(last.hints) if last else None, user_id=user_id, reason=reason)
+
+
+def skip_coloured(session: Session, page_id: int, share: float) -> Render | None:
+    """Mark a page that arrived in colour "already coloured: skipped" instead of colouring it: its
+    first render, while still queued and never claimed, becomes skipped, and so does the page.
+    None when it is too late (a worker claimed it: it is coloured after all) or nothing is queued."""
+    page = session.get(Page, page_id, with_for_update=ROW_LOCK, populate_existing=True)
+    if page is None or page.status != RunStatus.queued or page.current_render_id is None:
+        return None
+    render = session.get(Render, page.current_render_id, populate_existing=True)
+    if render.status != RunStatus.queued or render.attempt != 0 or render.panel_id is not None:
+        return None
+    check_render(render.status, RunStatus.skipped)
+    if not _guarded_update(session, render.id, RunStatus.queued, 0, status=RunStatus.skipped, finished_at=utcnow()):
+        return None
+    _sync_page(session, render, RunStatus.skipped)
+    log_render(session, "render.skipped", render, reason="already coloured", coloured_share=round(share, 3))
+    return render
+
+
+def colour_anyway(session: Session, page_id: int, *, user_id: int | None = None) -> Render:
+    """Colour a page that was skipped as already coloured (skipped -> queued): a new render with
+    the skipped one's style and seed. `IllegalTransition` unless the page was skipped."""
+    return _queue_again(session, page_id, RunStatus.skipped, "skipped as already coloured", "colour_anyway",
+                        user_id)
 
 
 # --- claims ------------------------------------------------------------------------------------
@@ -318,7 +344,7 @@ def _claim_locked(
     if takeover and render.stage in HANDED_ON:
         return None  # coloured and handed to finishing: not lost, and not this task's to redo
     if takeover:
-        beat = _aware(render.heartbeat_at or render.started_at) or now
+        beat = as_utc(render.heartbeat_at or render.started_at) or now
         left = lease_seconds - (now - beat).total_seconds()
         if left > 0:
             if wait_for_lease:

@@ -34,6 +34,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def as_utc(t: dt.datetime | None) -> dt.datetime | None:
+    """A stored time made aware: SQLite hands back naive datetimes; every time the store writes is UTC."""
+    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
+
+
 # Named constraints make Alembic migrations reproducible on SQLite (batch mode) and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -63,6 +68,7 @@ class RunStatus(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    skipped = "skipped"  # the page arrived already coloured: not coloured again (`renders.skip_coloured`)
 
 
 class RenderStage(str, enum.Enum):
@@ -165,6 +171,8 @@ class Batch(Base):
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # When the batch's end (finished or failed) was last announced (`panelpaint.store.webhooks`).
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     pages: Mapped[list["Page"]] = relationship(back_populates="batch", order_by="Page.position")
 
@@ -200,7 +208,9 @@ class Page(Base):
         ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
     )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # Indexed: the janitor looks for batches whose pages just changed (`webhooks.announce_ended`).
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
+                                                    index=True)
 
     batch: Mapped[Batch] = relationship(back_populates="pages")
     # The page's panels now; a panel an edit retired (kept for its renders and reviews) is not one.
@@ -341,6 +351,51 @@ class Review(Base):
     # An undone decision keeps its row (and its event); these say when and by whom it was undone.
     undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+
+
+class DeliveryStatus(str, enum.Enum):
+    """A webhook delivery: still being tried, answered 2xx, or given up after its last attempt."""
+
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Webhook(Base):
+    """A studio's endpoint told when its batches end, each body signed with the endpoint's secret."""
+
+    __tablename__ = "webhook"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    studio_id: Mapped[int] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 key, hex; shown to the studio's admins
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event sent to one endpoint: its payload, every attempt counted, the last answer, the
+    next try (None once delivered or given up). The dashboard's delivery log."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id", ondelete="CASCADE"), index=True)
+    studio_id: Mapped[int] = mapped_column(ForeignKey("studio.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id", ondelete="SET NULL"))
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"),
+                                                   default=DeliveryStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    webhook: Mapped[Webhook] = relationship()
 
 
 class Event(Base):

@@ -9,21 +9,24 @@ from panelpaint.store.errors import IllegalTransition
 from panelpaint.store.schema import RenderStage, ReviewStatus, RunStatus
 
 Q, R, S, F, C = RunStatus.queued, RunStatus.running, RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled
+K = RunStatus.skipped
 
 RENDER_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
-    Q: frozenset({R, C, F}),
+    Q: frozenset({R, C, F, K}),  # Q -> K: the page arrived in colour, before any worker claimed it
     R: frozenset({R, S, F, C, Q}),  # R -> R: a redelivered task takes over (attempt + 1)
     S: frozenset(),
     F: frozenset(),
     C: frozenset(),
+    K: frozenset(),
 }
 
 PAGE_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
-    Q: frozenset({Q, R, C, F}),  # Q -> Q: the first render of a new page is queued
+    Q: frozenset({Q, R, C, F, K}),  # Q -> Q: the first render of a new page is queued
     R: frozenset({R, S, F, C, Q}),
     S: frozenset({Q}),  # re-render
     F: frozenset({Q, S}),  # retry; a picked variant
     C: frozenset(),
+    K: frozenset({Q}),  # colour it anyway
 }
 
 # The stage of a running render (None: not running, or claimed before stages were recorded).
@@ -41,7 +44,7 @@ REVIEW_TRANSITIONS: Mapping[ReviewStatus, frozenset[ReviewStatus]] = {
     ReviewStatus.rejected: frozenset({ReviewStatus.pending}),
 }
 
-FINAL = frozenset({S, F, C})
+FINAL = frozenset({S, F, C, K})
 ACTIVE = frozenset({Q, R})
 
 

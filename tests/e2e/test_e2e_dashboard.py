@@ -12,6 +12,7 @@ import io
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 import zipfile
 
 import pytest
@@ -26,8 +27,22 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     from playwright.sync_api import expect
 
     base = stack.start_web()
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True,
+                                  permissions=["notifications"])
     context.set_default_timeout(20_000)
+    # Browser notifications are recorded (in the tab's session storage, kept across reloads)
+    # instead of shown: what the sender would see when a batch ends.
+    context.add_init_script("""
+        window.Notification = class {
+          static permission = "granted";
+          static requestPermission() { return Promise.resolve("granted"); }
+          constructor(title, options) {
+            const shown = JSON.parse(sessionStorage.getItem("notifications") || "[]");
+            shown.push({title: title, body: (options || {}).body});
+            sessionStorage.setItem("notifications", JSON.stringify(shown));
+          }
+        };
+    """)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -74,6 +89,7 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
         {"name": "page-01.png", "mimeType": "image/png", "buffer": two_panel_page()},
         {"name": "page-02.png", "mimeType": "image/png", "buffer": b"this is a text file, not a page"},
     ])
+    page.check('input[name="layers"][value="psd"]')  # every page gets a PSD: one ZIP of them below
     shoot(page, "new_batch")
     page.click("text=Start colouring")
     expect(page.locator("h1")).to_contain_text("Chapter 1")
@@ -90,6 +106,11 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     except AssertionError:
         raise AssertionError(f"the page was not coloured; worker log:\n{stack.worker_output()}") from None
     expect(page.locator(".spread [data-state]")).to_have_text("done")
+    # The sender was told, once, by a browser notification.
+    notes = "JSON.parse(sessionStorage.getItem('notifications') || '[]')"
+    page.wait_for_function(f"{notes}.length > 0")
+    shown = page.evaluate(notes)
+    assert [n["title"] for n in shown] == ["Chapter 1: done"] and "1/2 done" in shown[0]["body"]
     expect(good.locator("img[data-thumb]")).to_have_attribute("src", re.compile(r"/image/result\?size=360$"))
     shoot(page, "batch")
 
@@ -122,9 +143,23 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     target = tmp_path / "chapter.cbz"
     download_info.value.save_as(target)
     with zipfile.ZipFile(target) as cbz:
-        assert cbz.namelist() == ["001-page-01.png"]
+        assert cbz.namelist() == ["001-page-01.png", "ComicInfo.xml"]
+        info = ET.fromstring(cbz.read("ComicInfo.xml"))  # what comic readers read: docs/api.md
+        assert info.findtext("PageCount") == "1" and info.findtext("Manga") == "No"
         composite = Image.open(io.BytesIO(cbz.read("001-page-01.png")))
         assert composite.size == (320, 440) and composite.mode == "RGB"
+    # The batch's layered files: every approved page's PSD in one ZIP, a group per panel.
+    with page.expect_download() as download_info:
+        page.click("text=PSD files (ZIP)")
+    target = tmp_path / "chapter-psd.zip"
+    download_info.value.save_as(target)
+    with zipfile.ZipFile(target) as layered:
+        assert layered.namelist() == ["001-page-01.psd"]
+        from psd_tools import PSDImage
+
+        psd = PSDImage.open(io.BytesIO(layered.read("001-page-01.psd")))
+        assert [layer.name for layer in psd] == ["Gutters", "Panel 1", "Panel 2", "Lines"]
+        assert [layer.name for layer in psd[1]] == ["Flats", "Shading"]
 
     # A colour hint placed on a panel: the re-render colours that panel, the hint's region is filled
     # with its colour exactly, and the page says which hints its result used.

@@ -37,24 +37,44 @@ def test_line_layer_is_black_on_transparency(result, tmp_path):
     assert np.array_equal(arr[..., 1], 255 - np.asarray(result.lines))
 
 
-def test_psd_has_flats_shading_and_multiplied_lines(result, tmp_path):
+def test_psd_groups_each_panel_under_multiplied_lines(result, tmp_path):
     from psd_tools import PSDImage
     from psd_tools.constants import BlendMode
 
     psd = PSDImage.open(write_outputs(result, tmp_path, {"psd"})["psd"])
     assert psd.size == result.size
-    layers = list(psd)
-    assert [layer.name for layer in layers] == ["Flats", "Shading", "Lines"]
-    assert [layer.blend_mode for layer in layers] == [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.MULTIPLY]
-    # By default the shading is a hidden layer: the picture is the flats under the lines.
-    assert [layer.visible for layer in layers] == [True, False, True] and not result.shading_shown
-    assert np.array_equal(np.asarray(layers[0].topil().convert("RGB")), np.asarray(result.flats))
-    assert np.array_equal(np.asarray(layers[1].topil().convert("L")), np.asarray(result.shading))
-    assert np.array_equal(np.asarray(layers[2].topil().convert("L")), np.asarray(result.lines))
+    top = list(psd)
+    assert [layer.name for layer in top] == ["Gutters", "Panel 1", "Panel 2", "Panel 3", "Panel 4", "Lines"]
+    assert [layer.kind for layer in top] == ["pixel", "group", "group", "group", "group", "pixel"]
+    assert top[-1].blend_mode == BlendMode.MULTIPLY
+    assert np.array_equal(np.asarray(top[-1].topil().convert("L")), np.asarray(result.lines))
+    flats, shading = np.asarray(result.flats), np.asarray(result.shading)
+    for group, panel in zip(top[1:5], result.panels):
+        x0, y0, x1, y1 = panel.box()
+        layers = list(group)
+        assert [layer.name for layer in layers] == ["Flats", "Shading"]
+        assert [layer.blend_mode for layer in layers] == [BlendMode.NORMAL, BlendMode.MULTIPLY]
+        # By default the shading is a hidden layer: the picture is the flats under the lines.
+        assert [layer.visible for layer in layers] == [True, False] and not result.shading_shown
+        assert all(layer.bbox == (x0, y0, x1, y1) and layer.has_mask() for layer in layers)
+        assert np.array_equal(np.asarray(layers[0].topil().convert("RGB")), flats[y0:y1, x0:x1])
+        assert np.array_equal(np.asarray(layers[1].topil().convert("L")), shading[y0:y1, x0:x1])
+        mask = np.asarray(layers[0].mask.topil().convert("L"))
+        assert np.array_equal(mask > 0, panel.mask((x1 - x0, y1 - y0), (x0, y0)) > 0)
     # The stored merged image is our composite, and re-rendering the layers gives the same picture.
     assert np.array_equal(np.asarray(psd.topil().convert("RGB")), np.asarray(result.composite))
     rendered = np.asarray(psd.composite(force=True).convert("RGB"), int)
     assert np.abs(rendered - np.asarray(result.composite, int)).max() <= 2
+
+
+def test_psd_without_panels_has_page_layers(result):
+    from psd_tools import PSDImage
+
+    from panelpaint.export import psd_bytes
+
+    psd = PSDImage.open(io.BytesIO(psd_bytes(result.composite, result.flats, result.lines, result.shading, False)))
+    assert [(layer.name, layer.visible) for layer in psd] == [("Flats", True), ("Shading", False), ("Lines", True)]
+    assert np.array_equal(np.asarray(psd[0].topil().convert("RGB")), np.asarray(result.flats))
 
 
 def test_ora_is_a_valid_openraster(result, tmp_path):
@@ -119,6 +139,6 @@ def test_shown_shading_is_in_the_composite_and_the_layered_files(tmp_path):
     flats, shade, lines = (np.asarray(x) for x in (shaded.flats, shaded.shading, shaded.lines))
     assert np.array_equal(np.asarray(shaded.composite), multiply(multiply(flats, shade), lines))
     psd = PSDImage.open(write_outputs(shaded, tmp_path, {"psd"})["psd"])
-    assert [layer.visible for layer in psd] == [True, True, True]
+    assert all(layer.visible for layer in psd.descendants())
     rendered = np.asarray(psd.composite(force=True).convert("RGB"), int)
     assert np.abs(rendered - np.asarray(shaded.composite, int)).max() <= 2

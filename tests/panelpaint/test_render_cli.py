@@ -1,5 +1,6 @@
 """`panelpaint render` end to end with a fake colorizer: folders, CBZ/ZIP outputs, bad pages failing alone."""
 import json
+import xml.etree.ElementTree as ET
 import zipfile
 
 import numpy as np
@@ -77,7 +78,10 @@ def test_rtl_and_cbz_output(inputs, fake, tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["page1.cbz"]
     with zipfile.ZipFile(out / "page1.cbz") as zf:
-        assert zf.namelist() == ["0001_page1.png"]
+        assert zf.namelist() == ["0001_page1.png", "ComicInfo.xml"]
+        info = ET.fromstring(zf.read("ComicInfo.xml"))
+        assert info.findtext("Manga") == "YesAndRightToLeft" and info.findtext("PageCount") == "1"
+        assert info.find("Pages/Page").get("ImageSize") == str(zf.getinfo("0001_page1.png").file_size)
     res = run([inputs / "page1.png", inputs / "page2.jpg", "--style", inputs / "style.png", "--format", "zip",
                "-o", tmp_path / "zipped"])
     assert res.exit_code == 0, res.output

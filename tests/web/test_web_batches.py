@@ -302,9 +302,10 @@ def test_download_approved_pages(app, artist, style_id, worker, queue_calls, fmt
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].endswith(f'Chapter_1.{fmt}')
     names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
-    assert names == ["001-first.png", "003-third.png"]
+    metadata = ["ComicInfo.xml"] if fmt == "cbz" else []  # what comic readers read; docs/api.md
+    assert names == ["001-first.png", "003-third.png", *metadata]
     everything = artist.get(f"/batches/{batch_id}/download.{fmt}?scope=all")
-    assert len(zipfile.ZipFile(io.BytesIO(everything.data)).namelist()) == 3
+    assert len(zipfile.ZipFile(io.BytesIO(everything.data)).namelist()) == 3 + len(metadata)
     assert artist.get(f"/batches/{batch_id}/download.rar").status_code == 404
 
 

@@ -197,7 +197,8 @@ def test_a_batch_may_set_the_background_of_every_page(app, artist, api, style_id
     response = artist.post_form("/batches", {"name": "Bg", "style_id": style_id, "pages": page,
                                              "background": "coloured"}, content_type="multipart/form-data")
     batch_id = int(response.location.rsplit("/", 1)[1])
-    assert artist.get(f"/batches/{batch_id}/status.json").get_json()["options"] == {"background": "coloured"}
+    options = artist.get(f"/batches/{batch_id}/status.json").get_json()["options"]
+    assert options == {"background": "coloured", "formats": ["png", "json", "preview"]}  # no layered files asked
     form = artist.get("/batches/new").get_data(as_text=True)
     assert '<option value="">Each style\'s own</option>' in form and 'value="coloured"' in form
     bad = artist.post_form("/batches", {"name": "Bg", "style_id": style_id, "background": "grey",
@@ -207,4 +208,5 @@ def test_a_batch_may_set_the_background_of_every_page(app, artist, api, style_id
     via_api = api("POST", "/api/v1/batches", data={"name": "Bg", "style_id": str(style_id), "background": "paper",
                                                    "pages": [upload(two_colour_png(), "p.png")]},
                   content_type="multipart/form-data")
-    assert via_api.status_code == 201 and via_api.get_json()["options"] == {"background": "paper"}
+    assert via_api.status_code == 201
+    assert via_api.get_json()["options"] == {"background": "paper", "formats": ["png", "json", "preview"]}

@@ -6,15 +6,19 @@ import json
 from typing import Any
 
 from panelpaint import formats
+from panelpaint.colour import COLOUR_ANYWAY_OPTION
 from panelpaint.flats import Background
 from panelpaint.hints import validate_hints
-from panelpaint.limits import SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.limits import NAME_MAX, SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
 from panelpaint.panels import Direction
 from panelpaint.store.batches import CHECK_PANELS
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.renders import check_seed
 
 BACKGROUND_OPTION = "background"  # in Batch.options: "paper" | "coloured" for every page; absent: each style's own
+# In Batch.options: the book the pages belong to and their issue or chapter number, for the
+# CBZ's ComicInfo.xml (absent: the series is the batch's name, no number).
+SERIES_OPTION, NUMBER_OPTION = "series", "number"
 
 
 def optional_int(data, name: str) -> int | None:  # noqa: ANN001 - the request's fields
@@ -66,7 +70,9 @@ def parse_direction(value: str | None) -> Direction:
 
 
 def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the form or API request
-    """A batch's options: work size, seed, background, output formats, check panels first."""
+    """A batch's options: work size, seed, background, layered files (the outputs every page gets),
+    check panels first, whether pages that arrive in colour are coloured anyway, series and number
+    (for comic readers)."""
     options: dict[str, Any] = {}
     work_size = (form.get("work_size") or "").strip()
     if work_size:
@@ -85,9 +91,20 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
             raise InvalidInput(f"Background must be {' or '.join(b.value for b in Background)} "
                                "(or blank for each style's own).")
         options[BACKGROUND_OPTION] = background
-    outputs = formats.batch_formats(form.getlist("layers"))
-    if outputs:
-        options["formats"] = outputs
+    layers = [v.strip().lower() for v in form.getlist("layers") if v.strip()]
+    unknown = sorted(set(layers) - set(formats.LAYERED))
+    if unknown:
+        raise InvalidInput(f"Layered files: unknown {', '.join(unknown)}; choose "
+                           f"{' and/or '.join(formats.LAYERED)}.")
+    options["formats"] = formats.batch_formats(layers)
+    if form.get(COLOUR_ANYWAY_OPTION) not in (None, "", "0", "false", "off"):
+        options[COLOUR_ANYWAY_OPTION] = True
+    for name, label in ((SERIES_OPTION, "Series"), (NUMBER_OPTION, "Number")):
+        value = (form.get(name) or "").strip()
+        if len(value) > NAME_MAX:
+            raise InvalidInput(f"{label} must be at most {NAME_MAX} characters.")
+        if value:
+            options[name] = value
     if parse_flag(form.get(CHECK_PANELS), CHECK_PANELS):
         options[CHECK_PANELS] = True
     return options

@@ -10,15 +10,34 @@ function setBadge(el, state) {
   el.className = "badge " + state;
 }
 
+// A browser notification for the person who sent a batch, when it ends while a dashboard page
+// that follows it is open (permission is asked when a batch is sent, or with "Notify me").
+const lastState = new Map();
+
+function notifyEnd(b) {
+  const before = lastState.get(b.id);
+  lastState.set(b.id, b.state);
+  if (!b.mine || before === undefined || FINAL.has(before) || !(b.state === "done" || b.state === "failed")) return;
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  new Notification(b.name + (b.state === "failed" ? ": failed" : ": done"), { body: b.summary, tag: "batch-" + b.id });
+}
+
+function askToNotify() {
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+}
+
 // Live progress: every element with data-poll="<url>" is refreshed from that JSON endpoint until
 // everything it shows has reached a final state.
 function updateBatch(root, b) {
+  notifyEnd(b);
   for (const scope of root.querySelectorAll('[data-batch="' + b.id + '"]')) {
     const bar = scope.querySelector("progress[data-progress]");
     if (bar) { bar.max = Math.max(b.total, 1); bar.value = b.finished; }
     setBadge(scope.querySelector("[data-state]"), b.state);
     const counts = scope.querySelector("[data-counts]");
     if (counts) counts.textContent = b.summary;
+    const eta = scope.querySelector("[data-eta]");
+    if (eta) eta.textContent = b.eta || "";
     const unpacking = scope.querySelector("[data-unpacking]");
     if (unpacking) {
       unpacking.textContent = (b.unpacking || []).map((u) =>
@@ -42,8 +61,10 @@ function updateBatch(root, b) {
     if (err) err.textContent = p.error || "";
     const check = card.querySelector("[data-check]");  // held for its panel check
     if (check) check.hidden = p.panel_check !== "awaiting";
-    const pp = card.querySelector("progress[data-panels]");
-    if (pp) { pp.max = Math.max(p.panels_total, 1); pp.value = p.panels_done; }
+    const stage = card.querySelector("[data-stage]");
+    if (stage) stage.textContent = p.stage_label;
+    const pp = card.querySelector("progress[data-page-progress]");
+    if (pp) pp.value = Math.round(p.progress * 100);
   }
 }
 
@@ -333,6 +354,12 @@ function initConfirm() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-poll]").forEach(startPolling);
+  document.querySelectorAll("form[data-ask-notify]").forEach((f) => f.addEventListener("submit", askToNotify));
+  document.querySelectorAll("button[data-notify]").forEach((button) => {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    button.hidden = false;
+    button.addEventListener("click", () => { askToNotify(); button.hidden = true; });
+  });
   document.querySelectorAll(".compare").forEach((c) => { initCompare(c); placeBoxes(c); initHints(c); });
   if (document.body.dataset.page === "review.page") initShortcuts();
   document.querySelectorAll("[data-workers]").forEach(initWorkers);

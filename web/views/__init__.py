@@ -2,6 +2,6 @@
 answer with a page, a redirect or JSON; errors they do not show in place go to `web.errors`."""
 from __future__ import annotations
 
-from . import api, auth, batches, panels, review, styles, workers
+from . import api, auth, batches, panels, review, styles, webhooks, workers
 
-BLUEPRINTS = (auth.bp, batches.bp, review.bp, panels.bp, styles.bp, workers.bp, api.bp)
+BLUEPRINTS = (auth.bp, batches.bp, review.bp, panels.bp, styles.bp, workers.bp, webhooks.bp, api.bp)

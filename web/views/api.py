@@ -17,7 +17,7 @@ from ..errors import error_response
 from ..extensions import token_login
 from .. import files
 from ..files import send_archive, send_stored
-from ..services import accounts, batches, downloads, panels, review, styles
+from ..services import accounts, batches, downloads, panels, review, styles, webhooks
 from ..services.fields import optional_int, parse_count, parse_flag, parse_hints, parse_seed, parse_tags
 from .auth import SessionUser, require
 
@@ -202,6 +202,13 @@ def download_batch(batch_id: int):
     return send_archive(archive)
 
 
+@bp.get("/v1/batches/<int:batch_id>/layers/<kind>")
+def download_layers(batch_id: int, kind: str):
+    archive = downloads.layered_archive(batches.get_batch(batch_id), kind,
+                                        approved_only=request.args.get("scope", "approved") != "all")
+    return send_archive(archive)
+
+
 # --- pages and renders -------------------------------------------------------------------------
 
 @bp.get("/v1/pages/<int:page_id>")
@@ -214,6 +221,14 @@ def get_page(page_id: int):
 def retry_page(page_id: int):
     page = batches.get_page(page_id)
     batches.retry(page)
+    return jsonify(page_json(page)), 202
+
+
+@bp.post("/v1/pages/<int:page_id>/colour-anyway")
+@require("submit")
+def colour_page_anyway(page_id: int):
+    page = batches.get_page(page_id)
+    batches.colour_anyway(page)
     return jsonify(page_json(page)), 202
 
 
@@ -345,6 +360,46 @@ def get_render(render_id: int):
 @bp.get("/v1/renders/<int:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
     return files.render_file(render_id, kind)
+
+
+# --- webhooks (admins) -------------------------------------------------------------------------
+
+def webhook_json(hook) -> dict:  # noqa: ANN001
+    return {"id": hook.id, "url": hook.url, "secret": hook.secret, "active": hook.active,
+            "created_at": hook.created_at.isoformat()}
+
+
+def delivery_json(d) -> dict:  # noqa: ANN001
+    return {"id": d.id, "webhook_id": d.webhook_id, "batch_id": d.batch_id, "event": d.event,
+            "status": d.status.value, "attempts": d.attempts, "last_status_code": d.last_status_code,
+            "last_error": d.last_error, "created_at": d.created_at.isoformat(),
+            "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None, "payload": d.payload}
+
+
+@bp.get("/v1/webhooks")
+@require("admin")
+def list_webhooks():
+    return jsonify(webhooks=[webhook_json(h) for h in webhooks.endpoints()])
+
+
+@bp.post("/v1/webhooks")
+@require("admin")
+def add_webhook():
+    return jsonify(webhook_json(webhooks.add(str(body().get("url", ""))))), 201
+
+
+@bp.delete("/v1/webhooks/<int:webhook_id>")
+@require("admin")
+def delete_webhook(webhook_id: int):
+    webhooks.remove(webhook_id)
+    return "", 204
+
+
+@bp.get("/v1/webhooks/deliveries")
+@require("admin")
+def webhook_deliveries():
+    return jsonify(deliveries=[delivery_json(d) for d in webhooks.deliveries()])
 
 
 @bp.get("/openapi.json")

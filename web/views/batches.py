@@ -3,6 +3,7 @@ options), the batch page (thumbnails, errors, retry, cancel), page images and do
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from panelpaint import formats
 from panelpaint.flats import Background
@@ -30,7 +31,7 @@ def index_status():
 @bp.get("/batches/new")
 @require("submit")
 def new():
-    return new_batch_form({})
+    return new_batch_form(MultiDict())
 
 
 def new_batch_form(form, error: str | None = None, status: int = 200):  # noqa: ANN001, ANN201 - the submitted form
@@ -72,7 +73,8 @@ def detail(batch_id: int):
     batch = batches.get_batch(batch_id)
     return render_template("batch.html", batch=batch, status=batches.batch_status(batch),
                            style=styles.find_style(batch.default_style_id), rejected=review.rejected_count(batch),
-                           styles=styles.list_styles())
+                           styles=styles.list_styles(),
+                           layered=formats.layered_files((batch.options or {}).get("formats")))
 
 
 @bp.get("/batches/<int:batch_id>/status.json")
@@ -113,6 +115,18 @@ def retry(page_id: int):
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
+@bp.post("/pages/<int:page_id>/colour-anyway")
+@require("submit")
+def colour_anyway(page_id: int):
+    page = batches.get_page(page_id)
+    try:
+        batches.colour_anyway(page)
+    except USER_ERRORS as exc:
+        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
+    flash(f"{page.source_name}: queued to be coloured although it arrived in colour.", "success")
+    return redirect(url_for("batches.detail", batch_id=page.batch_id))
+
+
 @bp.post("/batches/<int:batch_id>/retry-failed")
 @require("submit")
 def retry_failed(batch_id: int):
@@ -145,6 +159,17 @@ def download(batch_id: int, fmt: str):
         archive = downloads.batch_archive(batch, fmt, approved_only=request.args.get("scope", "approved") != "all")
     except NothingToDownload:
         flash("Nothing to download yet: approve some finished pages first.", "info")
+        return redirect(url_for("batches.detail", batch_id=batch.id))
+    return send_archive(archive)
+
+
+@bp.get("/batches/<int:batch_id>/layers/<kind>.zip")
+def download_layers(batch_id: int, kind: str):
+    batch = batches.get_batch(batch_id)
+    try:
+        archive = downloads.layered_archive(batch, kind, approved_only=request.args.get("scope", "approved") != "all")
+    except NothingToDownload as exc:
+        flash(str(exc), "info")
         return redirect(url_for("batches.detail", batch_id=batch.id))
     return send_archive(archive)
 

@@ -11,11 +11,13 @@ from panelpaint.store.states import (
     PAGE_TRANSITIONS, RENDER_TRANSITIONS, REVIEW_TRANSITIONS, check_page, check_render, check_review,
 )
 
-Q, R, S, F, C = (RunStatus.queued, RunStatus.running, RunStatus.succeeded, RunStatus.failed,
-                 RunStatus.cancelled)
+Q, R, S, F, C, K = (RunStatus.queued, RunStatus.running, RunStatus.succeeded, RunStatus.failed,
+                    RunStatus.cancelled, RunStatus.skipped)
 
-RENDER_ALLOWED = {(Q, R), (Q, C), (Q, F), (R, R), (R, S), (R, F), (R, C), (R, Q)}
-PAGE_ALLOWED = RENDER_ALLOWED | {(Q, Q), (S, Q), (F, Q), (F, S)}  # F -> S: a picked variant
+# Q -> K: a page that arrived in colour, skipped before any worker claimed it.
+RENDER_ALLOWED = {(Q, R), (Q, C), (Q, F), (Q, K), (R, R), (R, S), (R, F), (R, C), (R, Q)}
+# F -> S: a picked variant; K -> Q: a skipped page coloured anyway.
+PAGE_ALLOWED = RENDER_ALLOWED | {(Q, Q), (S, Q), (F, Q), (F, S), (K, Q)}
 P, A, J = ReviewStatus.pending, ReviewStatus.approved, ReviewStatus.rejected
 REVIEW_ALLOWED = {(P, A), (P, J), (A, P), (J, P)}
 
