@@ -31,8 +31,14 @@ TAG_MAX = 64
 TOKEN_NAME_MAX = 100
 # An e-mail address (RFC 5321's path limit).
 EMAIL_MAX = 320
-# Batches one list request returns; events one query returns.
+# Row ids: whole numbers 1..ID_MAX (PostgreSQL's INTEGER key). A bigger id names no row: a 404
+# in a URL, a 400 in a request field.
+ID_MAX = 2**31 - 1
+# Batches one list request returns (and the default); how far a list request may skip into them.
 BATCHES_LISTED_MAX = 1_000
+BATCHES_LISTED_DEFAULT = 100
+OFFSET_MAX = 2**31 - 1
+# Events one query returns.
 EVENTS_LISTED_MAX = 10_000
 
 # The long side of the page thumbnails the dashboard and the API serve.

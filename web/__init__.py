@@ -31,11 +31,13 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from panelpaint.store.db import Store
 
     from . import errors
+    from .converters import CONVERTERS
     from .extensions import Sessions, csrf, limiter, login_manager
     from .services import Services, close_db
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    app.url_map.converters.update(CONVERTERS)  # before any blueprint's rules are built
     app.session_interface = Sessions()
     app.config.from_mapping(
         SECRET_KEY=settings.effective_secret_key(),

@@ -14,6 +14,7 @@ from panelpaint.limits import THUMB_SIZES
 from panelpaint.store.errors import InvalidInput, NotFound
 
 from .services import batches, downloads, release_db, services
+from .services.fields import optional_int
 
 
 def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):  # noqa: ANN201
@@ -41,14 +42,14 @@ def send_stored(key: str, download_name: str | None = None, *, revalidate: bool 
 def page_image(page_id: int, kind: str):  # noqa: ANN201
     """A page's source line art, its result, or a file of its current render (`?size=` a thumbnail)."""
     page = batches.get_page(page_id)
-    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
+    return serve_image(batches.page_image_key(page, kind), optional_int(request.args, "size"),
                        revalidate=kind != "source")
 
 
 def render_file(render_id: int, kind: str):  # noqa: ANN201
     """One output of a finished render (`?size=` a thumbnail)."""
     render = batches.get_render(render_id)
-    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+    return serve_image(batches.render_file_key(render, kind), optional_int(request.args, "size"))
 
 
 def page_download(page_id: int, fmt: str):  # noqa: ANN201

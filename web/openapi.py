@@ -11,7 +11,7 @@ from typing import Any
 from panelpaint import formats
 from panelpaint.flats import Background
 from panelpaint.limits import (
-    NAME_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, ID_MAX, NAME_MAX, OFFSET_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
@@ -30,8 +30,12 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# A row id; a path id outside it answers 404, a field outside it 400.
+ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+
+
 def _id(name: str, what: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "description": what}
+    return {"name": name, "in": "path", "required": True, "schema": ID, "description": what}
 
 
 ERRORS = {
@@ -54,7 +58,7 @@ BATCH_FORM = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "maxLength": NAME_MAX},
-        "style_id": {"type": "integer", "description": "A style of your studio's library"},
+        "style_id": {**ID, "description": "A style of your studio's library"},
         "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
         "style_name": {"type": "string"},
         "style_tags": {"type": "string", "description": "Comma separated"},
@@ -114,10 +118,13 @@ def document(server_url: str = "") -> dict[str, Any]:
                                                     "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/batches": {
             "get": {"summary": "List batches, newest first", "tags": ["batches"],
-                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
-                                   {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}}],
+                    "parameters": [{"name": "limit", "in": "query", "schema": {
+                                       "type": "integer", "minimum": 1, "maximum": BATCHES_LISTED_MAX,
+                                       "default": BATCHES_LISTED_DEFAULT}},
+                                   {"name": "offset", "in": "query", "schema": {
+                                       "type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0}}],
                     "responses": {"200": _json({"type": "object", "properties": {
-                        "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), **ERRORS}},
+                        "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), "400": BAD, **ERRORS}},
             "post": {"summary": "Create a batch with its pages",
                      "description": "Unreadable files become failed pages listed under `rejected` with their "
                                     "error; the good pages are queued.", "tags": ["batches"],
@@ -165,15 +172,15 @@ def document(server_url: str = "") -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["decision"], "properties": {
                     "decision": {"type": "string", "enum": [d.value for d in DECISIONS]},
-                    "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
-            "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
-                          "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+                    "comment": {"type": "string"}, "panel_id": ID}}}}},
+            "responses": {"200": _json(_ref("Page"), "Recorded"), "400": BAD, "403": FORBIDDEN, "409": CONFLICT,
+                          **ERRORS}}},
         "/api/v1/pages/{page_id}/rerender": {"post": {
             "summary": "Render a page or panel again with another style, seed or colour hints", "tags": ["review"],
             "parameters": [page_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {
-                    "panel_id": {"type": "integer"}, "style_id": {"type": "integer"},
+                    "panel_id": ID, "style_id": ID,
                     "seed": {**SEED, "nullable": True},
                     "hints": {"type": "array", "items": _ref("Hint"),
                               "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
@@ -190,7 +197,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                          "type": "object", "properties": {
                              "count": {"type": "integer", "minimum": VARIANTS_MIN, "maximum": VARIANTS_MAX,
                                        "default": VARIANTS_DEFAULT},
-                             "style_id": {"type": "integer", "description": "Default: the style of the page's result"},
+                             "style_id": {**ID, "description": "Default: the style of the page's result"},
                              "hints": {"type": "array", "items": _ref("Hint"),
                                        "description": "Default: the hints of the page's result"}}}}}},
                      "responses": {"202": _json(_ref("VariantSet"), "Queued"), "400": BAD, "409": CONFLICT,
@@ -209,7 +216,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [page_id, {"name": "kind", "in": "path", "required": True, "schema": {
                 "type": "string", "enum": list(formats.IMAGE_KINDS)}},
                 {"name": "size", "in": "query", "schema": {"type": "integer", "enum": list(THUMB_SIZES)}}],
-            "responses": {"200": FILE, **ERRORS}}},
+            "responses": {"200": FILE, "400": BAD, **ERRORS}}},
         "/api/v1/pages/{page_id}/download/{fmt}": {"get": {
             "summary": "One page's deliverable: PNG composite, layered PSD or OpenRaster", "tags": ["downloads"],
             "parameters": [page_id, {"name": "fmt", "in": "path", "required": True, "schema": {

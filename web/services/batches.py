@@ -23,7 +23,7 @@ from panelpaint.unpack import image_suffix, store_page_image
 
 from . import db, queue, services
 from .errors import QueueUnavailable
-from .fields import optional_int, parse_direction, parse_options, parse_tags
+from .fields import optional_id, parse_direction, parse_options, parse_tags
 from .styles import add_style
 from .uploads import PageFile, StoredArchive, expand_files, has_archive
 
@@ -90,7 +90,7 @@ def create_from_form(form, files: list[FileStorage], style_file: FileStorage | N
         style_id = add_style(form.get("style_name") or "Uploaded style", parse_tags(form.get("style_tags")),
                              style_file).id
     else:
-        style_id = optional_int(form, "style_id")
+        style_id = optional_id(form, "style_id")
     return create_batch(form.get("name", ""), style_id, parse_direction(form.get("direction")), parse_options(form),
                         files)
 

@@ -132,7 +132,7 @@ def create_token():
     return render_template("account.html", tokens=accounts.tokens(), new_token=plaintext, new_token_name=token.name)
 
 
-@bp.post("/account/tokens/<int:token_id>/revoke")
+@bp.post("/account/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: int):
     if not accounts.revoke_token(token_id):
         abort(404)
@@ -162,7 +162,7 @@ def create_user():
     return redirect(url_for("auth.users"))
 
 
-@bp.post("/account/users/<int:user_id>/active")
+@bp.post("/account/users/<id:user_id>/active")
 @require("admin")
 def set_active(user_id: int):
     active = request.form.get("active") == "1"

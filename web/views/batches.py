@@ -67,19 +67,19 @@ def _flash_submitted(result: batches.Submitted) -> None:
         flash(result.warning, "error")
 
 
-@bp.get("/batches/<int:batch_id>")
+@bp.get("/batches/<id:batch_id>")
 def detail(batch_id: int):
     batch = batches.get_batch(batch_id)
     return render_template("batch.html", batch=batch, status=batches.batch_status(batch),
                            style=styles.find_style(batch.default_style_id))
 
 
-@bp.get("/batches/<int:batch_id>/status.json")
+@bp.get("/batches/<id:batch_id>/status.json")
 def status(batch_id: int):
     return jsonify(batches.batch_status(batches.get_batch(batch_id)))
 
 
-@bp.post("/batches/<int:batch_id>/pages")
+@bp.post("/batches/<id:batch_id>/pages")
 @require("submit")
 def add_pages(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -91,7 +91,7 @@ def add_pages(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
-@bp.post("/batches/<int:batch_id>/cancel")
+@bp.post("/batches/<id:batch_id>/cancel")
 @require("submit")
 def cancel(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -100,7 +100,7 @@ def cancel(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
-@bp.post("/pages/<int:page_id>/retry")
+@bp.post("/pages/<id:page_id>/retry")
 @require("submit")
 def retry(page_id: int):
     page = batches.get_page(page_id)
@@ -112,7 +112,7 @@ def retry(page_id: int):
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
-@bp.post("/batches/<int:batch_id>/retry-failed")
+@bp.post("/batches/<id:batch_id>/retry-failed")
 @require("submit")
 def retry_failed(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -125,17 +125,17 @@ def retry_failed(batch_id: int):
 
 # --- images and downloads ----------------------------------------------------------------------
 
-@bp.get("/pages/<int:page_id>/image/<kind>")
+@bp.get("/pages/<id:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
     return files.page_image(page_id, kind)
 
 
-@bp.get("/renders/<int:render_id>/files/<kind>")
+@bp.get("/renders/<id:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
     return files.render_file(render_id, kind)
 
 
-@bp.get("/batches/<int:batch_id>/download.<fmt>")
+@bp.get("/batches/<id:batch_id>/download.<fmt>")
 def download(batch_id: int, fmt: str):
     batch = batches.get_batch(batch_id)
     if fmt not in formats.ARCHIVES:
@@ -148,6 +148,6 @@ def download(batch_id: int, fmt: str):
     return send_archive(archive)
 
 
-@bp.get("/pages/<int:page_id>/download.<fmt>")
+@bp.get("/pages/<id:page_id>/download.<fmt>")
 def page_download(page_id: int, fmt: str):
     return files.page_download(page_id, fmt)
