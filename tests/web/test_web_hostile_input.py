@@ -1,0 +1,124 @@
+"""Hostile input to every id route and every dashboard form: an id past the database's integer is a
+404, a malformed field a 400 (a flash in the dashboard) saying which field, never a 500. The
+dashboard's forms are fuzzed with hypothesis; the API is fuzzed against its document in
+test_web_fuzz.py."""
+from __future__ import annotations
+
+import re
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.panelpaint.comic_pages import small_page
+from web_helpers import upload
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.fixture
+def page_id(app, artist, style_id, worker, queue_calls) -> int:  # noqa: ANN001
+    """A finished page of studio alpha with two panels."""
+    response = artist.post_form("/batches", {"name": "Hostile", "style_id": style_id,
+                                             "pages": [upload(small_page(), "p.png")]},
+                                content_type="multipart/form-data")
+    batch_id = int(re.search(r"(\d+)$", response.location).group(1))
+    worker.finish(queue_calls.renders[0])
+    return artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"][0]["id"]
+
+
+def id_routes(app) -> list[tuple[str, str]]:  # noqa: ANN001
+    """(method, URL) of every route with a row id in its path, each id replaced by HUGE."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if "id" not in {type(c).__name__.removesuffix("Converter").lower() for c in rule._converters.values()}:
+            continue
+        url = re.sub(r"<id:[a-z_]+>", HUGE, rule.rule)
+        url = re.sub(r"<[^>]+>", "png", url)
+        found += [(method, url) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def test_every_id_route_answers_404_for_an_id_past_the_database_integer(app, admin, api_token):  # noqa: ANN001
+    routes = id_routes(app)
+    assert len(routes) >= 30  # the dashboard's and the API's
+    bearer = {"Authorization": f"Bearer {api_token('alpha', 'admin')}"}
+    for method, url in routes:
+        if url.startswith("/api/"):
+            response = admin.open(url, method=method, headers=bearer)
+            assert response.get_json()["status"] == 404, (method, url)
+        elif method == "POST":
+            response = admin.post_form(url)
+        else:
+            response = admin.open(url, method=method)
+        assert response.status_code == 404, (method, url, response.status_code)
+    assert admin.get("/api/v1/batches/0", headers=bearer).status_code == 404
+
+
+@pytest.mark.parametrize(("query", "field"), [(f"offset={HUGE}", "offset"), ("offset=-1", "offset"),
+                                              ("offset=abc", "offset"), ("limit=0", "limit"),
+                                              (f"limit={HUGE}", "limit")])
+def test_list_paging_out_of_range_is_a_400_naming_the_field(app, api_token, query: str, field: str):  # noqa: ANN001
+    response = app.test_client().get(f"/api/v1/batches?{query}",
+                                     headers={"Authorization": f"Bearer {api_token()}"})
+    assert response.status_code == 400
+    assert response.get_json()["message"].startswith(f"{field} must be a whole number")
+
+
+def test_a_style_id_out_of_range_is_a_400_in_batch_creation_and_rerender(app, api_token, page_id, artist):  # noqa: ANN001
+    bearer = {"Authorization": f"Bearer {api_token('alpha', 'admin')}"}
+    client = app.test_client()
+    made = client.post("/api/v1/batches", headers=bearer, content_type="multipart/form-data",
+                       data={"name": "x", "style_id": HUGE, "pages": [upload(small_page(), "1.png")]})
+    assert made.status_code == 400 and "style_id must be a whole number from 1 to" in made.get_json()["message"]
+    for field in ("style_id", "panel_id"):
+        again = client.post(f"/api/v1/pages/{page_id}/rerender", headers=bearer, json={field: int(HUGE)})
+        assert again.status_code == 400 and again.get_json()["message"].startswith(f"{field} must be")
+    form = artist.post_form(f"/review/{page_id}/rerender", {"style_id": HUGE})
+    assert form.status_code == 302
+    assert "style_id must be a whole number" in artist.get(f"/review/{page_id}").get_data(as_text=True)
+
+
+def test_a_malformed_panel_id_is_refused_not_read_as_the_whole_page(reviewer, page_id):  # noqa: ANN001
+    reviewer.post_form(f"/review/{page_id}/decision", {"decision": "approved", "panel_id": "two"})
+    html = reviewer.get(f"/review/{page_id}").get_data(as_text=True)
+    assert "panel_id must be a whole number" in html
+
+
+# --- the dashboard's forms, fuzzed --------------------------------------------------------------
+
+TEXT = st.one_of(st.text(max_size=30), st.integers().map(str), st.sampled_from(["", HUGE, "-1", "0", "1", "1e9"]))
+FORMS = {
+    "decision": {"decision": TEXT, "panel_id": TEXT, "comment": TEXT},
+    "rerender": {"panel_id": TEXT, "style_id": TEXT, "seed": TEXT, "hints": TEXT},
+    "variants": {"count": TEXT, "style_id": TEXT},
+    "pick": {"render_id": TEXT},
+    "comment": {"comment": TEXT},
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_review_forms_never_answer_a_server_error(admin, page_id, form: str):  # noqa: ANN001
+    @given(fields=st.fixed_dictionaries({}, optional=FORMS[form]))
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def answers(fields: dict) -> None:
+        response = admin.post_form(f"/review/{page_id}/{form}", fields)
+        assert response.status_code in (302, 400, 404, 409), (fields, response.status_code)
+
+    answers()
+
+
+def test_new_batch_form_never_answers_a_server_error(admin, style_id):  # noqa: ANN001
+    fields = {"name": TEXT, "style_id": st.one_of(TEXT, st.just(str(style_id))), "direction": TEXT,
+              "work_size": TEXT, "seed": TEXT, "background": TEXT, "layers": TEXT}
+
+    @given(chosen=st.fixed_dictionaries({}, optional=fields))
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def answers(chosen: dict) -> None:
+        response = admin.post_form("/batches", {**chosen, "pages": [upload(small_page(), "p.png")]},
+                                   content_type="multipart/form-data")
+        assert response.status_code in (302, 400), (chosen, response.status_code)
+
+    answers()
