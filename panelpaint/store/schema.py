@@ -101,6 +101,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.artist)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Named by every session cookie of the user; moved on (`accounts.end_sessions`) to end them all.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     studio: Mapped[Studio] = relationship()

@@ -39,20 +39,26 @@ class SessionUser(UserMixin):
     studio_name: str
     email: str
     role: Role
+    session_version: int = 0
 
     @classmethod
     def from_row(cls, user) -> "SessionUser":  # noqa: ANN001 - schema.User
-        return cls(user.id, user.studio_id, user.studio.name, user.email, Role(user.role))
+        return cls(user.id, user.studio_id, user.studio.name, user.email, Role(user.role), user.session_version or 0)
+
+    def get_id(self) -> str:
+        """What the session cookie keeps: the user and the session version it was made under."""
+        return f"{self.id}:{self.session_version}"
 
     def can(self, action: str) -> bool:
         return self.role in PERMISSIONS[action]
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
+def _load_user(session_id: str) -> SessionUser | None:
+    user_id, _, version = session_id.partition(":")
     try:
-        user = accounts.user(int(user_id))
-    except ValueError:
+        user = accounts.session_user(int(user_id), int(version))
+    except ValueError:  # a cookie of another shape (made before session versions) is no login
         return None
     return SessionUser.from_row(user) if user is not None else None
 
@@ -111,6 +117,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.end_sessions()  # a copy of this cookie is no login either
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
