@@ -8,6 +8,10 @@ from __future__ import annotations
 # The long side of a panel fed to the network (a batch option, PANELPAINT_WORK_SIZE, `render --size`).
 WORK_SIZE_MIN, WORK_SIZE_MAX = 64, 4096
 
+# The shortest side a page may have, in pixels: a narrower strip has no room for a panel and its
+# frame, so it is refused at upload, naming the file, rather than failing in the io worker.
+PAGE_SIDE_MIN = 16
+
 # Variant seeds, 0..SEED_MAX: a signed 32-bit integer, which every client and JSON parser holds.
 # No seed means the canonical colouring.
 SEED_MAX = 2**31 - 1

@@ -122,3 +122,35 @@ def test_new_batch_form_never_answers_a_server_error(admin, style_id):  # noqa: 
         assert response.status_code in (302, 400), (chosen, response.status_code)
 
     answers()
+
+
+# --- pages too small to hold a panel ------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 500), (500, 1)])
+def test_a_one_pixel_page_is_refused_at_upload_naming_the_file_and_the_minimum(app, api_token, style_id, size):  # noqa: ANN001
+    from panelpaint.limits import PAGE_SIDE_MIN
+
+    response = app.test_client().post(
+        "/api/v1/batches", headers={"Authorization": f"Bearer {api_token()}"}, content_type="multipart/form-data",
+        data={"name": "Thin", "style_id": str(style_id),
+              "pages": [upload(small_page(size, lines=False), "thin.png"), upload(small_page(), "good.png")]})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert [r["name"] for r in body["rejected"]] == ["thin.png"]
+    assert body["rejected"][0]["error"] == (f"thin.png: {size[0]}x{size[1]} pixels is too small for a page: "
+                                            f"each side needs at least {PAGE_SIDE_MIN} pixels")
+    assert len(body["added"]) == 2 and body["state"] != "failed"
+
+
+def test_a_one_pixel_archive_entry_fails_as_its_own_page_naming_it(app, artist, style_id, queue_calls):  # noqa: ANN001
+    from tests.testkit import zip_bytes
+
+    archive = zip_bytes({"01.png": small_page(), "02.png": small_page((1, 500), lines=False)})
+    response = artist.post_form("/batches", {"name": "Zipped", "style_id": style_id,
+                                             "pages": [upload(archive, "chapter.zip")]},
+                                content_type="multipart/form-data")
+    batch_id = int(re.search(r"(\d+)$", response.location).group(1))
+    queue_calls.run_unpacks(app)
+    pages = artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"]
+    assert [p["status"] for p in pages] == ["queued", "failed"]
+    assert "02.png: 1x500 pixels is too small for a page" in pages[1]["error"]
