@@ -60,7 +60,8 @@ def page_download(page_id: int, fmt: str):  # noqa: ANN201
 
 def send_archive(archive) -> object:  # noqa: ANN001 - web.services.downloads.Archive
     """A batch's ZIP/CBZ as an attachment (its open file goes with the response)."""
-    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+    return cache_privately(send_file(archive.file, mimetype=archive.media_type, as_attachment=True,
+                                     download_name=archive.name), revalidate=True)
 
 
 def serve_image(key: str | None, size: int | None, *, revalidate: bool = False):  # noqa: ANN201
@@ -92,7 +93,10 @@ def _thumbnail(key: str, size: int, max_pixels: int) -> bytes:
 
 
 def cache_privately(response, revalidate: bool = False):  # noqa: ANN001, ANN201 - a Flask response
-    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again."""
+    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again.
+    `send_file` marks a response with a max age public: a studio's files are not, so no shared cache
+    (a proxy, a CDN) may keep them."""
+    response.cache_control.public = False
     response.cache_control.private = True
     if revalidate:
         response.cache_control.max_age = None

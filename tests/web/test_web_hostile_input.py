@@ -154,3 +154,19 @@ def test_a_one_pixel_archive_entry_fails_as_its_own_page_naming_it(app, artist, 
     pages = artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"]
     assert [p["status"] for p in pages] == ["queued", "failed"]
     assert "02.png: 1x500 pixels is too small for a page" in pages[1]["error"]
+
+
+# --- caching ------------------------------------------------------------------------------------
+
+def test_private_files_are_private_and_token_pages_no_store(app, artist, page_id, style_id, api_token):  # noqa: ANN001
+    urls = [f"/pages/{page_id}/image/source", f"/pages/{page_id}/image/source?size=180",
+            f"/pages/{page_id}/image/result", f"/styles/{style_id}/image", f"/api/v1/pages/{page_id}/image/source"]
+    bearer = {"Authorization": f"Bearer {api_token()}"}
+    for url in urls:
+        response = artist.get(url, headers=bearer if url.startswith("/api/") else {})
+        assert response.status_code == 200, url
+        directives = {d.strip().split("=")[0] for d in response.headers["Cache-Control"].split(",")}
+        assert "private" in directives and "public" not in directives, (url, response.headers["Cache-Control"])
+    assert artist.get("/account").headers["Cache-Control"] == "no-store"
+    made = artist.post_form("/account/tokens", {"name": "laptop"})
+    assert "pp_" in made.get_data(as_text=True) and made.headers["Cache-Control"] == "no-store"

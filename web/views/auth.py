@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 
 from panelpaint.store.errors import InvalidInput
@@ -123,9 +123,16 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+def _account_page(**shown):  # noqa: ANN003, ANN202
+    """The account page, never stored by a browser or proxy: it may show a new token's plaintext."""
+    response = make_response(render_template("account.html", tokens=accounts.tokens(), **shown))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/account")
 def account():
-    return render_template("account.html", tokens=accounts.tokens(), new_token=None)
+    return _account_page(new_token=None)
 
 
 @bp.post("/account/tokens")
@@ -136,7 +143,7 @@ def create_token():
         flash(str(exc), "error")
         return redirect(url_for("auth.account"))
     # Shown once, in this response only: never put into the session cookie or a flash message.
-    return render_template("account.html", tokens=accounts.tokens(), new_token=plaintext, new_token_name=token.name)
+    return _account_page(new_token=plaintext, new_token_name=token.name)
 
 
 @bp.post("/account/tokens/<id:token_id>/revoke")
