@@ -3,7 +3,7 @@ reject, comments, re-rendering a page or panel with another style, seed or colou
 a panel), and variant sets: N re-renders with random seeds shown side by side, one picked."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from panelpaint.store.errors import InvalidInput
 
@@ -117,8 +117,11 @@ def pick(page_id: int):
     page = batches.get_page(page_id)
     try:
         render_id = optional_id(request.form, "render_id")
-        if render_id is None:
-            raise InvalidInput("Choose the variant to pick.")
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
+    if render_id is None:
+        abort(400, description="Choose the variant to pick.")
+    try:
         render = review.pick(render_id, page)
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("review.page", page_id=page.id) + "#variants")
