@@ -29,8 +29,11 @@ TEXT_MAX = 10_000
 COMMENT_MAX = 5_000
 # Names of batches, styles and studios (refused when longer); page and file labels (cut).
 NAME_MAX = 200
-# One tag of a style, lower-cased.
+# One tag of a style, lower-cased; how many tags one style may have.
 TAG_MAX = 64
+TAGS_MAX = 20
+# Colour hint dots of one render (each must lie on the page, on the panel it colours).
+HINTS_MAX = 200
 # An API token's name.
 TOKEN_NAME_MAX = 100
 # An e-mail address (RFC 5321's path limit).

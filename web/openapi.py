@@ -11,7 +11,7 @@ from typing import Any
 from panelpaint import formats
 from panelpaint.flats import Background
 from panelpaint.limits import (
-    BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, ID_MAX, NAME_MAX, OFFSET_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, HINTS_MAX, ID_MAX, NAME_MAX, TAG_MAX, TAGS_MAX, OFFSET_MAX, PALETTE_COLOURS, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
@@ -50,6 +50,8 @@ SEED = {"type": "integer", "minimum": 0, "maximum": SEED_MAX,
 BACKGROUND = {"type": "string", "enum": [b.value for b in Background]}
 DIRECTION = {"type": "string", "enum": [d.value for d in Direction]}
 BAD = {"$ref": "#/components/responses/BadRequest"}
+TAGS_FIELD = {"type": "string", "description": f"Comma separated: at most {TAGS_MAX} tags of {TAG_MAX} characters"}
+HINTS = {"type": "array", "items": {"$ref": "#/components/schemas/Hint"}, "maxItems": HINTS_MAX}
 FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
 CONFLICT = {"$ref": "#/components/responses/Conflict"}
 FILE = {"description": "The file", "content": {"image/png": {}, "application/octet-stream": {}},
@@ -61,7 +63,7 @@ BATCH_FORM = {
         "style_id": {**ID, "description": "A style of your studio's library"},
         "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
         "style_name": {"type": "string"},
-        "style_tags": {"type": "string", "description": "Comma separated"},
+        "style_tags": TAGS_FIELD,
         "direction": {**DIRECTION, "default": Direction.ltr.value},
         "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
@@ -89,7 +91,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "post": {"summary": "Upload a style reference", "tags": ["styles"],
                      "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                          "type": "object", "required": ["name", "image"], "properties": {
-                             "name": {"type": "string"}, "tags": {"type": "string"},
+                             "name": {"type": "string", "maxLength": NAME_MAX}, "tags": TAGS_FIELD,
                              "image": {"type": "string", "format": "binary"}}}}}},
                      "responses": {"201": _json(_ref("Style"), "Created"),
                                    "400": {"$ref": "#/components/responses/BadRequest"},
@@ -182,8 +184,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                 "type": "object", "properties": {
                     "panel_id": ID, "style_id": ID,
                     "seed": {**SEED, "nullable": True},
-                    "hints": {"type": "array", "items": _ref("Hint"),
-                              "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
+                    "hints": {**HINTS, "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
             "responses": {"202": _json(_ref("Render"), "Queued"), "400": BAD, "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/variants": {
             "get": {"summary": "The page's variant sets, newest first", "tags": ["review"], "parameters": [page_id],
@@ -198,8 +199,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                              "count": {"type": "integer", "minimum": VARIANTS_MIN, "maximum": VARIANTS_MAX,
                                        "default": VARIANTS_DEFAULT},
                              "style_id": {**ID, "description": "Default: the style of the page's result"},
-                             "hints": {"type": "array", "items": _ref("Hint"),
-                                       "description": "Default: the hints of the page's result"}}}}}},
+                             "hints": {**HINTS, "description": "Default: the hints of the page's result"}}}}}},
                      "responses": {"202": _json(_ref("VariantSet"), "Queued"), "400": BAD, "409": CONFLICT,
                                    **ERRORS}}},
         "/api/v1/renders/{render_id}/pick": {"post": {
@@ -247,7 +247,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                       "description": "The share of the reference's coloured pixels it stands for"}}},
         "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": SWATCHES_MAX},
         "Style": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "maxItems": TAGS_MAX,
+                                                                    "items": {"type": "string", "maxLength": TAG_MAX}},
             "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
             "image_url": {"type": "string"},
             "palette": {"allOf": [_ref("Palette")], "nullable": True,
@@ -274,7 +275,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                       "review_status": review, "style_id": {"type": "integer", "nullable": True},
                       "hints": {"type": "array", "items": _ref("Hint")}}},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
-            "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
+            "x": {"type": "number", "minimum": 0, "description": "Page pixels, less than the page's width"},
+            "y": {"type": "number", "minimum": 0, "description": "Page pixels, less than the page's height"},
             "color": {"type": "string", "pattern": HEX_IN}}},
         "Page": {"type": "object", "properties": {
             "id": {"type": "integer"}, "batch_id": {"type": "integer"}, "position": {"type": "integer"},

@@ -170,3 +170,64 @@ def test_private_files_are_private_and_token_pages_no_store(app, artist, page_id
     assert artist.get("/account").headers["Cache-Control"] == "no-store"
     made = artist.post_form("/account/tokens", {"name": "laptop"})
     assert "pp_" in made.get_data(as_text=True) and made.headers["Cache-Control"] == "no-store"
+
+
+# --- the rules of review decisions, layers, tags and hints ----------------------------------------
+
+def test_a_decision_other_than_approved_or_rejected_is_a_400_naming_the_values(app, api_token, page_id):  # noqa: ANN001
+    response = app.test_client().post(f"/api/v1/pages/{page_id}/review", json={"decision": "approve"},
+                                      headers={"Authorization": f"Bearer {api_token('alpha', 'reviewer')}"})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "bad_request", "status": 400,
+                                   "message": "decision must be approved or rejected, got 'approve'"}
+
+
+def test_unknown_layers_are_refused(app, api_token, style_id):  # noqa: ANN001
+    response = app.test_client().post(
+        "/api/v1/batches", headers={"Authorization": f"Bearer {api_token()}"}, content_type="multipart/form-data",
+        data={"name": "Layers", "style_id": str(style_id), "layers": ["psd", "exe"],
+              "pages": [upload(small_page(), "1.png")]})
+    assert response.status_code == 400 and response.get_json()["message"] == "layers must be psd or ora, got 'exe'"
+
+
+def test_a_style_takes_at_most_tags_max_tags(app, api_token):  # noqa: ANN001
+    from panelpaint.limits import TAGS_MAX
+
+    def create(count: int):  # noqa: ANN202
+        tags = ",".join(f"t{i}" for i in range(count))
+        return app.test_client().post("/api/v1/styles", headers={"Authorization": f"Bearer {api_token()}"},
+                                      content_type="multipart/form-data",
+                                      data={"name": "Tagged", "tags": tags, "image": upload(small_page(), "s.png")})
+
+    refused = create(3000)
+    assert refused.status_code == 400
+    assert refused.get_json()["message"] == f"too many tags (3000): a style has at most {TAGS_MAX}"
+    assert create(TAGS_MAX).status_code == 201
+
+
+@pytest.mark.parametrize(("dot", "message"), [
+    ({"x": 99999999, "y": -5}, "is outside the 64x96 page"),
+    ({"x": 10, "y": 96}, "is outside the 64x96 page"),
+    ({"x": "nan", "y": 5}, "x and y must be finite numbers"),
+])
+def test_hints_off_the_page_are_refused_even_when_its_panels_are_not_known(app, api_token, style_id, worker,  # noqa: ANN001
+                                                                         queue_calls, dot, message):
+    bearer = {"Authorization": f"Bearer {api_token()}"}
+    client = app.test_client()
+    made = client.post("/api/v1/batches", headers=bearer, content_type="multipart/form-data",
+                       data={"name": "Hints", "style_id": str(style_id), "pages": [upload(small_page(), "1.png")]})
+    page_id = made.get_json()["added"][0]
+    worker.fail(queue_calls.renders[0])  # decoded (64x96), failed before its panels were found
+    response = client.post(f"/api/v1/pages/{page_id}/rerender", headers=bearer,
+                           json={"hints": [{**dot, "color": "#ff0000"}]})
+    assert response.status_code == 400 and message in response.get_json()["message"], response.get_json()
+
+
+def test_at_most_hints_max_hints(app, api_token, page_id):  # noqa: ANN001
+    from panelpaint.limits import HINTS_MAX
+
+    dots = [{"x": 5, "y": 5, "color": "#ff0000"}] * (HINTS_MAX + 1)
+    response = app.test_client().post(f"/api/v1/pages/{page_id}/rerender", json={"hints": dots},
+                                      headers={"Authorization": f"Bearer {api_token()}"})
+    assert response.status_code == 400
+    assert f"a render takes at most {HINTS_MAX}" in response.get_json()["message"]

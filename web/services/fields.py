@@ -100,7 +100,12 @@ def parse_options(form) -> dict[str, Any]:  # noqa: ANN001 - a MultiDict of the 
             raise InvalidInput(f"Background must be {' or '.join(b.value for b in Background)} "
                                "(or blank for each style's own).")
         options[BACKGROUND_OPTION] = background
-    outputs = formats.batch_formats(form.getlist("layers"))
+    layers = form.getlist("layers")
+    unknown = [name for name in layers if name not in {f.value for f in formats.LAYERED}]
+    if unknown:
+        raise InvalidInput(f"layers must be {' or '.join(f.value for f in formats.LAYERED)}, "
+                           f"got {unknown[0][:40]!r}")
+    outputs = formats.batch_formats(layers)
     if outputs:
         options["formats"] = outputs
     return options

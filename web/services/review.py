@@ -38,9 +38,10 @@ def panel_on(page: Page, panel_id: int | None) -> Panel | None:
 
 def decide(page: Page, panel_id: int | None, decision: str, comment: str) -> None:
     """Record an approve/reject decision on a page or one of its panels. A decision that cannot be
-    recorded (not a decision, nothing finished to judge, already decided) is `Refused`."""
+    recorded now (nothing finished to judge, already decided) is `Refused`; a decision other than
+    approved or rejected is `InvalidInput`."""
     if decision not in DECISIONS:
-        raise Refused("Decision must be approve or reject.")
+        raise InvalidInput(f"decision must be {' or '.join(d.value for d in DECISIONS)}, got {decision[:40]!r}")
     panel_on(page, panel_id)
     try:
         review_store.review(db(), page.id, panel_id, current_user.id, decision, comment)
