@@ -184,6 +184,8 @@ class Page(Base):
     # its panels: {"key": storage key, "work_size": int, "panels": [panel dicts]}. A render uses
     # them only while the page's panels and work size are still these.
     prepared: Mapped[dict[str, Any] | None] = mapped_column()
+    # Thumbnails of the line art ({"thumb180": storage key, ...}), made by the io worker's ingest.
+    thumbnails: Mapped[dict[str, Any] | None] = mapped_column()
     current_render_id: Mapped[int | None] = mapped_column(
         ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
     )

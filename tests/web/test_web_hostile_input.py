@@ -231,3 +231,35 @@ def test_at_most_hints_max_hints(app, api_token, page_id):  # noqa: ANN001
                                       headers={"Authorization": f"Bearer {api_token()}"})
     assert response.status_code == 400
     assert f"a render takes at most {HINTS_MAX}" in response.get_json()["message"]
+
+
+# --- thumbnails: the web serves what the workers made ---------------------------------------------
+
+def test_the_web_serves_thumbnails_without_decoding_a_page(app, artist, page_id, monkeypatch):  # noqa: ANN001
+    import PIL.Image
+
+    from panelpaint.limits import THUMB_SIZES
+
+    def refuse(*_args, **_kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the web decoded an image")
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    for kind in ("source", "result"):
+        for size in THUMB_SIZES:
+            response = artist.get(f"/pages/{page_id}/image/{kind}?size={size}")
+            assert response.status_code == 200 and response.mimetype == "image/png", (kind, size)
+    assert artist.get(f"/pages/{page_id}/image/flats?size=180").status_code == 404  # only source and result
+
+
+def test_a_thumbnail_the_worker_has_not_made_yet_is_a_404_not_a_decode(app, api_token, style_id, monkeypatch):  # noqa: ANN001
+    import PIL.Image
+
+    bearer = {"Authorization": f"Bearer {api_token()}"}
+    client = app.test_client()
+    made = client.post("/api/v1/batches", headers=bearer, content_type="multipart/form-data",
+                       data={"name": "New", "style_id": str(style_id), "pages": [upload(small_page(), "1.png")]})
+    page = made.get_json()["pages"][0]
+    assert page["thumb_url"] is None  # not ingested yet
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: pytest.fail("the web decoded an image"))
+    assert client.get(f"/api/v1/pages/{page['id']}/image/source?size=360", headers=bearer).status_code == 404
+    assert client.get(f"/api/v1/pages/{page['id']}/image/source", headers=bearer).status_code == 200

@@ -13,6 +13,7 @@ from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
 from panelpaint.images import ImageError
+from panelpaint.thumbnails import thumbnail_kind
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
@@ -28,6 +29,7 @@ from .styles import add_style
 from .uploads import PageFile, StoredArchive, expand_files, has_archive
 
 PREVIEW_OPTION = "preview_style_id"  # in Batch.options: marks a one-page style preview batch
+PAGE_THUMB = 360  # the thumbnail size of a page in lists (one of limits.THUMB_SIZES)
 NO_PAGES = "No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files."
 
 
@@ -268,6 +270,26 @@ def render_file_key(render: Render, kind: str) -> str | None:
     return (render.outputs or {}).get(kind) if render.status == RunStatus.succeeded else None
 
 
+# The images a thumbnail stands for: the line art (made by ingest) and the coloured page (by finishing).
+THUMBNAILED = frozenset({"source", "result", "composite"})
+
+
+def page_thumbnail_key(page: Page, kind: str, size: int) -> str | None:
+    """The stored thumbnail of a page's image (`page_image_key`) at `size`, or None while the
+    worker has not made it (the web never decodes a page to make one)."""
+    if kind not in THUMBNAILED:
+        return None
+    if kind == "source":
+        return (page.thumbnails or {}).get(thumbnail_kind(size))
+    render = current_render(page)
+    return render_thumbnail_key(render, kind, size) if render is not None else None
+
+
+def render_thumbnail_key(render: Render, kind: str, size: int) -> str | None:
+    """The stored thumbnail of a finished render's coloured page at `size`, or None."""
+    return render_file_key(render, thumbnail_kind(size)) if kind in THUMBNAILED - {"source"} else None
+
+
 # --- status summaries ------------------------------------------------------------------------------
 
 class BatchState(enum.StrEnum):
@@ -336,7 +358,8 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
     }
     endpoint = "api.page_image" if api else "batches.page_image"
     kind = "result" if result_key(render) else "source"
-    data["thumb_url"] = url_for(endpoint, page_id=page.id, kind=kind, size=360) if page.source_key else None
+    data["thumb_url"] = url_for(endpoint, page_id=page.id, kind=kind, size=PAGE_THUMB) \
+        if page_thumbnail_key(page, kind, PAGE_THUMB) else None
     return data
 
 
