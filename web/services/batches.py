@@ -355,6 +355,7 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
         "width": page.width, "height": page.height,
         "panels_done": page.panels_done, "panels_total": page.panels_total,
         "render_id": render.id if render else None,
+        "has_source": page.source_key is not None,  # false: the upload was unreadable (cannot be retried)
     }
     endpoint = "api.page_image" if api else "batches.page_image"
     kind = "result" if result_key(render) else "source"
