@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from .converters import CONVERTERS
     from .extensions import Sessions, csrf, limiter, login_manager
     from .services import Services, close_db
+    from .services.batches import page_thumb_url
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         return redirect(url_for("batches.index"))
 
     app.jinja_env.globals["can"] = auth.can
+    app.jinja_env.globals["page_thumb"] = page_thumb_url
     app.jinja_env.globals["limits"] = limits
     app.jinja_env.filters["ago"] = _ago
     return app

@@ -263,3 +263,14 @@ def test_a_thumbnail_the_worker_has_not_made_yet_is_a_404_not_a_decode(app, api_
     monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: pytest.fail("the web decoded an image"))
     assert client.get(f"/api/v1/pages/{page['id']}/image/source?size=360", headers=bearer).status_code == 404
     assert client.get(f"/api/v1/pages/{page['id']}/image/source", headers=bearer).status_code == 200
+
+
+def test_pages_not_ingested_yet_show_a_placeholder_not_a_broken_thumbnail(artist, style_id):  # noqa: ANN001
+    response = artist.post_form("/batches", {"name": "Fresh", "style_id": style_id,
+                                             "pages": [upload(small_page(), "p.png")]},
+                                content_type="multipart/form-data")
+    batch_id = int(re.search(r"(\d+)$", response.location).group(1))
+    page_id = artist.get(f"/batches/{batch_id}/status.json").get_json()["pages"][0]["id"]
+    for url in (f"/batches/{batch_id}", f"/review/{page_id}"):
+        html = artist.get(url).get_data(as_text=True)
+        assert "data-thumb-pending" in html and "image/source?size=" not in html, url

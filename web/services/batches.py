@@ -285,6 +285,13 @@ def page_thumbnail_key(page: Page, kind: str, size: int) -> str | None:
     return render_thumbnail_key(render, kind, size) if render is not None else None
 
 
+def page_thumb_url(page: Page, kind: str, size: int, *, api: bool = False) -> str | None:
+    """The URL of a page image's thumbnail, or None while the worker has not made it."""
+    if page_thumbnail_key(page, kind, size) is None:
+        return None
+    return url_for("api.page_image" if api else "batches.page_image", page_id=page.id, kind=kind, size=size)
+
+
 def render_thumbnail_key(render: Render, kind: str, size: int) -> str | None:
     """The stored thumbnail of a finished render's coloured page at `size`, or None."""
     return render_file_key(render, thumbnail_kind(size)) if kind in THUMBNAILED - {"source"} else None
@@ -357,10 +364,7 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
         "render_id": render.id if render else None,
         "has_source": page.source_key is not None,  # false: the upload was unreadable (cannot be retried)
     }
-    endpoint = "api.page_image" if api else "batches.page_image"
-    kind = "result" if result_key(render) else "source"
-    data["thumb_url"] = url_for(endpoint, page_id=page.id, kind=kind, size=PAGE_THUMB) \
-        if page_thumbnail_key(page, kind, PAGE_THUMB) else None
+    data["thumb_url"] = page_thumb_url(page, "result" if result_key(render) else "source", PAGE_THUMB, api=api)
     return data
 
 
