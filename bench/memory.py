@@ -217,8 +217,7 @@ class Service:
         self.sup.stop(["web"])
         self.sup.stop()
         self.store.dispose()
-        self.redis.terminate()
-        self.redis.wait_for(15)
+        self.redis.stop()
 
 
 # --- the run -----------------------------------------------------------------------------------

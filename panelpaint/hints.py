@@ -1,9 +1,12 @@
 """Per-panel colour hints: dots {x, y, color "#rrggbb"} in page pixels drawn into an RGBA hint image."""
 from __future__ import annotations
 
+import math
 import re
 
 from PIL import Image, ImageDraw
+
+from panelpaint.limits import HINTS_MAX
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -18,13 +21,18 @@ def parse_color(value: str) -> tuple[int, int, int]:
 
 
 def validate_hints(dots: list[dict]) -> list[dict]:
-    """Normalised copies of hint dots ({x, y, color}); ValueError on a malformed dot."""
+    """Normalised copies of hint dots ({x, y, color}); ValueError on a malformed dot or more than
+    HINTS_MAX of them."""
+    if len(dots or []) > HINTS_MAX:
+        raise ValueError(f"too many hints ({len(dots)}): a render takes at most {HINTS_MAX}")
     out = []
     for i, dot in enumerate(dots or []):
         try:
             x, y = float(dot["x"]), float(dot["y"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"hint {i}: needs numeric x and y") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"hint {i}: x and y must be finite numbers")
         r, g, b = parse_color(dot.get("color", ""))
         out.append({"x": x, "y": y, "color": f"#{r:02x}{g:02x}{b:02x}"})
     return out

@@ -8,6 +8,10 @@ from __future__ import annotations
 # The long side of a panel fed to the network (a batch option, PANELPAINT_WORK_SIZE, `render --size`).
 WORK_SIZE_MIN, WORK_SIZE_MAX = 64, 4096
 
+# The shortest side a page may have, in pixels: a narrower strip has no room for a panel and its
+# frame, so it is refused at upload, naming the file, rather than failing in the io worker.
+PAGE_SIDE_MIN = 16
+
 # Variant seeds, 0..SEED_MAX: a signed 32-bit integer, which every client and JSON parser holds.
 # No seed means the canonical colouring.
 SEED_MAX = 2**31 - 1
@@ -25,14 +29,23 @@ TEXT_MAX = 10_000
 COMMENT_MAX = 5_000
 # Names of batches, styles and studios (refused when longer); page and file labels (cut).
 NAME_MAX = 200
-# One tag of a style, lower-cased.
+# One tag of a style, lower-cased; how many tags one style may have.
 TAG_MAX = 64
+TAGS_MAX = 20
+# Colour hint dots of one render (each must lie on the page, on the panel it colours).
+HINTS_MAX = 200
 # An API token's name.
 TOKEN_NAME_MAX = 100
 # An e-mail address (RFC 5321's path limit).
 EMAIL_MAX = 320
-# Batches one list request returns; events one query returns.
+# Row ids: whole numbers 1..ID_MAX (PostgreSQL's INTEGER key). A bigger id names no row: a 404
+# in a URL, a 400 in a request field.
+ID_MAX = 2**31 - 1
+# Batches one list request returns (and the default); how far a list request may skip into them.
 BATCHES_LISTED_MAX = 1_000
+BATCHES_LISTED_DEFAULT = 100
+OFFSET_MAX = 2**31 - 1
+# Events one query returns.
 EVENTS_LISTED_MAX = 10_000
 
 # The long side of the page thumbnails the dashboard and the API serve.

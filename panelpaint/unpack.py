@@ -14,8 +14,10 @@ from typing import Any
 from PIL import Image
 
 from panelpaint.archives import ArchiveEntry, ArchiveError, EntryError, EntryTooLarge, iter_entries
-from panelpaint.images import ALLOWED_FORMATS, PIXELS_SETTING, ImageError, check_image, page_file_bytes_limit
-from panelpaint.limits import NAME_MAX
+from panelpaint.images import (
+    ALLOWED_FORMATS, PIXELS_SETTING, ImageError, Source, check_image, page_file_bytes_limit,
+)
+from panelpaint.limits import NAME_MAX, PAGE_SIDE_MIN
 from panelpaint.store import uploads
 from panelpaint.store.db import Store
 from panelpaint.store.errors import NotFound
@@ -53,10 +55,19 @@ def image_suffix(source: bytes | Path) -> str:
         return ".bin"
 
 
+def check_page(source: Source, name: str, max_pixels: int) -> tuple[int, int]:
+    """`check_image`, and a page's own rule: each side at least PAGE_SIDE_MIN pixels."""
+    width, height = check_image(source, name=name, max_pixels=max_pixels)
+    if min(width, height) < PAGE_SIDE_MIN:
+        raise ImageError(f"{name}: {width}x{height} pixels is too small for a page: each side needs at least "
+                         f"{PAGE_SIDE_MIN} pixels")
+    return width, height
+
+
 def store_page_image(data: bytes, name: str, storage: Storage, max_pixels: int) -> tuple[str, int, int]:
     """Decode an uploaded page fully (allow-list, pixel limit, truncation) and store its original
     bytes (16-bit scans keep their exact pixels); returns (key, width, height) or raises `ImageError`."""
-    width, height = check_image(data, name=name, max_pixels=max_pixels)
+    width, height = check_page(data, name, max_pixels)
     return storage.put_bytes(data, image_suffix(data)), width, height
 
 
@@ -65,7 +76,7 @@ def store_page_stream(stream: Readable, name: str, storage: Storage, max_pixels:
     checked there, and stored only when it is a page we accept. Memory: one chunk, then the
     decoded pixels of the page; never the file's bytes whole."""
     with storage.staging(stream) as staged:
-        width, height = check_image(staged.path, name=name, max_pixels=max_pixels)
+        width, height = check_page(staged.path, name, max_pixels)
         return staged.commit(image_suffix(staged.path)), width, height
 
 
@@ -73,7 +84,7 @@ def _store_stored(key: str, name: str, storage: Storage, max_pixels: int, tmp: P
     """Check an image the dashboard stored as it came (read from its file, not into memory), and
     keep its key when the suffix is already the right one."""
     path = storage.local_path(key) or storage.copy_to(key, tmp / "image")
-    width, height = check_image(path, name=name, max_pixels=max_pixels)
+    width, height = check_page(path, name, max_pixels)
     suffix = image_suffix(path)
     return (key if key[64:] == suffix else storage.put_file(path, suffix)), width, height
 

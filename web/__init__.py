@@ -31,11 +31,14 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from panelpaint.store.db import Store
 
     from . import errors
+    from .converters import CONVERTERS
     from .extensions import Sessions, csrf, limiter, login_manager
     from .services import Services, close_db
+    from .services.batches import page_thumb_url
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    app.url_map.converters.update(CONVERTERS)  # before any blueprint's rules are built
     app.session_interface = Sessions()
     app.config.from_mapping(
         SECRET_KEY=settings.effective_secret_key(),
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         return redirect(url_for("batches.index"))
 
     app.jinja_env.globals["can"] = auth.can
+    app.jinja_env.globals["page_thumb"] = page_thumb_url
     app.jinja_env.globals["limits"] = limits
     app.jinja_env.filters["ago"] = _ago
     return app

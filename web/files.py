@@ -1,19 +1,16 @@
-"""Serving stored files to browsers and API clients: whole, or as PNG thumbnails, privately cached;
+"""Serving stored files to browsers and API clients: whole, or their thumbnails (made by the
+workers, so the web never decodes a page), privately cached;
 a page's images and downloads and a render's files answer the same under the dashboard and /api/."""
 from __future__ import annotations
 
-import functools
-import io
-
 from flask import abort, request, send_file
-from PIL import Image
 
 from panelpaint.formats import MEDIA_TYPES
-from panelpaint.images import ImageError, open_image
 from panelpaint.limits import THUMB_SIZES
 from panelpaint.store.errors import InvalidInput, NotFound
 
 from .services import batches, downloads, release_db, services
+from .services.fields import optional_int
 
 
 def send_stored(key: str, download_name: str | None = None, *, revalidate: bool = False):  # noqa: ANN201
@@ -41,14 +38,17 @@ def send_stored(key: str, download_name: str | None = None, *, revalidate: bool 
 def page_image(page_id: int, kind: str):  # noqa: ANN201
     """A page's source line art, its result, or a file of its current render (`?size=` a thumbnail)."""
     page = batches.get_page(page_id)
-    return serve_image(batches.page_image_key(page, kind), request.args.get("size", type=int),
-                       revalidate=kind != "source")
+    size = thumbnail_size()
+    key = batches.page_image_key(page, kind) if size is None else batches.page_thumbnail_key(page, kind, size)
+    return serve_image(key, revalidate=kind != "source")
 
 
 def render_file(render_id: int, kind: str):  # noqa: ANN201
-    """One output of a finished render (`?size=` a thumbnail)."""
+    """One output of a finished render (`?size=` a thumbnail of its coloured page)."""
     render = batches.get_render(render_id)
-    return serve_image(batches.render_file_key(render, kind), request.args.get("size", type=int))
+    size = thumbnail_size()
+    key = batches.render_file_key(render, kind) if size is None else batches.render_thumbnail_key(render, kind, size)
+    return serve_image(key)
 
 
 def page_download(page_id: int, fmt: str):  # noqa: ANN201
@@ -59,39 +59,31 @@ def page_download(page_id: int, fmt: str):  # noqa: ANN201
 
 def send_archive(archive) -> object:  # noqa: ANN001 - web.services.downloads.Archive
     """A batch's ZIP/CBZ as an attachment (its open file goes with the response)."""
-    return send_file(archive.file, mimetype=archive.media_type, as_attachment=True, download_name=archive.name)
+    return cache_privately(send_file(archive.file, mimetype=archive.media_type, as_attachment=True,
+                                     download_name=archive.name), revalidate=True)
 
 
-def serve_image(key: str | None, size: int | None, *, revalidate: bool = False):  # noqa: ANN201
-    """A stored image, whole or as a small PNG thumbnail (browsers cannot show TIFF sources);
-    `revalidate` for a URL whose image changes (see `send_stored`)."""
+def thumbnail_size() -> int | None:
+    """The `?size=` of a thumbnail request: None (the whole file), or one of THUMB_SIZES (else 404)."""
+    size = optional_int(request.args, "size")
+    if size is not None and size not in THUMB_SIZES:
+        abort(404)
+    return size
+
+
+def serve_image(key: str | None, *, revalidate: bool = False):  # noqa: ANN201
+    """A stored image or thumbnail (404 while there is none); `revalidate` for a URL whose image
+    changes (see `send_stored`). Thumbnails are made by the workers: nothing here decodes a page."""
     if key is None:
         abort(404)
-    release_db()
-    if size is None:
-        return send_stored(key, revalidate=revalidate)
-    if size not in THUMB_SIZES:
-        abort(404)
-    try:
-        data = _thumbnail(key, size, services().settings.max_image_pixels)
-    except ImageError:
-        abort(404)
-    response = send_file(io.BytesIO(data), mimetype="image/png", max_age=3600, etag=f"{key}-{size}")
-    return cache_privately(response, revalidate).make_conditional(request)
-
-
-@functools.lru_cache(maxsize=128)  # content-addressed keys: entries never go stale
-def _thumbnail(key: str, size: int, max_pixels: int) -> bytes:
-    data = services().storage.read_bytes(key)
-    img = open_image(data, name="page", max_pixels=max_pixels)
-    img.thumbnail((size, size * 2), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    img.save(buf, "PNG", optimize=True)
-    return buf.getvalue()
+    return send_stored(key, revalidate=revalidate)
 
 
 def cache_privately(response, revalidate: bool = False):  # noqa: ANN001, ANN201 - a Flask response
-    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again."""
+    """Private caching for a response (see `send_stored`); with `revalidate`, only after asking again.
+    `send_file` marks a response with a max age public: a studio's files are not, so no shared cache
+    (a proxy, a CDN) may keep them."""
+    response.cache_control.public = False
     response.cache_control.private = True
     if revalidate:
         response.cache_control.max_age = None

@@ -11,7 +11,8 @@ from typing import Any
 from panelpaint import formats
 from panelpaint.flats import Background
 from panelpaint.limits import (
-    NAME_MAX, PALETTE_COLOURS, PANEL_SIDE_MIN, PANELS_MAX, SEED_MAX, SWATCHES_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
+    BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, HINTS_MAX, ID_MAX, NAME_MAX, OFFSET_MAX, PALETTE_COLOURS, PANEL_SIDE_MIN,
+    PANELS_MAX, SEED_MAX, SWATCHES_MAX, TAG_MAX, TAGS_MAX, THUMB_SIZES, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN,
     WORK_SIZE_MAX, WORK_SIZE_MIN,
 )
 from panelpaint.panels import Direction
@@ -33,8 +34,12 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# A row id; a path id outside it answers 404, a field outside it 400.
+ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+
+
 def _id(name: str, what: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "description": what}
+    return {"name": name, "in": "path", "required": True, "schema": ID, "description": what}
 
 
 ERRORS = {
@@ -49,6 +54,8 @@ SEED = {"type": "integer", "minimum": 0, "maximum": SEED_MAX,
 BACKGROUND = {"type": "string", "enum": [b.value for b in Background]}
 DIRECTION = {"type": "string", "enum": [d.value for d in Direction]}
 BAD = {"$ref": "#/components/responses/BadRequest"}
+TAGS_FIELD = {"type": "string", "description": f"Comma separated: at most {TAGS_MAX} tags of {TAG_MAX} characters"}
+HINTS = {"type": "array", "items": {"$ref": "#/components/schemas/Hint"}, "maxItems": HINTS_MAX}
 FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
 CONFLICT = {"$ref": "#/components/responses/Conflict"}
 FILE = {"description": "The file", "content": {"image/png": {}, "application/octet-stream": {}},
@@ -57,10 +64,10 @@ BATCH_FORM = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "maxLength": NAME_MAX},
-        "style_id": {"type": "integer", "description": "A style of your studio's library"},
+        "style_id": {**ID, "description": "A style of your studio's library"},
         "style_image": {"type": "string", "format": "binary", "description": "Or upload a new style reference"},
         "style_name": {"type": "string"},
-        "style_tags": {"type": "string", "description": "Comma separated"},
+        "style_tags": TAGS_FIELD,
         "direction": {**DIRECTION, "default": Direction.ltr.value},
         "work_size": {"type": "integer", "minimum": WORK_SIZE_MIN, "maximum": WORK_SIZE_MAX},
         "seed": {**SEED, "description": "A variant seed for every page; left out, the canonical colouring"},
@@ -100,7 +107,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "post": {"summary": "Upload a style reference", "tags": ["styles"],
                      "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                          "type": "object", "required": ["name", "image"], "properties": {
-                             "name": {"type": "string"}, "tags": {"type": "string"},
+                             "name": {"type": "string", "maxLength": NAME_MAX}, "tags": TAGS_FIELD,
                              "image": {"type": "string", "format": "binary"}}}}}},
                      "responses": {"201": _json(_ref("Style"), "Created"),
                                    "400": {"$ref": "#/components/responses/BadRequest"},
@@ -129,10 +136,13 @@ def document(server_url: str = "") -> dict[str, Any]:
                                                     "responses": {"200": FILE, **ERRORS}}},
         "/api/v1/batches": {
             "get": {"summary": "List batches, newest first", "tags": ["batches"],
-                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
-                                   {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}}],
+                    "parameters": [{"name": "limit", "in": "query", "schema": {
+                                       "type": "integer", "minimum": 1, "maximum": BATCHES_LISTED_MAX,
+                                       "default": BATCHES_LISTED_DEFAULT}},
+                                   {"name": "offset", "in": "query", "schema": {
+                                       "type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0}}],
                     "responses": {"200": _json({"type": "object", "properties": {
-                        "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), **ERRORS}},
+                        "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), "400": BAD, **ERRORS}},
             "post": {"summary": "Create a batch with its pages",
                      "description": "Unreadable files become failed pages listed under `rejected` with their "
                                     "error; the good pages are queued.", "tags": ["batches"],
@@ -207,15 +217,15 @@ def document(server_url: str = "") -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["decision"], "properties": {
                     "decision": {"type": "string", "enum": [d.value for d in DECISIONS]},
-                    "comment": {"type": "string"}, "panel_id": {"type": "integer"}}}}}},
-            "responses": {"200": _json(_ref("Page"), "Recorded"), "403": {"$ref": "#/components/responses/Forbidden"},
-                          "409": {"$ref": "#/components/responses/Conflict"}, **ERRORS}}},
+                    "comment": {"type": "string"}, "panel_id": ID}}}}},
+            "responses": {"200": _json(_ref("Page"), "Recorded"), "400": BAD, "403": FORBIDDEN, "409": CONFLICT,
+                          **ERRORS}}},
         "/api/v1/pages/{page_id}/review/undo": {"post": {
             "summary": "Undo the decision on a page or one of its panels: pending again, the decision kept "
                        "in the history (marked undone) and the event log", "tags": ["review"],
             "parameters": [page_id],
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"panel_id": {"type": "integer"}}}}}},
+                "type": "object", "properties": {"panel_id": ID}}}}},
             "responses": {"200": _json(_ref("Page"), "Undone"), "403": FORBIDDEN,
                           "409": {**CONFLICT, "description": "Nothing to undo: the page or panel is pending"},
                           **ERRORS}}},
@@ -224,7 +234,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                        "panel on its own", "tags": ["review"], "parameters": [batch_id],
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {
-                    "style_id": {"type": "integer", "description": "Another style (with its colour key); "
+                    "style_id": {**ID, "description": "Another style (with its colour key); "
                                                                    "left out, each keeps its own"},
                     "seed": {**SEED, "nullable": True},
                     "hints": {"type": "string", "enum": [h.value for h in Hints], "default": Hints.keep.value,
@@ -241,10 +251,9 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [page_id],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {
-                    "panel_id": {"type": "integer"}, "style_id": {"type": "integer"},
+                    "panel_id": ID, "style_id": ID,
                     "seed": {**SEED, "nullable": True},
-                    "hints": {"type": "array", "items": _ref("Hint"),
-                              "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
+                    "hints": {**HINTS, "description": "Each on the panel re-rendered (on some panel, for the page)"}}}}}},
             "responses": {"202": _json(_ref("Render"), "Queued"), "400": BAD, "409": CONFLICT, **ERRORS}}},
         "/api/v1/pages/{page_id}/panels": {
             "get": {"summary": "The page's panel boxes, each with detection's confidence, and its panel check",
@@ -302,9 +311,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                          "type": "object", "properties": {
                              "count": {"type": "integer", "minimum": VARIANTS_MIN, "maximum": VARIANTS_MAX,
                                        "default": VARIANTS_DEFAULT},
-                             "style_id": {"type": "integer", "description": "Default: the style of the page's result"},
-                             "hints": {"type": "array", "items": _ref("Hint"),
-                                       "description": "Default: the hints of the page's result"}}}}}},
+                             "style_id": {**ID, "description": "Default: the style of the page's result"},
+                             "hints": {**HINTS, "description": "Default: the hints of the page's result"}}}}}},
                      "responses": {"202": _json(_ref("VariantSet"), "Queued"), "400": BAD, "409": CONFLICT,
                                    **ERRORS}}},
         "/api/v1/renders/{render_id}/pick": {"post": {
@@ -321,7 +329,7 @@ def document(server_url: str = "") -> dict[str, Any]:
             "parameters": [page_id, {"name": "kind", "in": "path", "required": True, "schema": {
                 "type": "string", "enum": list(formats.IMAGE_KINDS)}},
                 {"name": "size", "in": "query", "schema": {"type": "integer", "enum": list(THUMB_SIZES)}}],
-            "responses": {"200": FILE, **ERRORS}}},
+            "responses": {"200": FILE, "400": BAD, **ERRORS}}},
         "/api/v1/pages/{page_id}/download/{fmt}": {"get": {
             "summary": "One page's deliverable: PNG composite, layered PSD or OpenRaster", "tags": ["downloads"],
             "parameters": [page_id, {"name": "fmt", "in": "path", "required": True, "schema": {
@@ -352,7 +360,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                       "description": "The share of the reference's coloured pixels it stands for"}}},
         "Palette": {"type": "array", "items": _ref("Swatch"), "minItems": 1, "maxItems": SWATCHES_MAX},
         "Style": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "id": {"type": "integer"}, "name": {"type": "string"}, "tags": {"type": "array", "maxItems": TAGS_MAX,
+                                                                    "items": {"type": "string", "maxLength": TAG_MAX}},
             "width": {"type": "integer"}, "height": {"type": "integer"}, "created_at": {"type": "string"},
             "image_url": {"type": "string"},
             "palette": {"allOf": [_ref("Palette")], "nullable": True,
@@ -421,7 +430,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                               "description": "The panel re-renders queued: one per changed or new panel"},
                 "released": {"type": "boolean"}}}}}]},
         "Hint": {"type": "object", "required": ["x", "y", "color"], "properties": {
-            "x": {"type": "number", "description": "Page pixels"}, "y": {"type": "number"},
+            "x": {"type": "number", "minimum": 0, "description": "Page pixels, less than the page's width"},
+            "y": {"type": "number", "minimum": 0, "description": "Page pixels, less than the page's height"},
             "color": {"type": "string", "pattern": HEX_IN}}},
         "Page": {"type": "object", "properties": {
             "id": {"type": "integer"}, "batch_id": {"type": "integer"}, "position": {"type": "integer"},
@@ -434,7 +444,10 @@ def document(server_url: str = "") -> dict[str, Any]:
             "progress": {"type": "number", "minimum": 0, "maximum": 1,
                          "description": "Colouring fills 0-0.5 by elapsed time against the batch's rate, "
                                         "finishing 0.5-1 panel by panel"},
-            "thumb_url": {"type": "string", "nullable": True}, "result_url": {"type": "string", "nullable": True},
+            "thumb_url": {"type": "string", "nullable": True,
+                          "description": "null until a worker has made the thumbnail"},
+            "has_source": {"type": "boolean", "description": "false: the upload was unreadable (no retry)"},
+            "result_url": {"type": "string", "nullable": True},
             "downloads": {"type": "object", "additionalProperties": {"type": "string"}},
             "panel_check": {"type": "string", "nullable": True, "enum": [c.value for c in PanelCheck],
                             "description": "awaiting: held after panel detection until its boxes are confirmed"},

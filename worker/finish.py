@@ -19,6 +19,7 @@ from panelpaint.images import to_gray
 from panelpaint.settings import Settings
 from panelpaint.store import batches, renders, work
 from panelpaint.store.errors import NotFound
+from panelpaint.thumbnails import store_thumbnails
 from worker import faults, signals
 from worker.faults import FINISHING, BadInput, patiently
 from worker.handoff import Handoff, PanelMerge, load_handoff
@@ -93,6 +94,7 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
     formats = page.options.get("formats") or ALL_FORMATS
     outputs = {kind: res.storage.put_bytes(data, Path(name).suffix)
                for kind, (name, data) in pages.encode_outputs(result, set(formats), stem="page").items()}
+    outputs.update(store_thumbnails(res.storage, result.composite))  # what the web shows; it never decodes a page
     result.timings["encode"] = time.perf_counter() - t
 
     def complete(s: Session) -> None:

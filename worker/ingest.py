@@ -22,6 +22,7 @@ from panelpaint.images import to_gray
 from panelpaint.panels import Panel, detect_panels
 from panelpaint.settings import Settings
 from panelpaint.store import renders, work
+from panelpaint.thumbnails import store_thumbnails
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.unpack import Unpacked
 from worker.faults import TRANSIENT, BadInput, first_line
@@ -53,16 +54,23 @@ def ingest(res: Resources, settings: Settings, page_id: int) -> dict | None:
     if page is None or page.source_key is None:
         return None
     size = work_size(page.options, settings)
-    if page.current_cut(size) is not None:
+    if page.current_cut(size) is not None and page.has_thumbnails:
         return {"page_id": page_id, "panels": Outcome.KEPT}
     try:
         image = open_stored(res, settings, page.source_key, page.name)
     except BadInput as exc:
         log.warning("page %s cannot be ingested: %s", page_id, exc)
         return {"page_id": page_id, "error": str(exc)}
+    if not page.has_thumbnails:  # the web shows these and never decodes the page itself
+        keys = store_thumbnails(res.storage, image)
+        with res.store.session() as s:
+            work.record_thumbnails(s, page_id, keys)
+    if page.current_cut(size) is not None:  # a render got there first
+        return {"page_id": page_id, "panels": Outcome.KEPT}
     if not page.options.get(COLOUR_ANYWAY_OPTION) and _skip_if_coloured(res, page_id, image):
         return {"page_id": page_id, "status": Outcome.SKIPPED}
     lines = to_gray(image)
+    del image
     with res.store.session() as s:
         stored = work.page(s, page_id).panel_dicts()
     if not stored:

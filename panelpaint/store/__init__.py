@@ -5,7 +5,7 @@ modules: accounts, styles, batches, uploads, renders, recovery, variants, review
 `Session` first and flush but never commit: the caller owns the transaction (`Store.session()`).
 """
 from panelpaint.store.accounts import (
-    authenticate, create_api_token, create_studio, create_user, get_studio_by_name, get_user, get_user_by_email,
+    authenticate, create_api_token, create_studio, create_user, end_sessions, get_studio_by_name, get_user, get_user_by_email,
     hash_password, list_tokens, list_users, revoke_token, set_password, set_user_active, user_for_token,
 )
 from panelpaint.store.batches import (

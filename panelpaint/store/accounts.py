@@ -105,6 +105,7 @@ def set_user_active(session: Session, studio_id: int, user_id: int, active: bool
     if user is None or user.studio_id != studio_id:
         raise NotFound(f"user {user_id} does not exist")
     user.is_active = bool(active)
+    end_sessions(user)
     log_event(session, "user.enabled" if active else "user.disabled", studio_id=studio_id,
               data={"user_id": user.id})
     return user
@@ -115,7 +116,14 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     user.password_hash = hash_password(password)
+    end_sessions(user)
     log_event(session, "user.password_changed", studio_id=user.studio_id, data={"user_id": user.id})
+
+
+def end_sessions(user: User) -> None:
+    """End every session of `user`: each cookie names the version it was made under, and a cookie
+    of an older version is no longer a login (logging out, disabling, a new password)."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

@@ -223,6 +223,11 @@ def check_hints(page: Page, panel: Panel | None, hints: Any) -> list[dict]:
         hints = validate_hints(hints)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+    if page.width and page.height:  # known once the upload is decoded, before its panels are
+        for i, dot in enumerate(hints):
+            if not (0 <= dot["x"] < page.width and 0 <= dot["y"] < page.height):
+                raise InvalidInput(f"hint {i + 1} at ({dot['x']:g}, {dot['y']:g}) is outside the "
+                                   f"{page.width}x{page.height} page")
     boxes = [panel_of(p) for p in ([panel] if panel is not None else page.panels)]
     if not boxes:
         return hints

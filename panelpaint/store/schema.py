@@ -117,6 +117,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.artist)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Named by every session cookie of the user; moved on (`accounts.end_sessions`) to end them all.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     studio: Mapped[Studio] = relationship()
@@ -204,6 +206,8 @@ class Page(Base):
     # its panels: {"key": storage key, "work_size": int, "panels": [panel dicts]}. A render uses
     # them only while the page's panels and work size are still these.
     prepared: Mapped[dict[str, Any] | None] = mapped_column()
+    # Thumbnails of the line art ({"thumb180": storage key, ...}), made by the io worker's ingest.
+    thumbnails: Mapped[dict[str, Any] | None] = mapped_column()
     current_render_id: Mapped[int | None] = mapped_column(
         ForeignKey("render.id", ondelete="SET NULL", use_alter=True)
     )

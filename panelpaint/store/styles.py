@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from panelpaint.flats import Background
-from panelpaint.limits import NAME_MAX, PALETTE_COLOURS, SWATCHES_MAX, TAG_MAX
+from panelpaint.limits import NAME_MAX, PALETTE_COLOURS, SWATCHES_MAX, TAG_MAX, TAGS_MAX
 from panelpaint.palette import Palette, extract_palette
 from panelpaint.store.errors import InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -66,6 +66,8 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
             if len(tag) > TAG_MAX:
                 raise InvalidInput(f"tag too long ({TAG_MAX} characters at most): {tag[:20]}...")
             out.append(tag)
+    if len(out) > TAGS_MAX:
+        raise InvalidInput(f"too many tags ({len(out)}): a style has at most {TAGS_MAX}")
     return out
 
 

@@ -49,6 +49,7 @@ class PageData:
     current_render_id: int | None
     prepared: dict[str, Any] | None  # the inputs cut ahead: {"key", "work_size", "panels"}
     panels: tuple[StoredPanel, ...]
+    has_thumbnails: bool = False  # of its line art (made by ingest)
 
     def panel_dicts(self) -> list[dict]:
         """The panels' geometry in reading order, as `batches.panel_dicts` gives it."""
@@ -117,6 +118,7 @@ def page(session: Session, page_id: int) -> PageData | None:
         default_style_id=batch.default_style_id, options=dict(batch.options or {}),
         current_render_id=row.current_render_id, prepared=dict(row.prepared) if row.prepared else None,
         panels=tuple(_stored_panel(p) for p in sorted(row.panels, key=lambda p: p.position)),
+        has_thumbnails=bool(row.thumbnails),
     )
 
 
@@ -187,6 +189,13 @@ def record_cut(session: Session, page_id: int, key: str, work_size: int, panels:
     those are still the page's panels (an edit meanwhile wins); True when recorded."""
     return batches.set_prepared(session, page_id, {"key": key, "work_size": work_size, "panels": panels},
                                 panels=panels)
+
+
+def record_thumbnails(session: Session, page_id: int, keys: dict[str, str]) -> None:
+    """Record the thumbnails of a page's line art ({kind: storage key}, `panelpaint.thumbnails`)."""
+    row = session.get(Page, page_id)
+    if row is not None:
+        row.thumbnails = dict(keys)
 
 
 def fail_attempt(session: Session, render_id: int, attempt: int, error: str, retryable: bool, *,

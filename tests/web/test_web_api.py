@@ -162,7 +162,7 @@ def test_retry_review_rerender_and_download(api, style_id, worker, queue_calls):
     r = reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "rejected", "panel_id": panel, "comment": "too red"})
     assert r.status_code == 200 and r.get_json()["panels"][0]["review_status"] == "rejected"
     assert r.get_json()["comments"][0]["text"] == "too red"
-    assert reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "nah"}).status_code == 409
+    assert reviewer.post(f"/api/v1/pages/{a}/review", json={"decision": "nah"}).status_code == 400
     download = api.get(f"/api/v1/batches/{batch['id']}/download?format=cbz")
     assert download.status_code == 409  # nothing approved yet
     # A page with a rejected panel is not approved until that panel's rejection is undone (or re-rendered).

@@ -85,7 +85,7 @@ def test_artists_cannot_decide(artist, finished):
 def test_bad_decision_value(reviewer, finished):
     _batch_id, pages = finished
     html = reviewer.post_form(f"/review/{pages[0]}/decision", {"decision": "maybe"}, follow_redirects=True)
-    assert "Decision must be approve or reject" in html.get_data(as_text=True)
+    assert "decision must be approved or rejected" in html.get_data(as_text=True)
 
 
 def test_comments(reviewer, artist, finished):

@@ -229,8 +229,8 @@ def test_api_variants_and_pick(app, api, finished, worker, queue_calls):
 
 @pytest.mark.parametrize("body,message", [
     ({"count": 1}, "from 2 to 8"), ({"count": "x"}, "from 2 to 8"), ({"count": True}, "from 2 to 8"),
-    ({"style_id": "abc"}, "style_id must be an integer"),
-    ({"hints": [{"x": 500, "y": 5, "color": "#00ff00"}]}, "is not on any panel"),
+    ({"style_id": "abc"}, "style_id must be a whole number"),
+    ({"hints": [{"x": 500, "y": 5, "color": "#00ff00"}]}, "is outside the 64x96 page"),
     ({"hints": "dots"}, "Bad colour hints"),
 ])
 def test_api_variant_requests_are_checked(api, finished, queue_calls, body, message):

@@ -134,9 +134,13 @@ class FakeWorker:
 
     def finish(self, render_id: int, *, panels: int = 2, outputs: dict | None = None,
                color: tuple[int, int, int] = (120, 180, 240)) -> None:
-        """Detect `panels` stacked panels (first time), claim the render and complete it with a composite."""
-        from panelpaint.store import batches, renders
+        """Detect `panels` stacked panels (first time), claim the render and complete it with a composite,
+        making the thumbnails of the page and its composite as the io workers do."""
+        from PIL import Image
+
+        from panelpaint.store import batches, renders, work
         from panelpaint.store.schema import Render
+        from panelpaint.thumbnails import store_thumbnails
 
         storage = self.services.storage
         with self.services.store.session() as s:
@@ -145,11 +149,16 @@ class FakeWorker:
             if panels and not page.panels:
                 h = page.height // panels
                 batches.set_panels(s, page.id, [{"bbox": [0, i * h, page.width, h]} for i in range(panels)])
+            page_id, source_key = page.id, page.source_key
+        with Image.open(io.BytesIO(storage.read_bytes(source_key))) as source, self.services.store.session() as s:
+            work.record_thumbnails(s, page_id, store_thumbnails(storage, source))
         with self.services.store.session() as s:
             claim = renders.claim_render(s, render_id, "fake-worker", 3)
-        composite = storage.put_bytes(small_page((64, 96), color), ".png")
+        composite = small_page((64, 96), color)
+        with Image.open(io.BytesIO(composite)) as img:
+            made = {"composite": storage.put_bytes(composite, ".png"), **store_thumbnails(storage, img)}
         with self.services.store.session() as s:
-            renders.complete_render(s, render_id, claim.attempt, outputs or {"composite": composite}, {"model": 0.01},
+            renders.complete_render(s, render_id, claim.attempt, outputs or made, {"model": 0.01},
                                     "test-model", "fake-worker")
 
     def fail(self, render_id: int, error: str = "boom") -> None:

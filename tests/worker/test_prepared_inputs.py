@@ -138,3 +138,21 @@ def test_a_page_whose_recorded_size_is_wrong_is_still_coloured(stack):
     assert flats.shape[1::-1] == big.size
     # The panels the render found were coloured (their drawings; a paper background stays white).
     assert (flats != 255).any(axis=2).mean() > 0.02
+
+
+def test_the_workers_make_the_thumbnails_the_web_serves(stack):
+    from panelpaint.limits import THUMB_SIZES
+    from panelpaint.thumbnails import thumbnail_kind
+
+    _, (first,) = stack.add_batch(["thumbs.png"], enqueue=False)
+    page_id = stack.page_of(first).id
+    stack.ingest_here(page_id)
+    with stack.store.session() as s:
+        source_thumbs = dict(s.get(Page, page_id).thumbnails)
+    done = render(stack, first)
+    for size in THUMB_SIZES:
+        for key in (source_thumbs[thumbnail_kind(size)], done.outputs[thumbnail_kind(size)]):
+            with Image.open(io.BytesIO(stack.storage.read_bytes(key))) as thumb:
+                assert thumb.format == "PNG"
+                scale = min(1, size / PAGE_SIZE[0], 2 * size / PAGE_SIZE[1])  # at most size wide, 2 x size tall
+                assert abs(thumb.width - PAGE_SIZE[0] * scale) <= 1 and abs(thumb.height - PAGE_SIZE[1] * scale) <= 1

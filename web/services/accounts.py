@@ -9,10 +9,21 @@ from panelpaint.store.schema import ApiToken, User
 from . import db
 
 
-def user(user_id: int) -> User | None:
-    """The active user with this id, or None (unknown or disabled): who a session cookie names."""
+def session_user(user_id: int, version: int) -> User | None:
+    """Who a session cookie names: the active user with this id whose sessions of `version` have
+    not been ended (logout, disabled, a new password), else None."""
     found = accounts.get_user(db(), user_id)
-    return found if found is not None and found.is_active else None
+    if found is None or not found.is_active or found.session_version != version:
+        return None
+    return found
+
+
+def end_sessions() -> None:
+    """End every session of the current user, this one and any copy of its cookie (logging out)."""
+    found = accounts.get_user(db(), current_user.id)
+    if found is not None:
+        accounts.end_sessions(found)
+        db().commit()
 
 
 def login(email: str, password: str) -> User | None:

@@ -13,6 +13,7 @@ from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
 from panelpaint.images import ImageError
+from panelpaint.thumbnails import thumbnail_kind
 from panelpaint.store import batches as batch_store
 from panelpaint.store import renders as render_store
 from panelpaint.store import uploads as upload_store
@@ -25,10 +26,11 @@ from panelpaint.unpack import image_suffix, store_page_image
 
 from . import db, queue, services
 from .errors import QueueUnavailable
-from .fields import optional_int, parse_direction, parse_options, parse_tags
+from .fields import optional_id, parse_direction, parse_options, parse_tags
 from .styles import add_style
 from .uploads import PageFile, StoredArchive, expand_files, has_archive
 
+PAGE_THUMB = 360  # the thumbnail size of a page in lists (one of limits.THUMB_SIZES)
 NO_PAGES = "No page images in the upload: archives are searched for PNG, JPEG, TIFF and WebP files."
 
 
@@ -91,7 +93,7 @@ def create_from_form(form, files: list[FileStorage], style_file: FileStorage | N
         style_id = add_style(form.get("style_name") or "Uploaded style", parse_tags(form.get("style_tags")),
                              style_file).id
     else:
-        style_id = optional_int(form, "style_id")
+        style_id = optional_id(form, "style_id")
     return create_batch(form.get("name", ""), style_id, parse_direction(form.get("direction")), parse_options(form),
                         files)
 
@@ -277,6 +279,33 @@ def render_file_key(render: Render, kind: str) -> str | None:
     return (render.outputs or {}).get(kind) if render.status == RunStatus.succeeded else None
 
 
+# The images a thumbnail stands for: the line art (made by ingest) and the coloured page (by finishing).
+THUMBNAILED = frozenset({"source", "result", "composite"})
+
+
+def page_thumbnail_key(page: Page, kind: str, size: int) -> str | None:
+    """The stored thumbnail of a page's image (`page_image_key`) at `size`, or None while the
+    worker has not made it (the web never decodes a page to make one)."""
+    if kind not in THUMBNAILED:
+        return None
+    if kind == "source":
+        return (page.thumbnails or {}).get(thumbnail_kind(size))
+    render = current_render(page)
+    return render_thumbnail_key(render, kind, size) if render is not None else None
+
+
+def page_thumb_url(page: Page, kind: str, size: int, *, api: bool = False) -> str | None:
+    """The URL of a page image's thumbnail, or None while the worker has not made it."""
+    if page_thumbnail_key(page, kind, size) is None:
+        return None
+    return url_for("api.page_image" if api else "batches.page_image", page_id=page.id, kind=kind, size=size)
+
+
+def render_thumbnail_key(render: Render, kind: str, size: int) -> str | None:
+    """The stored thumbnail of a finished render's coloured page at `size`, or None."""
+    return render_file_key(render, thumbnail_kind(size)) if kind in THUMBNAILED - {"source"} else None
+
+
 # --- status summaries ------------------------------------------------------------------------------
 
 class BatchState(enum.StrEnum):
@@ -422,10 +451,9 @@ def page_status(page: Page, *, api: bool = False, rate: BatchRate | None = None)
         "layout_confidence": page.layout_confidence,
         "stage": stage.value, "stage_label": stage_label(page, stage),
         "progress": round(page_progress(page, render, stage, rate), 3),
+        "has_source": page.source_key is not None,  # false: the upload was unreadable (cannot be retried)
     }
-    endpoint = "api.page_image" if api else "batches.page_image"
-    kind = "result" if result_key(render) else "source"
-    data["thumb_url"] = url_for(endpoint, page_id=page.id, kind=kind, size=360) if page.source_key else None
+    data["thumb_url"] = page_thumb_url(page, "result" if result_key(render) else "source", PAGE_THUMB, api=api)
     return data
 
 

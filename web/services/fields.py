@@ -9,7 +9,7 @@ from panelpaint import formats
 from panelpaint.colour import COLOUR_ANYWAY_OPTION
 from panelpaint.flats import Background
 from panelpaint.hints import validate_hints
-from panelpaint.limits import NAME_MAX, SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
+from panelpaint.limits import ID_MAX, NAME_MAX, SEED_MAX, VARIANTS_DEFAULT, VARIANTS_MAX, VARIANTS_MIN, WORK_SIZE_MAX, WORK_SIZE_MIN
 from panelpaint.panels import Direction
 from panelpaint.store.batches import CHECK_PANELS
 from panelpaint.store.errors import InvalidInput
@@ -21,17 +21,33 @@ BACKGROUND_OPTION = "background"  # in Batch.options: "paper" | "coloured" for e
 SERIES_OPTION, NUMBER_OPTION = "series", "number"
 
 
-def optional_int(data, name: str) -> int | None:  # noqa: ANN001 - the request's fields
-    """An optional integer field (absent or "" is None)."""
+def optional_int(data, name: str, low: int | None = None, high: int | None = None) -> int | None:  # noqa: ANN001
+    """An optional whole-number field (absent or "" is None), within low..high when they are given."""
     value = data.get(name)
     if value in (None, ""):
         return None
+    bounds = f" from {low} to {high}" if low is not None and high is not None else ""
+    message = f"{name} must be a whole number{bounds}, got {str(value)[:40]!r}."
+    if isinstance(value, (bool, float)):
+        raise InvalidInput(message)
     try:
-        if isinstance(value, (bool, float)):
-            raise ValueError
-        return int(value)
+        number = int(str(value).strip())
     except (TypeError, ValueError):
-        raise InvalidInput(f"{name} must be an integer") from None
+        raise InvalidInput(message) from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise InvalidInput(message)
+    return number
+
+
+def optional_id(data, name: str) -> int | None:  # noqa: ANN001
+    """An optional row id field (`panel_id`, `style_id`, `render_id`): 1..ID_MAX, else a 400."""
+    return optional_int(data, name, 1, ID_MAX)
+
+
+def query_int(args, name: str, default: int, low: int, high: int) -> int:  # noqa: ANN001
+    """A whole-number query parameter within low..high (absent: `default`)."""
+    value = optional_int(args, name, low, high)
+    return default if value is None else value
 
 
 def parse_seed(value: str | int | None) -> int | None:

@@ -21,7 +21,7 @@ from panelpaint.store.events import list_events, log_event
 from panelpaint.store.schema import Batch, Page, Panel, Render, ReviewStatus, RunStatus, User, VariantSet
 
 from . import db, queue
-from .batches import get_render, result_key
+from .batches import PAGE_THUMB, get_render, render_thumbnail_key, result_key
 from .errors import Refused
 
 COMMENT_EVENT = "review.comment"
@@ -40,9 +40,10 @@ def panel_on(page: Page, panel_id: int | None) -> Panel | None:
 
 def decide(page: Page, panel_id: int | None, decision: str, comment: str) -> None:
     """Record an approve/reject decision on a page or one of its panels. A decision that cannot be
-    recorded (not a decision, nothing finished to judge, already decided) is `Refused`."""
+    recorded now (nothing finished to judge, already decided) is `Refused`; a decision other than
+    approved or rejected is `InvalidInput`."""
     if decision not in DECISIONS:
-        raise Refused("Decision must be approve or reject.")
+        raise InvalidInput(f"decision must be {' or '.join(d.value for d in DECISIONS)}, got {decision[:40]!r}")
     panel_on(page, panel_id)
     try:
         review_store.review(db(), page.id, panel_id, current_user.id, decision, comment)
@@ -204,11 +205,10 @@ def variant_status(page: Page, vset: VariantSet) -> dict[str, Any]:
     """A variant set as the review screen polls it: each render's state, thumbnail and whether it is shown."""
     cells = []
     for r in vset.renders:
-        done = result_key(r) is not None
         cells.append({"id": r.id, "version": r.version, "seed": r.seed, "status": r.status.value, "error": r.error,
                       "current": r.id == page.current_render_id,
-                      "thumb_url": url_for("batches.render_file", render_id=r.id, kind="composite", size=360)
-                      if done and (r.outputs or {}).get("composite") else None})
+                      "thumb_url": url_for("batches.render_file", render_id=r.id, kind="composite", size=PAGE_THUMB)
+                      if render_thumbnail_key(r, "composite", PAGE_THUMB) else None})
     return {"id": vset.id, "size": vset.size, "picked_render_id": vset.picked_render_id,
             "active": any(c["status"] in ("queued", "running") for c in cells), "renders": cells}
 

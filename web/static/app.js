@@ -52,10 +52,19 @@ function updateBatch(root, b) {
     const card = root.querySelector('[data-page="' + p.id + '"]');
     if (!card) continue;
     const badge = card.querySelector("[data-status]");
+    const img = card.querySelector("img[data-thumb]");
     if (badge && badge.textContent !== p.status) {
       setBadge(badge, p.status);
-      const img = card.querySelector("img[data-thumb]");
       if (img && p.thumb_url) img.src = p.thumb_url;
+    }
+    // The thumbnail an io worker made since this page was drawn (the web never makes one itself).
+    const waiting = card.querySelector("[data-thumb-pending]");
+    if (!img && waiting && p.thumb_url) {
+      const made = document.createElement("img");
+      made.dataset.thumb = "";
+      made.src = p.thumb_url;
+      made.alt = p.name;
+      waiting.replaceWith(made);
     }
     const err = card.querySelector("[data-error]");
     if (err) err.textContent = p.error || "";

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
-from panelpaint.limits import PALETTE_COLOURS
+from panelpaint.limits import BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, OFFSET_MAX, PALETTE_COLOURS
 from panelpaint.store.errors import InvalidInput
 from panelpaint.store.schema import RunStatus
 
@@ -18,7 +18,9 @@ from ..extensions import token_login
 from .. import files
 from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, panels, review, styles, webhooks
-from ..services.fields import optional_int, parse_count, parse_flag, parse_hints, parse_seed, parse_tags
+from ..services.fields import (
+    optional_id, parse_count, parse_flag, parse_hints, parse_seed, parse_tags, query_int,
+)
 from .auth import SessionUser, require
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -120,12 +122,12 @@ def create_style():
     return jsonify(style_json(style)), 201
 
 
-@bp.get("/v1/styles/<int:style_id>")
+@bp.get("/v1/styles/<id:style_id>")
 def get_style(style_id: int):
     return jsonify(style_json(styles.get_style(style_id)))
 
 
-@bp.patch("/v1/styles/<int:style_id>")
+@bp.patch("/v1/styles/<id:style_id>")
 @require("submit")
 def edit_style(style_id: int):
     style = styles.get_style(style_id)
@@ -140,7 +142,7 @@ def edit_style(style_id: int):
     return jsonify(style_json(style))
 
 
-@bp.post("/v1/styles/<int:style_id>/palette/extract")
+@bp.post("/v1/styles/<id:style_id>/palette/extract")
 @require("submit")
 def extract_style_palette(style_id: int):
     style = styles.get_style(style_id)
@@ -151,7 +153,7 @@ def extract_style_palette(style_id: int):
     return jsonify(style_json(style))
 
 
-@bp.get("/v1/styles/<int:style_id>/image")
+@bp.get("/v1/styles/<id:style_id>/image")
 def style_image(style_id: int):
     return send_stored(styles.get_style(style_id).image_key)
 
@@ -160,8 +162,8 @@ def style_image(style_id: int):
 
 @bp.get("/v1/batches")
 def list_batches():
-    rows = batches.list_batches(limit=request.args.get("limit", 100, type=int),
-                                offset=request.args.get("offset", 0, type=int))
+    rows = batches.list_batches(limit=query_int(request.args, "limit", BATCHES_LISTED_DEFAULT, 1, BATCHES_LISTED_MAX),
+                                offset=query_int(request.args, "offset", 0, 0, OFFSET_MAX))
     return jsonify(batches=batches.batch_list(rows, api=True))
 
 
@@ -172,7 +174,7 @@ def create_batch():
     return jsonify(submitted_json(result)), 201
 
 
-@bp.get("/v1/batches/<int:batch_id>")
+@bp.get("/v1/batches/<id:batch_id>")
 def get_batch(batch_id: int):
     batch = batches.get_batch(batch_id)
     data = batches.batch_status(batch, api=True)
@@ -180,14 +182,14 @@ def get_batch(batch_id: int):
     return jsonify(data)
 
 
-@bp.post("/v1/batches/<int:batch_id>/pages")
+@bp.post("/v1/batches/<id:batch_id>/pages")
 @require("submit")
 def add_pages(batch_id: int):
     result = batches.add_pages(batches.get_batch(batch_id), request.files.getlist("pages"))
     return jsonify(submitted_json(result)), 201
 
 
-@bp.post("/v1/batches/<int:batch_id>/cancel")
+@bp.post("/v1/batches/<id:batch_id>/cancel")
 @require("submit")
 def cancel_batch(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -195,14 +197,14 @@ def cancel_batch(batch_id: int):
     return jsonify({**batches.batch_status(batch, with_pages=False, api=True), "renders_cancelled": dropped})
 
 
-@bp.get("/v1/batches/<int:batch_id>/download")
+@bp.get("/v1/batches/<id:batch_id>/download")
 def download_batch(batch_id: int):
     archive = downloads.batch_archive(batches.get_batch(batch_id), request.args.get("format", "zip"),
                                       approved_only=request.args.get("scope", "approved") != "all")
     return send_archive(archive)
 
 
-@bp.get("/v1/batches/<int:batch_id>/layers/<kind>")
+@bp.get("/v1/batches/<id:batch_id>/layers/<kind>")
 def download_layers(batch_id: int, kind: str):
     archive = downloads.layered_archive(batches.get_batch(batch_id), kind,
                                         approved_only=request.args.get("scope", "approved") != "all")
@@ -211,12 +213,12 @@ def download_layers(batch_id: int, kind: str):
 
 # --- pages and renders -------------------------------------------------------------------------
 
-@bp.get("/v1/pages/<int:page_id>")
+@bp.get("/v1/pages/<id:page_id>")
 def get_page(page_id: int):
     return jsonify(page_json(batches.get_page(page_id), detail=True))
 
 
-@bp.post("/v1/pages/<int:page_id>/retry")
+@bp.post("/v1/pages/<id:page_id>/retry")
 @require("submit")
 def retry_page(page_id: int):
     page = batches.get_page(page_id)
@@ -224,7 +226,7 @@ def retry_page(page_id: int):
     return jsonify(page_json(page)), 202
 
 
-@bp.post("/v1/pages/<int:page_id>/colour-anyway")
+@bp.post("/v1/pages/<id:page_id>/colour-anyway")
 @require("submit")
 def colour_page_anyway(page_id: int):
     page = batches.get_page(page_id)
@@ -232,58 +234,58 @@ def colour_page_anyway(page_id: int):
     return jsonify(page_json(page)), 202
 
 
-@bp.post("/v1/pages/<int:page_id>/review")
+@bp.post("/v1/pages/<id:page_id>/review")
 @require("review")
 def review_page(page_id: int):
     page = batches.get_page(page_id)
     data = body()
-    panel_id = optional_int(data, "panel_id")
+    panel_id = optional_id(data, "panel_id")
     review.decide(page, panel_id, str(data.get("decision", "")), str(data.get("comment", "")))
     return jsonify(page_json(page, detail=True))
 
 
-@bp.post("/v1/pages/<int:page_id>/review/undo")
+@bp.post("/v1/pages/<id:page_id>/review/undo")
 @require("review")
 def undo_review(page_id: int):
     page = batches.get_page(page_id)
-    review.undo(page, optional_int(body(), "panel_id"))
+    review.undo(page, optional_id(body(), "panel_id"))
     return jsonify(page_json(page, detail=True))
 
 
-@bp.post("/v1/batches/<int:batch_id>/rerender-rejected")
+@bp.post("/v1/batches/<id:batch_id>/rerender-rejected")
 @require("rerender")
 def rerender_rejected(batch_id: int):
     batch = batches.get_batch(batch_id)
     data = body()
-    done = review.rerender_rejected(batch, optional_int(data, "style_id"), parse_seed(data.get("seed")),
+    done = review.rerender_rejected(batch, optional_id(data, "style_id"), parse_seed(data.get("seed")),
                                     str(data.get("hints") or ""))
     return jsonify(renders=[render_json(r) for r in done.renders],
                    skipped=[{"page_id": page.id, "panel_id": panel.id if panel else None, "reason": reason}
                             for page, panel, reason in done.skipped]), 202
 
 
-@bp.post("/v1/pages/<int:page_id>/rerender")
+@bp.post("/v1/pages/<id:page_id>/rerender")
 @require("rerender")
 def rerender_page(page_id: int):
     page = batches.get_page(page_id)
     data = body()
-    panel_id, style_id = optional_int(data, "panel_id"), optional_int(data, "style_id")
+    panel_id, style_id = optional_id(data, "panel_id"), optional_id(data, "style_id")
     review.panel_on(page, panel_id)  # a panel of another page answers 404 before the fields are read
     render = review.rerender(page, panel_id, style_id, parse_seed(data.get("seed")), parse_hints(data.get("hints")))
     return jsonify(render_json(render)), 202
 
 
-@bp.post("/v1/pages/<int:page_id>/variants")
+@bp.post("/v1/pages/<id:page_id>/variants")
 @require("rerender")
 def make_variants(page_id: int):
     page = batches.get_page(page_id)
     data = body()
-    vset = review.variants(page, parse_count(data.get("count")), optional_int(data, "style_id"),
+    vset = review.variants(page, parse_count(data.get("count")), optional_id(data, "style_id"),
                            parse_hints(data.get("hints")))
     return jsonify(variant_set_json(vset)), 202
 
 
-@bp.get("/v1/pages/<int:page_id>/panels")
+@bp.get("/v1/pages/<id:page_id>/panels")
 def page_panels(page_id: int):
     return jsonify(panels.page_panels(batches.get_page(page_id)))
 
@@ -292,7 +294,7 @@ def _edited(page, edit) -> tuple:  # noqa: ANN001 - a Page and a PanelEdit
     return jsonify({**panels.page_panels(batches.get_page(page.id)), "edit": edit.to_dict()}), 200
 
 
-@bp.put("/v1/pages/<int:page_id>/panels")
+@bp.put("/v1/pages/<id:page_id>/panels")
 @require("rerender")
 def edit_panels(page_id: int):
     page = batches.get_page(page_id)
@@ -302,14 +304,14 @@ def edit_panels(page_id: int):
     return _edited(page, panels.edit(page, data.get("panels"), parse_flag(data.get("confirm"), "confirm")))
 
 
-@bp.post("/v1/pages/<int:page_id>/panels/merge")
+@bp.post("/v1/pages/<id:page_id>/panels/merge")
 @require("rerender")
 def merge_panels(page_id: int):
     page = batches.get_page(page_id)
     return _edited(page, panels.merge(page, body().get("panel_ids")))
 
 
-@bp.post("/v1/pages/<int:page_id>/panels/split")
+@bp.post("/v1/pages/<id:page_id>/panels/split")
 @require("rerender")
 def split_panel(page_id: int):
     page = batches.get_page(page_id)
@@ -317,7 +319,7 @@ def split_panel(page_id: int):
     return _edited(page, panels.split(page, data.get("panel_id"), data.get("axis"), data.get("at")))
 
 
-@bp.post("/v1/pages/<int:page_id>/panels/confirm")
+@bp.post("/v1/pages/<id:page_id>/panels/confirm")
 @require("rerender")
 def confirm_panels(page_id: int):
     page = batches.get_page(page_id)
@@ -325,39 +327,39 @@ def confirm_panels(page_id: int):
     return jsonify(panels.page_panels(batches.get_page(page.id))), 202
 
 
-@bp.get("/v1/pages/<int:page_id>/variants")
+@bp.get("/v1/pages/<id:page_id>/variants")
 def page_variants(page_id: int):
     return jsonify(variant_sets=[variant_set_json(v) for v in review.variant_sets(batches.get_page(page_id))])
 
 
-@bp.post("/v1/renders/<int:render_id>/pick")
+@bp.post("/v1/renders/<id:render_id>/pick")
 @require("rerender")
 def pick_render(render_id: int):
     render = review.pick(render_id)
     return jsonify(page_json(batches.get_page(render.page_id), detail=True))
 
 
-@bp.get("/v1/pages/<int:page_id>/renders")
+@bp.get("/v1/pages/<id:page_id>/renders")
 def page_renders(page_id: int):
     return jsonify(renders=[render_json(r) for r in batches.list_renders(batches.get_page(page_id))])
 
 
-@bp.get("/v1/pages/<int:page_id>/image/<kind>")
+@bp.get("/v1/pages/<id:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
     return files.page_image(page_id, kind)
 
 
-@bp.get("/v1/pages/<int:page_id>/download/<fmt>")
+@bp.get("/v1/pages/<id:page_id>/download/<fmt>")
 def page_download(page_id: int, fmt: str):
     return files.page_download(page_id, fmt)
 
 
-@bp.get("/v1/renders/<int:render_id>")
+@bp.get("/v1/renders/<id:render_id>")
 def get_render(render_id: int):
     return jsonify(render_json(batches.get_render(render_id)))
 
 
-@bp.get("/v1/renders/<int:render_id>/files/<kind>")
+@bp.get("/v1/renders/<id:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
     return files.render_file(render_id, kind)
 
@@ -389,7 +391,7 @@ def add_webhook():
     return jsonify(webhook_json(webhooks.add(str(body().get("url", ""))))), 201
 
 
-@bp.delete("/v1/webhooks/<int:webhook_id>")
+@bp.delete("/v1/webhooks/<id:webhook_id>")
 @require("admin")
 def delete_webhook(webhook_id: int):
     webhooks.remove(webhook_id)

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 
 from panelpaint.store.errors import InvalidInput
@@ -39,20 +39,26 @@ class SessionUser(UserMixin):
     studio_name: str
     email: str
     role: Role
+    session_version: int = 0
 
     @classmethod
     def from_row(cls, user) -> "SessionUser":  # noqa: ANN001 - schema.User
-        return cls(user.id, user.studio_id, user.studio.name, user.email, Role(user.role))
+        return cls(user.id, user.studio_id, user.studio.name, user.email, Role(user.role), user.session_version or 0)
+
+    def get_id(self) -> str:
+        """What the session cookie keeps: the user and the session version it was made under."""
+        return f"{self.id}:{self.session_version}"
 
     def can(self, action: str) -> bool:
         return self.role in PERMISSIONS[action]
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
+def _load_user(session_id: str) -> SessionUser | None:
+    user_id, _, version = session_id.partition(":")
     try:
-        user = accounts.user(int(user_id))
-    except ValueError:
+        user = accounts.session_user(int(user_id), int(version))
+    except ValueError:  # a cookie of another shape (made before session versions) is no login
         return None
     return SessionUser.from_row(user) if user is not None else None
 
@@ -111,14 +117,22 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.end_sessions()  # a copy of this cookie is no login either
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
 
+def _account_page(**shown):  # noqa: ANN003, ANN202
+    """The account page, never stored by a browser or proxy: it may show a new token's plaintext."""
+    response = make_response(render_template("account.html", tokens=accounts.tokens(), **shown))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/account")
 def account():
-    return render_template("account.html", tokens=accounts.tokens(), new_token=None)
+    return _account_page(new_token=None)
 
 
 @bp.post("/account/tokens")
@@ -129,10 +143,10 @@ def create_token():
         flash(str(exc), "error")
         return redirect(url_for("auth.account"))
     # Shown once, in this response only: never put into the session cookie or a flash message.
-    return render_template("account.html", tokens=accounts.tokens(), new_token=plaintext, new_token_name=token.name)
+    return _account_page(new_token=plaintext, new_token_name=token.name)
 
 
-@bp.post("/account/tokens/<int:token_id>/revoke")
+@bp.post("/account/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: int):
     if not accounts.revoke_token(token_id):
         abort(404)
@@ -162,7 +176,7 @@ def create_user():
     return redirect(url_for("auth.users"))
 
 
-@bp.post("/account/users/<int:user_id>/active")
+@bp.post("/account/users/<id:user_id>/active")
 @require("admin")
 def set_active(user_id: int):
     active = request.form.get("active") == "1"

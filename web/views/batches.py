@@ -68,7 +68,7 @@ def _flash_submitted(result: batches.Submitted) -> None:
         flash(result.warning, "error")
 
 
-@bp.get("/batches/<int:batch_id>")
+@bp.get("/batches/<id:batch_id>")
 def detail(batch_id: int):
     batch = batches.get_batch(batch_id)
     return render_template("batch.html", batch=batch, status=batches.batch_status(batch),
@@ -77,12 +77,12 @@ def detail(batch_id: int):
                            layered=formats.layered_files((batch.options or {}).get("formats")))
 
 
-@bp.get("/batches/<int:batch_id>/status.json")
+@bp.get("/batches/<id:batch_id>/status.json")
 def status(batch_id: int):
     return jsonify(batches.batch_status(batches.get_batch(batch_id)))
 
 
-@bp.post("/batches/<int:batch_id>/pages")
+@bp.post("/batches/<id:batch_id>/pages")
 @require("submit")
 def add_pages(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -94,7 +94,7 @@ def add_pages(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
-@bp.post("/batches/<int:batch_id>/cancel")
+@bp.post("/batches/<id:batch_id>/cancel")
 @require("submit")
 def cancel(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -103,7 +103,7 @@ def cancel(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
-@bp.post("/pages/<int:page_id>/retry")
+@bp.post("/pages/<id:page_id>/retry")
 @require("submit")
 def retry(page_id: int):
     page = batches.get_page(page_id)
@@ -115,7 +115,7 @@ def retry(page_id: int):
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
-@bp.post("/pages/<int:page_id>/colour-anyway")
+@bp.post("/pages/<id:page_id>/colour-anyway")
 @require("submit")
 def colour_anyway(page_id: int):
     page = batches.get_page(page_id)
@@ -127,7 +127,7 @@ def colour_anyway(page_id: int):
     return redirect(url_for("batches.detail", batch_id=page.batch_id))
 
 
-@bp.post("/batches/<int:batch_id>/retry-failed")
+@bp.post("/batches/<id:batch_id>/retry-failed")
 @require("submit")
 def retry_failed(batch_id: int):
     batch = batches.get_batch(batch_id)
@@ -140,17 +140,17 @@ def retry_failed(batch_id: int):
 
 # --- images and downloads ----------------------------------------------------------------------
 
-@bp.get("/pages/<int:page_id>/image/<kind>")
+@bp.get("/pages/<id:page_id>/image/<kind>")
 def page_image(page_id: int, kind: str):
     return files.page_image(page_id, kind)
 
 
-@bp.get("/renders/<int:render_id>/files/<kind>")
+@bp.get("/renders/<id:render_id>/files/<kind>")
 def render_file(render_id: int, kind: str):
     return files.render_file(render_id, kind)
 
 
-@bp.get("/batches/<int:batch_id>/download.<fmt>")
+@bp.get("/batches/<id:batch_id>/download.<fmt>")
 def download(batch_id: int, fmt: str):
     batch = batches.get_batch(batch_id)
     if fmt not in formats.ARCHIVES:
@@ -163,7 +163,7 @@ def download(batch_id: int, fmt: str):
     return send_archive(archive)
 
 
-@bp.get("/batches/<int:batch_id>/layers/<kind>.zip")
+@bp.get("/batches/<id:batch_id>/layers/<kind>.zip")
 def download_layers(batch_id: int, kind: str):
     batch = batches.get_batch(batch_id)
     try:
@@ -174,6 +174,6 @@ def download_layers(batch_id: int, kind: str):
     return send_archive(archive)
 
 
-@bp.get("/pages/<int:page_id>/download.<fmt>")
+@bp.get("/pages/<id:page_id>/download.<fmt>")
 def page_download(page_id: int, fmt: str):
     return files.page_download(page_id, fmt)

@@ -14,7 +14,7 @@ from .auth import require
 bp = Blueprint("panels", __name__, url_prefix="/review")
 
 
-@bp.post("/<int:page_id>/panels")
+@bp.post("/<id:page_id>/panels")
 @require("rerender")
 def save(page_id: int):
     """Save the editor's boxes; a refused edit answers its message (400 or 409) for the editor to show."""

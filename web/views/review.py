@@ -9,15 +9,17 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 
 from panelpaint.store.errors import NotFound
 
+from panelpaint.store.errors import InvalidInput
+
 from ..errors import USER_ERRORS, back_with_error
 from ..services import batches, downloads, panels, review, styles
-from ..services.fields import parse_count, parse_hints, parse_seed
+from ..services.fields import optional_id, parse_count, parse_hints, parse_seed
 from .auth import require
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
 
-@bp.get("/batch/<int:batch_id>")
+@bp.get("/batch/<id:batch_id>")
 def first(batch_id: int):
     batch = batches.get_batch(batch_id)
     page = review.next_to_review(batch) or (batch.pages[0] if batch.pages else None)
@@ -27,7 +29,7 @@ def first(batch_id: int):
     return redirect(url_for("review.page", page_id=page.id))
 
 
-@bp.get("/<int:page_id>")
+@bp.get("/<id:page_id>")
 def page(page_id: int):
     page = batches.get_page(page_id)
     batch = page.batch
@@ -77,12 +79,12 @@ def _last_decision() -> dict | None:
     return {"page": page, "panel": panel, "decision": target.review_status.value}
 
 
-@bp.post("/<int:page_id>/decision")
+@bp.post("/<id:page_id>/decision")
 @require("review")
 def decision(page_id: int):
     page = batches.get_page(page_id)
-    panel_id = request.form.get("panel_id", type=int)
     try:
+        panel_id = optional_id(request.form, "panel_id")
         review.decide(page, panel_id, request.form.get("decision", ""), request.form.get("comment", ""))
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("review.page", page_id=page.id))
@@ -95,11 +97,11 @@ def decision(page_id: int):
     return redirect(url_for("review.page", page_id=page.id))
 
 
-@bp.post("/<int:page_id>/undo")
+@bp.post("/<id:page_id>/undo")
 @require("review")
 def undo(page_id: int):
     page = batches.get_page(page_id)
-    panel_id = request.form.get("panel_id", type=int)
+    panel_id = optional_id(request.form, "panel_id")
     try:
         review.undo(page, panel_id)
     except USER_ERRORS as exc:
@@ -109,13 +111,13 @@ def undo(page_id: int):
     return redirect(url_for("review.page", page_id=page.id))
 
 
-@bp.post("/batch/<int:batch_id>/rerender-rejected")
+@bp.post("/batch/<id:batch_id>/rerender-rejected")
 @require("rerender")
 def rerender_rejected(batch_id: int):
     batch = batches.get_batch(batch_id)
     form = request.form
     try:
-        done = review.rerender_rejected(batch, form.get("style_id", type=int), parse_seed(form.get("seed")),
+        done = review.rerender_rejected(batch, optional_id(form, "style_id"), parse_seed(form.get("seed")),
                                         form.get("hints", ""))
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("batches.detail", batch_id=batch.id))
@@ -125,7 +127,7 @@ def rerender_rejected(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
-@bp.post("/<int:page_id>/comment")
+@bp.post("/<id:page_id>/comment")
 def comment(page_id: int):
     page = batches.get_page(page_id)
     try:
@@ -136,13 +138,13 @@ def comment(page_id: int):
     return redirect(url_for("review.page", page_id=page.id))
 
 
-@bp.post("/<int:page_id>/rerender")
+@bp.post("/<id:page_id>/rerender")
 @require("rerender")
 def rerender(page_id: int):
     page = batches.get_page(page_id)
     form = request.form
     try:
-        render = review.rerender(page, form.get("panel_id", type=int), form.get("style_id", type=int),
+        render = review.rerender(page, optional_id(form, "panel_id"), optional_id(form, "style_id"),
                                  parse_seed(form.get("seed")), parse_hints(form.get("hints")))
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("review.page", page_id=page.id))
@@ -150,13 +152,12 @@ def rerender(page_id: int):
     return redirect(url_for("review.page", page_id=page.id))
 
 
-@bp.post("/<int:page_id>/variants")
+@bp.post("/<id:page_id>/variants")
 @require("rerender")
 def variants(page_id: int):
     page = batches.get_page(page_id)
     try:
-        vset = review.variants(page, parse_count(request.form.get("count")), request.form.get("style_id", type=int),
-                               None)
+        vset = review.variants(page, parse_count(request.form.get("count")), optional_id(request.form, "style_id"), None)
     except USER_ERRORS as exc:
         return back_with_error(exc, url_for("review.page", page_id=page.id))
     flash(f"{vset.size} variants queued (versions {vset.renders[0].version}–{vset.renders[-1].version}); "
@@ -164,18 +165,21 @@ def variants(page_id: int):
     return redirect(url_for("review.page", page_id=page.id) + "#variants")
 
 
-@bp.get("/<int:page_id>/variants.json")
+@bp.get("/<id:page_id>/variants.json")
 def variants_status(page_id: int):
     page = batches.get_page(page_id)
     sets = review.variant_sets(page)
     return jsonify(variant_set=review.variant_status(page, sets[0]) if sets else None)
 
 
-@bp.post("/<int:page_id>/pick")
+@bp.post("/<id:page_id>/pick")
 @require("rerender")
 def pick(page_id: int):
     page = batches.get_page(page_id)
-    render_id = request.form.get("render_id", type=int)
+    try:
+        render_id = optional_id(request.form, "render_id")
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
     if render_id is None:
         abort(400, description="Choose the variant to pick.")
     try:

@@ -67,17 +67,17 @@ def create():
     return redirect(url_for("styles.detail", style_id=style.id))
 
 
-@bp.get("/<int:style_id>")
+@bp.get("/<id:style_id>")
 def detail(style_id: int):
     return _detail(styles.get_style(style_id))
 
 
-@bp.get("/<int:style_id>/image")
+@bp.get("/<id:style_id>/image")
 def image(style_id: int):
     return send_stored(styles.get_style(style_id).image_key)
 
 
-@bp.post("/<int:style_id>/key")
+@bp.post("/<id:style_id>/key")
 @require("submit")
 def edit_key(style_id: int):
     return _change_key(style_id, "saved",
@@ -85,7 +85,7 @@ def edit_key(style_id: int):
                        lambda style: "Colour key saved: pages coloured from now on use it.")
 
 
-@bp.post("/<int:style_id>/key/extract")
+@bp.post("/<id:style_id>/key/extract")
 @require("submit")
 def extract_key(style_id: int):
     def extract(style) -> None:  # noqa: ANN001
@@ -111,7 +111,7 @@ def _change_key(style_id: int, verb: str, change: Callable, done: Callable):  # 
     return redirect(url_for("styles.detail", style_id=style.id) + "#colour-key")
 
 
-@bp.post("/<int:style_id>/preview")
+@bp.post("/<id:style_id>/preview")
 @require("submit")
 def preview(style_id: int):
     style = styles.get_style(style_id)

@@ -36,7 +36,7 @@ def add():
     return redirect(url_for("webhooks.index"))
 
 
-@bp.post("/<int:webhook_id>/delete")
+@bp.post("/<id:webhook_id>/delete")
 @require("admin")
 def delete(webhook_id: int):
     webhooks.remove(webhook_id)  # another studio's: NotFound, a 404

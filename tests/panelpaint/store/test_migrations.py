@@ -54,7 +54,7 @@ def test_script_location_is_the_packaged_folder():
 
 
 def test_step_by_step_revisions(database_url):
-    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0007 <-> 0009)."""
+    """Each revision upgrades and downgrades on its own (0001 <-> 0002 <-> ... <-> 0011)."""
     migrate.upgrade(database_url, "0001")
     assert migrate.current(database_url) == "0001"
     migrate.upgrade(database_url, "0002")
@@ -87,6 +87,14 @@ def test_step_by_step_revisions(database_url):
     migrate.downgrade(database_url, "0007")
     assert not {"confidence", "retired_at"} & columns(database_url, "panel")
     assert not {"layout_confidence", "panel_check"} & columns(database_url, "page")
+    migrate.upgrade(database_url, "0008")
+    assert "session_version" in columns(database_url, "user_account") and "thumbnails" in columns(database_url, "page")
+    migrate.downgrade(database_url, "0007")
+    assert "session_version" not in columns(database_url, "user_account")
+    migrate.upgrade(database_url, "0011")
+    assert {"webhook", "webhook_delivery"} <= tables(database_url) and "notified_at" in columns(database_url, "batch")
+    migrate.downgrade(database_url, "0010")
+    assert not {"webhook", "webhook_delivery"} & tables(database_url)
     migrate.upgrade(database_url)
     assert migrate.is_up_to_date(database_url)
 

@@ -406,7 +406,7 @@ def test_hints_given_must_lie_on_the_panel_they_colour(store, world):
     dot = {"x": 10, "y": 50, "color": "#00AA00"}
     with pytest.raises(InvalidInput, match=r"hint 1 at \(10, 50\) is not on panel 1: place it inside"):
         queue(store, page, panel_id=top, hints=[dot])
-    with pytest.raises(InvalidInput, match=r"hint 1 at \(150, 5\) is not on any panel"):
+    with pytest.raises(InvalidInput, match=r"hint 1 at \(150, 5\) is outside the 100x80 page"):
         queue(store, page, hints=[{"x": 150, "y": 5, "color": "#00aa00"}])
     with pytest.raises(InvalidInput, match="hint 0: needs numeric x and y"):
         queue(store, page, hints=[{"y": 5, "color": "#00aa00"}])

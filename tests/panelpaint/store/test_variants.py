@@ -153,7 +153,7 @@ def test_the_count_is_two_to_eight(store, page, count):
 def test_style_hints_and_refusals(store, world, page):
     with pytest.raises(NotFound):
         ask(store, page, 2, style_id=world.b.style)  # another studio's style
-    with pytest.raises(InvalidInput, match="hint 1 at \\(500, 5\\) is not on any panel"):
+    with pytest.raises(InvalidInput, match="hint 1 at \\(500, 5\\) is outside the 100x80 page"):
         ask(store, page, 2, hints=[{"x": 500, "y": 5, "color": "#00ff00"}])
     with pytest.raises(InvalidInput, match="#rrggbb"):
         ask(store, page, 2, hints=[{"x": 5, "y": 5, "color": "green"}])
