@@ -222,6 +222,17 @@ def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
     return session.scalar(sa.select(Page).join(Batch).where(Page.id == page_id, Batch.studio_id == studio_id))
 
 
+def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
+    """A batch's pages in order, with their current renders loaded into the session in the same
+    go (two queries, whatever the number of pages), so `session.get(Render, page.current_render_id)`
+    then finds each one without asking the database. Scope the batch first with `get_batch`."""
+    pages = list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)))
+    render_ids = [p.current_render_id for p in pages if p.current_render_id is not None]
+    if render_ids:
+        session.scalars(sa.select(Render).where(Render.id.in_(render_ids))).all()
+    return pages
+
+
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:
     """Renders of a studio's page, newest first; `panel_id` narrows to one panel (None: page-level)."""
     q = (sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)

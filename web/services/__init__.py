@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import current_app, g, request
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -42,11 +42,28 @@ def services() -> Services:
     return current_app.extensions["panelpaint"]
 
 
+# Requests that only read: their session takes no write lock (on SQLite a request holding it would
+# make every worker wait for the request to end) and refuses to flush a change.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def db() -> "Session":
-    """This request's session; services commit it themselves, teardown rolls back whatever was not."""
+    """This request's session; services commit it themselves, teardown rolls back whatever was not.
+    A GET reads without the write lock; a service that must write during one uses `writing()`."""
     if "db" not in g:
-        g.db = services().store.sessions()
+        store = services().store
+        g.db = store.read_sessions() if request.method in READ_METHODS else store.sessions()
     return g.db
+
+
+def writing() -> "Session":
+    """A session that may write, whatever the request's method: this request's own one, except in
+    a GET, where it is a short transaction of its own (commit it), and the read is ended first so
+    two of this request's transactions never hold SQLite's locks at once."""
+    if request.method not in READ_METHODS:
+        return db()
+    release_db()
+    return services().store.sessions()
 
 
 def release_db() -> None:

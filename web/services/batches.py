@@ -308,14 +308,16 @@ def summary(progress: batch_store.BatchProgress) -> str:
     return " · ".join(parts)
 
 
-def unpacking_status(batch: Batch) -> list[dict[str, Any]]:
-    """The batch's uploads still being unpacked by an io worker."""
-    out = []
-    for up in upload_store.unfinished(db(), batch.id):
-        out.append({"id": up.id, "status": up.status.value, "files": [f["name"] for f in up.files],
-                    "pages_added": up.pages_added,
-                    "pages_expected": sum(int(f.get("pages") or 1) for f in up.files)})
-    return out
+def unpacking_status(uploads: list[UploadRow]) -> list[dict[str, Any]]:
+    """A batch's uploads still being unpacked by an io worker (`upload_store.unfinished`)."""
+    return [{"id": up.id, "status": up.status.value, "files": [f["name"] for f in up.files],
+             "pages_added": up.pages_added, "pages_expected": sum(int(f.get("pages") or 1) for f in up.files)}
+            for up in uploads]
+
+
+def batch_pages(batch: Batch) -> list[Page]:
+    """The batch's pages in order with their current renders, in a fixed number of queries."""
+    return batch_store.pages_with_renders(db(), batch.id)
 
 
 def panel_data(panel: Panel) -> dict[str, Any]:
@@ -341,15 +343,19 @@ def page_status(page: Page, *, api: bool = False) -> dict[str, Any]:
 
 
 def batch_list(rows: list[Batch], *, api: bool = False) -> list[dict[str, Any]]:
-    """`batch_status` of each batch (without pages), their progress counted in one go."""
-    progress = batch_store.batch_progress_many(db(), [b.id for b in rows])
-    return [batch_status(b, with_pages=False, api=api, progress=progress[b.id]) for b in rows]
+    """`batch_status` of each batch (without pages), their progress and uploads read in one go
+    for all of them: the number of queries does not grow with the number of batches."""
+    ids = [b.id for b in rows]
+    progress = batch_store.batch_progress_many(db(), ids)
+    uploads = upload_store.unfinished_many(db(), ids)
+    return [batch_status(b, with_pages=False, api=api, progress=progress[b.id], uploads=uploads[b.id]) for b in rows]
 
 
 def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
-                 progress: batch_store.BatchProgress | None = None) -> dict[str, Any]:
+                 progress: batch_store.BatchProgress | None = None,
+                 uploads: list[UploadRow] | None = None) -> dict[str, Any]:
     progress = progress or batch_store.batch_progress(db(), batch.id)
-    unpacking = unpacking_status(batch)
+    unpacking = unpacking_status(upload_store.unfinished(db(), batch.id) if uploads is None else uploads)
     data = {
         "id": batch.id, "name": batch.name, "state": batch_state(batch, progress, bool(unpacking)).value,
         "cancelled": batch.cancelled, "unpacking": unpacking,
@@ -359,5 +365,5 @@ def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
         "summary": summary(progress), "progress": progress.as_dict(),
     }
     if with_pages:
-        data["pages"] = [page_status(p, api=api) for p in batch.pages]
+        data["pages"] = [page_status(p, api=api) for p in batch_pages(batch)]
     return data

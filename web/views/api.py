@@ -15,6 +15,7 @@ from panelpaint.store.schema import RunStatus
 
 from ..errors import error_response
 from ..extensions import token_login
+from ..polling import status_response
 from .. import files
 from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, review, styles
@@ -90,8 +91,8 @@ def page_json(page, *, detail: bool = False) -> dict:  # noqa: ANN001
 
 
 def submitted_json(result: batches.Submitted) -> dict:
-    data = batches.batch_status(result.batch, api=True)
-    data["pages"] = [page_json(p) for p in result.batch.pages]
+    data = batches.batch_status(result.batch, with_pages=False, api=True)
+    data["pages"] = [page_json(p) for p in batches.batch_pages(result.batch)]
     data["added"] = [p.id for p in result.pages]
     data["rejected"] = [{"page_id": p.id, "name": p.source_name, "error": p.error} for p in result.failed]
     data["warning"] = result.warning
@@ -161,7 +162,7 @@ def style_image(style_id: int):
 def list_batches():
     rows = batches.list_batches(limit=request.args.get("limit", 100, type=int),
                                 offset=request.args.get("offset", 0, type=int))
-    return jsonify(batches=batches.batch_list(rows, api=True))
+    return status_response({"batches": batches.batch_list(rows, api=True)})
 
 
 @bp.post("/v1/batches")
@@ -174,9 +175,9 @@ def create_batch():
 @bp.get("/v1/batches/<int:batch_id>")
 def get_batch(batch_id: int):
     batch = batches.get_batch(batch_id)
-    data = batches.batch_status(batch, api=True)
-    data["pages"] = [page_json(p) for p in batch.pages]
-    return jsonify(data)
+    data = batches.batch_status(batch, with_pages=False, api=True)
+    data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
+    return status_response(data)
 
 
 @bp.post("/v1/batches/<int:batch_id>/pages")

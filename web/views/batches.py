@@ -2,7 +2,7 @@
 options), the batch page (thumbnails, errors, retry, cancel), page images and downloads."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from panelpaint import formats
 from panelpaint.flats import Background
@@ -10,6 +10,7 @@ from panelpaint.flats import Background
 from ..errors import USER_ERRORS, back_with_error
 from .. import files
 from ..files import send_archive
+from ..polling import status_response
 from ..services import batches, downloads, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
@@ -24,7 +25,7 @@ def index():
 
 @bp.get("/batches/status.json")
 def index_status():
-    return jsonify(batches=batches.batch_list(batches.list_batches(previews=False)))
+    return status_response({"batches": batches.batch_list(batches.list_batches(previews=False))})
 
 
 @bp.get("/batches/new")
@@ -76,7 +77,7 @@ def detail(batch_id: int):
 
 @bp.get("/batches/<int:batch_id>/status.json")
 def status(batch_id: int):
-    return jsonify(batches.batch_status(batches.get_batch(batch_id)))
+    return status_response(batches.batch_status(batches.get_batch(batch_id)))
 
 
 @bp.post("/batches/<int:batch_id>/pages")
