@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from panelpaint.limits import BATCHES_LISTED_MAX, NAME_MAX, TEXT_MAX
 from panelpaint.panels import Direction
@@ -226,11 +226,8 @@ def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
     """A batch's pages in order, with their current renders loaded into the session in the same
     go (two queries, whatever the number of pages), so `session.get(Render, page.current_render_id)`
     then finds each one without asking the database. Scope the batch first with `get_batch`."""
-    pages = list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)))
-    render_ids = [p.current_render_id for p in pages if p.current_render_id is not None]
-    if render_ids:
-        session.scalars(sa.select(Render).where(Render.id.in_(render_ids))).all()
-    return pages
+    return list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)
+                                .options(selectinload(Page.current_render))))
 
 
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:

@@ -190,6 +190,9 @@ class Page(Base):
 
     batch: Mapped[Batch] = relationship(back_populates="pages")
     panels: Mapped[list["Panel"]] = relationship(back_populates="page", order_by="Panel.position")
+    # Read-only: for eager loading a batch's current renders in one query (`pages_with_renders`);
+    # code that changes `current_render_id` goes on reading the render by that id.
+    current_render: Mapped["Render | None"] = relationship(foreign_keys=[current_render_id], viewonly=True)
 
 
 class Upload(Base):

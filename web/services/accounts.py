@@ -6,7 +6,7 @@ from flask_login import current_user
 from panelpaint.store import accounts
 from panelpaint.store.schema import ApiToken, User
 
-from . import db
+from . import db, writing
 
 
 def user(user_id: int) -> User | None:
