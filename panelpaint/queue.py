@@ -33,6 +33,14 @@ TASK_UNPACK = "panelpaint.unpack_upload"
 ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE,
                           TASK_UNPACK: IO_QUEUE}
 
+# Fairness on the io queue: work already under way goes first. Over Redis a lower number is served
+# first (kombu keeps one list per priority step, 0 3 6 9, and pops them in that order), so a
+# coloured page is finished before any new page is ingested, and the pages already added are
+# ingested before another archive is unpacked: a burst of new batches can slow a running chapter
+# but never stop it. Finishing alone has step 0, which is what the render workers' back-pressure
+# counts (`finishing_backlog`), so new pages waiting to be ingested never pause a render.
+PRIORITIES: dict[str, int] = {TASK_RENDER: 0, TASK_FINISH: 0, TASK_INGEST: 3, TASK_UNPACK: 6}
+
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
     """Redis transport options; used for the broker and the result backend alike."""
@@ -107,7 +115,7 @@ def send(settings: "Settings", task_name: str, *args: Any, task_id: str | None =
          countdown: float | None = None, patient: bool = False) -> str:
     """Send a task by name to its queue and return the Celery task id."""
     queue = ROUTES[task_name]
-    options: dict[str, Any] = {"retry": True}
+    options: dict[str, Any] = {"retry": True, "priority": PRIORITIES[task_name]}
     if patient:
         options["retry_policy"] = PATIENT_RETRY
     result = client(settings).send_task(task_name, args=list(args), queue=queue, task_id=task_id,
@@ -198,22 +206,35 @@ def ping(settings: "Settings", timeout: float = 1.0) -> None:
         conn.close()
 
 
-def queue_lengths(settings: "Settings") -> dict[str, int]:
-    """Messages waiting in each queue (not counting those a worker has reserved)."""
-    import redis
+def priority_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps for a queue, highest priority first: one per priority step,
+    step 0 being the bare queue name."""
     from kombu.transport.redis import Channel
 
-    conn = redis.Redis.from_url(settings.effective_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    return [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]
+
+
+def queue_lengths(settings: "Settings") -> dict[str, int]:
+    """Messages waiting in each queue (not counting those a worker has reserved)."""
+    conn = _redis(settings, 2)
     try:
         lengths = {}
         for queue in QUEUES:
-            # kombu keeps one Redis list per priority step; step 0 is the bare queue name.
-            keys = [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]
             pipe = conn.pipeline()
-            for key in keys:
+            for key in priority_keys(queue):
                 pipe.llen(key)
             lengths[queue] = int(sum(pipe.execute()))
         return lengths
+    finally:
+        conn.close()
+
+
+def finishing_backlog(settings: "Settings") -> int:
+    """Coloured pages waiting to be finished: the io queue's first priority step, which holds only
+    finishing (`PRIORITIES`); raises redis errors when the broker does not answer."""
+    conn = _redis(settings, 2)
+    try:
+        return int(conn.llen(priority_keys(IO_QUEUE)[0]))
     finally:
         conn.close()
 
@@ -242,7 +263,7 @@ def pending_task_ids(settings: "Settings", queues: Iterable[str] = (RENDER_QUEUE
     try:
         pipe = conn.pipeline()
         for queue in queues:
-            for key in [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]:
+            for key in priority_keys(queue):
                 pipe.lrange(key, 0, -1)
         waiting = [raw for entries in pipe.execute() for raw in entries]
         reserved = conn.hvals(Channel.unacked_key)
