@@ -56,7 +56,8 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert proc.poll() is None, log()
         web = f"http://127.0.0.1:{ports['PANELPAINT_WEB_PORT']}"
         flower = f"http://127.0.0.1:{ports['PANELPAINT_FLOWER_PORT']}"
-        assert _status(web + "/") in (200, 302)
+        # gunicorn listens before its workers have loaded the app: on a busy machine the first answer takes a while.
+        wait_for(lambda: _status(web + "/") in (200, 302), 60, "the dashboard to answer")
         # Flower is never open: 401 without credentials, 200 with the generated ones.
         password = (var / "flower_password").read_text().strip()
         assert _status(flower + "/") == 401
