@@ -142,3 +142,11 @@ def test_a_poll_does_not_wait_for_a_writer_nor_hold_one_up(app, client, bearer, 
         assert answered.wait(5), "a poll waited for a worker's write transaction"
         poller.join()
     assert len(client.get(f"/api/v1/batches/{batch}", headers=bearer).get_json()["pages"]) == 4
+
+
+def test_the_openapi_document_describes_the_polled_answers(client, bearer):
+    paths = client.get("/api/openapi.json", headers=bearer).get_json()["paths"]
+    for path in ("/api/v1/batches", "/api/v1/batches/{batch_id}"):
+        get = paths[path]["get"]
+        assert {"200", "304"} <= set(get["responses"]) and "ETag" in get["responses"]["200"]["headers"]
+        assert any(p["name"] == "If-None-Match" and p["in"] == "header" for p in get["parameters"])
