@@ -247,6 +247,14 @@ def get_render(session: Session, studio_id: int, render_id: int) -> Render | Non
     )
 
 
+def queue_rank(session: Session, batch_id: int) -> int:
+    """How many older batches (of any studio: the queue is shared) still have pages waiting to be
+    coloured. A new page's tasks are sent at this rank, so the queues serve batches oldest first
+    (`panelpaint.queue.PRIORITY_STEPS`)."""
+    return session.scalar(sa.select(sa.func.count(sa.distinct(Page.batch_id)))
+                          .where(Page.batch_id < batch_id, Page.status == RunStatus.queued))
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchProgress:
     """Counts of a batch's pages by run status and review status, and panels done."""

@@ -115,3 +115,25 @@ def test_a_worker_takes_finishing_first(settings, redis_server):
             message.ack()
         inbox.close()
     assert taken == [queue.TASK_FINISH, queue.TASK_INGEST, queue.TASK_INGEST]
+
+
+def test_a_running_chapters_pages_go_before_a_burst_sent_earlier(settings, redis_server):
+    """Renders are sent at their batch's rank (older batches first): the chapter's next page,
+    unpacked after a burst of younger batches was queued, is the next one a render worker takes."""
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    assert [queue.priority(queue.TASK_RENDER, r) for r in (0, 1, 5, 40)] == [0, 1, 5, 9]
+    assert [queue.priority(queue.TASK_INGEST, r) for r in (0, 2, 40)] == [1, 3, 5]
+    assert queue.priority(queue.TASK_FINISH, 7) == 0 and queue.priority(queue.TASK_UNPACK, 7) == 6
+    for batch in range(1, 4):  # three younger batches, ranks 1 to 3 (the chapter has pages waiting)
+        for page in range(2):
+            queue.enqueue_render(settings, 100 * batch + page, rank=batch)
+    queue.enqueue_render(settings, 7, rank=0)  # the chapter's next page
+    with queue.client(settings).connection_for_read() as conn:
+        inbox = conn.SimpleQueue(queue.RENDER_QUEUE)
+        taken = []
+        for _ in range(7):
+            message = inbox.get(timeout=5)
+            taken.append(message.payload[0][0])
+            message.ack()
+        inbox.close()
+    assert taken == [7, 100, 101, 200, 201, 300, 301]

@@ -156,7 +156,7 @@ def _add_uploads(batch: Batch, uploads: Iterator[PageFile | StoredArchive], styl
         if render is not None:
             renders.append(render)
     try:
-        queue.enqueue(renders, [r.page_id for r in renders])
+        queue.enqueue(renders, [r.page_id for r in renders], batch_id=batch.id)
     except QueueUnavailable as exc:
         result.warning = str(exc)
     return result
