@@ -197,6 +197,23 @@ class Stack:
             last = last.replace(tzinfo=dt.timezone.utc)
         return len(pages), sum(1 for p in pages if wins.get(p) == 1), last.timestamp() if last else float("nan")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each child (its whole process group: pool children included)."""
+        import psutil
+
+        out = {}
+        for child in self.processes.children:
+            total = 0.0
+            try:
+                root = psutil.Process(child.proc.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+            out[child.name] = total
+        return out
+
     def close(self) -> None:
         self.processes.stop(["web"])
         self.processes.stop()
@@ -310,6 +327,7 @@ class Figures:
     server_errors: int
     pages: int
     exactly_once: int
+    web_cpu: float  # share of one core the dashboard's processes used while the chapter was watched
 
 
 def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, timeout: float) -> Figures:
@@ -322,6 +340,7 @@ def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, ti
 
     quiet_id, sent = send_chapter(stack, chapter, "quiet chapter")
     unwatched = chapter_rate([quiet_id], quiet_id, sent)
+    cpu_before, t_before = stack.cpu_seconds(), time.monotonic()
     watched_id, sent = send_chapter(stack, chapter, "watched chapter")
     watchers = Watchers(stack, scenario, watched_id, etags)
     watchers.start()
@@ -330,11 +349,12 @@ def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, ti
         watched = chapter_rate([watched_id, *burst], watched_id, sent)
     finally:
         watchers.finish()
+    web_cpu = (stack.cpu_seconds()["web"] - cpu_before["web"]) / (time.monotonic() - t_before)
     total, once, _ = stack.outcome([quiet_id, watched_id, *burst])
     ms = np.array(watchers.batch_seconds) * 1000
     return Figures(unwatched, watched, (float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.max())),
                    sum(watchers.statuses.values()), watchers.statuses.get(304, 0),
-                   sum(n for code, n in watchers.statuses.items() if code >= 500), total, once)
+                   sum(n for code, n in watchers.statuses.items() if code >= 500), total, once, web_cpu)
 
 
 def table(results: dict[str, Figures]) -> str:
@@ -346,6 +366,7 @@ def table(results: dict[str, Figures]) -> str:
     rows.append(("`GET /api/v1/batches/<id>` p50 / p95 / max",
                  *["{:.0f} / {:.0f} / {:.0f} ms".format(*r.latency_ms) for r in results.values()]))
     rows.append(("requests while watched (304 of them)", *[f"{r.requests} ({r.not_modified})" for r in results.values()]))
+    rows.append(("dashboard CPU while watched (cores)", *[f"{r.web_cpu:.2f}" for r in results.values()]))
     rows.append(("5xx answers", *[str(r.server_errors) for r in results.values()]))
     rows.append(("pages with exactly one successful render", *[f"{r.exactly_once}/{r.pages}" for r in results.values()]))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
