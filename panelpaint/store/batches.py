@@ -230,6 +230,18 @@ def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
                                 .options(selectinload(Page.current_render))))
 
 
+def status_inputs(session: Session, batch_id: int) -> list[tuple]:
+    """Everything a batch's status shows of its pages and their current renders, as plain rows in
+    one query (no objects built): a page's fields, and its current render's id and status (a
+    render's outputs are written once, with its final status). Unchanged rows, unchanged status."""
+    return [tuple(row) for row in session.execute(
+        sa.select(Page.id, Page.position, Page.source_name, Page.source_key.is_(None), Page.status, Page.error,
+                  Page.review_status, Page.width, Page.height, Page.panels_done, Page.panels_total,
+                  Page.current_render_id, Render.status)
+        .outerjoin(Render, Render.id == Page.current_render_id)
+        .where(Page.batch_id == batch_id).order_by(Page.position))]
+
+
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:
     """Renders of a studio's page, newest first; `panel_id` narrows to one panel (None: page-level)."""
     q = (sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)

@@ -99,12 +99,55 @@ def test_status_endpoints_answer_304_until_something_changes(app, client, artist
         again = get(url, headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.get_data() == b""
         assert get(url, headers={"If-None-Match": '"something-else"'}).status_code == 200
-    # A change the view shows (a panel coloured, a page finished) gives a new tag and a full answer.
-    for change in (lambda: _colour_a_panel(app, batch), lambda: worker.finish(_first_render(app, batch))):
-        tag = get(urls[0]).headers["ETag"]
+    # Each change the batch's view shows gives a new tag and a full answer with what changed.
+    first_render = _first_render(app, batch)
+    changes = {"a panel coloured": lambda: _colour_a_panel(app, batch),
+               "a page finished": lambda: worker.finish(first_render),
+               "a page approved": lambda: _approve(app, first_render),
+               "the batch cancelled": lambda: _cancel(app, batch)}
+    for what, change in changes.items():
+        before = get(urls[0])
         change()
-        fresh = get(urls[0], headers={"If-None-Match": tag})
-        assert fresh.status_code == 200 and fresh.headers["ETag"] != tag
+        fresh = get(urls[0], headers={"If-None-Match": before.headers["ETag"]})
+        assert fresh.status_code == 200 and fresh.headers["ETag"] != before.headers["ETag"], what
+        assert fresh.get_json() != before.get_json(), what
+        assert get(urls[0], headers={"If-None-Match": fresh.headers["ETag"]}).status_code == 304, what
+
+
+def test_an_unchanged_batch_is_answered_without_building_its_status(app, client, artist, bearer, style_id, worker,
+                                                                    monkeypatch):
+    from web.services import batches
+
+    batch = make_batch(app, style_id, 4, worker, finished=2)
+    tags = {url: get(url).headers["ETag"] for url, get in
+            ((f"/api/v1/batches/{batch}", lambda u: client.get(u, headers=bearer)),
+             (f"/batches/{batch}/status.json", artist.get))}
+
+    def built(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a 304 built the batch's status")
+
+    monkeypatch.setattr(batches, "batch_status", built)
+    monkeypatch.setattr(batches, "batch_pages", built)
+    assert client.get(f"/api/v1/batches/{batch}", headers={**bearer, "If-None-Match": tags[
+        f"/api/v1/batches/{batch}"]}).status_code == 304
+    assert artist.get(f"/batches/{batch}/status.json", headers={"If-None-Match": tags[
+        f"/batches/{batch}/status.json"]}).status_code == 304
+
+
+def _approve(app, render_id: int) -> None:  # noqa: ANN001
+    from panelpaint.store import accounts, reviews
+    from panelpaint.store.schema import Render
+
+    with app.extensions["panelpaint"].store.session() as s:
+        reviewer = accounts.get_user_by_email(s, "reviewer@alpha.test")
+        reviews.review(s, s.get(Render, render_id).page_id, None, reviewer.id, "approved")
+
+
+def _cancel(app, batch_id: int) -> None:  # noqa: ANN001
+    from panelpaint.store import batches
+
+    with app.extensions["panelpaint"].store.session() as s:
+        batches.cancel_batch(s, batch_id)
 
 
 def _colour_a_panel(app, batch_id: int) -> None:  # noqa: ANN001

@@ -21,6 +21,7 @@ from panelpaint.store.schema import Batch, Page, Panel, Render, RunStatus
 from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
+from ..polling import inputs_tag
 from . import db, queue, services
 from .errors import QueueUnavailable
 from .fields import optional_int, parse_direction, parse_options, parse_tags
@@ -315,6 +316,20 @@ def unpacking_status(uploads: list[UploadRow]) -> list[dict[str, Any]]:
             for up in uploads]
 
 
+def unfinished_uploads(batch: Batch) -> list[UploadRow]:
+    """The batch's uploads an io worker is still unpacking, oldest first."""
+    return upload_store.unfinished(db(), batch.id)
+
+
+def status_tag(batch: Batch, uploads: list[UploadRow]) -> str:
+    """The ETag of the batch's status (`web.polling`): its own fields, its unfinished uploads'
+    progress and its pages' rows (`batch_store.status_inputs`), hashed without building the answer."""
+    return inputs_tag(batch.id, batch.name, batch.cancelled, batch.direction, batch.default_style_id,
+                      sorted((batch.options or {}).items()), batch.created_at,
+                      [(u.id, u.status, u.pages_added, len(u.files)) for u in uploads],
+                      batch_store.status_inputs(db(), batch.id))
+
+
 def batch_pages(batch: Batch) -> list[Page]:
     """The batch's pages in order with their current renders, in a fixed number of queries."""
     return batch_store.pages_with_renders(db(), batch.id)
@@ -355,7 +370,7 @@ def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
                  progress: batch_store.BatchProgress | None = None,
                  uploads: list[UploadRow] | None = None) -> dict[str, Any]:
     progress = progress or batch_store.batch_progress(db(), batch.id)
-    unpacking = unpacking_status(upload_store.unfinished(db(), batch.id) if uploads is None else uploads)
+    unpacking = unpacking_status(unfinished_uploads(batch) if uploads is None else uploads)
     data = {
         "id": batch.id, "name": batch.name, "state": batch_state(batch, progress, bool(unpacking)).value,
         "cancelled": batch.cancelled, "unpacking": unpacking,

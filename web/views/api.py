@@ -162,7 +162,7 @@ def style_image(style_id: int):
 def list_batches():
     rows = batches.list_batches(limit=request.args.get("limit", 100, type=int),
                                 offset=request.args.get("offset", 0, type=int))
-    return status_response({"batches": batches.batch_list(rows, api=True)})
+    return status_response(lambda: {"batches": batches.batch_list(rows, api=True)})
 
 
 @bp.post("/v1/batches")
@@ -175,9 +175,14 @@ def create_batch():
 @bp.get("/v1/batches/<int:batch_id>")
 def get_batch(batch_id: int):
     batch = batches.get_batch(batch_id)
-    data = batches.batch_status(batch, with_pages=False, api=True)
-    data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
-    return status_response(data)
+    uploads = batches.unfinished_uploads(batch)
+
+    def build() -> dict:
+        data = batches.batch_status(batch, with_pages=False, api=True, uploads=uploads)
+        data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
+        return data
+
+    return status_response(build, batches.status_tag(batch, uploads))
 
 
 @bp.post("/v1/batches/<int:batch_id>/pages")

@@ -25,7 +25,7 @@ def index():
 
 @bp.get("/batches/status.json")
 def index_status():
-    return status_response({"batches": batches.batch_list(batches.list_batches(previews=False))})
+    return status_response(lambda: {"batches": batches.batch_list(batches.list_batches(previews=False))})
 
 
 @bp.get("/batches/new")
@@ -77,7 +77,9 @@ def detail(batch_id: int):
 
 @bp.get("/batches/<int:batch_id>/status.json")
 def status(batch_id: int):
-    return status_response(batches.batch_status(batches.get_batch(batch_id)))
+    batch = batches.get_batch(batch_id)
+    uploads = batches.unfinished_uploads(batch)
+    return status_response(lambda: batches.batch_status(batch, uploads=uploads), batches.status_tag(batch, uploads))
 
 
 @bp.post("/batches/<int:batch_id>/pages")
