@@ -31,6 +31,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from tests.panelpaint.comic_pages import grid_page, style_png
 from tests.testkit import ROOT, Processes, RedisServer, ScratchDatabase, free_port, postgres_admin_url, \
@@ -138,6 +139,9 @@ class Stack:
         self.settings = load_settings(redis_url=self.redis.url, database_url=db, var_dir=directory / "var",
                                       storage_root=directory / "storage", web_port=port)
         self.store = Store(db)
+        # The bench's own look at the progress: a plain engine, whose reads take no lock on SQLite
+        # whatever the version of the store (so it measures old code as fairly as new).
+        self.reader = sa.create_engine(db)
         with self.store.session() as s:
             studio = accounts.create_studio(s, "bench")
             self.email = "artist@bench.test"
@@ -168,11 +172,9 @@ class Stack:
 
     def final(self, batch_ids: list[int]) -> bool:
         """True when every page of the batches is finished and no upload is still being unpacked."""
-        import sqlalchemy as sa
-
         from panelpaint.store.schema import Page, RunStatus, Upload
 
-        with self.store.reading() as s:
+        with self.reader.connect() as s:
             open_pages = s.scalar(sa.select(sa.func.count(Page.id)).where(
                 Page.batch_id.in_(batch_ids), Page.status.in_([RunStatus.queued, RunStatus.running])))
             unpacking = s.scalar(sa.select(sa.func.count(Upload.id)).where(
@@ -181,11 +183,9 @@ class Stack:
 
     def outcome(self, batch_ids: list[int]) -> tuple[int, int, float]:
         """(pages, pages with exactly one successful page render, last page finished at)."""
-        import sqlalchemy as sa
-
         from panelpaint.store.schema import Page, Render, RunStatus
 
-        with self.store.reading() as s:
+        with self.reader.connect() as s:
             pages = list(s.scalars(sa.select(Page.id).where(Page.batch_id.in_(batch_ids))))
             wins = dict(s.execute(sa.select(Render.page_id, sa.func.count(Render.id)).where(
                 Render.page_id.in_(pages), Render.panel_id.is_(None), Render.status == RunStatus.succeeded)
@@ -218,6 +218,7 @@ class Stack:
         self.processes.stop(["web"])
         self.processes.stop()
         self.store.dispose()
+        self.reader.dispose()
         self.redis.stop()
         if self.scratch:
             self.scratch.drop()
