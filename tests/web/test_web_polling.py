@@ -193,3 +193,29 @@ def test_the_openapi_document_describes_the_polled_answers(client, bearer):
         get = paths[path]["get"]
         assert {"200", "304"} <= set(get["responses"]) and "ETag" in get["responses"]["200"]["headers"]
         assert any(p["name"] == "If-None-Match" and p["in"] == "header" for p in get["parameters"])
+
+
+def test_a_tokens_use_is_recorded_once_a_minute_not_on_every_poll(app, client, bearer):
+    from panelpaint.store import accounts
+    from panelpaint.store.schema import ApiToken
+
+    store = app.extensions["panelpaint"].store
+    seen: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+
+    def last_used():  # noqa: ANN202
+        with store.reading() as s:
+            return s.scalar(sa.select(ApiToken.last_used_at))
+
+    assert last_used() is None
+    assert client.get("/api/v1/me", headers=bearer).status_code == 200  # a GET records the first use
+    first = last_used()
+    assert first is not None
+    seen.clear()
+    for _ in range(3):
+        assert client.get("/api/v1/batches", headers=bearer).status_code == 200
+    assert not [s for s in seen if s.lstrip().upper().startswith("UPDATE")] and last_used() == first
+    with store.session() as s:
+        s.scalar(sa.select(ApiToken)).last_used_at = first - accounts.TOKEN_TOUCH_INTERVAL
+    assert client.get("/api/v1/batches", headers=bearer).status_code == 200
+    assert last_used() > first - accounts.TOKEN_TOUCH_INTERVAL

@@ -4,6 +4,8 @@ what they share: the current app's settings, job store and file storage, and one
 session per request (flaskr's `get_db`)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,14 +58,18 @@ def db() -> "Session":
     return g.db
 
 
-def writing() -> "Session":
-    """A session that may write, whatever the request's method: this request's own one, except in
-    a GET, where it is a short transaction of its own (commit it), and the read is ended first so
-    two of this request's transactions never hold SQLite's locks at once."""
+@contextlib.contextmanager
+def writing() -> Iterator["Session"]:
+    """A transaction that may write, whatever the request's method, committed when the block ends:
+    this request's own one, except in a GET, where it is a short one of its own, begun after the
+    read is ended, so two of this request's transactions never hold SQLite's locks at once."""
     if request.method not in READ_METHODS:
-        return db()
+        yield db()
+        db().commit()
+        return
     release_db()
-    return services().store.sessions()
+    with services().store.session() as session:
+        yield session
 
 
 def release_db() -> None:

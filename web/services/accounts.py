@@ -30,13 +30,8 @@ def user_for_token(token: str) -> User | None:
     if found is None:
         return None
     if accounts.touch_due(found):
-        session = writing()
-        try:
+        with writing() as session:
             accounts.touch_token(session, found.id)
-            session.commit()
-        finally:
-            if session is not db():
-                session.close()
     return found.user
 
 
