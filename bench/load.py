@@ -181,6 +181,13 @@ class Stack:
                 Upload.batch_id.in_(batch_ids), Upload.status.in_([RunStatus.queued, RunStatus.running])))
             return open_pages == 0 and unpacking == 0
 
+    def finished_pages(self, batch_id: int) -> int:
+        from panelpaint.store.schema import Page, RunStatus
+
+        with self.reader.connect() as s:
+            return s.scalar(sa.select(sa.func.count(Page.id)).where(
+                Page.batch_id == batch_id, Page.status.in_([RunStatus.succeeded, RunStatus.failed])))
+
     def outcome(self, batch_ids: list[int]) -> tuple[int, int, float]:
         """(pages, pages with exactly one successful page render, last page finished at)."""
         from panelpaint.store.schema import Page, Render, RunStatus
@@ -335,9 +342,17 @@ def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, ti
     chapter = pages(scenario.chapter, size)
 
     def chapter_rate(batch_ids: list[int], batch_id: int, sent: float) -> float:
-        wait_for(lambda: stack.final(batch_ids), timeout, "the batches to finish", every=0.5)
+        """Pages/min of the chapter; past `timeout`, of the pages it finished by then (and says so)."""
+        try:
+            wait_for(lambda: stack.final(batch_ids), timeout, "the batches to finish", every=0.5)
+        except AssertionError:
+            done = stack.finished_pages(batch_id)
+            print(f"batch {batch_id}: {done} of {scenario.chapter} pages finished in {timeout:.0f} s", flush=True)
+            return done / timeout * 60
         _, _, last = stack.outcome([batch_id])
-        return scenario.chapter / (last - sent) * 60
+        rate = scenario.chapter / (last - sent) * 60
+        print(f"batch {batch_id}: {rate:.0f} pages/min", flush=True)
+        return rate
 
     quiet_id, sent = send_chapter(stack, chapter, "quiet chapter")
     unwatched = chapter_rate([quiet_id], quiet_id, sent)
