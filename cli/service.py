@@ -53,9 +53,19 @@ def worker_argv(settings: Settings, queues: list[str], concurrency: int | None, 
             "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
 
 
-def web_argv(settings: Settings, workers: int = 1, threads: int = 8) -> list[str]:
+def web_workers(settings: Settings) -> int:
+    """gunicorn processes: the setting, else 2 x cores + 1 (gunicorn's own rule of thumb)."""
+    return settings.web_workers or 2 * (os.cpu_count() or 1) + 1
+
+
+def web_argv(settings: Settings, workers: int | None = None, threads: int | None = None) -> list[str]:
+    """The gunicorn command line, sized from the settings unless told; its control socket lives in
+    the stack's var/ (gunicorn's default, ~/.gunicorn/gunicorn.ctl, is shared by every stack of a user)."""
+    var = settings.var_dir.resolve()
+    var.mkdir(parents=True, exist_ok=True)
     return [sys.executable, "-m", "gunicorn", "--bind", f"{settings.web_host}:{settings.web_port}",
-            "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",
+            "--workers", str(workers or web_workers(settings)), "--threads", str(threads or settings.web_threads),
+            "--graceful-timeout", "10", "--control-socket", str(var / "gunicorn.ctl"),
             "--access-logfile", "-", "web:create_app()"]
 
 
@@ -106,9 +116,11 @@ def worker(queues: str, concurrency: int | None, pool: str, name: str | None, lo
 
 
 @click.command("web")
-@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", type=int, default=8, show_default=True, help="Threads per gunicorn worker.")
-def web(workers: int, threads: int) -> None:
+@click.option("--workers", type=int, default=None,
+              help="gunicorn worker processes (default PANELPAINT_WEB_WORKERS, else 2 x cores + 1).")
+@click.option("--threads", type=int, default=None,
+              help="Threads per gunicorn worker (default PANELPAINT_WEB_THREADS, 4).")
+def web(workers: int | None, threads: int | None) -> None:
     """Run the dashboard under gunicorn."""
     settings = get_settings()
     _exec(web_argv(settings, workers, threads), {"REDIS_URL": settings.effective_redis_url()})

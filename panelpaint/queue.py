@@ -36,6 +36,26 @@ TASK_WEBHOOK = "panelpaint.deliver_webhook"
 ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK_INGEST: IO_QUEUE,
                           TASK_UNPACK: IO_QUEUE, TASK_WEBHOOK: IO_QUEUE}
 
+# Fairness. Over Redis, kombu keeps one list per priority step of a queue and a worker pops them
+# in order, step 0 first (`PRIORITY_STEPS`: ten steps, so that batches can be told apart).
+# - Between batches, oldest first: a page's render and its ingest are sent at the `rank` of its
+#   batch, the number of older batches that still have pages waiting (`store.batches.queue_rank`),
+#   so a running chapter's pages, unpacked one by one, go before the pages of a burst of batches
+#   sent after it: the burst slows the chapter by the CPU it takes, never by queueing it behind.
+# - Within the io queue, work already under way goes first: finishing a coloured page (step 0,
+#   alone there: what the render workers' back-pressure counts, `finishing_backlog`), then
+#   ingesting pages already added, then unpacking new archives.
+# A message sent again (a retry, a lost message the janitor re-sends) goes at its base step.
+PRIORITY_STEPS = list(range(10))
+PRIORITIES: dict[str, int] = {TASK_RENDER: 0, TASK_FINISH: 0, TASK_INGEST: 1, TASK_UNPACK: 6}
+RANKED: dict[str, int] = {TASK_RENDER: 9, TASK_INGEST: 5}  # the last step a batch's rank may reach
+
+
+def priority(task_name: str, rank: int = 0) -> int:
+    """The priority step a task is sent at: its base step, moved down by its batch's `rank`."""
+    base = PRIORITIES[task_name]
+    return min(base + max(0, rank), RANKED[task_name]) if task_name in RANKED else base
+
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
     """Redis transport options; used for the broker and the result backend alike."""
@@ -48,6 +68,7 @@ def transport_options(settings: "Settings") -> dict[str, Any]:
         "unacked_restore_throttle": 1,
         # A worker killed mid-sweep leaves the sweep mutex behind until it expires (300 s by default).
         "unacked_mutex_expire": max(10, min(300, settings.visibility_timeout // 2)),
+        "priority_steps": PRIORITY_STEPS,
         "socket_keepalive": True,
         "health_check_interval": 10,
         "retry_on_timeout": True,
@@ -107,10 +128,10 @@ PATIENT_RETRY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5,
 
 
 def send(settings: "Settings", task_name: str, *args: Any, task_id: str | None = None,
-         countdown: float | None = None, patient: bool = False) -> str:
-    """Send a task by name to its queue and return the Celery task id."""
+         countdown: float | None = None, patient: bool = False, rank: int = 0) -> str:
+    """Send a task by name to its queue (at its priority for `rank`) and return the Celery task id."""
     queue = ROUTES[task_name]
-    options: dict[str, Any] = {"retry": True}
+    options: dict[str, Any] = {"retry": True, "priority": priority(task_name, rank)}
     if patient:
         options["retry_policy"] = PATIENT_RETRY
     result = client(settings).send_task(task_name, args=list(args), queue=queue, task_id=task_id,
@@ -119,18 +140,18 @@ def send(settings: "Settings", task_name: str, *args: Any, task_id: str | None =
 
 
 def enqueue_render(settings: "Settings", render_id: int, task_id: str | None = None, *,
-                   countdown: float | None = None) -> str:
+                   countdown: float | None = None, rank: int = 0) -> str:
     """Queue the colouring of a render row, after the commit that made it queued.
 
     Pass the render's pre-made `task_id` (`panelpaint.store.renders.queue_render` sets one) so that
-    cancelling can revoke it; returns the task id.
+    cancelling can revoke it, and a new page's batch `rank` (`PRIORITY_STEPS`); returns the task id.
     """
-    return send(settings, TASK_RENDER, int(render_id), task_id=task_id, countdown=countdown)
+    return send(settings, TASK_RENDER, int(render_id), task_id=task_id, countdown=countdown, rank=rank)
 
 
-def enqueue_ingest(settings: "Settings", page_id: int) -> str:
+def enqueue_ingest(settings: "Settings", page_id: int, rank: int = 0) -> str:
     """Queue panel detection for a page row (already committed with its source stored)."""
-    return send(settings, TASK_INGEST, int(page_id))
+    return send(settings, TASK_INGEST, int(page_id), rank=rank)
 
 
 def enqueue_unpack(settings: "Settings", upload_id: int, task_id: str | None = None, *,
@@ -206,22 +227,35 @@ def ping(settings: "Settings", timeout: float = 1.0) -> None:
         conn.close()
 
 
-def queue_lengths(settings: "Settings") -> dict[str, int]:
-    """Messages waiting in each queue (not counting those a worker has reserved)."""
-    import redis
+def priority_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps for a queue, highest priority first: one per priority step,
+    step 0 being the bare queue name."""
     from kombu.transport.redis import Channel
 
-    conn = redis.Redis.from_url(settings.effective_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    return [queue] + [f"{queue}{Channel.sep}{p}" for p in PRIORITY_STEPS if p]
+
+
+def queue_lengths(settings: "Settings") -> dict[str, int]:
+    """Messages waiting in each queue (not counting those a worker has reserved)."""
+    conn = _redis(settings, 2)
     try:
         lengths = {}
         for queue in QUEUES:
-            # kombu keeps one Redis list per priority step; step 0 is the bare queue name.
-            keys = [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]
             pipe = conn.pipeline()
-            for key in keys:
+            for key in priority_keys(queue):
                 pipe.llen(key)
             lengths[queue] = int(sum(pipe.execute()))
         return lengths
+    finally:
+        conn.close()
+
+
+def finishing_backlog(settings: "Settings") -> int:
+    """Coloured pages waiting to be finished: the io queue's first priority step, which holds only
+    finishing (`PRIORITIES`); raises redis errors when the broker does not answer."""
+    conn = _redis(settings, 2)
+    try:
+        return int(conn.llen(priority_keys(IO_QUEUE)[0]))
     finally:
         conn.close()
 
@@ -250,7 +284,7 @@ def pending_task_ids(settings: "Settings", queues: Iterable[str] = (RENDER_QUEUE
     try:
         pipe = conn.pipeline()
         for queue in queues:
-            for key in [queue] + [f"{queue}{Channel.sep}{p}" for p in Channel.priority_steps if p]:
+            for key in priority_keys(queue):
                 pipe.lrange(key, 0, -1)
         waiting = [raw for entries in pipe.execute() for raw in entries]
         reserved = conn.hvals(Channel.unacked_key)

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # Web and Flower
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    # gunicorn worker processes (0 = 2 x cores + 1, gunicorn's rule of thumb) and threads in each:
+    # the processes answer in parallel (the GIL lets one thread compute at a time), the threads
+    # cover requests waiting on the database or on storage (docs/deploy.md, "Sizing the web").
+    web_workers: int = Field(0, ge=0)
+    web_threads: int = Field(4, ge=1)
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_url: str = ""  # link shown in the dashboard; default http://{flower_host}:{flower_port}

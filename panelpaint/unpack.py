@@ -18,7 +18,7 @@ from panelpaint.images import (
     ALLOWED_FORMATS, PIXELS_SETTING, ImageError, Source, check_image, page_file_bytes_limit,
 )
 from panelpaint.limits import NAME_MAX, PAGE_SIDE_MIN
-from panelpaint.store import uploads
+from panelpaint.store import batches, uploads
 from panelpaint.store.db import Store
 from panelpaint.store.errors import NotFound
 from panelpaint.store.schema import Page, Render, RunStatus, Upload
@@ -204,15 +204,18 @@ def _unpack_file(store: Store, storage: Storage, settings, upload_id: int, fi: i
     return None
 
 
-def enqueue_pages(settings) -> Callable[[Page, Render | None], None]:  # noqa: ANN001 - Settings
-    """The `on_page` of a worker: send a new page's panel detection, then its render, by task name."""
+def enqueue_pages(settings, store: Store) -> Callable[[Page, Render | None], None]:  # noqa: ANN001 - Settings
+    """The `on_page` of a worker: send a new page's panel detection, then its render, by task name,
+    at its batch's rank (older batches first: `panelpaint.queue.PRIORITY_STEPS`)."""
     from panelpaint import queue
 
     def on_page(page: Page, render: Render | None) -> None:
         if render is None:
             return  # a failed page: nothing to do
-        queue.enqueue_ingest(settings, page.id)
-        queue.enqueue_render(settings, render.id, render.task_id)
+        with store.reading() as s:
+            rank = batches.queue_rank(s, page.batch_id)
+        queue.enqueue_ingest(settings, page.id, rank)
+        queue.enqueue_render(settings, render.id, render.task_id, rank=rank)
 
     return on_page
 

@@ -60,6 +60,18 @@ FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
 CONFLICT = {"$ref": "#/components/responses/Conflict"}
 FILE = {"description": "The file", "content": {"image/png": {}, "application/octet-stream": {}},
         "headers": {"X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}}}}
+# The status endpoints that clients poll (`web.polling`): an ETag on the answer, 304 for a match.
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "The ETag of the last answer: 304 with no body while nothing shown has changed"}
+POLLED = {"ETag": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}}
+
+
+def _polled(schema: dict, description: str) -> dict[str, dict]:
+    """The 200 (tagged) and 304 answers of a polled status endpoint."""
+    return {"200": {**_json(schema, description), "headers": POLLED},
+            "304": {"description": "Not modified since the ETag sent in If-None-Match", "headers": POLLED}}
+
+
 BATCH_FORM = {
     "type": "object",
     "properties": {
@@ -140,8 +152,9 @@ def document(server_url: str = "") -> dict[str, Any]:
                                        "type": "integer", "minimum": 1, "maximum": BATCHES_LISTED_MAX,
                                        "default": BATCHES_LISTED_DEFAULT}},
                                    {"name": "offset", "in": "query", "schema": {
-                                       "type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0}}],
-                    "responses": {"200": _json({"type": "object", "properties": {
+                                       "type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0}},
+                                   IF_NONE_MATCH],
+                    "responses": {**_polled({"type": "object", "properties": {
                         "batches": {"type": "array", "items": _ref("Batch")}}}, "Batches"), "400": BAD, **ERRORS}},
             "post": {"summary": "Create a batch with its pages",
                      "description": "Unreadable files become failed pages listed under `rejected` with their "
@@ -154,8 +167,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                                    "413": {"$ref": "#/components/responses/TooLarge"}, **ERRORS}},
         },
         "/api/v1/batches/{batch_id}": {"get": {"summary": "Batch status with its pages", "tags": ["batches"],
-                                               "parameters": [batch_id],
-                                               "responses": {"200": _json(_ref("Batch"), "The batch"), **ERRORS}}},
+                                               "parameters": [batch_id, IF_NONE_MATCH],
+                                               "responses": {**_polled(_ref("Batch"), "The batch"), **ERRORS}}},
         "/api/v1/batches/{batch_id}/pages": {"post": {
             "summary": "Add pages to a batch", "tags": ["batches"], "parameters": [batch_id],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

@@ -128,7 +128,7 @@ def unpack_upload(res: Resources, settings: Settings, upload_id: int, task_id: s
     chapter meets the time limit); waits its turn behind an earlier upload of the same batch."""
     deadline = time.monotonic() + settings.task_soft_time_limit / 2
     try:
-        outcome = unpack.unpack_upload(res.store, res.storage, settings, upload_id, unpack.enqueue_pages(settings),
+        outcome = unpack.unpack_upload(res.store, res.storage, settings, upload_id, unpack.enqueue_pages(settings, res.store),
                                        deadline=deadline)
         if outcome in (Unpacked.MORE, Unpacked.WAITING):
             queue.enqueue_unpack(settings, upload_id, task_id, countdown=0 if outcome is Unpacked.MORE else 2)

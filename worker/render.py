@@ -227,13 +227,15 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
 
 
 def wait_for_io(settings: Settings) -> None:
-    """Back-pressure: while more than `io_backlog` tasks wait on the io queue, take no new page."""
+    """Back-pressure: while more than `io_backlog` coloured pages wait to be finished, take no new
+    page. Only finishing counts: new pages waiting for ingest or archives for unpacking (another
+    studio's burst) never pause the renders (`queue.PRIORITIES`)."""
     import redis
 
     deadline = time.monotonic() + min(IO_WAIT_MAX, settings.task_soft_time_limit / 2)
     while time.monotonic() < deadline:
         try:
-            if queue.queue_lengths(settings)[queue.IO_QUEUE] <= settings.io_backlog:
+            if queue.finishing_backlog(settings) <= settings.io_backlog:
                 return
         except redis.RedisError:
             return

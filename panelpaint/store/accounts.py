@@ -6,12 +6,13 @@ by hash (a unique index), never compared by prefix.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from panelpaint.limits import EMAIL_MAX, NAME_MAX, TOKEN_NAME_MAX
@@ -153,12 +154,40 @@ def create_api_token(session: Session, user_id: int, name: str) -> tuple[ApiToke
     return token, plaintext
 
 
-def user_for_token(session: Session, plaintext: str, *, touch: bool = True) -> User | None:
-    """The active owner of an unrevoked token, or None. `touch` records the time of use."""
+# A token's last use is recorded at most this often: an API client polling twice a second would
+# otherwise make every one of its reads a write.
+TOKEN_TOUCH_INTERVAL = dt.timedelta(seconds=60)
+
+
+def token_for(session: Session, plaintext: str) -> ApiToken | None:
+    """The unrevoked token of an active user with this plaintext, or None (reads only)."""
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
-    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext))
+                           .options(joinedload(ApiToken.user)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    return token
+
+
+def touch_due(token: ApiToken) -> bool:
+    """True when the token's recorded last use is older than `TOKEN_TOUCH_INTERVAL` (or missing)."""
+    last = token.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=dt.timezone.utc)  # SQLite gives naive UTC
+    return last is None or utcnow() - last >= TOKEN_TOUCH_INTERVAL
+
+
+def touch_token(session: Session, token_id: int) -> None:
+    """Record that the token was used now."""
+    session.execute(sa.update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+                    .execution_options(synchronize_session=False))
+
+
+def user_for_token(session: Session, plaintext: str, *, touch: bool = True) -> User | None:
+    """The active owner of an unrevoked token, or None. `touch` records the time of use."""
+    token = token_for(session, plaintext)
+    if token is None:
         return None
     if touch:
         token.last_used_at = utcnow()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from panelpaint.limits import BATCHES_LISTED_MAX, NAME_MAX, TEXT_MAX
 from panelpaint.panels import Direction
@@ -229,6 +229,27 @@ def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
     return session.scalar(sa.select(Page).join(Batch).where(Page.id == page_id, Batch.studio_id == studio_id))
 
 
+def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
+    """A batch's pages in order, with their current renders loaded into the session in the same
+    go (two queries, whatever the number of pages), so `session.get(Render, page.current_render_id)`
+    then finds each one without asking the database. Scope the batch first with `get_batch`."""
+    return list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)
+                                .options(selectinload(Page.current_render))))
+
+
+def status_inputs(session: Session, batch_id: int) -> list[tuple]:
+    """Everything a batch's status shows of its pages and their current renders, as plain rows in
+    one query (no objects built): a page's fields, and its current render's id and status (a
+    render's outputs are written once, with its final status). Unchanged rows, unchanged status."""
+    return [tuple(row) for row in session.execute(
+        sa.select(Page.id, Page.position, Page.source_name, Page.source_key.is_(None), Page.status, Page.error,
+                  Page.review_status, Page.width, Page.height, Page.panels_done, Page.panels_total,
+                  Page.panel_check, Page.layout_confidence, Page.thumbnails,
+                  Page.current_render_id, Render.status, Render.stage, Render.started_at)
+        .outerjoin(Render, Render.id == Page.current_render_id)
+        .where(Page.batch_id == batch_id).order_by(Page.position))]
+
+
 def list_renders(session: Session, studio_id: int, page_id: int, *, panel_id: int | None = _UNSET) -> list[Render]:
     """Renders of a studio's page, newest first; `panel_id` narrows to one panel (None: page-level)."""
     q = (sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)
@@ -244,6 +265,14 @@ def get_render(session: Session, studio_id: int, render_id: int) -> Render | Non
         sa.select(Render).join(Page, Render.page_id == Page.id).join(Batch)
         .where(Render.id == render_id, Batch.studio_id == studio_id)
     )
+
+
+def queue_rank(session: Session, batch_id: int) -> int:
+    """How many older batches (of any studio: the queue is shared) still have pages waiting to be
+    coloured. A new page's tasks are sent at this rank, so the queues serve batches oldest first
+    (`panelpaint.queue.PRIORITY_STEPS`)."""
+    return session.scalar(sa.select(sa.func.count(sa.distinct(Page.batch_id)))
+                          .where(Page.batch_id < batch_id, Page.status == RunStatus.queued))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Engines and sessions for the job store, on SQLite (default) or PostgreSQL.
 
 `make_engine(url)` applies what each backend needs (SQLite: WAL, foreign keys, a busy timeout so
-a web request and a worker can write the same file); `Store` bundles an engine with a session
-factory and is what the web app and the workers hold.
+a web request and a worker can write the same file); `Store` bundles an engine with two session
+factories, one for transactions that write and one for reads, and is what the web app and the
+workers hold.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 # lets other transactions insert rows that reference the locked one (events, renders): their
 # foreign key check takes a KEY SHARE lock, and waiting for it deadlocked a claim against a cancel.
 ROW_LOCK = {"key_share": True}
+
+# The execution option that marks a read-only transaction: on SQLite it begins DEFERRED, so under
+# WAL it takes no lock at all and neither waits for a writer nor makes one wait.
+READ_ONLY = "panelpaint_read_only"
 
 
 def _wal(cur, seconds: float = 30.0) -> None:  # noqa: ANN001 - a sqlite3 cursor
@@ -60,20 +65,35 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # noqa: ANN001
-            # Take the write lock at the start so two writers queue instead of failing mid-transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY):
+                # A plain read under WAL: it sees the last commit and blocks nobody.
+                conn.exec_driver_sql("BEGIN DEFERRED")
+            else:
+                # A writer takes the write lock at the start so two writers queue (busy timeout)
+                # instead of failing mid-transaction when a deferred one tries to upgrade.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def _refuse_writes(session: Session, _context, _instances) -> None:  # noqa: ANN001
+    """A read session that is asked to write is a bug: on SQLite its deferred transaction could only
+    upgrade to a write by racing the writers (and fail with "database is locked" when it loses)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only session was asked to write; use Store.session() for writes")
+
+
 class Store:
-    """An engine and its session factory: the handle web requests and worker tasks share."""
+    """An engine and its session factories: `sessions` for transactions that write (on SQLite they
+    take the write lock when they begin), `read_sessions` for reads (they take none)."""
 
     def __init__(self, url: str, **engine_kwargs):
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        event.listen(self.read_sessions, "before_flush", _refuse_writes)
 
     @property
     def dialect(self) -> str:
@@ -83,6 +103,12 @@ class Store:
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
         with self.sessions.begin() as s:
+            yield s
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: it takes no write lock (SQLite) and refuses to flush changes."""
+        with self.read_sessions() as s:
             yield s
 
     def dispose(self) -> None:

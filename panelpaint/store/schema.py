@@ -221,6 +221,9 @@ class Page(Base):
     panels: Mapped[list["Panel"]] = relationship(
         order_by="Panel.position", viewonly=True,
         primaryjoin="and_(Page.id == Panel.page_id, Panel.retired_at.is_(None))")
+    # Read-only: for eager loading a batch's current renders in one query (`pages_with_renders`);
+    # code that changes `current_render_id` goes on reading the render by that id.
+    current_render: Mapped["Render | None"] = relationship(foreign_keys=[current_render_id], viewonly=True)
 
 
 class Upload(Base):

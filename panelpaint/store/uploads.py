@@ -133,8 +133,17 @@ def finish_upload(session: Session, upload_id: int, status: RunStatus = RunStatu
 
 def unfinished(session: Session, batch_id: int) -> list[Upload]:
     """The batch's uploads still being unpacked, oldest first (shown on the batch page)."""
-    return list(session.scalars(sa.select(Upload).where(Upload.batch_id == batch_id, Upload.status.in_(UNFINISHED))
-                                .order_by(Upload.id)))
+    return unfinished_many(session, [batch_id])[batch_id]
+
+
+def unfinished_many(session: Session, batch_ids: list[int]) -> dict[int, list[Upload]]:
+    """`unfinished` of several batches in one query (for a list page); every id maps to a list."""
+    out: dict[int, list[Upload]] = {i: [] for i in batch_ids}
+    if batch_ids:
+        for upload in session.scalars(sa.select(Upload).where(Upload.batch_id.in_(batch_ids),
+                                                              Upload.status.in_(UNFINISHED)).order_by(Upload.id)):
+            out[upload.batch_id].append(upload)
+    return out
 
 
 def stalled(session: Session, seconds: float) -> list[Upload]:

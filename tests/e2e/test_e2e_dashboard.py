@@ -81,6 +81,11 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     expect(page.locator('#colour-key .palette-strip rect[fill="#00aa00"]')).to_have_count(1)
     shoot(page, "style_colour_key")
 
+    # The live progress revalidates its status JSON (ETag, If-None-Match): recorded from here on.
+    polls: list[tuple[str | None, int, str | None]] = []  # (If-None-Match sent, status, ETag answered)
+    page.on("response", lambda r: polls.append((r.request.headers.get("if-none-match"), r.status,
+                                                r.headers.get("etag"))) if "/batches/" in r.url and r.url.endswith("/status.json") else None)
+
     # A new batch: one good page and one renamed non-image, which must fail alone with its message.
     page.goto(f"{base}/batches/new")
     page.fill("#name", "Chapter 1")
@@ -113,6 +118,12 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     assert [n["title"] for n in shown] == ["Chapter 1: done"] and "1/2 done" in shown[0]["body"]
     expect(good.locator("img[data-thumb]")).to_have_attribute("src", re.compile(r"/image/result\?size=360$"))
     shoot(page, "batch")
+    # Each poll after a page's first sent back the last ETag (a page drawn again starts afresh);
+    # the server answered 304 exactly when the batch had not changed since.
+    assert any(sent for sent, _, _ in polls), polls
+    for (_, _, last_tag), (sent, status, tag) in zip(polls, polls[1:]):
+        assert sent is None or sent == last_tag, polls
+        assert (status == 304) == (sent is not None and sent == tag), polls
 
     page.goto(f"{base}/batches")
     expect(page.locator("[data-batch] [data-counts]")).to_contain_text("1/2 done")

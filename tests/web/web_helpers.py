@@ -51,14 +51,16 @@ class QueueRecorder:
     ingested: list[int] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     unpacks: list[int] = field(default_factory=list)
+    ranks: dict[int, int] = field(default_factory=dict)  # render id -> the batch rank it was sent at
 
-    def enqueue_ingest(self, settings, page_id):  # noqa: ANN001
+    def enqueue_ingest(self, settings, page_id, rank=0):  # noqa: ANN001
         self.ingested.append(int(page_id))
         return f"ingest-{page_id}"
 
-    def enqueue_render(self, settings, render_id, task_id=None, *, countdown=None):  # noqa: ANN001
+    def enqueue_render(self, settings, render_id, task_id=None, *, countdown=None, rank=0):  # noqa: ANN001
         self.renders.append(int(render_id))
         self.task_ids[int(render_id)] = task_id
+        self.ranks[int(render_id)] = rank
         return task_id or f"task-{render_id}"
 
     def enqueue_unpack(self, settings, upload_id, task_id=None, *, countdown=None):  # noqa: ANN001
@@ -75,7 +77,7 @@ class QueueRecorder:
         services = app.extensions["panelpaint"]
         done, self.unpacks = list(self.unpacks), []
         return [unpack_upload(services.store, services.storage, services.settings, uid,
-                              enqueue_pages(services.settings)) for uid in done]
+                              enqueue_pages(services.settings, services.store)) for uid in done]
 
 
 def web_settings(tmp_path: Path, database_url: str, **overrides):

@@ -5,6 +5,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 
 import redis
 
@@ -28,8 +29,9 @@ def test_visibility_timeout_is_identical_everywhere(settings):
 
 
 def _bodies(url: str, name: str) -> list[dict]:
+    """The messages waiting in a queue, in the order a worker takes them (highest priority first)."""
     conn = redis.Redis.from_url(url)
-    raw = [json.loads(m) for m in conn.lrange(name, 0, -1)]
+    raw = [json.loads(m) for key in queue.priority_keys(name) for m in reversed(conn.lrange(key, 0, -1))]
     return [{"headers": m["headers"], "body": json.loads(base64.b64decode(m["body"]))} for m in raw]
 
 
@@ -70,3 +72,68 @@ def test_finishing_ids_and_the_brokers_identity(settings, redis_server):
         queue.broker_run_id(settings)
     redis_server.start()
     assert queue.broker_run_id(settings) not in ("", before)
+
+
+def test_a_burst_of_new_pages_neither_jumps_ahead_of_finishing_nor_counts_as_backlog(settings, redis_server):
+    """Another studio's burst (archives to unpack, pages to ingest) waits behind the finishing of
+    pages already coloured, and the render workers' back-pressure counts only that finishing, so
+    the burst can slow a running chapter but never pause its renders."""
+    from worker.render import wait_for_io
+
+    settings = settings.model_copy(update={"redis_url": redis_server.url, "io_backlog": 1})
+    for upload_id in range(15):
+        queue.enqueue_unpack(settings, upload_id)
+    for page_id in range(60):
+        queue.enqueue_ingest(settings, page_id)
+    assert queue.queue_lengths(settings)["io"] == 75
+    assert queue.finishing_backlog(settings) == 0
+    started = time.monotonic()
+    wait_for_io(settings)
+    assert time.monotonic() - started < 1.0  # 75 waiting io tasks, none of them finishing: no pause
+    queue.enqueue_finish(settings, 42, 1, "k")
+    order = [m["headers"]["task"] for m in _bodies(redis_server.url, "io")]
+    assert order == [queue.TASK_FINISH] + [queue.TASK_INGEST] * 60 + [queue.TASK_UNPACK] * 15
+    ingests = [m["body"][0][0] for m in _bodies(redis_server.url, "io")[1:61]]
+    assert ingests == list(range(60))  # first in, first out within a step
+    queue.enqueue_finish(settings, 43, 1, "k")
+    assert queue.finishing_backlog(settings) == 2
+
+
+def test_a_worker_takes_finishing_first(settings, redis_server):
+    """What kombu hands a consumer of the io queue: the finishing sent last, before the ingests
+    sent earlier (its Redis channel pops the priority steps in order)."""
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    for page_id in range(5):
+        queue.enqueue_ingest(settings, page_id)
+    queue.enqueue_finish(settings, 42, 1, "k")
+    with queue.client(settings).connection_for_read() as conn:
+        inbox = conn.SimpleQueue(queue.IO_QUEUE)
+        taken = []
+        for _ in range(3):
+            message = inbox.get(timeout=5)
+            taken.append(message.headers["task"])
+            message.ack()
+        inbox.close()
+    assert taken == [queue.TASK_FINISH, queue.TASK_INGEST, queue.TASK_INGEST]
+
+
+def test_a_running_chapters_pages_go_before_a_burst_sent_earlier(settings, redis_server):
+    """Renders are sent at their batch's rank (older batches first): the chapter's next page,
+    unpacked after a burst of younger batches was queued, is the next one a render worker takes."""
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    assert [queue.priority(queue.TASK_RENDER, r) for r in (0, 1, 5, 40)] == [0, 1, 5, 9]
+    assert [queue.priority(queue.TASK_INGEST, r) for r in (0, 2, 40)] == [1, 3, 5]
+    assert queue.priority(queue.TASK_FINISH, 7) == 0 and queue.priority(queue.TASK_UNPACK, 7) == 6
+    for batch in range(1, 4):  # three younger batches, ranks 1 to 3 (the chapter has pages waiting)
+        for page in range(2):
+            queue.enqueue_render(settings, 100 * batch + page, rank=batch)
+    queue.enqueue_render(settings, 7, rank=0)  # the chapter's next page
+    with queue.client(settings).connection_for_read() as conn:
+        inbox = conn.SimpleQueue(queue.RENDER_QUEUE)
+        taken = []
+        for _ in range(7):
+            message = inbox.get(timeout=5)
+            taken.append(message.payload[0][0])
+            message.ack()
+        inbox.close()
+    assert taken == [7, 100, 101, 200, 201, 300, 301]

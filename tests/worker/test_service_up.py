@@ -17,7 +17,7 @@ import pytest
 
 from tests.testkit import ROOT, free_port, port_free, random_weights, wait_for
 from panelpaint import queue
-from cli.service import worker_argv
+from cli.service import web_argv, worker_argv
 from panelpaint.settings import load_settings
 
 pytestmark = [pytest.mark.slow]
@@ -42,7 +42,9 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
              "PANELPAINT_FLOWER_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "STORAGE_ROOT")}
     env.update({k: str(v) for k, v in ports.items()})
-    env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT),
+    home = tmp_path / "home"  # nothing the stack writes may land outside var/ (gunicorn's socket did)
+    env.update(PANELPAINT_VAR_DIR=str(var), PANELPAINT_DEVICE="cpu", PYTHONPATH=str(ROOT), HOME=str(home),
+               PANELPAINT_WEB_WORKERS="2",
                PANELPAINT_WEIGHTS=str(random_weights(tmp_path / "tiny.safetensors")))
     as_root = os.geteuid() == 0  # a CI machine: `up` says so once and runs
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
@@ -54,7 +56,8 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert proc.poll() is None, log()
         web = f"http://127.0.0.1:{ports['PANELPAINT_WEB_PORT']}"
         flower = f"http://127.0.0.1:{ports['PANELPAINT_FLOWER_PORT']}"
-        assert _status(web + "/") in (200, 302)
+        # gunicorn listens before its workers have loaded the app: on a busy machine the first answer takes a while.
+        wait_for(lambda: _status(web + "/") in (200, 302), 60, "the dashboard to answer")
         # Flower is never open: 401 without credentials, 200 with the generated ones.
         password = (var / "flower_password").read_text().strip()
         assert _status(flower + "/") == 401
@@ -69,8 +72,10 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
                                  var_dir=var)
         wait_for(lambda: {tuple(w["queues"]) for w in queue.live_workers(settings)} == {("render",), ("io",)},
                  90, "a render and an io worker", lambda: queue.live_workers(settings))
+        assert stat.S_ISSOCK((var / "gunicorn.ctl").stat().st_mode)
+        assert not (home / ".gunicorn").exists()
         family = psutil.Process(proc.pid).children(recursive=True)
-        assert len(family) >= 7  # redis, 2 workers + their pool children, gunicorn + its worker, flower
+        assert len(family) >= 8  # redis, 2 workers + their pool children, gunicorn + its 2 workers, flower
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -95,3 +100,15 @@ def test_worker_argv_one_render_process_per_gpu_and_cores_for_io(settings):
     assert io[io.index("--concurrency") + 1] == "3" and io[io.index("--queues") + 1] == "io"
     with pytest.raises(click.BadParameter, match="unknown queue"):
         worker_argv(settings, ["gpu"], None, None)
+
+
+def test_web_argv_sizes_gunicorn_for_the_machine_and_keeps_its_socket_in_var(settings, tmp_path):
+    settings = settings.model_copy(update={"var_dir": tmp_path / "var"})
+    argv = web_argv(settings)
+    assert argv[argv.index("--workers") + 1] == str(2 * (os.cpu_count() or 1) + 1)
+    assert argv[argv.index("--threads") + 1] == str(settings.web_threads)
+    assert argv[argv.index("--control-socket") + 1] == str((tmp_path / "var" / "gunicorn.ctl").resolve())
+    sized = web_argv(settings.model_copy(update={"web_workers": 3, "web_threads": 2}))
+    assert (sized[sized.index("--workers") + 1], sized[sized.index("--threads") + 1]) == ("3", "2")
+    told = web_argv(settings, workers=1, threads=8)
+    assert (told[told.index("--workers") + 1], told[told.index("--threads") + 1]) == ("1", "8")

@@ -4,11 +4,13 @@ what they share: the current app's settings, job store and file storage, and one
 session per request (flaskr's `get_db`)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import current_app, g, request
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -42,11 +44,32 @@ def services() -> Services:
     return current_app.extensions["panelpaint"]
 
 
+# Requests that only read: their session takes no write lock (on SQLite a request holding it would
+# make every worker wait for the request to end) and refuses to flush a change.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def db() -> "Session":
-    """This request's session; services commit it themselves, teardown rolls back whatever was not."""
+    """This request's session; services commit it themselves, teardown rolls back whatever was not.
+    A GET reads without the write lock; a service that must write during one uses `writing()`."""
     if "db" not in g:
-        g.db = services().store.sessions()
+        store = services().store
+        g.db = store.read_sessions() if request.method in READ_METHODS else store.sessions()
     return g.db
+
+
+@contextlib.contextmanager
+def writing() -> Iterator["Session"]:
+    """A transaction that may write, whatever the request's method, committed when the block ends:
+    this request's own one, except in a GET, where it is a short one of its own, begun after the
+    read is ended, so two of this request's transactions never hold SQLite's locks at once."""
+    if request.method not in READ_METHODS:
+        yield db()
+        db().commit()
+        return
+    release_db()
+    with services().store.session() as session:
+        yield session
 
 
 def release_db() -> None:

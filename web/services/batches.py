@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from panelpaint.store.schema import Batch, Page, Panel, Render, RenderStage, Run
 from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
+from ..polling import inputs_tag
 from . import db, queue, services
 from .errors import QueueUnavailable
 from .fields import optional_id, parse_direction, parse_options, parse_tags
@@ -159,7 +161,7 @@ def _add_uploads(batch: Batch, uploads: Iterator[PageFile | StoredArchive], styl
         if render is not None:
             renders.append(render)
     try:
-        queue.enqueue(renders, [r.page_id for r in renders])
+        queue.enqueue(renders, [r.page_id for r in renders], batch_id=batch.id)
     except QueueUnavailable as exc:
         result.warning = str(exc)
     return result
@@ -365,14 +367,34 @@ def summary(progress: batch_store.BatchProgress) -> str:
     return " · ".join(parts)
 
 
-def unpacking_status(batch: Batch) -> list[dict[str, Any]]:
-    """The batch's uploads still being unpacked by an io worker."""
-    out = []
-    for up in upload_store.unfinished(db(), batch.id):
-        out.append({"id": up.id, "status": up.status.value, "files": [f["name"] for f in up.files],
-                    "pages_added": up.pages_added,
-                    "pages_expected": sum(int(f.get("pages") or 1) for f in up.files)})
-    return out
+def unpacking_status(uploads: list[UploadRow]) -> list[dict[str, Any]]:
+    """A batch's uploads still being unpacked by an io worker (`upload_store.unfinished`)."""
+    return [{"id": up.id, "status": up.status.value, "files": [f["name"] for f in up.files],
+             "pages_added": up.pages_added, "pages_expected": sum(int(f.get("pages") or 1) for f in up.files)}
+            for up in uploads]
+
+
+def unfinished_uploads(batch: Batch) -> list[UploadRow]:
+    """The batch's uploads an io worker is still unpacking, oldest first."""
+    return upload_store.unfinished(db(), batch.id)
+
+
+def status_tag(batch: Batch, uploads: list[UploadRow]) -> str:
+    """The ETag of the batch's status (`web.polling`): its own fields, its unfinished uploads'
+    progress and its pages' rows (`batch_store.status_inputs`), hashed without building the answer.
+    While a page is running its bar and the batch's ETA move with the clock, so the tag changes
+    every PROGRESS_TICK seconds then."""
+    rows = batch_store.status_inputs(db(), batch.id)
+    running = any(row[4] == RunStatus.running for row in rows)
+    return inputs_tag(batch.id, batch.name, batch.cancelled, batch.direction, batch.default_style_id,
+                      sorted((batch.options or {}).items()), batch.created_at,
+                      [(u.id, u.status, u.pages_added, len(u.files)) for u in uploads], rows,
+                      int(time.time() // PROGRESS_TICK) if running else None)
+
+
+def batch_pages(batch: Batch) -> list[Page]:
+    """The batch's pages in order with their current renders, in a fixed number of queries."""
+    return batch_store.pages_with_renders(db(), batch.id)
 
 
 def panel_data(panel: Panel) -> dict[str, Any]:
@@ -403,6 +425,7 @@ STAGE_LABELS = {PageStage.QUEUED: "queued", PageStage.COLOURING: "colouring",
 # A page's bar: colouring fills it to COLOURED (by the time the batch's pages take), finishing
 # the rest panel by panel, so it moves at every step instead of jumping from 0 to 100 %.
 COLOURED = 0.5
+PROGRESS_TICK = 5  # seconds: how often a running batch's status (its bars, its ETA) may change by time alone
 COLOURING_STARTS = 0.05
 
 
@@ -458,19 +481,24 @@ def page_status(page: Page, *, api: bool = False, rate: BatchRate | None = None)
 
 
 def batch_list(rows: list[Batch], *, api: bool = False) -> list[dict[str, Any]]:
-    """`batch_status` of each batch (without pages), their progress counted in one go."""
-    progress = batch_store.batch_progress_many(db(), [b.id for b in rows])
-    return [batch_status(b, with_pages=False, api=api, progress=progress[b.id]) for b in rows]
+    """`batch_status` of each batch (without pages), their progress and uploads read in one go
+    for all of them: the number of queries does not grow with the number of batches."""
+    ids = [b.id for b in rows]
+    progress = batch_store.batch_progress_many(db(), ids)
+    uploads = upload_store.unfinished_many(db(), ids)
+    return [batch_status(b, with_pages=False, api=api, progress=progress[b.id], uploads=uploads[b.id]) for b in rows]
 
 
 def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
-                 progress: batch_store.BatchProgress | None = None) -> dict[str, Any]:
+                 progress: batch_store.BatchProgress | None = None,
+                 uploads: list[UploadRow] | None = None) -> dict[str, Any]:
     progress = progress or batch_store.batch_progress(db(), batch.id)
-    unpacking = unpacking_status(batch)
+    unpacking = unpacking_status(unfinished_uploads(batch) if uploads is None else uploads)
     # Pages still to come: queued, running and still in archives (none once the batch is cancelled).
     remaining = 0 if batch.cancelled else (
         progress.queued + progress.running + sum(u["pages_expected"] - u["pages_added"] for u in unpacking))
-    rate = batch_rate(db(), batch.id) if remaining else None  # a finished batch needs none: one query less
+    rate = batch_rate(db(), batch.id) if remaining and with_pages else None
+    # (a finished batch needs none; a list of batches shows no ETA, so its queries do not grow with it)
     data = {
         "id": batch.id, "name": batch.name, "state": batch_state(batch, progress, bool(unpacking)).value,
         "cancelled": batch.cancelled, "unpacking": unpacking,
@@ -485,5 +513,5 @@ def batch_status(batch: Batch, *, with_pages: bool = True, api: bool = False,
     }
     data["eta"] = eta_text(data["eta_seconds"], remaining, rate)
     if with_pages:
-        data["pages"] = [page_status(p, api=api, rate=rate) for p in batch.pages]
+        data["pages"] = [page_status(p, api=api, rate=rate) for p in batch_pages(batch)]
     return data

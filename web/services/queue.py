@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 
 from panelpaint import queue
+from panelpaint.store import batches as batch_store
 from panelpaint.store.schema import Render, Upload
 
 from . import services
@@ -20,16 +21,22 @@ def _unreachable(exc: Exception, what: str) -> QueueUnavailable:
                             "Tell your administrator.")
 
 
-def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = ()) -> None:
+def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = (), *, batch_id: int | None = None) -> None:
     """Panel detection for new pages first, then their renders, each under the task id the job
-    store made for it (`render.task_id`), so a cancel revokes exactly that id. Raises
-    `QueueUnavailable` when the broker cannot be reached: the rows stay queued in the job store."""
+    store made for it (`render.task_id`), so a cancel revokes exactly that id. New pages of
+    `batch_id` go at its rank (older batches first, `panelpaint.queue.PRIORITY_STEPS`); a retry or
+    re-render of a page goes first. Raises `QueueUnavailable` when the broker cannot be reached:
+    the rows stay queued in the job store."""
     settings = services().settings
+    rank = 0
+    if batch_id is not None:
+        with services().store.reading() as session:
+            rank = batch_store.queue_rank(session, batch_id)
     try:
         for page_id in ingest_pages:
-            queue.enqueue_ingest(settings, page_id)
+            queue.enqueue_ingest(settings, page_id, rank)
         for render in renders:
-            queue.enqueue_render(settings, render.id, task_id=render.task_id)
+            queue.enqueue_render(settings, render.id, task_id=render.task_id, rank=rank)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it
         raise _unreachable(exc, "the pages stay queued until it is back.") from None
 

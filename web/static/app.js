@@ -81,13 +81,28 @@ function startPolling(el) {
   const url = el.dataset.poll;
   let timer = null;
   let sawActive = false;
+  let etag = null;
+  let last = null;
   async function tick() {
     try {
-      const resp = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (!resp.ok) return schedule(5000);
-      const data = await resp.json();
+      // The status endpoints answer 304 with no body while nothing changed (their ETag): the
+      // server sends and this page redraws only what is new.
+      const headers = { Accept: "application/json" };
+      if (etag) headers["If-None-Match"] = etag;
+      const resp = await fetch(url, { headers, credentials: "same-origin", cache: "no-store" });
+      let data = last;
+      if (resp.status === 304 && last) {
+        el.dataset.notModified = String(Number(el.dataset.notModified || 0) + 1);
+      } else if (resp.ok) {
+        data = await resp.json();
+        etag = resp.headers.get("ETag");
+        last = data;
+        const batches = data.batches || [data];
+        batches.forEach((b) => updateBatch(el, b));
+      } else {
+        return schedule(5000);
+      }
       const batches = data.batches || [data];
-      batches.forEach((b) => updateBatch(el, b));
       if (batches.some((b) => !FINAL.has(b.state))) {
         sawActive = true;
         schedule(1500);

@@ -15,6 +15,7 @@ from panelpaint.store.schema import RunStatus
 
 from ..errors import error_response
 from ..extensions import token_login
+from ..polling import status_response
 from .. import files
 from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, panels, review, styles, webhooks
@@ -93,8 +94,8 @@ def page_json(page, *, detail: bool = False) -> dict:  # noqa: ANN001
 
 
 def submitted_json(result: batches.Submitted) -> dict:
-    data = batches.batch_status(result.batch, api=True)
-    data["pages"] = [page_json(p) for p in result.batch.pages]
+    data = batches.batch_status(result.batch, with_pages=False, api=True)
+    data["pages"] = [page_json(p) for p in batches.batch_pages(result.batch)]
     data["added"] = [p.id for p in result.pages]
     data["rejected"] = [{"page_id": p.id, "name": p.source_name, "error": p.error} for p in result.failed]
     data["warning"] = result.warning
@@ -164,7 +165,7 @@ def style_image(style_id: int):
 def list_batches():
     rows = batches.list_batches(limit=query_int(request.args, "limit", BATCHES_LISTED_DEFAULT, 1, BATCHES_LISTED_MAX),
                                 offset=query_int(request.args, "offset", 0, 0, OFFSET_MAX))
-    return jsonify(batches=batches.batch_list(rows, api=True))
+    return status_response(lambda: {"batches": batches.batch_list(rows, api=True)})
 
 
 @bp.post("/v1/batches")
@@ -177,9 +178,14 @@ def create_batch():
 @bp.get("/v1/batches/<id:batch_id>")
 def get_batch(batch_id: int):
     batch = batches.get_batch(batch_id)
-    data = batches.batch_status(batch, api=True)
-    data["pages"] = [page_json(p) for p in batch.pages]
-    return jsonify(data)
+    uploads = batches.unfinished_uploads(batch)
+
+    def build() -> dict:
+        data = batches.batch_status(batch, with_pages=False, api=True, uploads=uploads)
+        data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
+        return data
+
+    return status_response(build, batches.status_tag(batch, uploads))
 
 
 @bp.post("/v1/batches/<id:batch_id>/pages")

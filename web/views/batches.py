@@ -11,6 +11,7 @@ from panelpaint.flats import Background
 from ..errors import USER_ERRORS, back_with_error
 from .. import files
 from ..files import send_archive
+from ..polling import status_response
 from ..services import batches, downloads, review, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
@@ -25,7 +26,7 @@ def index():
 
 @bp.get("/batches/status.json")
 def index_status():
-    return jsonify(batches=batches.batch_list(batches.list_batches(previews=False)))
+    return status_response(lambda: {"batches": batches.batch_list(batches.list_batches(previews=False))})
 
 
 @bp.get("/batches/new")
@@ -79,7 +80,9 @@ def detail(batch_id: int):
 
 @bp.get("/batches/<id:batch_id>/status.json")
 def status(batch_id: int):
-    return jsonify(batches.batch_status(batches.get_batch(batch_id)))
+    batch = batches.get_batch(batch_id)
+    uploads = batches.unfinished_uploads(batch)
+    return status_response(lambda: batches.batch_status(batch, uploads=uploads), batches.status_tag(batch, uploads))
 
 
 @bp.post("/batches/<id:batch_id>/pages")

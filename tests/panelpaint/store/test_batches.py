@@ -126,3 +126,27 @@ def test_batch_progress_many(store, world):
     assert (many[world.b.batch].queued, many[world.b.batch].running) == (1, 1)
     with store.session() as s:
         assert batches.batch_progress_many(s, []) == {}
+
+
+def test_queue_rank_counts_older_batches_with_pages_waiting(store, world):
+    """A new page's tasks go at its batch's rank: how many older batches (of any studio) still have
+    pages waiting, so the queues serve batches oldest first."""
+    from panelpaint.store import renders
+
+    with store.session() as s:
+        # world.a's and world.b's batches each hold two queued pages; b's is the younger.
+        assert batches.queue_rank(s, world.a.batch) == 0
+        assert batches.queue_rank(s, world.b.batch) == 1
+        burst = [batches.create_batch(s, world.b.studio, world.b.artist, f"burst {i}", world.b.style).id
+                 for i in range(3)]
+        for bid in burst:
+            batches.add_page(s, bid, "x.png", KEY_A, 10, 10)
+        assert [batches.queue_rank(s, bid) for bid in burst] == [2, 3, 4]
+        # Once the oldest batch has nothing waiting, everyone moves up a step.
+        for pid in world.a.pages:
+            rid = renders.queue_render(s, pid).id
+            claim = renders.claim_render(s, rid, "w", 3)
+            renders.fail_render(s, rid, claim.attempt, "boom")
+    with store.session() as s:
+        assert [batches.queue_rank(s, bid) for bid in burst] == [1, 2, 3]
+        assert batches.queue_rank(s, world.a.batch) == 0
