@@ -133,6 +133,7 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     page.goto(batch_url)
     page.click("text=Review")
     expect(page.locator("#review-status")).to_have_text("pending")
+    page.wait_for_selector("body[data-ready]")  # app.js has wired the controls (a slow machine parses first)
     page.locator("#compare").click(position={"x": 60, "y": 80})
     expect(page.locator("#hint-count")).to_have_text("1 hint(s) on panel 1")
     page.locator("input.slider").fill("30")

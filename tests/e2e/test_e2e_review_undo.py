@@ -68,6 +68,7 @@ def test_undo_rerender_rejected_and_zoom(stack, browser):
     page.click("text=Review")
     expect(page.locator("h1")).to_contain_text("p1.png")
     first_review = page.url
+    page.wait_for_selector("body[data-ready]")  # the shortcuts are wired
     page.locator("body").press("r")
     expect(page.locator("h1")).to_contain_text("p2.png")
     expect(page.locator("form.undo-last")).to_contain_text("You rejected p1.png")
@@ -134,6 +135,7 @@ def test_undo_rerender_rejected_and_zoom(stack, browser):
     expect(page.locator("#renders-table")).to_contain_text("panel 1")
     # Nothing is rejected now: page 2 can be approved, and the download buttons come alive.
     expect(page.locator("#approve-button")).to_be_enabled()
+    page.wait_for_selector("body[data-ready]")
     page.locator("body").press("a")
     page.goto(batch_url)
     expect(page.locator("#download-cbz")).to_have_attribute("href", re.compile(r"/download\.cbz$"))

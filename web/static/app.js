@@ -390,4 +390,5 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-variants]").forEach(initVariants);
   document.querySelectorAll("#zoom").forEach(initZoom);
   initConfirm();
+  document.body.dataset.ready = "1";  // every control is live (browser tests wait for this)
 });
