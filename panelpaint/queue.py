@@ -44,10 +44,10 @@ ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK
 #   sent after it: the burst slows the chapter by the CPU it takes, never by queueing it behind.
 # - Within the io queue, work already under way goes first: finishing a coloured page (step 0,
 #   alone there: what the render workers' back-pressure counts, `finishing_backlog`), then
-#   ingesting pages already added, then unpacking new archives.
+#   ingesting pages already added, then a webhook's POST, then unpacking new archives.
 # A message sent again (a retry, a lost message the janitor re-sends) goes at its base step.
 PRIORITY_STEPS = list(range(10))
-PRIORITIES: dict[str, int] = {TASK_RENDER: 0, TASK_FINISH: 0, TASK_INGEST: 1, TASK_UNPACK: 6}
+PRIORITIES: dict[str, int] = {TASK_RENDER: 0, TASK_FINISH: 0, TASK_INGEST: 1, TASK_WEBHOOK: 6, TASK_UNPACK: 6}
 RANKED: dict[str, int] = {TASK_RENDER: 9, TASK_INGEST: 5}  # the last step a batch's rank may reach
 
 

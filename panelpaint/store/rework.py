@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from panelpaint.store.errors import IllegalTransition, InvalidInput, NotFound
 from panelpaint.store.events import log_event
@@ -33,9 +33,14 @@ class Rework:
 
 
 def rejected_count(batch: Batch) -> int:
-    """How many pages and panels of the batch are rejected (a rejected page counts once)."""
-    return sum(1 if p.review_status == ReviewStatus.rejected else len(rejected_panels(p))
-               for p in batch.pages if p.status == RunStatus.succeeded)
+    """How many pages and panels of the batch are rejected (a rejected page counts once), in one
+    query whatever the batch's size (the batch page shows it on every poll)."""
+    finished = (Page.batch_id == batch.id, Page.status == RunStatus.succeeded)
+    pages = sa.select(sa.func.count()).select_from(Page).where(*finished, Page.review_status == ReviewStatus.rejected)
+    panels = (sa.select(sa.func.count()).select_from(Panel).join(Page, Panel.page_id == Page.id)
+              .where(*finished, Page.review_status != ReviewStatus.rejected,
+                     Panel.retired_at.is_(None), Panel.review_status == ReviewStatus.rejected))
+    return object_session(batch).scalar(sa.select(pages.scalar_subquery() + panels.scalar_subquery()))
 
 
 def rerender_rejected(

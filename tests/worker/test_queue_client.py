@@ -137,3 +137,11 @@ def test_a_running_chapters_pages_go_before_a_burst_sent_earlier(settings, redis
             message.ack()
         inbox.close()
     assert taken == [7, 100, 101, 200, 201, 300, 301]
+
+
+def test_every_routed_task_has_a_priority_step():
+    """A task added to a queue without a priority step would fail every send (KeyError)."""
+    from panelpaint.queue import PRIORITIES, PRIORITY_STEPS, ROUTES, priority
+
+    assert set(ROUTES) == set(PRIORITIES)
+    assert all(priority(name, rank) in PRIORITY_STEPS for name in ROUTES for rank in (0, 3, 50))
