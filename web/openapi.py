@@ -487,7 +487,8 @@ def document(server_url: str = "") -> dict[str, Any]:
                      "properties": {"pages": {"type": "integer"}, "seconds_per_page": {"type": "number"},
                                     "page_seconds": {"type": "number"}}},
             "eta_seconds": {"type": "integer", "nullable": True,
-                            "description": "Seconds until the pages left are done at the measured rate"},
+                            "description": "Seconds until the pages left are done at the measured rate "
+                                           "(null in the batch list)"},
             "eta": {"type": "string", "description": "The ETA in words"},
             "mine": {"type": "boolean", "description": "The caller sent this batch"},
             "pages": {"type": "array", "items": _ref("Page")}}},

@@ -93,3 +93,19 @@ def shoot(page, name: str) -> None:  # noqa: ANN001
         assert time.monotonic() < deadline, f"{name}: an image did not load"
         time.sleep(0.1)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def signed_in_page(browser, base: str, height: int = 900):  # noqa: ANN001, ANN201
+    """A new browser page logged in as the studio's admin, and the list that collects its console
+    errors and uncaught exceptions (a test ends by asserting it is empty)."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/login")
+    page.fill("#email", "admin@e2e.test")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    return page, errors

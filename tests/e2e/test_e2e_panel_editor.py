@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.dashboard import PASSWORD, shoot
+from tests.e2e.dashboard import shoot, signed_in_page
 from tests.panelpaint.comic_pages import style_png, two_panel_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -67,17 +67,7 @@ def test_check_panels_first_then_edit_boxes_in_the_review_screen(stack, browser)
 
     add_style(stack)
     base = stack.start_web()
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    page.goto(f"{base}/login")
-    page.fill("#email", "admin@e2e.test")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page, errors = signed_in_page(browser, base, height=1400)
     expect(page).to_have_url(f"{base}/batches")
 
     # A batch whose pages wait after panel detection.

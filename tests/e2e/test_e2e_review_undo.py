@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.panelpaint.comic_pages import style_png, two_panel_page
-from tests.e2e.dashboard import PASSWORD, shoot
+from tests.e2e.dashboard import shoot, signed_in_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,16 +32,7 @@ def test_undo_rerender_rejected_and_zoom(stack, browser):
     from playwright.sync_api import expect
 
     base = stack.start_web()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{base}/login")
-    page.fill("#email", "admin@e2e.test")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page, errors = signed_in_page(browser, base, height=900)
     page.goto(f"{base}/styles")
     page.fill("#style-name", "Sunny")
     page.set_input_files("#image", files=[{"name": "sunny.png", "mimeType": "image/png", "buffer": style_png()}])

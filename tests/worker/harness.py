@@ -287,3 +287,16 @@ class Stack:
 
         with self.store.session() as s:
             return list(s.scalars(sa.select(Event.data).where(Event.kind == kind, Event.render_id == render_id)))
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    """A Stack with tiny random weights whose tasks run in this process (`apply`), settings bound."""
+    from tests.testkit import random_weights
+
+    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
+    st.bind_settings(monkeypatch)
+    try:
+        yield st
+    finally:
+        st.close()

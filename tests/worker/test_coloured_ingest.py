@@ -8,21 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import Stack, draw_page
-from tests.testkit import random_weights
+from harness import draw_page, stack  # noqa: F401 (the `stack` fixture)
 from panelpaint.store.schema import RunStatus
 
 pytestmark = [pytest.mark.redis]
 
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
-    st.bind_settings(monkeypatch)
-    try:
-        yield st
-    finally:
-        st.close()
 
 
 def coloured_page() -> bytes:

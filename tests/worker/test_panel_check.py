@@ -14,22 +14,12 @@ import pytest
 import redis
 from PIL import Image, ImageDraw
 
-from harness import PAGE_SIZE, Stack
+from harness import PAGE_SIZE, stack  # noqa: F401 (the `stack` fixture)
 from panelpaint.store import panel_edits
 from panelpaint.store.schema import Page, PanelCheck, RunStatus
-from tests.testkit import random_weights
 
 pytestmark = [pytest.mark.redis]
 
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
-    st.bind_settings(monkeypatch)
-    try:
-        yield st
-    finally:
-        st.close()
 
 
 def frameless_page() -> bytes:

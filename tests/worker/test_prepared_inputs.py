@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import PAGE_SIZE, Stack
-from tests.testkit import random_weights
+from harness import PAGE_SIZE, stack  # noqa: F401 (the `stack` fixture)
 from panelpaint.settings import get_settings
 from panelpaint.store import batches, renders
 from panelpaint.store.errors import InvalidInput
@@ -21,15 +20,6 @@ from panelpaint.store.schema import Page, RunStatus
 
 pytestmark = [pytest.mark.redis]
 
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    st = Stack(tmp_path, random_weights(tmp_path / "tiny.safetensors"))
-    st.bind_settings(monkeypatch)
-    try:
-        yield st
-    finally:
-        st.close()
 
 
 def render(stack, render_id):
