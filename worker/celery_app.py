@@ -13,6 +13,8 @@ from celery.worker.control import inspect_command
 from panelpaint.queue import RENDER_QUEUE, celery_config
 from panelpaint.settings import get_settings
 
+from worker.logs import quiet_broker_hiccups
+
 log = logging.getLogger(__name__)
 
 # The seconds a render child may take between fork and ready (model load + warm-up).
@@ -36,6 +38,7 @@ def make_app(settings=None) -> Celery:
 
 
 app = make_app()
+quiet_broker_hiccups()
 
 # Queues this worker consumes, recorded in the parent before it forks its children.
 consumed_queues: set[str] = set()
