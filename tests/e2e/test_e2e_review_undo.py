@@ -131,4 +131,4 @@ def test_undo_rerender_rejected_and_zoom(stack, browser):
     page.goto(batch_url)
     expect(page.locator("#download-cbz")).to_have_attribute("href", re.compile(r"/download\.cbz$"))
     assert not errors, errors
-    context.close()
+    page.context.close()
