@@ -106,28 +106,27 @@ def cancel(batch_id: int):
     return redirect(url_for("batches.detail", batch_id=batch.id))
 
 
+def _queue_page(page_id: int, action, done: str):  # noqa: ANN001, ANN202 - a service function of a Page
+    """Run a page action from the batch page: back to the batch, saying what happened or why not."""
+    page = batches.get_page(page_id)
+    try:
+        action(page)
+    except USER_ERRORS as exc:
+        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
+    flash(f"{page.source_name}: {done}", "success")
+    return redirect(url_for("batches.detail", batch_id=page.batch_id))
+
+
 @bp.post("/pages/<id:page_id>/retry")
 @require("submit")
 def retry(page_id: int):
-    page = batches.get_page(page_id)
-    try:
-        batches.retry(page)
-    except USER_ERRORS as exc:
-        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
-    flash(f"{page.source_name}: queued again.", "success")
-    return redirect(url_for("batches.detail", batch_id=page.batch_id))
+    return _queue_page(page_id, batches.retry, "queued again.")
 
 
 @bp.post("/pages/<id:page_id>/colour-anyway")
 @require("submit")
 def colour_anyway(page_id: int):
-    page = batches.get_page(page_id)
-    try:
-        batches.colour_anyway(page)
-    except USER_ERRORS as exc:
-        return back_with_error(exc, url_for("batches.detail", batch_id=page.batch_id))
-    flash(f"{page.source_name}: queued to be coloured although it arrived in colour.", "success")
-    return redirect(url_for("batches.detail", batch_id=page.batch_id))
+    return _queue_page(page_id, batches.colour_anyway, "queued to be coloured although it arrived in colour.")
 
 
 @bp.post("/batches/<id:batch_id>/retry-failed")
