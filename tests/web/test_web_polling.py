@@ -104,6 +104,8 @@ def test_status_endpoints_answer_304_until_something_changes(app, client, artist
     # Each change the batch's view shows gives a new tag and a full answer with what changed.
     first_render = _first_render(app, batch)
     changes = {"a panel coloured": lambda: _colour_a_panel(app, batch),
+               "a page held for its panel check": lambda: _hold_last_page(app, batch),
+               "a page's thumbnails made": lambda: _thumbnail_last_page(app, batch),
                "a page finished": lambda: worker.finish(first_render),
                "a page approved": lambda: _approve(app, first_render),
                "the batch cancelled": lambda: _cancel(app, batch)}
@@ -157,6 +159,34 @@ def _colour_a_panel(app, batch_id: int) -> None:  # noqa: ANN001
 
     with app.extensions["panelpaint"].store.session() as s:
         s.scalars(sa.select(Page).where(Page.batch_id == batch_id)).first().panels_done += 1
+
+
+def _last_page(s, batch_id: int):  # noqa: ANN001, ANN202
+    from panelpaint.store.schema import Page
+
+    return s.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position.desc())).first()
+
+
+def _hold_last_page(app, batch_id: int) -> None:  # noqa: ANN001
+    from panelpaint.store.schema import PanelCheck
+
+    with app.extensions["panelpaint"].store.session() as s:
+        _last_page(s, batch_id).panel_check = PanelCheck.awaiting
+
+
+def _thumbnail_last_page(app, batch_id: int) -> None:  # noqa: ANN001
+    import io
+
+    from PIL import Image
+
+    from panelpaint.store import work
+    from panelpaint.thumbnails import store_thumbnails
+
+    services = app.extensions["panelpaint"]
+    with Image.open(io.BytesIO(small_page((64, 96)))) as image:
+        keys = store_thumbnails(services.storage, image)
+    with services.store.session() as s:
+        work.record_thumbnails(s, _last_page(s, batch_id).id, keys)
 
 
 def _first_render(app, batch_id: int) -> int:  # noqa: ANN001
