@@ -15,6 +15,7 @@ answers, and whether every page ended with exactly one successful render.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -336,6 +337,8 @@ class Figures:
     pages: int
     exactly_once: int
     web_cpu: float  # share of one core the dashboard's processes used while the chapter was watched
+    cpu_quiet: dict[str, float]  # cores each part of the stack used while the chapter was not watched
+    cpu_watched: dict[str, float]  # ... and while it was (with "clients": this benchmark's own threads)
 
 
 def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, timeout: float) -> Figures:
@@ -354,23 +357,40 @@ def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, ti
         print(f"batch {batch_id}: {rate:.0f} pages/min", flush=True)
         return rate
 
+    cpu_start, t_start = cpu_now(stack), time.monotonic()
     quiet_id, sent = send_chapter(stack, chapter, "quiet chapter")
     unwatched = chapter_rate([quiet_id], quiet_id, sent)
-    cpu_before, t_before = stack.cpu_seconds(), time.monotonic()
+    cpu_before, t_before = cpu_now(stack), time.monotonic()
+    cpu_quiet = cores_used(cpu_start, cpu_before, t_before - t_start)
     watched_id, sent = send_chapter(stack, chapter, "watched chapter")
     watchers = Watchers(stack, scenario, watched_id, etags)
-    watchers.start()
+    if scenario.api_clients or scenario.dashboards:
+        watchers.start()
     try:
-        burst = send_burst(stack, scenario, size)
+        burst = send_burst(stack, scenario, size) if scenario.burst_batches else []
         watched = chapter_rate([watched_id, *burst], watched_id, sent)
     finally:
         watchers.finish()
-    web_cpu = (stack.cpu_seconds()["web"] - cpu_before["web"]) / (time.monotonic() - t_before)
+    cpu_watched = cores_used(cpu_before, cpu_now(stack), time.monotonic() - t_before)
+    web_cpu = cpu_watched["web"]
     total, once, _ = stack.outcome([quiet_id, watched_id, *burst])
-    ms = np.array(watchers.batch_seconds) * 1000
+    ms = np.array(watchers.batch_seconds or [float("nan")]) * 1000
     return Figures(unwatched, watched, (float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.max())),
                    sum(watchers.statuses.values()), watchers.statuses.get(304, 0),
-                   sum(n for code, n in watchers.statuses.items() if code >= 500), total, once, web_cpu)
+                   sum(n for code, n in watchers.statuses.items() if code >= 500), total, once, web_cpu,
+                   cpu_quiet, cpu_watched)
+
+
+def cpu_now(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each part of the stack and of this benchmark's own process (its clients)."""
+    import psutil
+
+    own = psutil.Process().cpu_times()
+    return {**stack.cpu_seconds(), "clients": own.user + own.system}
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
 
 
 def table(results: dict[str, Figures]) -> str:
@@ -383,6 +403,9 @@ def table(results: dict[str, Figures]) -> str:
                  *["{:.0f} / {:.0f} / {:.0f} ms".format(*r.latency_ms) for r in results.values()]))
     rows.append(("requests while watched (304 of them)", *[f"{r.requests} ({r.not_modified})" for r in results.values()]))
     rows.append(("dashboard CPU while watched (cores)", *[f"{r.web_cpu:.2f}" for r in results.values()]))
+    for name in next(iter(results.values())).cpu_quiet:
+        rows.append((f"cores used by {name}: quiet / watched",
+                     *[f"{r.cpu_quiet[name]:.2f} / {r.cpu_watched[name]:.2f}" for r in results.values()]))
     rows.append(("5xx answers", *[str(r.server_errors) for r in results.values()]))
     rows.append(("pages with exactly one successful render", *[f"{r.exactly_once}/{r.pages}" for r in results.values()]))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
@@ -396,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--page-size", default="600x850", help="pages' width x height in pixels")
     ap.add_argument("--work-size", type=int, default=128, help="the model's working size (tiny random weights)")
     ap.add_argument("--plain-clients", action="store_true", help="API clients never send If-None-Match")
+    ap.add_argument("--without", action="append", default=[], choices=["watchers", "burst"],
+                    help="leave a part of the watched phase out (to see what each costs)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds a chapter may take")
     ap.add_argument("--keep", action="store_true", help="keep the stacks' folders (logs) for a look")
     args = ap.parse_args(argv)
@@ -405,6 +430,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("postgresql needs DATABASE_URL=postgresql+psycopg://... (a server to make a database on)")
     size = tuple(int(v) for v in args.page_size.split("x"))
     scenario = SCENARIOS[args.scenario]
+    if "watchers" in args.without:
+        scenario = dataclasses.replace(scenario, api_clients=0, dashboards=0)
+    if "burst" in args.without:
+        scenario = dataclasses.replace(scenario, burst_batches=0)
     root = Path(tempfile.mkdtemp(prefix="bench-load-"))
     weights = random_weights(root / "tiny.safetensors")
     print(f"scenario {args.scenario}: {scenario}; pages {size[0]}x{size[1]}, work size {args.work_size}, "

@@ -38,23 +38,33 @@ ROUTES: dict[str, str] = {TASK_RENDER: RENDER_QUEUE, TASK_FINISH: IO_QUEUE, TASK
 
 # Fairness. Over Redis, kombu keeps one list per priority step of a queue and a worker pops them
 # in order, step 0 first (`PRIORITY_STEPS`: ten steps, so that batches can be told apart).
-# - Between batches, oldest first: a page's render and its ingest are sent at the `rank` of its
-#   batch, the number of older batches that still have pages waiting (`store.batches.queue_rank`),
-#   so a running chapter's pages, unpacked one by one, go before the pages of a burst of batches
-#   sent after it: the burst slows the chapter by the CPU it takes, never by queueing it behind.
-# - Within the io queue, work already under way goes first: finishing a coloured page (step 0,
-#   alone there: what the render workers' back-pressure counts, `finishing_backlog`), then
-#   ingesting pages already added, then a webhook's POST, then unpacking new archives.
-# A message sent again (a retry, a lost message the janitor re-sends) goes at its base step.
+# Batches are served oldest first: every task of a batch is sent at its `rank`, the number of
+# older batches that still have work waiting, pages or archives (`store.batches.queue_rank`).
+# - The render queue has a step per rank (0-9).
+# - The io queue has two steps per rank (ranks 0-4): first the batch's finishing of coloured pages
+#   (work under way), then its ingests and the unpacking of its archives. A chapter sent as one ZIP
+#   is unpacked before the finishing of a burst of batches sent after it, which the render workers
+#   colour while the chapter has no page yet: the burst slows the chapter by the CPU it takes,
+#   never by queueing it behind. Webhook POSTs go with the oldest batch's ingests (they are short).
+# A message sent again (a retry, a lost message the janitor re-sends) goes at rank 0.
 PRIORITY_STEPS = list(range(10))
-PRIORITIES: dict[str, int] = {TASK_RENDER: 0, TASK_FINISH: 0, TASK_INGEST: 1, TASK_WEBHOOK: 6, TASK_UNPACK: 6}
-RANKED: dict[str, int] = {TASK_RENDER: 9, TASK_INGEST: 5}  # the last step a batch's rank may reach
+IO_RANKS = len(PRIORITY_STEPS) // 2  # batch ranks the io queue tells apart (the last one takes the rest)
+IO_STAGE: dict[str, int] = {TASK_FINISH: 0, TASK_INGEST: 1, TASK_UNPACK: 1}
 
 
 def priority(task_name: str, rank: int = 0) -> int:
-    """The priority step a task is sent at: its base step, moved down by its batch's `rank`."""
-    base = PRIORITIES[task_name]
-    return min(base + max(0, rank), RANKED[task_name]) if task_name in RANKED else base
+    """The priority step a task is sent at for its batch's `rank`."""
+    rank = max(0, rank)
+    if task_name == TASK_RENDER:
+        return min(rank, PRIORITY_STEPS[-1])
+    if task_name == TASK_WEBHOOK:
+        return IO_STAGE[TASK_INGEST]
+    return 2 * min(rank, IO_RANKS - 1) + IO_STAGE[task_name]
+
+
+def finishing_steps() -> list[int]:
+    """The io queue's steps that hold finishing only (what the render workers' back-pressure counts)."""
+    return [2 * rank + IO_STAGE[TASK_FINISH] for rank in range(IO_RANKS)]
 
 
 def transport_options(settings: "Settings") -> dict[str, Any]:
@@ -155,9 +165,10 @@ def enqueue_ingest(settings: "Settings", page_id: int, rank: int = 0) -> str:
 
 
 def enqueue_unpack(settings: "Settings", upload_id: int, task_id: str | None = None, *,
-                   countdown: float | None = None) -> str:
-    """Queue the unpacking of an upload row (committed, its files stored) under its pre-made task id."""
-    return send(settings, TASK_UNPACK, int(upload_id), task_id=task_id, countdown=countdown)
+                   countdown: float | None = None, rank: int = 0) -> str:
+    """Queue the unpacking of an upload row (committed, its files stored) under its pre-made task
+    id, at its batch's `rank`."""
+    return send(settings, TASK_UNPACK, int(upload_id), task_id=task_id, countdown=countdown, rank=rank)
 
 
 def enqueue_webhook(settings: "Settings", delivery_id: int, attempt: int) -> str:
@@ -172,11 +183,11 @@ def finish_task_id(render_id: int, attempt: int) -> str:
 
 
 def enqueue_finish(settings: "Settings", render_id: int, attempt: int, handoff_key: str, *,
-                   patient: bool = True) -> str:
-    """Queue the finishing of a coloured page (the render task does this, waiting out a broker
-    restart; the janitor sends it again, impatiently, when its message is gone)."""
+                   patient: bool = True, rank: int = 0) -> str:
+    """Queue the finishing of a coloured page at its batch's `rank` (the render task does this,
+    waiting out a broker restart; the janitor sends it again, impatiently, when its message is gone)."""
     return send(settings, TASK_FINISH, int(render_id), int(attempt), str(handoff_key),
-                task_id=finish_task_id(render_id, attempt), patient=patient)
+                task_id=finish_task_id(render_id, attempt), patient=patient, rank=rank)
 
 
 def revoke(settings: "Settings", task_ids: Iterable[str], terminate: bool = False) -> None:
@@ -251,11 +262,15 @@ def queue_lengths(settings: "Settings") -> dict[str, int]:
 
 
 def finishing_backlog(settings: "Settings") -> int:
-    """Coloured pages waiting to be finished: the io queue's first priority step, which holds only
-    finishing (`PRIORITIES`); raises redis errors when the broker does not answer."""
+    """Coloured pages waiting to be finished: the io queue's steps that hold only finishing
+    (`finishing_steps`); raises redis errors when the broker does not answer."""
     conn = _redis(settings, 2)
+    keys = priority_keys(IO_QUEUE)
     try:
-        return int(conn.llen(priority_keys(IO_QUEUE)[0]))
+        with conn.pipeline(transaction=False) as pipe:
+            for step in finishing_steps():
+                pipe.llen(keys[step])
+            return int(sum(pipe.execute()))
     finally:
         conn.close()
 

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     vgg19_weights: Path | None = None
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     compile: bool = False
+    # torch's CPU threads in a render worker's child; 0 = one when it colours on the CPU (the io
+    # pool already runs a child per core: a second torch thread only spins waiting for a core,
+    # docs/benchmarks.md "Load") and torch's own default beside a GPU.
+    render_threads: int = Field(0, ge=0, le=256)
     # Long side of a panel fed to the network; empty = the size the weights were calibrated at.
     work_size: int | None = Field(None, ge=WORK_SIZE_MIN, le=WORK_SIZE_MAX)
     max_panel_batch: int = Field(16, ge=1, le=256)  # panels per forward pass (a same-size group is split)
@@ -92,6 +96,10 @@ class Settings(BaseSettings):
     # cover requests waiting on the database or on storage (docs/deploy.md, "Sizing the web").
     web_workers: int = Field(0, ge=0)
     web_threads: int = Field(4, ge=1)
+    # Seconds a polled status (a batch, the batch list) may lag the workers' progress: the polls of
+    # one user and URL within it share one answer (`web.status_cache`; the studio's own changes
+    # show at once). 0 builds every answer.
+    status_max_age: float = Field(1.0, ge=0.0, le=30.0)
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_url: str = ""  # link shown in the dashboard; default http://{flower_host}:{flower_port}

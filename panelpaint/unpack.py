@@ -220,6 +220,13 @@ def enqueue_pages(settings, store: Store) -> Callable[[Page, Render | None], Non
     return on_page
 
 
+def upload_rank(store: Store, upload_id: int) -> int:
+    """The rank (`batches.queue_rank`) the rest of an upload's unpacking is sent at."""
+    with store.reading() as s:
+        upload = s.get(Upload, upload_id)
+        return batches.queue_rank(s, upload.batch_id) if upload is not None else 0
+
+
 def _stopped(store: Store, upload_id: int) -> Unpacked:
     """Why `add_page` added nothing: the batch or upload was cancelled, or another delivery is ahead."""
     with store.session() as s:

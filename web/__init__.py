@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from . import errors
     from .converters import CONVERTERS
     from .extensions import Sessions, csrf, limiter, login_manager
+    from .polling import STATUS_CACHE, studio_changed
     from .services import Services, close_db
+    from .status_cache import StatusCache
     from .services.batches import page_thumb_url
 
     settings = settings or load_settings()
@@ -76,6 +78,10 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     limiter.init_app(app)
     csrf.init_app(app)
     app.after_request(_security_headers)
+    app.after_request(studio_changed)
+    if settings.status_max_age > 0:
+        app.extensions[STATUS_CACHE] = StatusCache(settings.effective_redis_url(), settings.status_max_age,
+                                                   namespace=settings.database_url)
     app.teardown_appcontext(close_db)
     if settings.proxy_fix > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix

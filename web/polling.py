@@ -3,16 +3,23 @@ JSON with a strong ETag, and 304 Not Modified with no body when the client's cop
 
 A batch's status is tagged before it is built: the tag hashes everything the answer is made of
 (`batches.status_inputs`), so an unchanged batch costs a few small queries and no JSON. Other
-answers are tagged with the hash of their body (Werkzeug's `add_etag`)."""
+answers are tagged with the hash of their body (Werkzeug's `add_etag`). Either way an answer is
+built at most once per `Settings.status_max_age` for all the polls of one user and URL
+(`shared_status`, `web.status_cache`)."""
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
+from flask_login import current_user
 
 import panelpaint
+
+from .status_cache import Cached, StatusCache
+
+STATUS_CACHE = "panelpaint.status_cache"  # the app's `StatusCache` (absent: every poll builds its answer)
 
 # Revalidate on every poll (a poll never shows a stale copy), and keep it out of shared caches.
 CACHE_CONTROL = "private, no-cache"
@@ -38,3 +45,38 @@ def status_response(build: Callable[[], Any], tag: str | None = None) -> Respons
         response.set_etag(tag)
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response.make_conditional(request) if tag is None else response
+
+
+def shared_status(answer: Callable[[], Response]) -> Response:
+    """`answer()` (a `status_response`), or the answer an earlier poll of this user and URL built
+    within `Settings.status_max_age` and before the studio's last change."""
+    cache: StatusCache | None = current_app.extensions.get(STATUS_CACHE)
+    if cache is None or not current_user.is_authenticated:
+        return answer()
+    url = request.script_root + request.full_path
+    hit, generation = cache.get(current_user.studio_id, current_user.id, url)
+    if hit is not None:
+        return _answer(hit)
+    response = answer()
+    tag, _weak = response.get_etag()
+    if response.status_code == 200 and tag:
+        cache.put(current_user.studio_id, current_user.id, url, generation, Cached(tag, response.get_data()))
+    return response
+
+
+def _answer(cached: Cached) -> Response:
+    response = Response(status=304) if cached.tag in request.if_none_match else \
+        Response(cached.body, mimetype="application/json")
+    response.set_etag(cached.tag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def studio_changed(response: Response) -> Response:
+    """After a request that changed something for its studio (any method but a read, answered
+    below 400), its shared status answers are stale (`StatusCache.changed`)."""
+    cache: StatusCache | None = current_app.extensions.get(STATUS_CACHE)
+    if cache is not None and request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400 \
+            and current_user.is_authenticated:
+        cache.changed(current_user.studio_id)
+    return response

@@ -69,6 +69,22 @@ def device(state, **_kwargs) -> dict:  # noqa: ANN001 - celery's worker state
     return {"device": expected_device(get_settings()) if RENDER_QUEUE in consumed_queues else None}
 
 
+def render_threads(settings, device: str) -> int | None:  # noqa: ANN001 - Settings
+    """The torch CPU threads of a render child colouring on `device` (`Settings.render_threads`);
+    None leaves torch's default."""
+    if settings.render_threads:
+        return settings.render_threads
+    return 1 if device == "cpu" else None
+
+
+def set_render_threads(settings) -> None:  # noqa: ANN001 - Settings
+    threads = render_threads(settings, expected_device(settings))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @signals.worker_process_init.connect
 def _init_child(**_kwargs) -> None:
     """Load and warm the colouring model once per render child, after the fork. An io worker runs
@@ -80,6 +96,7 @@ def _init_child(**_kwargs) -> None:
         return
     from worker import resources
 
+    set_render_threads(get_settings())
     try:
         resources.current().runtime.load()
     except Exception:  # noqa: BLE001 - a missing model is reported per page, the worker keeps serving

@@ -74,7 +74,13 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
     render_id, g = handoff.render_id, handoff.geometry
     patience = settings.task_soft_time_limit
     timings = dict(handoff.timings)
-    lines = to_gray(open_stored(res, settings, handoff.source_key, handoff.name))
+    image = open_stored(res, settings, handoff.source_key, handoff.name)
+    # A page coloured before its ingest ran (a chapter's pages go straight to the render workers)
+    # gets its line-art thumbnails here, from the image already decoded: its ingest then has
+    # nothing left to decode.
+    line_thumbnails = {} if page.has_thumbnails else store_thumbnails(res.storage, image)
+    lines = to_gray(image)
+    del image
     timings["finish_load"] = time.perf_counter() - t_start
 
     def should_stop() -> bool:
@@ -101,7 +107,10 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
         renders.complete_render(s, render_id, attempt, outputs, result.timings, result.model_version,
                                 degraded=handoff.degraded, based_on=merge.based_on if merge is not None else None)
         keep_detected(s, page.id, result.panels)
+        if line_thumbnails:
+            work.record_thumbnails(s, page.id, line_thumbnails, only_if_missing=True)
 
+    # (When the ingest recorded its own meanwhile, they are the same files: storage is content-addressed.)
     patiently(res, patience, complete)
 
 

@@ -131,7 +131,8 @@ def unpack_upload(res: Resources, settings: Settings, upload_id: int, task_id: s
         outcome = unpack.unpack_upload(res.store, res.storage, settings, upload_id, unpack.enqueue_pages(settings, res.store),
                                        deadline=deadline)
         if outcome in (Unpacked.MORE, Unpacked.WAITING):
-            queue.enqueue_unpack(settings, upload_id, task_id, countdown=0 if outcome is Unpacked.MORE else 2)
+            queue.enqueue_unpack(settings, upload_id, task_id, countdown=0 if outcome is Unpacked.MORE else 2,
+                                 rank=unpack.upload_rank(res.store, upload_id))
     except NotFound:
         log.warning("upload %s does not exist; dropping its task", upload_id)
         return None

@@ -203,6 +203,15 @@ def _colour_group(res: Resources, settings: Settings, group: list[Job], colorize
     return colours
 
 
+def batch_rank(res: Resources, batch_id: int) -> int:
+    """The batch's rank now (`batches.queue_rank`); 0 (first) when the job store cannot say."""
+    try:
+        with res.store.reading() as s:
+            return batches.queue_rank(s, batch_id)
+    except TRANSIENT:
+        return 0
+
+
 def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, degraded: str | None,
              together: list[int], panels: int) -> None:
     """Store a coloured page's panel colours for finishing and queue its finishing."""
@@ -218,7 +227,7 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
     patiently(res, settings.task_soft_time_limit, renders.hand_off, claim.render_id, claim.attempt, key,
               len(job.prepared.panels), together=together, panels=panels)
     try:
-        queue.enqueue_finish(settings, claim.render_id, claim.attempt, key)
+        queue.enqueue_finish(settings, claim.render_id, claim.attempt, key, rank=batch_rank(res, claim.batch_id))
     except BROKER_ERRORS as exc:
         # Recorded as waiting already: the janitor sends the finishing once the broker answers.
         log.warning("render %s: finishing not queued (%s); it is sent when the broker answers", claim.render_id,
@@ -229,7 +238,7 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
 def wait_for_io(settings: Settings) -> None:
     """Back-pressure: while more than `io_backlog` coloured pages wait to be finished, take no new
     page. Only finishing counts: new pages waiting for ingest or archives for unpacking (another
-    studio's burst) never pause the renders (`queue.PRIORITIES`)."""
+    studio's burst) never pause the renders (`queue.finishing_steps`)."""
     import redis
 
     deadline = time.monotonic() + min(IO_WAIT_MAX, settings.task_soft_time_limit / 2)

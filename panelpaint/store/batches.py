@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from panelpaint.limits import BATCHES_LISTED_MAX, NAME_MAX, TEXT_MAX
 from panelpaint.panels import Direction
@@ -232,9 +232,11 @@ def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
 def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
     """A batch's pages in order, with their current renders loaded into the session in the same
     go (two queries, whatever the number of pages), so `session.get(Render, page.current_render_id)`
-    then finds each one without asking the database. Scope the batch first with `get_batch`."""
+    then finds each one without asking the database. Scope the batch first with `get_batch`.
+    What a status never shows (the cut inputs, a render's hints and timings) is left unread."""
     return list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)
-                                .options(selectinload(Page.current_render))))
+                                .options(defer(Page.prepared),
+                                         selectinload(Page.current_render).defer(Render.hints).defer(Render.timings))))
 
 
 def status_inputs(session: Session, batch_id: int) -> list[tuple]:
@@ -268,11 +270,14 @@ def get_render(session: Session, studio_id: int, render_id: int) -> Render | Non
 
 
 def queue_rank(session: Session, batch_id: int) -> int:
-    """How many older batches (of any studio: the queue is shared) still have pages waiting to be
-    coloured. A new page's tasks are sent at this rank, so the queues serve batches oldest first
-    (`panelpaint.queue.PRIORITY_STEPS`)."""
-    return session.scalar(sa.select(sa.func.count(sa.distinct(Page.batch_id)))
-                          .where(Page.batch_id < batch_id, Page.status == RunStatus.queued))
+    """How many older batches (of any studio: the queue is shared) still have work waiting: pages to
+    be coloured, or archives not yet unpacked into pages. A batch's tasks are sent at this rank,
+    so the queues serve batches oldest first (`panelpaint.queue.PRIORITY_STEPS`)."""
+    waiting = sa.union(
+        sa.select(Page.batch_id).where(Page.batch_id < batch_id, Page.status == RunStatus.queued),
+        sa.select(Upload.batch_id).where(Upload.batch_id < batch_id,
+                                         Upload.status.in_([RunStatus.queued, RunStatus.running]))).subquery()
+    return session.scalar(sa.select(sa.func.count()).select_from(waiting))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -191,11 +191,14 @@ def record_cut(session: Session, page_id: int, key: str, work_size: int, panels:
                                 panels=panels)
 
 
-def record_thumbnails(session: Session, page_id: int, keys: dict[str, str]) -> None:
-    """Record the thumbnails of a page's line art ({kind: storage key}, `panelpaint.thumbnails`)."""
-    row = session.get(Page, page_id)
-    if row is not None:
-        row.thumbnails = dict(keys)
+def record_thumbnails(session: Session, page_id: int, keys: dict[str, str], *, only_if_missing: bool = False) -> bool:
+    """Record the thumbnails of a page's line art ({kind: storage key}, `panelpaint.thumbnails`);
+    `only_if_missing` leaves a page that has some as it is. True when these were recorded."""
+    row = session.get(Page, page_id, with_for_update=only_if_missing or None)
+    if row is None or only_if_missing and row.thumbnails:
+        return False
+    row.thumbnails = dict(keys)
+    return True
 
 
 def fail_attempt(session: Session, render_id: int, attempt: int, error: str, retryable: bool, *,

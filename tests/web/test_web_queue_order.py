@@ -1,6 +1,6 @@
 """Batches are served oldest first: a new batch's pages are sent at its rank (how many older
-batches still have pages waiting), pages unpacked from a running chapter's archive at the
-chapter's, and a retry goes first."""
+batches still have pages or archives waiting), a chapter's archive and the pages unpacked from it
+at the chapter's, and a retry goes first."""
 from __future__ import annotations
 
 from web_helpers import upload
@@ -21,12 +21,13 @@ def test_a_chapter_unpacked_after_a_burst_keeps_the_first_place(app, artist, sty
     for i in range(2):  # the burst arrives while the chapter's archive waits to be unpacked
         _new_batch(artist, style_id, f"burst {i}", [upload(small_page(seed=10 + i), "p.png")])
     burst = list(queue_calls.renders)
+    assert list(queue_calls.unpack_ranks.values()) == [0]  # the chapter's archive: nothing older waits
     queue_calls.run_unpacks(app)
     chapter_renders = [r for r in queue_calls.renders if r not in burst]
-    # The chapter has nothing older waiting; the burst's batches came after it (it was still
-    # unpacking, so it had no page yet when the first burst batch was ranked).
+    # The chapter has nothing older waiting; the burst's batches came after it, and its archive
+    # still waiting to be unpacked counts as the chapter's work.
     assert [queue_calls.ranks[r] for r in chapter_renders] == [0, 0, 0]
-    assert [queue_calls.ranks[r] for r in burst] == [0, 1]
+    assert [queue_calls.ranks[r] for r in burst] == [1, 2]
     # Once a batch has nothing waiting, the younger ones move up.
     for rid in chapter_renders + burst[:1]:
         worker.finish(rid)

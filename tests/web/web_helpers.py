@@ -52,6 +52,7 @@ class QueueRecorder:
     revoked: list[str] = field(default_factory=list)
     unpacks: list[int] = field(default_factory=list)
     ranks: dict[int, int] = field(default_factory=dict)  # render id -> the batch rank it was sent at
+    unpack_ranks: dict[int, int] = field(default_factory=dict)  # upload id -> the rank it was sent at
 
     def enqueue_ingest(self, settings, page_id, rank=0):  # noqa: ANN001
         self.ingested.append(int(page_id))
@@ -63,8 +64,9 @@ class QueueRecorder:
         self.ranks[int(render_id)] = rank
         return task_id or f"task-{render_id}"
 
-    def enqueue_unpack(self, settings, upload_id, task_id=None, *, countdown=None):  # noqa: ANN001
+    def enqueue_unpack(self, settings, upload_id, task_id=None, *, countdown=None, rank=0):  # noqa: ANN001
         self.unpacks.append(int(upload_id))
+        self.unpack_ranks[int(upload_id)] = rank
         return task_id or f"unpack-{upload_id}"
 
     def revoke(self, settings, task_ids, terminate=False):  # noqa: ANN001

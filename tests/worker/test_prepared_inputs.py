@@ -130,6 +130,39 @@ def test_a_page_whose_recorded_size_is_wrong_is_still_coloured(stack):
     assert (flats != 255).any(axis=2).mean() > 0.02
 
 
+def test_a_page_coloured_before_its_ingest_gets_its_thumbnails_from_finishing(stack, monkeypatch):
+    """A chapter's pages reach the render workers before their ingest (finishing goes first on the
+    io queue): the finishing makes the line art's thumbnails from the page it decoded anyway, and
+    the late ingest then decodes nothing. An ingest that made them meanwhile keeps its own."""
+    from worker import ingest
+
+    _, (first, second) = stack.add_batch(["early.png", "raced.png"], enqueue=False)
+    done = render(stack, first)  # no ingest ran
+    page_id = stack.page_of(first).id
+    with stack.store.session() as s:
+        thumbs = dict(s.get(Page, page_id).thumbnails)
+    assert thumbs and all(stack.storage.exists(key) for key in thumbs.values())
+    assert set(thumbs).isdisjoint(done.outputs.values())
+
+    def no_decoding(*_args, **_kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the ingest decoded a page that has its cut and thumbnails")
+
+    monkeypatch.setattr(ingest, "open_stored", no_decoding)
+    assert stack.ingest_here(page_id)["panels"] == "kept"
+    monkeypatch.undo()
+
+    # The second page's ingest makes its thumbnails while the page is being coloured.
+    other = stack.page_of(second).id
+    stack.render_here(second)
+    stack.ingest_here(other)
+    with stack.store.session() as s:
+        ingest_thumbs = dict(s.get(Page, other).thumbnails)
+    stack.finish_here()
+    with stack.store.session() as s:
+        assert dict(s.get(Page, other).thumbnails) == ingest_thumbs
+    assert all(stack.storage.exists(key) for key in ingest_thumbs.values())
+
+
 def test_the_workers_make_the_thumbnails_the_web_serves(stack):
     from panelpaint.limits import THUMB_SIZES
     from panelpaint.thumbnails import thumbnail_kind

@@ -77,12 +77,13 @@ def test_finishing_ids_and_the_brokers_identity(settings, redis_server):
 def test_a_burst_of_new_pages_neither_jumps_ahead_of_finishing_nor_counts_as_backlog(settings, redis_server):
     """Another studio's burst (archives to unpack, pages to ingest) waits behind the finishing of
     pages already coloured, and the render workers' back-pressure counts only that finishing, so
-    the burst can slow a running chapter but never pause its renders."""
+    the burst can slow a running chapter but never pause its renders. The burst's batches are
+    younger than the chapter's (rank 1 and more): its archives wait behind the chapter's pages."""
     from worker.render import wait_for_io
 
     settings = settings.model_copy(update={"redis_url": redis_server.url, "io_backlog": 1})
     for upload_id in range(15):
-        queue.enqueue_unpack(settings, upload_id)
+        queue.enqueue_unpack(settings, upload_id, rank=1 + upload_id)
     for page_id in range(60):
         queue.enqueue_ingest(settings, page_id)
     assert queue.queue_lengths(settings)["io"] == 75
@@ -122,8 +123,11 @@ def test_a_running_chapters_pages_go_before_a_burst_sent_earlier(settings, redis
     unpacked after a burst of younger batches was queued, is the next one a render worker takes."""
     settings = settings.model_copy(update={"redis_url": redis_server.url})
     assert [queue.priority(queue.TASK_RENDER, r) for r in (0, 1, 5, 40)] == [0, 1, 5, 9]
-    assert [queue.priority(queue.TASK_INGEST, r) for r in (0, 2, 40)] == [1, 3, 5]
-    assert queue.priority(queue.TASK_FINISH, 7) == 0 and queue.priority(queue.TASK_UNPACK, 7) == 6
+    # The io queue, rank-major: a batch's finishing, then its ingests and archives, then the next batch's.
+    assert [queue.priority(queue.TASK_FINISH, r) for r in (0, 1, 2, 40)] == [0, 2, 4, 8]
+    assert [queue.priority(queue.TASK_INGEST, r) for r in (0, 1, 2, 40)] == [1, 3, 5, 9]
+    assert [queue.priority(queue.TASK_UNPACK, r) for r in (0, 2, 40)] == [1, 5, 9]  # an archive: as its pages
+    assert queue.priority(queue.TASK_WEBHOOK, 7) == 1
     for batch in range(1, 4):  # three younger batches, ranks 1 to 3 (the chapter has pages waiting)
         for page in range(2):
             queue.enqueue_render(settings, 100 * batch + page, rank=batch)
@@ -139,9 +143,29 @@ def test_a_running_chapters_pages_go_before_a_burst_sent_earlier(settings, redis
     assert taken == [7, 100, 101, 200, 201, 300, 301]
 
 
+def test_a_chapter_sent_as_an_archive_is_unpacked_before_a_burst_sent_after_it(settings, redis_server):
+    """The chapter's ZIP (rank 0: nothing older waits) is unpacked before the ingests of a burst of
+    younger batches sent after it (rank 1 and more: the chapter's archive counts as work waiting)
+    and before the finishing of the burst's pages, which the render workers colour meanwhile, so
+    the burst never holds the chapter back from starting. That finishing still counts as backlog."""
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
+    queue.enqueue_unpack(settings, 1, rank=0)  # the chapter, sent first
+    for batch in range(1, 4):  # the burst's pages, all there at once
+        for page in range(2):
+            queue.enqueue_ingest(settings, 100 * batch + page, rank=batch)
+            queue.enqueue_finish(settings, 100 * batch + page, 1, "k", rank=batch)
+    assert queue.finishing_backlog(settings) == 6
+    with queue.client(settings).connection_for_read() as conn:
+        inbox = conn.SimpleQueue(queue.IO_QUEUE)
+        message = inbox.get(timeout=5)
+        first = (message.headers["task"], message.payload[0][0])
+        message.ack()
+        inbox.close()
+    assert first == (queue.TASK_UNPACK, 1)
+
+
 def test_every_routed_task_has_a_priority_step():
     """A task added to a queue without a priority step would fail every send (KeyError)."""
-    from panelpaint.queue import PRIORITIES, PRIORITY_STEPS, ROUTES, priority
+    from panelpaint.queue import PRIORITY_STEPS, ROUTES, priority
 
-    assert set(ROUTES) == set(PRIORITIES)
     assert all(priority(name, rank) in PRIORITY_STEPS for name in ROUTES for rank in (0, 3, 50))

@@ -17,3 +17,24 @@ def test_a_worker_says_where_it_colours(monkeypatch):
     monkeypatch.setattr(celery_app, "consumed_queues", {"io"})
     assert celery_app.device(None) == {"device": None}
 
+
+
+def test_a_render_child_on_the_cpu_keeps_torch_to_one_thread(monkeypatch):
+    """The io pool runs a child per core; a second torch thread in the render child only spins
+    waiting for a core (it cost a loaded 2-core machine half its pages, docs/benchmarks.md)."""
+    import torch
+
+    from panelpaint.settings import load_settings
+    from worker import celery_app
+
+    monkeypatch.setattr(celery_app.glob, "glob", lambda pattern: [])
+    assert celery_app.render_threads(load_settings(device="cpu"), "cpu") == 1
+    assert celery_app.render_threads(load_settings(device="cuda"), "cuda") is None  # torch's own default
+    assert celery_app.render_threads(load_settings(device="cpu", render_threads=3), "cpu") == 3
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        celery_app.set_render_threads(load_settings(device="auto"))  # no GPU here: the CPU
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -42,9 +42,11 @@ def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = (), *, batc
 
 
 def enqueue_unpack(upload: Upload) -> None:
-    """Send a committed upload to the io workers; `QueueUnavailable` as for `enqueue`."""
+    """Send a committed upload to the io workers at its batch's rank; `QueueUnavailable` as for `enqueue`."""
+    with services().store.reading() as session:
+        rank = batch_store.queue_rank(session, upload.batch_id)
     try:
-        queue.enqueue_unpack(services().settings, upload.id, upload.task_id)
+        queue.enqueue_unpack(services().settings, upload.id, upload.task_id, rank=rank)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it
         raise _unreachable(exc, "the archive is unpacked once it is back.") from None
 

@@ -6,7 +6,7 @@ JSON (`web.errors`); the OpenAPI 3 document is served at /api/openapi.json (`web
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_login import current_user
 
 from panelpaint.limits import BATCHES_LISTED_DEFAULT, BATCHES_LISTED_MAX, OFFSET_MAX, PALETTE_COLOURS
@@ -15,7 +15,8 @@ from panelpaint.store.schema import RunStatus
 
 from ..errors import error_response
 from ..extensions import token_login
-from ..polling import status_response
+from ..polling import shared_status, status_response
+from ..urls import row_url
 from .. import files
 from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, panels, review, styles, webhooks
@@ -82,9 +83,9 @@ def variant_set_json(vset) -> dict:  # noqa: ANN001
 
 def page_json(page, *, detail: bool = False) -> dict:  # noqa: ANN001
     data = batches.page_status(page, api=True)
-    data["result_url"] = url_for("api.page_image", page_id=page.id, kind="result") \
+    data["result_url"] = row_url("api.page_image", page_id=page.id, kind="result") \
         if batches.result_key(batches.current_render(page)) else None
-    data["downloads"] = {fmt: url_for("api.page_download", page_id=page.id, fmt=fmt)
+    data["downloads"] = {fmt: row_url("api.page_download", page_id=page.id, fmt=fmt)
                          for fmt in downloads.available_page_files(page)}
     if detail:
         data["panels"] = [batches.panel_data(p) for p in page.panels]
@@ -163,9 +164,13 @@ def style_image(style_id: int):
 
 @bp.get("/v1/batches")
 def list_batches():
-    rows = batches.list_batches(limit=query_int(request.args, "limit", BATCHES_LISTED_DEFAULT, 1, BATCHES_LISTED_MAX),
-                                offset=query_int(request.args, "offset", 0, 0, OFFSET_MAX))
-    return status_response(lambda: {"batches": batches.batch_list(rows, api=True)})
+    def answer() -> Response:
+        rows = batches.list_batches(limit=query_int(request.args, "limit", BATCHES_LISTED_DEFAULT, 1,
+                                                    BATCHES_LISTED_MAX),
+                                    offset=query_int(request.args, "offset", 0, 0, OFFSET_MAX))
+        return status_response(lambda: {"batches": batches.batch_list(rows, api=True)})
+
+    return shared_status(answer)
 
 
 @bp.post("/v1/batches")
@@ -177,15 +182,18 @@ def create_batch():
 
 @bp.get("/v1/batches/<id:batch_id>")
 def get_batch(batch_id: int):
-    batch = batches.get_batch(batch_id)
-    uploads = batches.unfinished_uploads(batch)
+    def answer() -> Response:
+        batch = batches.get_batch(batch_id)
+        uploads = batches.unfinished_uploads(batch)
 
-    def build() -> dict:
-        data = batches.batch_status(batch, with_pages=False, api=True, uploads=uploads)
-        data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
-        return data
+        def build() -> dict:
+            data = batches.batch_status(batch, with_pages=False, api=True, uploads=uploads)
+            data["pages"] = [page_json(p) for p in batches.batch_pages(batch)]
+            return data
 
-    return status_response(build, batches.status_tag(batch, uploads))
+        return status_response(build, batches.status_tag(batch, uploads))
+
+    return shared_status(answer)
 
 
 @bp.post("/v1/batches/<id:batch_id>/pages")

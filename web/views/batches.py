@@ -2,7 +2,7 @@
 options), the batch page (thumbnails, errors, retry, cancel), page images and downloads."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from panelpaint import formats
@@ -11,7 +11,7 @@ from panelpaint.flats import Background
 from ..errors import USER_ERRORS, back_with_error
 from .. import files
 from ..files import send_archive
-from ..polling import status_response
+from ..polling import shared_status, status_response
 from ..services import batches, downloads, review, rollback, styles
 from ..services.errors import NothingToDownload
 from .auth import require
@@ -26,7 +26,8 @@ def index():
 
 @bp.get("/batches/status.json")
 def index_status():
-    return status_response(lambda: {"batches": batches.batch_list(batches.list_batches(previews=False))})
+    return shared_status(lambda: status_response(
+        lambda: {"batches": batches.batch_list(batches.list_batches(previews=False))}))
 
 
 @bp.get("/batches/new")
@@ -80,9 +81,12 @@ def detail(batch_id: int):
 
 @bp.get("/batches/<id:batch_id>/status.json")
 def status(batch_id: int):
-    batch = batches.get_batch(batch_id)
-    uploads = batches.unfinished_uploads(batch)
-    return status_response(lambda: batches.batch_status(batch, uploads=uploads), batches.status_tag(batch, uploads))
+    def answer() -> Response:
+        batch = batches.get_batch(batch_id)
+        uploads = batches.unfinished_uploads(batch)
+        return status_response(lambda: batches.batch_status(batch, uploads=uploads), batches.status_tag(batch, uploads))
+
+    return shared_status(answer)
 
 
 @bp.post("/batches/<id:batch_id>/pages")

@@ -150,3 +150,20 @@ def test_queue_rank_counts_older_batches_with_pages_waiting(store, world):
     with store.session() as s:
         assert [batches.queue_rank(s, bid) for bid in burst] == [1, 2, 3]
         assert batches.queue_rank(s, world.a.batch) == 0
+
+
+def test_queue_rank_counts_an_archive_not_yet_unpacked_as_work_waiting(store, world):
+    """A chapter sent as one ZIP has no pages until an io worker unpacks it: its upload counts, so
+    a burst of batches sent after it ranks behind it."""
+    from panelpaint.store import uploads
+    from panelpaint.store.schema import RunStatus
+
+    with store.session() as s:
+        chapter = batches.create_batch(s, world.b.studio, world.b.artist, "chapter", world.b.style).id
+        upload = uploads.create_upload(s, chapter, [{"name": "chapter.zip", "key": KEY_A}], user_id=world.b.artist)
+        burst = batches.create_batch(s, world.b.studio, world.b.artist, "burst", world.b.style).id
+        batches.add_page(s, burst, "x.png", KEY_A, 10, 10)
+        assert batches.queue_rank(s, burst) == 3  # world.a's, world.b's and the chapter
+        uploads.finish_upload(s, upload.id, RunStatus.succeeded, None)
+    with store.session() as s:
+        assert batches.queue_rank(s, burst) == 2
