@@ -55,12 +55,13 @@ def shared_status(answer: Callable[[], Response]) -> Response:
         return answer()
     url = request.script_root + request.full_path
     hit, generation = cache.get(current_user.studio_id, current_user.id, url)
-    if hit is not None:
+    if hit is not None and (hit.body is not None or hit.tag in request.if_none_match):
         return _answer(hit)
     response = answer()
     tag, _weak = response.get_etag()
-    if response.status_code == 200 and tag:
-        cache.put(current_user.studio_id, current_user.id, url, generation, Cached(tag, response.get_data()))
+    if tag and response.status_code in (200, 304):
+        body = response.get_data() if response.status_code == 200 else None
+        cache.put(current_user.studio_id, current_user.id, url, generation, Cached(tag, body))
     return response
 
 

@@ -32,7 +32,7 @@ TIMEOUT = 0.25  # seconds: a poll waits no longer than this for Redis before bui
 @dataclass(frozen=True)
 class Cached:
     tag: str
-    body: bytes
+    body: bytes | None  # None: only the tag is known (the poll that found it current was answered 304)
 
 
 class StatusCache:
@@ -63,18 +63,18 @@ class StatusCache:
         generation = generation or b"0"
         if entry is None:
             return None, generation
-        entry_generation, tag, body = entry.split(b"\n", 2)
+        entry_generation, tag, has_body, body = entry.split(b"\n", 3)
         if entry_generation != generation:
             return None, generation
-        return Cached(tag.decode(), body), generation
+        return Cached(tag.decode(), body if has_body == b"1" else None), generation
 
     def put(self, studio_id: int, user_id: int, url: str, generation: bytes, answer: Cached) -> None:
         """Keep an answer built under `generation` (as `get` gave it) for `max_age`."""
         if not generation or not self._up():
             return
         try:
-            self.redis.set(self._key(studio_id, user_id, url), b"\n".join((generation, answer.tag.encode(), answer.body)),
-                           px=self.max_age_ms)
+            entry = (generation, answer.tag.encode(), b"0" if answer.body is None else b"1", answer.body or b"")
+            self.redis.set(self._key(studio_id, user_id, url), b"\n".join(entry), px=self.max_age_ms)
         except redis.RedisError as exc:
             self._failed(exc)
 

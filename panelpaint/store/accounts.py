@@ -87,8 +87,9 @@ def create_user(
     return user
 
 
-def get_user(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
+def get_user(session: Session, user_id: int, *, with_studio: bool = False) -> User | None:
+    """The user; `with_studio` reads its studio in the same query (a login names both on every request)."""
+    return session.get(User, user_id, options=[joinedload(User.studio)] if with_studio else None)
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:
@@ -164,7 +165,7 @@ def token_for(session: Session, plaintext: str) -> ApiToken | None:
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
     token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext))
-                           .options(joinedload(ApiToken.user)))
+                           .options(joinedload(ApiToken.user).joinedload(User.studio)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     return token

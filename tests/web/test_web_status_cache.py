@@ -130,3 +130,20 @@ def test_without_redis_every_poll_is_built_fresh(tmp_path, template_db, queue_ca
         assert get(f"/api/v1/batches/{batch}", headers=headers).get_json()["progress"]["succeeded"] == 1
     finally:
         app.extensions["panelpaint"].store.dispose()
+
+
+def test_a_current_copy_is_confirmed_from_the_cache_too(app, client, bearer, style_id, worker):
+    """Clients that send back their ETag mostly get 304s: the poll that found the tag current
+    leaves it for the others, so their 304s read nothing of the batch either."""
+    batch = make_batch(app, style_id, 3, worker)
+    url = f"/api/v1/batches/{batch}"
+    statements = Statements(app.extensions["panelpaint"].store.engine)
+    tag = client.get(url, headers=bearer).headers["ETag"]
+    time.sleep(MAX_AGE + 0.2)  # the shared answer is gone; the batch is unchanged
+    current = {**bearer, "If-None-Match": tag}
+    assert client.get(url, headers=current).status_code == 304  # found current by reading the batch
+    before = statements.count
+    assert client.get(url, headers=current).status_code == 304
+    assert statements.count - before <= 1, statements.count - before  # the token's look-up only
+    full = client.get(url, headers=bearer)  # a client with no copy still gets the whole answer
+    assert full.status_code == 200 and full.headers["ETag"] == tag and len(full.get_json()["pages"]) == 3

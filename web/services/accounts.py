@@ -12,7 +12,7 @@ from . import db, writing
 def session_user(user_id: int, version: int) -> User | None:
     """Who a session cookie names: the active user with this id whose sessions of `version` have
     not been ended (logout, disabled, a new password), else None."""
-    found = accounts.get_user(db(), user_id)
+    found = accounts.get_user(db(), user_id, with_studio=True)
     if found is None or not found.is_active or found.session_version != version:
         return None
     return found
