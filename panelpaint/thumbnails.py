@@ -21,14 +21,16 @@ def thumbnail_kind(size: int) -> str:
 
 def thumbnails(img: Image.Image) -> dict[str, bytes]:
     """PNG thumbnails of `img`: at most `size` wide and twice that tall, for each of THUMB_SIZES
-    (never enlarged). Each is shrunk from the one before it, so the page is resampled once."""
+    (never enlarged). Each is shrunk from the one before it, so the page is resampled once. zlib's
+    level 6 without Pillow's `optimize` search: a third of the time for about a fifth more bytes
+    (the workers make these for every page; docs/benchmarks.md, "Load")."""
     small = img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGB")
     out = {}
     for size in sorted(THUMB_SIZES, reverse=True):
         small = small.copy()
         small.thumbnail((size, size * 2), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
-        small.save(buf, "PNG", optimize=True)
+        small.save(buf, "PNG", compress_level=6)
         out[thumbnail_kind(size)] = buf.getvalue()
     return out
 
