@@ -5,12 +5,14 @@ child, an io child per core) and the dashboard under gunicorn as `panelpaint up`
 Per configuration: a chapter goes up as one ZIP with nobody watching (its pages/min), then another
 chapter while API clients poll the batch and the batch list, dashboard sessions poll the batch's
 live progress (as app.js does: ETag, every 1.5 s) and a burst of small batches arrives. It prints
-the pages/min of both, the watched share, the latency of `GET /api/v1/batches/<id>`, the 5xx
+the pages/min of both, the watched share, the latency of `GET /api/v1/batches/<id>`, the cores each
+part of the stack used in each phase (this benchmark's own client threads included), the 5xx
 answers, and whether every page ended with exactly one successful render.
 
     python -m bench.load                          # the small scenario, SQLite, and PostgreSQL if DATABASE_URL names one
     python -m bench.load --scenario issue         # issue 17's: 60 pages, 10 API clients, 3 dashboards, 15 x 4 pages
     python -m bench.load --backends sqlite --plain-clients   # API clients that never send If-None-Match
+    python -m bench.load --without burst          # what the watchers alone cost (or --without watchers)
 """
 from __future__ import annotations
 
