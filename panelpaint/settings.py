@@ -77,9 +77,11 @@ class Settings(BaseSettings):
     # redelivered task (the previous attempt is then fenced out). Workers report after every panel.
     render_lease_seconds: int = Field(RENDER_LEASE_SECONDS, ge=1)
     worker_concurrency: int = Field(0, ge=0)  # io queue processes; 0 = number of cores
-    # A render worker waits before taking its next page while more messages than this wait on the
-    # io queue, so coloured pages never pile up unfinished (their lease runs while they wait).
-    io_backlog: int = Field(32, ge=1)
+    # A render worker waits before taking its next page while more coloured pages than this wait
+    # to be finished, so they never pile up unfinished (their lease runs while they wait). 0 = 32
+    # beside a GPU (it colours while the CPUs finish), and one per core on the CPU, where colouring
+    # ahead only takes cores from the finishing of older batches (docs/benchmarks.md, "Load").
+    io_backlog: int = Field(0, ge=0)
 
     # Webhooks (`panelpaint.store.webhooks`): a failed delivery is tried again after
     # backoff, 2 x backoff, 4 x backoff ... seconds, at most `webhook_max_attempts` times in all;

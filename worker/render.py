@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from worker.runtime import WorkerColorizer
 log = logging.getLogger(__name__)
 
 GPU_BATCH_PAGES = 8  # render_batch_pages = 0 on a CUDA device
+GPU_IO_BACKLOG = 32  # io_backlog = 0 beside a GPU
 IO_WAIT_MAX = 60.0  # seconds a render task waits for a backed-up io queue before it returns anyway
 
 
@@ -61,6 +63,18 @@ def pages_per_pass(settings: Settings, colorizer: WorkerColorizer) -> int:
     if settings.render_batch_pages:
         return settings.render_batch_pages
     return GPU_BATCH_PAGES if getattr(colorizer.device, "type", None) == "cuda" else 1
+
+
+def io_backlog(settings: Settings, colorizer: WorkerColorizer) -> int:
+    """Coloured pages that may wait to be finished before a render worker takes no new page: the
+    setting, or `GPU_IO_BACKLOG` beside a GPU and one per core (at least 2) when it colours on the
+    CPU, which it shares with the io pool: a page coloured ahead there is CPU the finishing of an
+    older batch's pages does not get."""
+    if settings.io_backlog:
+        return settings.io_backlog
+    if getattr(colorizer.device, "type", None) == "cuda":
+        return GPU_IO_BACKLOG
+    return max(2, settings.worker_concurrency or os.cpu_count() or 1)
 
 
 def render(res: Resources, settings: Settings, render_id: int, *, worker: str, task_id: str | None) -> dict | None:
@@ -112,7 +126,7 @@ def render(res: Resources, settings: Settings, render_id: int, *, worker: str, t
         if job.outcome is Outcome.REQUEUED:  # a companion's own message may be gone: send it again
             queue.enqueue_render(settings, job.claim.render_id, job.claim.task_id)
     if any(job.outcome is Outcome.HANDED_OFF for job in jobs):
-        wait_for_io(settings)
+        wait_for_io(settings, io_backlog(settings, colorizer))
     if jobs[0].outcome is Outcome.REQUEUED:
         raise TryAgain()
     return {"render_id": render_id, "status": jobs[0].outcome,
@@ -235,8 +249,8 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
     job.outcome = Outcome.HANDED_OFF
 
 
-def wait_for_io(settings: Settings) -> None:
-    """Back-pressure: while more than `io_backlog` coloured pages wait to be finished, take no new
+def wait_for_io(settings: Settings, backlog: int) -> None:
+    """Back-pressure: while more than `backlog` coloured pages wait to be finished, take no new
     page. Only finishing counts: new pages waiting for ingest or archives for unpacking (another
     studio's burst) never pause the renders (`queue.finishing_steps`)."""
     import redis
@@ -244,7 +258,7 @@ def wait_for_io(settings: Settings) -> None:
     deadline = time.monotonic() + min(IO_WAIT_MAX, settings.task_soft_time_limit / 2)
     while time.monotonic() < deadline:
         try:
-            if queue.finishing_backlog(settings) <= settings.io_backlog:
+            if queue.finishing_backlog(settings) <= backlog:
                 return
         except redis.RedisError:
             return

@@ -81,7 +81,7 @@ def test_a_burst_of_new_pages_neither_jumps_ahead_of_finishing_nor_counts_as_bac
     younger than the chapter's (rank 1 and more): its archives wait behind the chapter's pages."""
     from worker.render import wait_for_io
 
-    settings = settings.model_copy(update={"redis_url": redis_server.url, "io_backlog": 1})
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
     for upload_id in range(15):
         queue.enqueue_unpack(settings, upload_id, rank=1 + upload_id)
     for page_id in range(60):
@@ -89,7 +89,7 @@ def test_a_burst_of_new_pages_neither_jumps_ahead_of_finishing_nor_counts_as_bac
     assert queue.queue_lengths(settings)["io"] == 75
     assert queue.finishing_backlog(settings) == 0
     started = time.monotonic()
-    wait_for_io(settings)
+    wait_for_io(settings, 1)
     assert time.monotonic() - started < 1.0  # 75 waiting io tasks, none of them finishing: no pause
     queue.enqueue_finish(settings, 42, 1, "k")
     order = [m["headers"]["task"] for m in _bodies(redis_server.url, "io")]

@@ -38,3 +38,20 @@ def test_a_render_child_on_the_cpu_keeps_torch_to_one_thread(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_render_worker_on_the_cpu_colours_only_a_few_pages_ahead_of_finishing():
+    """Beside a GPU the render worker may colour 32 pages ahead of the io pool (the GPU works while
+    the CPUs finish); on the CPU it shares the cores with the finishing, so it keeps about one
+    page per core ahead: colouring further ahead took cores from an older batch's finishing."""
+    import os
+    from types import SimpleNamespace
+
+    from panelpaint.settings import load_settings
+    from worker.render import GPU_IO_BACKLOG, io_backlog
+
+    cpu, gpu = SimpleNamespace(device=SimpleNamespace(type="cpu")), SimpleNamespace(device=SimpleNamespace(type="cuda"))
+    assert io_backlog(load_settings(), gpu) == GPU_IO_BACKLOG == 32
+    assert io_backlog(load_settings(), cpu) == max(2, os.cpu_count() or 1)
+    assert io_backlog(load_settings(worker_concurrency=6), cpu) == 6
+    assert io_backlog(load_settings(io_backlog=9), cpu) == io_backlog(load_settings(io_backlog=9), gpu) == 9
