@@ -7,7 +7,7 @@ import glob
 import logging
 import os
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from celery.worker.control import inspect_command
 
 from panelpaint.queue import RENDER_QUEUE, celery_config
@@ -37,8 +37,33 @@ def make_app(settings=None) -> Celery:
     return app
 
 
+def survive_a_lost_broker_with_unacked_messages() -> None:
+    """kombu 5.7.0's Redis transport, closing a channel whose broker connection was lost, restores
+    the unacknowledged messages through a connection it no longer has and raises AttributeError,
+    which kills the worker ("Unrecoverable error"). The messages are still in Redis's unacked
+    index, so kombu restores them after the visibility timeout (and the janitor takes a stalled
+    finishing over sooner): the error is logged as one line and the worker reconnects."""
+    from kombu.transport import redis as kombu_redis
+
+    restore = kombu_redis.QoS.restore_unacked
+    if getattr(restore, "_panelpaint", False):
+        return
+
+    def restore_unacked(self, client=None):  # noqa: ANN001, ANN202
+        try:
+            return restore(self, client)
+        except AttributeError as exc:
+            log.warning("unacknowledged messages not restored at once (%s): kombu restores them after the "
+                        "visibility timeout", exc)
+            return None
+
+    restore_unacked._panelpaint = True
+    kombu_redis.QoS.restore_unacked = restore_unacked
+
+
 app = make_app()
 quiet_broker_hiccups()
+survive_a_lost_broker_with_unacked_messages()
 
 # Queues this worker consumes, recorded in the parent before it forks its children.
 consumed_queues: set[str] = set()
@@ -103,21 +128,42 @@ def _init_child(**_kwargs) -> None:
         log.exception("model could not be loaded at start-up; renders will fail until it can")
 
 
-@signals.worker_ready.connect
-def _start_janitor(sender=None, **_kwargs) -> None:
+class JanitorStep(bootsteps.StartStopStep):
     """Render workers look for lost renders and uploads on their event loop's timer (no thread:
-    the parent forks); see `worker.sweeps`."""
-    if RENDER_QUEUE not in consumed_queues or sender is None:
-        return
-    from worker.sweeps import Janitor, tick_seconds
+    the parent forks); see `worker.sweeps`. A consumer step, started again on every reconnection:
+    Celery clears the event loop's timers when the broker connection is lost (celery.worker.loops,
+    5.6 and later), and a janitor registered once would stop at the first broker outage, the very
+    time it is needed for."""
 
-    settings = get_settings()
-    janitor = Janitor(settings)
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
-    def tick() -> None:
+    def __init__(self, c, **kwargs) -> None:  # noqa: ANN001 - the Consumer
+        super().__init__(c, **kwargs)
+        self.janitor = None  # one per worker: it remembers the broker and database between ticks
+        self.tref = None
+
+    def start(self, c) -> None:  # noqa: ANN001
+        if RENDER_QUEUE not in consumed_queues:
+            return
+        from worker.sweeps import Janitor, tick_seconds
+
+        settings = get_settings()
+        if self.janitor is None:
+            self.janitor = Janitor(settings)
+        if self.tref is not None:
+            self.tref.cancel()
+        self.tref = c.timer.call_repeatedly(tick_seconds(settings), self.tick)
+
+    def tick(self) -> None:
         try:
-            janitor.tick()
+            self.janitor.tick()
         except Exception:  # noqa: BLE001 - a bug in a sweep must not stop the worker; the next tick tries again
             log.exception("the janitor's sweep failed")
 
-    sender.timer.call_repeatedly(tick_seconds(settings), tick)
+    def stop(self, c) -> None:  # noqa: ANN001
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+app.steps["consumer"].add(JanitorStep)
