@@ -17,6 +17,7 @@ from flask_login import current_user
 
 import panelpaint
 
+from .services import READ_METHODS
 from .status_cache import Cached, StatusCache
 
 STATUS_CACHE = "panelpaint.status_cache"  # the app's `StatusCache` (absent: every poll builds its answer)
@@ -77,7 +78,7 @@ def studio_changed(response: Response) -> Response:
     """After a request that changed something for its studio (any method but a read, answered
     below 400), its shared status answers are stale (`StatusCache.changed`)."""
     cache: StatusCache | None = current_app.extensions.get(STATUS_CACHE)
-    if cache is not None and request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400 \
+    if cache is not None and request.method not in READ_METHODS and response.status_code < 400 \
             and current_user.is_authenticated:
         cache.changed(current_user.studio_id)
     return response

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from panelpaint.limits import BATCHES_LISTED_MAX, NAME_MAX, TEXT_MAX
 from panelpaint.panels import Direction
@@ -232,11 +232,9 @@ def get_page(session: Session, studio_id: int, page_id: int) -> Page | None:
 def pages_with_renders(session: Session, batch_id: int) -> list[Page]:
     """A batch's pages in order, with their current renders loaded into the session in the same
     go (two queries, whatever the number of pages), so `session.get(Render, page.current_render_id)`
-    then finds each one without asking the database. Scope the batch first with `get_batch`.
-    What a status never shows (the cut inputs, a render's hints and timings) is left unread."""
+    then finds each one without asking the database. Scope the batch first with `get_batch`."""
     return list(session.scalars(sa.select(Page).where(Page.batch_id == batch_id).order_by(Page.position)
-                                .options(defer(Page.prepared),
-                                         selectinload(Page.current_render).defer(Render.hints).defer(Render.timings))))
+                                .options(selectinload(Page.current_render))))
 
 
 def status_inputs(session: Session, batch_id: int) -> list[tuple]:

@@ -191,14 +191,12 @@ def record_cut(session: Session, page_id: int, key: str, work_size: int, panels:
                                 panels=panels)
 
 
-def record_thumbnails(session: Session, page_id: int, keys: dict[str, str], *, only_if_missing: bool = False) -> bool:
+def record_thumbnails(session: Session, page_id: int, keys: dict[str, str], *, only_if_missing: bool = False) -> None:
     """Record the thumbnails of a page's line art ({kind: storage key}, `panelpaint.thumbnails`);
-    `only_if_missing` leaves a page that has some as it is. True when these were recorded."""
-    row = session.get(Page, page_id, with_for_update=only_if_missing or None)
-    if row is None or only_if_missing and row.thumbnails:
-        return False
-    row.thumbnails = dict(keys)
-    return True
+    `only_if_missing` leaves a page that has some as it is."""
+    row = session.get(Page, page_id, with_for_update=True if only_if_missing else None)
+    if row is not None and not (only_if_missing and row.thumbnails):
+        row.thumbnails = dict(keys)
 
 
 def fail_attempt(session: Session, render_id: int, attempt: int, error: str, retryable: bool, *,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
+from flask import url_for
 from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
@@ -26,7 +26,6 @@ from panelpaint.store.schema import Upload as UploadRow
 from panelpaint.unpack import image_suffix, store_page_image
 
 from ..polling import inputs_tag
-from ..urls import row_url
 from . import db, queue, services
 from .errors import QueueUnavailable
 from .fields import optional_id, parse_direction, parse_options, parse_tags
@@ -252,14 +251,7 @@ def cancel(batch: Batch) -> int:
 # --- results ---------------------------------------------------------------------------------------
 
 def current_render(page: Page) -> Render | None:
-    """The page's current render: the one eager-loaded with it (`batch_pages`) while it is still
-    the current one, else read by id (the session's identity map first)."""
-    if not page.current_render_id:
-        return None
-    loaded = sa.inspect(page).dict.get("current_render")  # (the instance's loaded values: nothing is read)
-    if isinstance(loaded, Render) and loaded.id == page.current_render_id:
-        return loaded
-    return db().get(Render, page.current_render_id)
+    return db().get(Render, page.current_render_id) if page.current_render_id else None
 
 
 def result_key(render: Render | None) -> str | None:
@@ -308,7 +300,7 @@ def page_thumb_url(page: Page, kind: str, size: int, *, api: bool = False) -> st
     """The URL of a page image's thumbnail, or None while the worker has not made it."""
     if page_thumbnail_key(page, kind, size) is None:
         return None
-    return row_url("api.page_image" if api else "batches.page_image", page_id=page.id, kind=kind, size=size)
+    return url_for("api.page_image" if api else "batches.page_image", page_id=page.id, kind=kind, size=size)
 
 
 def render_thumbnail_key(render: Render, kind: str, size: int) -> str | None:

@@ -21,6 +21,12 @@ def _unreachable(exc: Exception, what: str) -> QueueUnavailable:
                             "Tell your administrator.")
 
 
+def _rank(batch_id: int) -> int:
+    """The batch's rank now (`store.batches.queue_rank`), read without the write lock."""
+    with services().store.reading() as session:
+        return batch_store.queue_rank(session, batch_id)
+
+
 def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = (), *, batch_id: int | None = None) -> None:
     """Panel detection for new pages first, then their renders, each under the task id the job
     store made for it (`render.task_id`), so a cancel revokes exactly that id. New pages of
@@ -28,10 +34,7 @@ def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = (), *, batc
     re-render of a page goes first. Raises `QueueUnavailable` when the broker cannot be reached:
     the rows stay queued in the job store."""
     settings = services().settings
-    rank = 0
-    if batch_id is not None:
-        with services().store.reading() as session:
-            rank = batch_store.queue_rank(session, batch_id)
+    rank = _rank(batch_id) if batch_id is not None else 0
     try:
         for page_id in ingest_pages:
             queue.enqueue_ingest(settings, page_id, rank)
@@ -43,8 +46,7 @@ def enqueue(renders: Iterable[Render], ingest_pages: Iterable[int] = (), *, batc
 
 def enqueue_unpack(upload: Upload) -> None:
     """Send a committed upload to the io workers at its batch's rank; `QueueUnavailable` as for `enqueue`."""
-    with services().store.reading() as session:
-        rank = batch_store.queue_rank(session, upload.batch_id)
+    rank = _rank(upload.batch_id)
     try:
         queue.enqueue_unpack(services().settings, upload.id, upload.task_id, rank=rank)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the user must hear of it

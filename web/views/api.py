@@ -16,7 +16,6 @@ from panelpaint.store.schema import RunStatus
 from ..errors import error_response
 from ..extensions import token_login
 from ..polling import shared_status, status_response
-from ..urls import row_url
 from .. import files
 from ..files import send_archive, send_stored
 from ..services import accounts, batches, downloads, panels, review, styles, webhooks
@@ -83,9 +82,9 @@ def variant_set_json(vset) -> dict:  # noqa: ANN001
 
 def page_json(page, *, detail: bool = False) -> dict:  # noqa: ANN001
     data = batches.page_status(page, api=True)
-    data["result_url"] = row_url("api.page_image", page_id=page.id, kind="result") \
+    data["result_url"] = url_for("api.page_image", page_id=page.id, kind="result") \
         if batches.result_key(batches.current_render(page)) else None
-    data["downloads"] = {fmt: row_url("api.page_download", page_id=page.id, fmt=fmt)
+    data["downloads"] = {fmt: url_for("api.page_download", page_id=page.id, fmt=fmt)
                          for fmt in downloads.available_page_files(page)}
     if detail:
         data["panels"] = [batches.panel_data(p) for p in page.panels]
