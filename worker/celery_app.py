@@ -14,6 +14,7 @@ from panelpaint.queue import RENDER_QUEUE, celery_config
 from panelpaint.settings import get_settings
 
 from worker.logs import quiet_broker_hiccups
+from worker.lost_broker import survive_a_lost_broker
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +38,9 @@ def make_app(settings=None) -> Celery:
     return app
 
 
-def survive_a_lost_broker_with_unacked_messages() -> None:
-    """kombu 5.7.0's Redis transport, closing a channel whose broker connection was lost, restores
-    the unacknowledged messages through a connection it no longer has and raises AttributeError,
-    which kills the worker ("Unrecoverable error"). The messages are still in Redis's unacked
-    index, so kombu restores them after the visibility timeout (and the janitor takes a stalled
-    finishing over sooner): the error is logged as one line and the worker reconnects."""
-    from kombu.transport import redis as kombu_redis
-
-    restore = kombu_redis.QoS.restore_unacked
-    if getattr(restore, "_panelpaint", False):
-        return
-
-    def restore_unacked(self, client=None):  # noqa: ANN001, ANN202
-        try:
-            return restore(self, client)
-        except AttributeError as exc:
-            log.warning("unacknowledged messages not restored at once (%s): kombu restores them after the "
-                        "visibility timeout", exc)
-            return None
-
-    restore_unacked._panelpaint = True
-    kombu_redis.QoS.restore_unacked = restore_unacked
-
-
 app = make_app()
 quiet_broker_hiccups()
-survive_a_lost_broker_with_unacked_messages()
+survive_a_lost_broker()
 
 # Queues this worker consumes, recorded in the parent before it forks its children.
 consumed_queues: set[str] = set()
