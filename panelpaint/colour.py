@@ -37,13 +37,16 @@ def coloured_share(rgb: np.ndarray) -> float:
     scale = COLOURED_SAMPLE_SIDE / max(h, w)
     if scale < 1:
         rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    pixels = rgb[..., :3].reshape(-1, 3).astype(np.float32)
-    lit = pixels[pixels.max(axis=1) >= COLOURED_MIN_LEVEL]
-    if len(lit) == 0:
+    # Channel by channel: reductions along a length-3 axis cost ten times as much (ingest's hot spot).
+    r, g, b = (np.ascontiguousarray(rgb[..., c], dtype=np.float32).ravel() for c in range(3))
+    lit = np.maximum(np.maximum(r, g), b) >= COLOURED_MIN_LEVEL
+    if not lit.any():
         return 0.0
-    chroma = lit / lit.sum(axis=1, keepdims=True)
-    distance = np.linalg.norm(chroma - np.median(chroma, axis=0), axis=1)
-    return float(np.count_nonzero(distance > COLOURED_DISTANCE)) / len(pixels)
+    r, g, b = r[lit], g[lit], b[lit]
+    total = r + g + b
+    r, g, b = r / total, g / total, b / total
+    distance_sq = (r - np.median(r)) ** 2 + (g - np.median(g)) ** 2 + (b - np.median(b)) ** 2
+    return float(np.count_nonzero(distance_sq > COLOURED_DISTANCE ** 2)) / (rgb.shape[0] * rgb.shape[1])
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
