@@ -300,7 +300,7 @@ def send_chapter(stack: Stack, chapter: list[bytes], name: str) -> tuple[int, fl
     sent = time.time()
     answer = stack.api().post("/api/v1/batches", {"name": name, "style_id": str(stack.style_id)},
                               [("pages", "chapter.zip", archive)])
-    if answer.status != 201:
+    if answer.status != 201 or answer.json().get("warning"):  # a warning: saved but not sent to the workers
         raise SystemExit(f"chapter upload: {answer.status} {answer.body[:300]!r}")
     return answer.json()["id"], sent
 
@@ -314,7 +314,7 @@ def send_burst(stack: Stack, scenario: Scenario, size: tuple[int, int]) -> list[
         files = [("pages", f"{j}.png", data) for j, data in
                  enumerate(pages(scenario.burst_pages, size, offset=1000 + i * scenario.burst_pages))]
         answer = stack.api().post("/api/v1/batches", {"name": f"burst {i}", "style_id": str(stack.style_id)}, files)
-        if answer.status == 201:
+        if answer.status == 201 and not answer.json().get("warning"):
             ids.append(answer.json()["id"])
         else:
             errors.append(f"{answer.status} {answer.body[:200]!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -118,13 +119,21 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
     }
 
 
+# Celery's package swaps itself for a lazy module while it is first imported, and a second thread
+# importing it meanwhile gets "cannot import name 'Celery'": a dashboard process's first requests,
+# sending at once, lost their messages that way (pages queued until the janitor's full sweep).
+_CLIENT_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=8)
 def _client(config_json: str) -> "Celery":
-    from celery import Celery
+    with _CLIENT_LOCK:
+        from celery import Celery
 
-    app = Celery("panelpaint-client", set_as_current=False)
-    app.conf.update(json.loads(config_json))
-    return app
+        app = Celery("panelpaint-client", set_as_current=False)
+        app.conf.update(json.loads(config_json))
+        app.amqp  # noqa: B018 - built once here, not by the first sends racing each other
+        return app
 
 
 def client(settings: "Settings") -> "Celery":

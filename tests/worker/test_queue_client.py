@@ -18,6 +18,34 @@ def test_importing_the_client_pulls_in_neither_torch_nor_celery():
     assert out.strip() == "[]"
 
 
+RACE = """
+import threading
+from panelpaint import queue
+from panelpaint.settings import load_settings
+settings, errors = load_settings(), []
+start = threading.Barrier(16)
+def first_send():
+    start.wait()
+    try:
+        queue.client(settings)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_send) for _ in range(16)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors[:1])
+"""
+
+
+def test_a_processs_first_sends_at_once_all_get_the_client():
+    """A dashboard process's first requests send at the same moment: Celery's lazy package, imported
+    by two threads at once, answered one of them "cannot import name 'Celery'" (about one fresh
+    process in two), and that request's pages stayed queued until the janitor's full sweep."""
+    for _ in range(6):
+        out = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]", out
+
+
 def test_visibility_timeout_is_identical_everywhere(settings):
     conf = queue.celery_config(settings)
     assert conf["broker_transport_options"]["visibility_timeout"] == settings.visibility_timeout
