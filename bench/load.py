@@ -223,6 +223,8 @@ class Stack:
             except psutil.NoSuchProcess:
                 pass
             out[child.name] = total
+        if self.scratch is not None:
+            out["database"] = postgres_cpu_seconds()
         return out
 
     def close(self) -> None:
@@ -388,6 +390,27 @@ def run(stack: Stack, scenario: Scenario, size: tuple[int, int], etags: bool, ti
                    cpu_quiet, cpu_watched)
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of the local PostgreSQL server: its postmaster, the backends that ended (counted
+    in the postmaster's children times) and those still running. The server is the machine's own,
+    shared with nothing else while the benchmark runs."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] != "postgres" or proc.parent() is None or proc.parent().name() == "postgres":
+                continue
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for backend in proc.children(recursive=True):
+                t = backend.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def cpu_now(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of each part of the stack and of this benchmark's own process (its clients)."""
     import psutil
@@ -410,9 +433,11 @@ def table(results: dict[str, Figures]) -> str:
                  *["{:.0f} / {:.0f} / {:.0f} ms".format(*r.latency_ms) for r in results.values()]))
     rows.append(("requests while watched (304 of them)", *[f"{r.requests} ({r.not_modified})" for r in results.values()]))
     rows.append(("dashboard CPU while watched (cores)", *[f"{r.web_cpu:.2f}" for r in results.values()]))
-    for name in next(iter(results.values())).cpu_quiet:
+    parts = dict.fromkeys(name for r in results.values() for name in r.cpu_quiet)  # "database": PostgreSQL's server
+    for name in parts:
         rows.append((f"cores used by {name}: quiet / watched",
-                     *[f"{r.cpu_quiet[name]:.2f} / {r.cpu_watched[name]:.2f}" for r in results.values()]))
+                     *[f"{r.cpu_quiet[name]:.2f} / {r.cpu_watched[name]:.2f}" if name in r.cpu_quiet else "–"
+                       for r in results.values()]))
     rows.append(("5xx answers", *[str(r.server_errors) for r in results.values()]))
     rows.append(("pages with exactly one successful render", *[f"{r.exactly_once}/{r.pages}" for r in results.values()]))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
