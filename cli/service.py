@@ -54,8 +54,11 @@ def worker_argv(settings: Settings, queues: list[str], concurrency: int | None, 
 
 
 def web_workers(settings: Settings) -> int:
-    """gunicorn processes: the setting, else 2 x cores + 1 (gunicorn's own rule of thumb)."""
-    return settings.web_workers or 2 * (os.cpu_count() or 1) + 1
+    """gunicorn processes: the setting, else one per core (at least two, so a process being
+    restarted never leaves the dashboard without one). Threads cover the waits; every idle process
+    still wakes for each new connection and loses the race to accept it, so gunicorn's 2 x cores + 1
+    (a rule for its sync workers) cost polls 25% more CPU on 2 cores (docs/deploy.md)."""
+    return settings.web_workers or max(2, os.cpu_count() or 1)
 
 
 def web_argv(settings: Settings, workers: int | None = None, threads: int | None = None) -> list[str]:
@@ -117,7 +120,7 @@ def worker(queues: str, concurrency: int | None, pool: str, name: str | None, lo
 
 @click.command("web")
 @click.option("--workers", type=int, default=None,
-              help="gunicorn worker processes (default PANELPAINT_WEB_WORKERS, else 2 x cores + 1).")
+              help="gunicorn worker processes (default PANELPAINT_WEB_WORKERS, else one per core, at least 2).")
 @click.option("--threads", type=int, default=None,
               help="Threads per gunicorn worker (default PANELPAINT_WEB_THREADS, 4).")
 def web(workers: int | None, threads: int | None) -> None:

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # Web and Flower
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    # gunicorn worker processes (0 = 2 x cores + 1, gunicorn's rule of thumb) and threads in each:
+    # gunicorn worker processes (0 = one per core, at least 2) and threads in each:
     # the processes answer in parallel (the GIL lets one thread compute at a time), the threads
     # cover requests waiting on the database or on storage (docs/deploy.md, "Sizing the web").
     web_workers: int = Field(0, ge=0)
@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # one user and URL within it share one answer (`web.status_cache`; the studio's own changes
     # show at once). 0 builds every answer.
     status_max_age: float = Field(1.0, ge=0.0, le=30.0)
+    # Seconds a dashboard process trusts an API token it has just checked, for reads only: a
+    # polling client's token is otherwise looked up on every poll (on PostgreSQL a quarter of a
+    # 304's time). A token revoked or a user disabled elsewhere can still read for this long; any
+    # request that writes checks the database, and a change made through this process is seen at
+    # once (docs/deploy.md, "Sizing the web"). 0 checks every request.
+    token_cache_seconds: float = Field(5.0, ge=0.0, le=60.0)
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_url: str = ""  # link shown in the dashboard; default http://{flower_host}:{flower_port}

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from .polling import STATUS_CACHE, studio_changed
     from .services import Services, close_db
     from .status_cache import StatusCache
+    from .token_cache import TOKEN_CACHE, TokenCache
     from .services.batches import page_thumb_url
 
     settings = settings or load_settings()
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     csrf.init_app(app)
     app.after_request(_security_headers)
     app.after_request(studio_changed)
+    if settings.token_cache_seconds > 0:
+        app.extensions[TOKEN_CACHE] = TokenCache(settings.token_cache_seconds)
     if settings.status_max_age > 0:
         app.extensions[STATUS_CACHE] = StatusCache(settings.effective_redis_url(), settings.status_max_age,
                                                    namespace=settings.database_url)

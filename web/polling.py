@@ -19,6 +19,7 @@ import panelpaint
 
 from .services import READ_METHODS
 from .status_cache import Cached, StatusCache
+from .token_cache import TOKEN_CACHE, TokenCache
 
 STATUS_CACHE = "panelpaint.status_cache"  # the app's `StatusCache` (absent: every poll builds its answer)
 
@@ -75,10 +76,15 @@ def _answer(cached: Cached) -> Response:
 
 
 def studio_changed(response: Response) -> Response:
-    """After a request that changed something for its studio (any method but a read, answered
-    below 400), its shared status answers are stale (`StatusCache.changed`)."""
+    """After a request that changed something (any method but a read, answered below 400), its
+    studio's shared status answers are stale (`StatusCache.changed`), and this process checks every
+    API token again (`TokenCache.clear`: the change may have revoked one or disabled its user)."""
+    if request.method in READ_METHODS or response.status_code >= 400:
+        return response
+    tokens: TokenCache | None = current_app.extensions.get(TOKEN_CACHE)
+    if tokens is not None:
+        tokens.clear()
     cache: StatusCache | None = current_app.extensions.get(STATUS_CACHE)
-    if cache is not None and request.method not in READ_METHODS and response.status_code < 400 \
-            and current_user.is_authenticated:
+    if cache is not None and current_user.is_authenticated:
         cache.changed(current_user.studio_id)
     return response

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
@@ -160,18 +161,39 @@ def create_api_token(session: Session, user_id: int, name: str) -> tuple[ApiToke
 TOKEN_TOUCH_INTERVAL = dt.timedelta(seconds=60)
 
 
-def token_for(session: Session, plaintext: str) -> ApiToken | None:
-    """The unrevoked token of an active user with this plaintext, or None (reads only)."""
+@dataclass(frozen=True)
+class TokenOwner:
+    """An unrevoked API token and its active owner, as plain values: what a request authenticated
+    by it needs, and safe to keep between requests (the dashboard keeps them briefly)."""
+
+    token_id: int
+    last_used_at: dt.datetime | None
+    user_id: int
+    studio_id: int
+    studio_name: str
+    email: str
+    role: Role
+    session_version: int
+
+
+def token_for(session: Session, plaintext: str) -> TokenOwner | None:
+    """The unrevoked token of an active user with this plaintext, or None (one read of plain
+    columns: every API request makes it, so no ORM objects are built)."""
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
-    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext))
-                           .options(joinedload(ApiToken.user).joinedload(User.studio)))
-    if token is None or token.revoked_at is not None or not token.user.is_active:
+    row = session.execute(
+        sa.select(ApiToken.id, ApiToken.last_used_at, User.id, User.studio_id, Studio.name, User.email, User.role,
+                  User.session_version)
+        .join(User, ApiToken.user_id == User.id).join(Studio, User.studio_id == Studio.id)
+        .where(ApiToken.token_hash == hash_token(plaintext), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+    ).first()
+    if row is None:
         return None
-    return token
+    token_id, last_used, user_id, studio_id, studio_name, email, role, version = row
+    return TokenOwner(token_id, last_used, user_id, studio_id, studio_name, email, Role(role), version or 0)
 
 
-def touch_due(token: ApiToken) -> bool:
+def touch_due(token: ApiToken | TokenOwner) -> bool:
     """True when the token's recorded last use is older than `TOKEN_TOUCH_INTERVAL` (or missing)."""
     last = token.last_used_at
     if last is not None and last.tzinfo is None:
@@ -187,12 +209,12 @@ def touch_token(session: Session, token_id: int) -> None:
 
 def user_for_token(session: Session, plaintext: str, *, touch: bool = True) -> User | None:
     """The active owner of an unrevoked token, or None. `touch` records the time of use."""
-    token = token_for(session, plaintext)
-    if token is None:
+    owner = token_for(session, plaintext)
+    if owner is None:
         return None
     if touch:
-        token.last_used_at = utcnow()
-    return token.user
+        session.get(ApiToken, owner.token_id).last_used_at = utcnow()
+    return session.get(User, owner.user_id)
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:

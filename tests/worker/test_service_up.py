@@ -105,7 +105,7 @@ def test_worker_argv_one_render_process_per_gpu_and_cores_for_io(settings):
 def test_web_argv_sizes_gunicorn_for_the_machine_and_keeps_its_socket_in_var(settings, tmp_path):
     settings = settings.model_copy(update={"var_dir": tmp_path / "var"})
     argv = web_argv(settings)
-    assert argv[argv.index("--workers") + 1] == str(2 * (os.cpu_count() or 1) + 1)
+    assert argv[argv.index("--workers") + 1] == str(max(2, os.cpu_count() or 1))
     assert argv[argv.index("--threads") + 1] == str(settings.web_threads)
     assert argv[argv.index("--control-socket") + 1] == str((tmp_path / "var" / "gunicorn.ctl").resolve())
     sized = web_argv(settings.model_copy(update={"web_workers": 3, "web_threads": 2}))

@@ -38,7 +38,7 @@ def authenticate():
         response, code = error_response(401, "Unauthorized", "Send a valid API token: Authorization: Bearer <token>.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="panelpaint"'
         return response, code
-    token_login(SessionUser.from_row(user))  # for this request only: no session cookie is written
+    token_login(SessionUser.from_token(user))  # for this request only: no session cookie is written
     return None
 
 

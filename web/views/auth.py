@@ -45,6 +45,10 @@ class SessionUser(UserMixin):
     def from_row(cls, user) -> "SessionUser":  # noqa: ANN001 - schema.User
         return cls(user.id, user.studio_id, user.studio.name, user.email, Role(user.role), user.session_version or 0)
 
+    @classmethod
+    def from_token(cls, owner) -> "SessionUser":  # noqa: ANN001 - store.accounts.TokenOwner
+        return cls(owner.user_id, owner.studio_id, owner.studio_name, owner.email, owner.role, owner.session_version)
+
     def get_id(self) -> str:
         """What the session cookie keeps: the user and the session version it was made under."""
         return f"{self.id}:{self.session_version}"

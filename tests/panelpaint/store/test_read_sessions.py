@@ -102,7 +102,7 @@ def test_token_use_is_recorded_at_most_once_per_interval(store, world):
         token, plaintext = accounts.create_api_token(s, world.a.artist, "poller")
     with store.reading() as reader:
         found = accounts.token_for(reader, plaintext)
-        assert found.user.id == world.a.artist and accounts.touch_due(found)
+        assert found.user_id == world.a.artist and accounts.touch_due(found)
     with store.session() as s:
         accounts.touch_token(s, token.id)
     with store.reading() as reader:
