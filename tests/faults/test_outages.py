@@ -106,7 +106,10 @@ def web(stack):
     from panelpaint.store.schema import Role
     from web import create_app
 
-    app = create_app(stack.settings.model_copy(update={"secret_key": "fault-tests"}),
+    # No shared status answers and no trusted tokens: every request reaches the database, so the
+    # outage test sees what the API says when it cannot (within their seconds they would answer).
+    app = create_app(stack.settings.model_copy(update={"secret_key": "fault-tests", "status_max_age": 0,
+                                                       "token_cache_seconds": 0}),
                      {"RATELIMIT_STORAGE_URI": "memory://"})
     with stack.store.session() as s:
         user = accounts.create_user(s, stack.studio_id, "artist@faults.test", "password-1234", Role.artist)
