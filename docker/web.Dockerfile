@@ -56,6 +56,7 @@ WORKDIR /home/panelpaint
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["panelpaint-healthcheck", "http://127.0.0.1:8000/readyz"]
-# gunicorn is the production server (Flask's own is for development). Four sync workers suit a
-# dashboard whose heavy work happens in the Celery workers; raise --workers on a larger host.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "web:create_app()"]
+# gunicorn is the production server (Flask's own is for development), sized as `panelpaint web`
+# sizes it: threads in each process cover database waits and slow uploads, so a slow client never
+# takes a whole process; about one process per core the web has to itself (docs/deploy.md).
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--access-logfile", "-", "web:create_app()"]

@@ -433,6 +433,8 @@ def test_gunicorn_app_factory_resolves(compose):
     assert argv[0] == "gunicorn"
     cmd = [args for instr, args in stages(WEB_DOCKERFILE)[-1] if instr == "CMD"][-1]
     assert exec_form(cmd) == argv, "the web image's CMD and compose's web command differ"
+    # Threads, as `panelpaint web` runs it: a sync process would be held by one slow upload.
+    assert int(argv[argv.index("--threads") + 1]) > 1, "run gunicorn with threads (gthread)"
     module_name, _, call = argv[-1].partition(":")
     assert call.endswith("()"), "gunicorn should call the app factory"
     factory = getattr(importlib.import_module(module_name), call[:-2])
