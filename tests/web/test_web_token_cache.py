@@ -96,3 +96,15 @@ def test_with_no_seconds_every_read_checks_its_token(tmp_path, template_db, queu
         assert client.get("/api/v1/batches", headers=bearer).status_code == 401
     finally:
         app.extensions["panelpaint"].store.dispose()
+
+
+def test_a_client_polling_all_the_time_is_checked_again_once_the_seconds_are_over(app, client, api_token):
+    """Polls faster than the seconds run out never keep an entry alive: each lasts from its check."""
+    plaintext = api_token()
+    bearer = {"Authorization": f"Bearer {plaintext}"}
+    assert client.get("/api/v1/batches", headers=bearer).status_code == 200
+    _revoke_elsewhere(app, plaintext)
+    deadline = time.monotonic() + 3 * SECONDS
+    while client.get("/api/v1/batches", headers=bearer).status_code == 200:
+        assert time.monotonic() < deadline, "a revoked token still read after three times its seconds"
+        time.sleep(SECONDS / 5)

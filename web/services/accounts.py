@@ -44,9 +44,10 @@ def user_for_token(token: str) -> TokenOwner | None:
     `TokenCache`; a write always checks it here. Its use is recorded at most once per
     `accounts.TOKEN_TOUCH_INTERVAL`, so a client polling twice a second does not write each time."""
     cache: TokenCache | None = current_app.extensions.get(TOKEN_CACHE)
-    key = accounts.hash_token(token)
+    key = accounts.hash_token(token) if cache is not None else ""
     found = cache.get(key) if cache is not None and request.method in READ_METHODS else None
-    if found is None:
+    checked = found is None
+    if checked:
         found = accounts.token_for(db(), token)
         if found is None:
             return None
@@ -54,7 +55,10 @@ def user_for_token(token: str) -> TokenOwner | None:
         with writing() as session:
             accounts.touch_token(session, found.token_id)
         found = replace(found, last_used_at=utcnow())
-    if cache is not None:
+        checked = True
+    # Kept only when just checked: putting a cached entry back would restart its seconds, and a
+    # client polling faster than they run out would keep a revoked token reading for ever.
+    if cache is not None and checked:
         cache.put(key, found)
     return found
 
