@@ -115,6 +115,14 @@ class Http:
             raise SystemExit(f"dashboard login failed: {answer.status}")
 
 
+def answers(client: Http) -> bool:
+    """True once the dashboard answers /healthz with 200."""
+    try:
+        return client.get("/healthz").status == 200
+    except OSError:
+        return False
+
+
 # --- the stack ------------------------------------------------------------------------------------
 
 class Stack:
@@ -163,13 +171,7 @@ class Stack:
         self.base = f"http://{self.settings.web_host}:{port}"
         wait_for(lambda: "warmed up" in self.processes.log("worker-render"), 300, "the render worker's model",
                  lambda: self.processes.log("worker-render")[-2000:], every=0.5)
-        wait_for(lambda: self._answers(), 120, "the dashboard", every=0.5)
-
-    def _answers(self) -> bool:
-        try:
-            return Http(self.base).get("/healthz").status == 200
-        except OSError:
-            return False
+        wait_for(lambda: answers(Http(self.base)), 120, "the dashboard", every=0.5)
 
     def api(self) -> Http:
         return Http(self.base, self.token)

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.load import Http
+from bench.load import Http, answers
 from tests.testkit import ROOT, Processes, RedisServer, ScratchDatabase, free_port, postgres_admin_url, wait_for
 
 PAGES = 60
@@ -76,7 +76,7 @@ def measure(backend: str, workers: int | None, args: argparse.Namespace, root: P
         argv = web_argv(settings, workers=workers)
         processes.start("web", argv, env, 15, cwd=ROOT)
         client = Http(f"http://{settings.web_host}:{port}", token)
-        wait_for(lambda: _answers(client), 120, "the dashboard", every=0.3)
+        wait_for(lambda: answers(client), 120, "the dashboard", every=0.3)
         url = f"/api/v1/batches/{batch}"
         tag = client.get(url).headers["ETag"]
         web = psutil.Process(processes.children[0].proc.pid)
@@ -113,13 +113,6 @@ def measure(backend: str, workers: int | None, args: argparse.Namespace, root: P
         redis.stop()
         if scratch:
             scratch.drop()
-
-
-def _answers(client: Http) -> bool:
-    try:
-        return client.get("/healthz").status == 200
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> None:
