@@ -65,7 +65,7 @@ def run_once(page_png: bytes, style: Image.Image, colorizer, size: int, out_dir:
     page = load_page(page_png, name="a4.png")
     decode = time.perf_counter() - t
     timed = CpuTimed(colorizer)
-    result = render_page(page, style, timed, work_size=size, seed=0)
+    result = render_page(page, style, timed, work_size=size)
     result.timings["decode"] = decode
     result.timings["model cpu seconds"] = timed.cpu
     t = time.perf_counter()
@@ -108,6 +108,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0 = library default)")
     ap.add_argument("--repeat", type=int, default=3, help="warm runs after one cold run")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--reference", choices=["gradient", "own"], default="gradient",
+                    help="the style reference: an unrelated gradient (matching finds nothing), or the page's own "
+                         "coloured result of a first render (every panel matches: the matching stage's worst case)")
     ap.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = ap.parse_args()
 
@@ -124,12 +127,15 @@ def main() -> None:
     page.save(buf, "PNG", compress_level=6)
     page_png = buf.getvalue()
     style = style_image()
+    if args.reference == "own":
+        first = render_page(load_page(page_png, name="a4.png"), style, colorizer, work_size=args.size)
+        style = first.composite.convert("RGB")
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores visible, "
           f"torch threads {torch.get_num_threads()}, device {colorizer.device}")
     if colorizer.device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name()}")
-    print(f"model: {what}; model_version={colorizer.model_version}")
+    print(f"model: {what}; model_version={colorizer.model_version}; reference: {args.reference}")
     print(f"page: {A4[0]}x{A4[1]} ({A4[0] * A4[1] / 1e6:.1f} Mpx), {len(boxes)} panels, input PNG "
           f"{len(page_png) / 1e6:.1f} MB; work size {args.size}")
 
@@ -138,7 +144,7 @@ def main() -> None:
     warm = [run_once(page_png, style, colorizer, args.size, out_root / f"warm{i}") for i in range(args.repeat)]
     assert cold["_panels_found"] == len(boxes), f"detected {cold['_panels_found']} panels, expected {len(boxes)}"
 
-    stages = ["decode", "panels", "model", "flats", "compositing",
+    stages = ["decode", "panels", "model", "matching", "flats", "compositing",
               "encode_png_composite", "encode_png_flats", "encode_png_shading", "encode_png_lines", "encode_psd",
               "encode_png_lines_gray", "encode_ora", "encode_preview", "encode (all outputs)", "total", "cpu seconds (all threads)",
               "model cpu seconds"]

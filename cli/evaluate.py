@@ -31,8 +31,8 @@ def _named_weights(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also measure the line art alone, a blind palette bucket fill and the oracle flats.")
 @click.option("--ablations", is_flag=True,
-              help="Also: flats without the palette, with the shading in the composite, with a coloured background, and the "
-                   "network's draft upsampled without flats.")
+              help="Also: flats without the palette, without reference matching, with the shading in the composite, with a "
+                   "coloured background, and the network's draft upsampled without flats.")
 @click.option("--limit", default=None, type=int, help="Use at most N held-out images.")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the figures as JSON here.")
@@ -78,6 +78,8 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
             first = first or methods[f"{label} @ {size}"]
             if ablations:
                 methods[f"{label} @ {size}, flats without the palette"] = quality.page_path(colorizer, size, snap=False)
+                methods[f"{label} @ {size}, without reference matching"] = quality.page_path(colorizer, size,
+                                                                                              match=False)
                 methods[f"{label} @ {size}, shading in the composite"] = quality.page_path(colorizer, size,
                                                                                             shading="on")
                 methods[f"{label} @ {size}, coloured background"] = quality.page_path(colorizer, size,
@@ -94,9 +96,14 @@ def evaluate_command(data, weights, work_sizes, baselines, ablations, limit, thr
             with torch.no_grad():
                 results[name] = quality.evaluate(method, items)
     click.echo(quality.format_table(results))
+    acceptance = quality.match_acceptance(items)
+    click.echo(f"reference matching accepts {100 * acceptance['own']:.1f}% of the paintings' own augmented copies "
+               f"({acceptance['own_pairs']}) and {100 * acceptance['other']:.1f}% of other paintings "
+               f"({acceptance['other_pairs']})")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({"images": len(items), "results": results}, indent=1))
+        json_out.write_text(json.dumps({"images": len(items), "results": results, "matching": acceptance},
+                                       indent=1))
     if calibrate:
         from models.weights_io import update_metadata
 

@@ -106,11 +106,11 @@ def evaluate(method: Method, items: Sequence[HeldOut]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- methods
 
 def page_path(colorizer, work_size: int, *, snap: bool = True, background: str = "paper",
-              flats: bool = True, shading: str = "layer", seed: int | None = None) -> Method:
+              flats: bool = True, shading: str = "layer", seed: int | None = None, match: bool = True) -> Method:
     """The product: `colour_image` with `colorizer` at `work_size`; the defaults are the service's."""
     from panelpaint.pages import FinishOptions, Style, colour_image
 
-    options = FinishOptions(flats=flats, shading=shading, seed=seed)
+    options = FinishOptions(flats=flats, shading=shading, seed=seed, match_reference=match)
 
     def run(item: HeldOut, ref: Image.Image) -> np.ndarray:
         style = Style(ref, snap=snap, background=background)
@@ -118,6 +118,20 @@ def page_path(colorizer, work_size: int, *, snap: bool = True, background: str =
                                        options=options).composite)
 
     return run
+
+
+def match_acceptance(items: Sequence[HeldOut]) -> dict[str, float]:
+    """How often reference matching (`panelpaint.reference_match`) accepts a painting's own augmented
+    copy (it should) and the two other paintings (it should not), as shares of the pairs tried."""
+    from panelpaint.reference_match import Reference, match
+
+    def accepted(item: HeldOut, ref: Image.Image) -> bool:
+        return match(np.asarray(item.sketch), Reference.of(np.asarray(ref))) is not None
+
+    own = [accepted(item, item.own_ref) for item in items]
+    other = [accepted(item, ref) for item in items for ref in (item.ref_a, item.ref_b)]
+    return {"own": float(np.mean(own)), "other": float(np.mean(other)), "own_pairs": len(own),
+            "other_pairs": len(other)}
 
 
 def line_art_alone(item: HeldOut, ref: Image.Image) -> np.ndarray:

@@ -19,6 +19,7 @@ from panelpaint.colour import PAPER_WHITE, is_paper, lab_to_rgb, luma, rgb_to_la
 from panelpaint.composite import LINE_THRESHOLD, multiply
 from panelpaint.images import gray_percentiles
 from panelpaint.palette import Palette, snap
+from panelpaint.reference_match import Match
 
 # Gap-closing ball radii (pixels) for a crop whose long side is REFERENCE_SIZE, largest first: a
 # region is first found where a ball of the largest radius fits, so a gap narrower than about twice
@@ -48,6 +49,14 @@ EDGE_MARGIN = 1
 # The draft is blurred over about this many of its pixels at an edge; shading inside that band
 # is taken from further in.
 DRAFT_BLUR = 2.0
+# A reference that shows the same drawing (`panelpaint.reference_match`) colours a region when it
+# covers at least REFERENCE_COVER of the region's samples. A background region also needs
+# REFERENCE_CONSISTENT of them within CONSISTENT_DELTA_E of their median: a corner that the
+# reference shows only in part picks up the figure next to it (measured on held-out paintings:
+# such mixed background regions were paper in the truth, docs/quality.md).
+REFERENCE_COVER = 0.1
+CONSISTENT_DELTA_E = 15.0
+REFERENCE_CONSISTENT = 0.85
 
 
 class Background(str, enum.Enum):
@@ -346,13 +355,7 @@ def region_colours(regions: Regions, draft: np.ndarray) -> np.ndarray:
     if draft.ndim != 3 or draft.shape[2] != 3 or draft.dtype != np.uint8:
         raise ValueError(f"draft must be RGB uint8 (h, w, 3), got {draft.dtype} {draft.shape}")
     n = regions.n
-    ys, xs = _sample_grid(regions.shape, draft.shape[:2])
-    grid = regions.labels[np.ix_(ys, xs)]
-    on_line = regions.line[np.ix_(ys, xs)]
-    kernel = np.ones((2 * EDGE_MARGIN + 1,) * 2, np.uint8)
-    g = grid.astype(np.float32)
-    inner = (cv2.erode(g, kernel, borderType=cv2.BORDER_REPLICATE) ==
-             cv2.dilate(g, kernel, borderType=cv2.BORDER_REPLICATE)) & ~on_line
+    grid, inner = _inner_samples(regions, draft.shape[:2])
     lab = rgb_to_lab(draft).reshape(-1, 3)
     keys = grid.ravel()
     colours, has = _grouped_median(keys[inner.ravel()], lab[inner.ravel()], n)
@@ -369,6 +372,40 @@ def region_colours(regions: Regions, draft: np.ndarray) -> np.ndarray:
         rest, got = _grouped_median(regions.labels.ravel()[missing], lab.reshape(draft.shape)[dy, dx], n)
         colours[~has] = rest[~has]
     return lab_to_rgb(colours)
+
+
+def _inner_samples(regions: Regions, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """For a (h, w) image laid over the crop: each grid pixel's region label, and whether it lies off
+    the lines and at least EDGE_MARGIN grid pixels from its region's edge (the samples a region's
+    colour is read from)."""
+    ys, xs = _sample_grid(regions.shape, size)
+    grid = regions.labels[np.ix_(ys, xs)]
+    on_line = regions.line[np.ix_(ys, xs)]
+    kernel = np.ones((2 * EDGE_MARGIN + 1,) * 2, np.uint8)
+    g = grid.astype(np.float32)
+    inner = (cv2.erode(g, kernel, borderType=cv2.BORDER_REPLICATE) ==
+             cv2.dilate(g, kernel, borderType=cv2.BORDER_REPLICATE)) & ~on_line
+    return grid, inner
+
+
+def reference_colours(regions: Regions, matched: Match) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference's colour of each region where a match (`panelpaint.reference_match.match`)
+    shows it: (colours n x 3 uint8: the median in Lab of the region's samples that the reference
+    covers; covered (n,): at least REFERENCE_COVER of the region's samples are covered;
+    consistent (n,): at least REFERENCE_CONSISTENT of them lie within CONSISTENT_DELTA_E of the median)."""
+    n = regions.n
+    grid, inner = _inner_samples(regions, matched.image.shape[:2])
+    keys = grid.ravel()
+    use = (inner & matched.valid).ravel()
+    lab = rgb_to_lab(matched.image).reshape(-1, 3)
+    medians, has = _grouped_median(keys[use], lab[use], n)
+    total = np.bincount(keys[inner.ravel()], minlength=n)
+    count = np.bincount(keys[use], minlength=n)
+    near = np.linalg.norm(lab[use] - medians[keys[use]], axis=1) < CONSISTENT_DELTA_E
+    close = np.bincount(keys[use], weights=near, minlength=n)
+    covered = has & (count >= REFERENCE_COVER * np.maximum(total, 1))
+    consistent = close >= REFERENCE_CONSISTENT * np.maximum(count, 1)
+    return lab_to_rgb(medians), covered, consistent & covered
 
 
 def paper_regions(colours: np.ndarray) -> np.ndarray:
@@ -455,6 +492,27 @@ def shading(regions: Regions, base: np.ndarray, draft: np.ndarray, *, margin: fl
     return np.clip(layer * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _with_reference(regions: Regions, colours: np.ndarray, paper: np.ndarray, matched: Match,
+                    main_background: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`colours` and `paper` with the reference's colour in each region it covers (`reference_colours`).
+
+    A background region takes it only where the reference is consistent there. The background
+    `group` (the regions `background_like` made paper) follows its largest region the reference
+    covers: when the reference shows paper there, the whole group stays paper, since a corner the
+    reference shows only in part is the rest of that same paper."""
+    ref, covered, consistent = reference_colours(regions, matched)
+    ref_paper = paper_regions(ref)
+    use = covered & (consistent | ~main_background) & (consistent | ~group)
+    seen = np.flatnonzero(main_background & use)
+    if group.any() and len(seen) and ref_paper[seen[np.argmax(regions.areas[seen])]]:
+        use &= ~group
+    colours, paper = colours.copy(), paper.copy()
+    colours[use] = ref[use]
+    paper[use] = ref_paper[use]
+    colours[paper] = PAPER_WHITE
+    return colours, paper
+
+
 _shading_layer = shading  # finish_panel's `shading` flag hides the function's name there
 
 
@@ -489,25 +547,33 @@ def finish_panel(
     background: Background = Background.PAPER,
     shading: bool = True,
     rng: np.random.Generator | None = None,
+    matched: Match | None = None,
 ) -> PanelFlats:
     """Flats (and a shading layer) for one panel from the network's `draft` (RGB uint8, any size)
     and the panel's native grey line art `lines`.
 
     Each region takes the draft's colour; near-white regions (and with `Background.PAPER` the
     background) become exactly paper white; with a `palette` the others snap to its nearest colour
-    (`rng` samples among the nearest few instead: variants); hint dots (x, y, (r, g, b)) in crop
-    pixels then set their regions' colours exactly.
+    (`rng` samples among the nearest few instead: variants); where a reference showing the same
+    drawing is `matched` (`panelpaint.reference_match`), the regions it covers take its colours
+    (`_with_reference`); hint dots (x, y, (r, g, b)) in crop pixels then set their regions' colours
+    exactly.
     """
     background = Background(background)
     regions = segment(lines)
     base = region_colours(regions, draft)
     paper = paper_regions(base)
+    main_background = background_regions(regions)
+    group = np.zeros(regions.n, bool)
     if background is Background.PAPER:
-        paper |= background_like(regions, base, background_regions(regions))
+        group = background_like(regions, base, main_background)
+        paper |= group
     colours = base.copy()
     if palette is not None:
         colours = snap(colours, palette, keep=paper, weights=regions.areas, rng=rng)
     colours[paper] = PAPER_WHITE
+    if matched is not None:
+        colours, paper = _with_reference(regions, colours, paper, matched, main_background, group)
     colours = apply_hints(regions, colours, hints)
     paper = np.all(colours == PAPER_WHITE, axis=1)
     flats = paint(regions, colours)

@@ -23,6 +23,7 @@ from panelpaint.formats import ALL as FORMATS
 from panelpaint.hints import hint_image, parse_color, validate_hints
 from panelpaint.images import Source, open_image, to_gray
 from panelpaint.palette import Palette, extract_palette
+from panelpaint.reference_match import Reference, match
 from panelpaint.panels import Direction, Panel, detect_panels, order_panels, rectangle
 
 
@@ -64,6 +65,11 @@ class Style:
         self.background = Background(self.background)
 
     @cached_property
+    def reference(self) -> Reference:
+        """The painting prepared for reference matching (`panelpaint.reference_match`), once per style."""
+        return Reference.of(np.asarray(self.image))
+
+    @cached_property
     def colour_key(self) -> Palette:
         """The palette flats snap to: the style's own, else k-means of the painting."""
         return self.palette if self.palette is not None else extract_palette(np.asarray(self.image))
@@ -93,6 +99,9 @@ class FinishOptions:
     flats: bool = True
     shading: Shading = Shading.LAYER
     seed: int | None = None
+    # Where a panel's reference shows the same drawing, its regions take the reference's colours
+    # (`panelpaint.reference_match`). A variant (`seed`) explores the palette instead.
+    match_reference: bool = True
 
 
 @dataclass
@@ -188,6 +197,8 @@ class PreparedPage:
     lines: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     finishes: list["PanelFinish"] = field(default_factory=list)
+    # Each panel's style reference prepared for matching (panels that share a style share one).
+    references: list[Reference] = field(default_factory=list)
 
     def geometry(self) -> dict:
         """The JSON-able part that travels with the colours to the finishing stage."""
@@ -205,6 +216,7 @@ class PreparedPage:
         style = Style.of(style)
         chosen = [panel_styles.get(p.order, style) for p in self.panels]
         self.styles = [s.image for s in chosen]
+        self.references = [s.reference for s in chosen]
         self.hints = [hint_image(panel_hints.get(p.order, []), box, sketch.size)
                       for p, box, sketch in zip(self.panels, self.boxes, self.sketches)]
         self.finishes = [PanelFinish(s.colour_key if s.snap else None, s.background, panel_hints.get(p.order, []))
@@ -323,6 +335,7 @@ def finish_page(
     colours: list[Image.Image] | list[np.ndarray],
     *,
     finishes: list[PanelFinish] | None = None,
+    references: list[Reference | None] | None = None,
     options: FinishOptions = FinishOptions(),
     direction: Direction = Direction.ltr,
     model_version: str = "",
@@ -335,7 +348,8 @@ def finish_page(
     paste them inside the panel polygons on white paper, and multiply the lines on top.
 
     `finishes` gives each panel its palette, background and hints (default: the draft's colours, a
-    paper background, no hints). `should_stop()` is checked before every panel (raises
+    paper background, no hints); `references` each panel's style reference, matched with its line
+    art (`FinishOptions.match_reference`). `should_stop()` is checked before every panel (raises
     `Cancelled`); `on_panel(done, total)` reports progress as panels are finished.
     """
     timings = dict(timings or {})
@@ -347,9 +361,16 @@ def finish_page(
     flats = np.full((h, w, 3), 255, np.uint8)
     shading = Shading(options.shading)
     shade = np.full((h, w), 255, np.uint8) if options.flats and shading is not Shading.OFF else None
+    references = references if references is not None else [None] * len(panels)
+    if len(references) != len(panels):
+        raise ValueError(f"{len(panels)} panels but {len(references)} references")
     rng = np.random.default_rng(options.seed) if options.seed is not None else None
+    matching = (options.flats and options.match_reference and rng is None
+                and any(r is not None for r in references))
     timings["flats"] = timings["compositing"] = 0.0
-    for i, (panel, box, colour, finish) in enumerate(zip(panels, boxes, colours, finishes)):
+    if matching:
+        timings["matching"] = 0.0
+    for i, (panel, box, colour, finish, ref) in enumerate(zip(panels, boxes, colours, finishes, references)):
         _check(should_stop, f"at panel {i + 1} of {len(panels)}")
         x0, y0, x1, y1 = box
         t = time.perf_counter()
@@ -357,8 +378,16 @@ def finish_page(
         crop = lines[y0:y1, x0:x1]
         mask = panel.mask((x1 - x0, y1 - y0), (x0, y0))
         if options.flats:
+            matched = None
+            if matching and ref is not None:
+                # The panel alone: its neighbours in the crop's margin would not be in the reference.
+                matched = match(np.where(mask > 0, crop, 255).astype(np.uint8), ref)
+                matched_at = time.perf_counter()
+                timings["matching"] += matched_at - t
+                t = matched_at  # "flats" below is the rest
             done = finish_panel(rgb, crop, palette=finish.palette, hints=finish.crop_hints(box),
-                                background=finish.background, shading=shade is not None, rng=rng)
+                                background=finish.background, shading=shade is not None, rng=rng,
+                                matched=matched)
             native = done.flats
             if shade is not None and done.shading is not None:
                 paste_panel(shade, done.shading, mask, (x0, y0))
@@ -430,7 +459,7 @@ def render_page(
     _check(should_stop, "before colouring")
     (colours,) = colour_pages([prepared], colorizer, work_size=work_size, seed=seed)
     return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, finishes=prepared.finishes,
-                       options=options or FinishOptions(seed=seed), direction=direction,
+                       references=prepared.references, options=options or FinishOptions(seed=seed), direction=direction,
                        model_version=getattr(colorizer, "model_version", ""),
                        timings=prepared.timings, should_stop=should_stop, on_panel=on_panel)
 

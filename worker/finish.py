@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from panelpaint import pages, queue
 from panelpaint.formats import ALL as ALL_FORMATS
 from panelpaint.images import to_gray
+from panelpaint.reference_match import Reference
 from panelpaint.settings import Settings
 from panelpaint.store import batches, renders, work
 from panelpaint.store.errors import NotFound
@@ -51,14 +52,14 @@ def finish(res: Resources, settings: Settings, render_id: int, attempt: int, han
     stem = Path(page.name).stem or f"page-{page.position + 1}"
     with faults.recording(res, settings, render_id, attempt, FINISHING) as done:
         try:
-            handoff, colours = load_handoff(res.storage, handoff_key)
+            handoff, colours, references = load_handoff(res.storage, handoff_key)
         except NotFound:
             # The colours are gone (storage wiped?): colour the page again as a new attempt.
             done.outcome = faults.fail_attempt(res, settings, render_id, attempt,
                                                "the coloured panels handed to finishing are missing", retryable=True,
                                                patience=patience)
         else:
-            _finish(res, settings, handoff, colours, page, attempt, t_start)
+            _finish(res, settings, handoff, colours, references, page, attempt, t_start)
             res.storage.delete(handoff_key)  # only after the commit: a crash before leaves it for a rerun
             done.outcome = Outcome.SUCCEEDED
             log.info("render %s (%s) complete", render_id, stem)
@@ -67,8 +68,8 @@ def finish(res: Resources, settings: Settings, render_id: int, attempt: int, han
     return {"render_id": render_id, "status": done.outcome}
 
 
-def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[np.ndarray], page: work.PageData,
-            attempt: int, t_start: float) -> None:
+def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[np.ndarray],
+            references: list[Reference | None], page: work.PageData, attempt: int, t_start: float) -> None:
     # `attempt` is the task's: after a stalled finishing was taken over it is newer than the one
     # that coloured the page (the hand-off's).
     render_id, g = handoff.render_id, handoff.geometry
@@ -90,7 +91,7 @@ def _finish(res: Resources, settings: Settings, handoff: Handoff, colours: list[
         signals.panel_finished.send(sender=render_id, name=handoff.name, done=done, total=total)
         patiently(res, patience, renders.set_progress, render_id, attempt, done, total)
 
-    result = pages.finish_page(lines, g.panels, g.boxes, colours, finishes=g.finishes,
+    result = pages.finish_page(lines, g.panels, g.boxes, colours, finishes=g.finishes, references=references,
                                options=pages.FinishOptions(seed=handoff.seed), direction=g.direction,
                                model_version=handoff.model_version, timings=timings, should_stop=should_stop,
                                on_panel=on_panel)

@@ -1,18 +1,20 @@
 """The `.npz` files passed between workers: a page's cut panels, and its colours handed to
-finishing. Raw uncompressed arrays (`s0`, ... sketches; `c0`, ... colours) with a readable JSON
-description under `meta` (geometry, finishes; for a hand-off also render, attempt, seed, timings)."""
+finishing. Raw uncompressed arrays (`s0`, ... sketches; `c0`, ... colours; `r0`, ... a hand-off's
+style references, once per painting) with a readable JSON description under `meta` (geometry,
+finishes; for a hand-off also render, attempt, seed, timings, and which reference each panel has)."""
 from __future__ import annotations
 
 import io
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 from panelpaint import pages
 from panelpaint.panels import Panel
+from panelpaint.reference_match import Reference
 from panelpaint.store.storage import Storage
 
 
@@ -94,17 +96,20 @@ class Handoff:
                    PanelMerge.from_json(meta.get("merge")))
 
 
-def _put(storage: Storage, meta: dict, arrays: list[np.ndarray], prefix: str) -> str:
+def _put(storage: Storage, meta: dict, arrays: list[np.ndarray], prefix: str,
+         extra: dict[str, np.ndarray] | None = None) -> str:
     buf = io.BytesIO()
     np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-             **{f"{prefix}{i}": a for i, a in enumerate(arrays)})
+             **{f"{prefix}{i}": a for i, a in enumerate(arrays)}, **(extra or {}))
     return storage.put_bytes(buf.getvalue(), ".npz")
 
 
-def _get(storage: Storage, key: str, prefix: str) -> tuple[dict, list[np.ndarray]]:
+def _get(storage: Storage, key: str, prefix: str) -> tuple[dict, list[np.ndarray], dict[str, np.ndarray]]:
+    """The meta, the per-panel arrays under `prefix`, and every other array by name."""
     with storage.open(key) as f, np.load(f, allow_pickle=False) as z:
         meta = json.loads(z["meta"].tobytes())
-        return meta, [z[f"{prefix}{i}"] for i in range(len(meta["panels"]))]
+        mine = [f"{prefix}{i}" for i in range(len(meta["panels"]))]
+        return meta, [z[k] for k in mine], {k: z[k] for k in z.files if k != "meta" and k not in mine}
 
 
 def save_cut(storage: Storage, prepared: pages.PreparedPage) -> str:
@@ -114,18 +119,40 @@ def save_cut(storage: Storage, prepared: pages.PreparedPage) -> str:
 
 def load_cut(storage: Storage, key: str) -> pages.PreparedPage:
     """A cut as the page pipeline takes it (styles and hints still to be assigned)."""
-    meta, sketches = _get(storage, key, "s")
+    meta, sketches, _ = _get(storage, key, "s")
     g = Geometry.from_json(meta)
     return pages.PreparedPage(g.size, g.panels, g.boxes, [Image.fromarray(a, "L") for a in sketches], [], [],
                               g.direction)
 
 
-def save_handoff(storage: Storage, handoff: Handoff, colours: list[Image.Image]) -> str:
-    """Store a page's panel colours (RGB at work size) with what finishing needs; returns the key."""
-    return _put(storage, handoff.to_json(), [np.asarray(c.convert("RGB")) for c in colours], "c")
+def save_handoff(storage: Storage, handoff: Handoff, colours: list[Image.Image],
+                 references: Sequence[Reference | None] | None = None) -> str:
+    """Store a page's panel colours (RGB at work size) with what finishing needs, and each panel's
+    style reference (`PreparedPage.references`, stored once per painting) for reference matching;
+    returns the key."""
+    refs = list(references) if references is not None else [None] * len(colours)
+    if len(refs) != len(colours):
+        raise ValueError(f"{len(colours)} panel colours but {len(refs)} references")
+    distinct: list[Reference] = []
+    index: list[int | None] = []
+    for ref in refs:
+        if ref is None:
+            index.append(None)
+            continue
+        at = next((j for j, d in enumerate(distinct) if d is ref), None)
+        if at is None:
+            at = len(distinct)
+            distinct.append(ref)
+        index.append(at)
+    return _put(storage, {**handoff.to_json(), "references": index},
+                [np.asarray(c.convert("RGB")) for c in colours], "c",
+                {f"r{j}": ref.rgb for j, ref in enumerate(distinct)})
 
 
-def load_handoff(storage: Storage, key: str) -> tuple[Handoff, list[np.ndarray]]:
-    """What `save_handoff` stored; raises `NotFound` when the file is gone."""
-    meta, colours = _get(storage, key, "c")
-    return Handoff.from_json(meta), colours
+def load_handoff(storage: Storage, key: str) -> tuple[Handoff, list[np.ndarray], list[Reference | None]]:
+    """What `save_handoff` stored: the hand-off, the colours and each panel's reference (None for
+    every panel of a file written before references travelled); raises `NotFound` when the file is gone."""
+    meta, colours, extra = _get(storage, key, "c")
+    distinct = {j: Reference(extra[f"r{j}"]) for j in set(meta.get("references") or []) if j is not None}
+    refs = [distinct.get(j) if j is not None else None for j in meta.get("references") or [None] * len(colours)]
+    return Handoff.from_json(meta), colours, refs

@@ -235,7 +235,8 @@ def hand_off(res: Resources, settings: Settings, job: Job, model_version: str, d
     handoff = Handoff(claim.render_id, claim.attempt, claim.source_key, job.name, Geometry.of(job.prepared),
                       claim.seed, model_version, job.prepared.timings,
                       "; ".join(x for x in (degraded, job.note) if x) or None, job.merge)
-    key = save_handoff(res.storage, handoff, job.colours)
+    # A page prepared without styles (none assigned) has no references: it is finished unmatched.
+    key = save_handoff(res.storage, handoff, job.colours, job.prepared.references or None)
     # colouring -> waiting, the lease renewed; waited for through a database outage, since the
     # colours would be lost with the attempt (the page coloured again).
     patiently(res, settings.task_soft_time_limit, renders.hand_off, claim.render_id, claim.attempt, key,

@@ -124,13 +124,16 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
                               "--work-size", "96", "--ablations", "--json", str(report),
                               "--sheet", str(tmp_path / "sheet.png"), "--calibrate"])
     assert res.exit_code == 0, res.output
-    results = json.loads(report.read_text())["results"]
+    figures = json.loads(report.read_text())
+    results = figures["results"]
     assert {"mine @ 64", "mine @ 96", "mine @ 64, flats without the palette", "mine @ 96, draft without flats",
-            "line art alone", "blind palette bucket fill", "oracle flats (the ceiling)"} <= set(results)
+            "mine @ 64, without reference matching", "line art alone", "blind palette bucket fill", "oracle flats (the ceiling)"} <= set(results)
     assert results["mine @ 64"]["trials"] == 8 and results["mine @ 64"]["images"] == 4
     assert results["line art alone"]["paper_kept"] > 0.99 and results["line art alone"]["saturation"] < 0.01
     assert results["oracle flats (the ceiling)"]["psnr"] > results["line art alone"]["psnr"]
     assert "| mine @ 96 |" in res.output
+    assert figures["matching"]["own_pairs"] == 4 and figures["matching"]["other_pairs"] == 8
+    assert "reference matching accepts" in res.output
     assert (tmp_path / "sheet.png").is_file()
     # --calibrate recorded the better of the two sizes in the weights; the tensors are untouched.
     from panelpaint.weights import read_info

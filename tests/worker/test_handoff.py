@@ -13,6 +13,7 @@ from panelpaint import pages
 from panelpaint.images import ImageError
 from panelpaint.panels import Panel
 from panelpaint.palette import Palette
+from panelpaint.reference_match import Reference
 from panelpaint.store.errors import StaleAttempt
 from panelpaint.store.storage import LocalStorage
 from worker import faults, handoff
@@ -43,12 +44,30 @@ def test_a_hand_off_keeps_its_json_keys_and_round_trips(tmp_path):
         meta = json.loads(z["meta"].tobytes())
         assert sorted(z.files) == ["c0", "c1", "meta"]
     assert list(meta) == ["render_id", "attempt", "source_key", "name", "size", "direction", "panels", "boxes",
-                          "finishes", "seed", "model_version", "timings", "degraded", "merge"]
+                          "finishes", "seed", "model_version", "timings", "degraded", "merge", "references"]
     assert meta["seed"] == 99 and meta["finishes"][0]["background"] == "coloured"
     assert set(meta["merge"]) == {"based_on", "panel", "page_panels"}
-    got, arrays = handoff.load_handoff(storage, key)
-    assert got == sent
+    got, arrays, refs = handoff.load_handoff(storage, key)
+    assert got == sent and refs == [None, None]
     assert [a[0, 0].tolist() for a in arrays] == [[0, 2, 3], [1, 2, 3]]
+
+
+def test_the_style_references_travel_once_per_painting(tmp_path):
+    storage = LocalStorage(tmp_path)
+    prepared = prepared_page()
+    sent = handoff.Handoff(3, 1, "k", "p.png", handoff.Geometry.of(prepared), None, "v", {})
+    painting = np.random.default_rng(0).integers(0, 256, (40, 50, 3)).astype(np.uint8)
+    ref = Reference.of(painting)
+    colours = [Image.new("RGB", (32, 24)) for _ in range(3)]
+    key = handoff.save_handoff(storage, sent, colours, [ref, None, ref])
+    with np.load(io.BytesIO(storage.read_bytes(key))) as z:
+        assert sorted(z.files) == ["c0", "c1", "c2", "meta", "r0"]
+        assert json.loads(z["meta"].tobytes())["references"] == [0, None, 0]
+    _, _, refs = handoff.load_handoff(storage, key)
+    assert refs[1] is None and refs[0] is refs[2]
+    assert np.array_equal(refs[0].rgb, painting)
+    with pytest.raises(ValueError, match="references"):
+        handoff.save_handoff(storage, sent, colours, [ref])
 
 
 def test_a_hand_off_without_finishes_seed_or_merge_reads_as_the_defaults(tmp_path):
@@ -59,7 +78,8 @@ def test_a_hand_off_without_finishes_seed_or_merge_reads_as_the_defaults(tmp_pat
     buf = io.BytesIO()
     np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
              c0=np.zeros((24, 32, 3), np.uint8), c1=np.zeros((24, 32, 3), np.uint8))
-    got, _ = handoff.load_handoff(storage, storage.put_bytes(buf.getvalue(), ".npz"))
+    got, _, refs = handoff.load_handoff(storage, storage.put_bytes(buf.getvalue(), ".npz"))
+    assert refs == [None, None]
     assert got.seed is None and got.merge is None and got.degraded is None
     assert got.geometry.finishes == [pages.PanelFinish(), pages.PanelFinish()]
 

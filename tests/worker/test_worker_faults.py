@@ -59,6 +59,8 @@ def test_a_batch_completes(stack):
         page = stack.page_of(render.id)
         assert page.status == S and page.panels_done == page.panels_total == 4
         assert len(stack.panels(page.id)) == 4  # the detected panels are kept for per-panel review
+        # The style reference travelled with the colours to the finishing worker, which matched it.
+        assert "matching" in render.timings
     workers = queue.live_workers(stack.settings, timeout=1.0)
     assert [w["name"] for w in workers] == ["a@test"] and set(workers[0]["queues"]) == {"render", "io"}
 
