@@ -60,6 +60,18 @@ def _wait_upload(stack: Stack, upload_id: int) -> list[tuple[str, str, str | Non
         return [(p.source_name, p.status.value, p.error) for p in pages]
 
 
+def _wait_ingested(stack: Stack, upload_id: int) -> None:
+    """Wait until the upload's readable pages have had their panels detected (their ingest ran in
+    the same io child): so a measurement window holds them every time, never by a race."""
+    with stack.store.session() as s:
+        batch_id = s.get(Upload, upload_id).batch_id
+        ids = [p.id for p in s.query(Page).filter(Page.batch_id == batch_id, Page.status != RunStatus.failed)]
+    assert ids, f"upload {upload_id} left no readable page"
+    for page_id in ids:
+        wait_for(lambda: len(stack.panels(page_id)) > 0, 120, f"page {page_id}'s ingest",
+                 lambda: stack.log("io")[-3000:])
+
+
 def test_io_worker_memory_is_bounded_by_the_largest_page_whatever_the_archive(tmp_path):
     cap = page_file_bytes_limit(MAX_PIXELS)
     archive = write_zip(tmp_path / "hostile.cbz", {
@@ -78,12 +90,16 @@ def test_io_worker_memory_is_bounded_by_the_largest_page_whatever_the_archive(tm
         stack.start_worker("io", queues="io", concurrency=1)
         (child,) = stack.pool_children("io")
         # A first small upload warms the child (database engine, first imports) before measuring.
-        _wait_upload(stack, _unpack(stack, [{"name": "warm.png",
-                                             "key": stack.storage.put_bytes(draw_page(0), ".png")}]))
+        warm = _unpack(stack, [{"name": "warm.png", "key": stack.storage.put_bytes(draw_page(0), ".png")}])
+        _wait_upload(stack, warm)
+        # Its ingest too (panel detection's first imports), which would otherwise land in the window.
+        _wait_ingested(stack, warm)
         Path(f"/proc/{child.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
         before = _status_kb(child.pid, "VmRSS") * 1024
         key = stack.storage.put_file(archive, ".cbz")
-        pages = _wait_upload(stack, _unpack(stack, [{"name": "hostile.cbz", "key": key, "archive": True, "pages": 5}]))
+        hostile = _unpack(stack, [{"name": "hostile.cbz", "key": key, "archive": True, "pages": 5}])
+        pages = _wait_upload(stack, hostile)
+        _wait_ingested(stack, hostile)  # the two good pages' ingests: one decoded page at a time
         peak = _status_kb(child.pid, "VmHWM") * 1024
         assert stack.pool_children("io") == [child]  # the same child did the work and is alive
     finally:
