@@ -55,10 +55,10 @@ def reference_lines(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _to_frame(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """`image` resized so that its long side is FRAME_SIDE, and the scale used."""
+def _to_frame(image: np.ndarray, side: int = FRAME_SIDE) -> tuple[np.ndarray, float]:
+    """`image` resized so that its long side is `side`, and the scale used."""
     h, w = image.shape[:2]
-    s = FRAME_SIDE / max(h, w)
+    s = side / max(h, w)
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR), s
 
@@ -93,11 +93,13 @@ class Reference:
 
     @cached_property
     def _frame(self) -> tuple[np.ndarray, float]:
-        return _to_frame(reference_lines(self.rgb))
+        # At its own size from FRAME_SIDE up (REFERENCE_SIDE at most): a whole coloured page as the
+        # reference keeps each of its panels large enough to match a panel's frame.
+        return _to_frame(reference_lines(self.rgb), max(FRAME_SIDE, max(self.rgb.shape[:2])))
 
     @property
     def lines(self) -> np.ndarray:
-        """The reference's line art in the frame."""
+        """The reference's line art in its frame (long side between FRAME_SIDE and REFERENCE_SIDE)."""
         return self._frame[0]
 
     @property

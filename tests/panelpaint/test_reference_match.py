@@ -8,7 +8,7 @@ from PIL import Image
 from panelpaint import flats, reference_match
 from panelpaint.colour import rgb_to_lab
 from panelpaint.flats import Background, finish_panel, paint, segment
-from panelpaint.pages import FinishOptions, Style, colour_image
+from panelpaint.pages import FinishOptions, Style, colour_image, render_page
 from panelpaint.reference_match import Match, Reference, match, reference_lines
 from tests.panelpaint.comic_pages import FakeColorizer
 from tests.testkit import ROOT
@@ -86,7 +86,22 @@ def test_a_reference_is_kept_at_most_its_side_and_prepared_once():
     big = cv2.resize(PAINTING, (2048, 1944))
     ref = Reference.of(big)
     assert max(ref.rgb.shape[:2]) == 1024
-    assert ref.features is ref.features and max(ref.lines.shape) == 512
+    assert ref.features is ref.features and max(ref.lines.shape) == 1024
+    assert max(Reference.of(PAINTING).lines.shape) == 512  # a small one is brought up to the frame
+
+
+def test_a_page_re_rendered_with_its_own_coloured_version_gets_it_back_in_every_panel():
+    page = Image.open(ROOT / "samples" / "page.png")
+    first = render_page(page, Style(Image.fromarray(PAINTING)), FakeColorizer(), work_size=96)
+    # Another colour draft entirely (the fake colours by the style's mean): every panel's colours
+    # must come from the matched page.
+    again = render_page(page, Style(first.composite.convert("RGB")), FakeColorizer(), work_size=96)
+    assert len(again.panels) == len(first.panels) >= 4
+    a, b = (rgb_to_lab(np.asarray(r.flats.convert("RGB"))) for r in (first, again))
+    delta = np.linalg.norm(a - b, axis=-1)
+    for panel in again.panels:
+        x, y, w, h = panel.bbox
+        assert delta[y:y + h, x:x + w].mean() < 2, (panel.order, delta[y:y + h, x:x + w].mean())
 
 
 def two_squares() -> np.ndarray:
