@@ -23,8 +23,8 @@ from panelpaint.formats import ALL as FORMATS
 from panelpaint.hints import hint_image, parse_color, validate_hints
 from panelpaint.images import Source, open_image, to_gray
 from panelpaint.palette import Palette, extract_palette
-from panelpaint.reference_match import Reference, match
 from panelpaint.panels import Direction, Panel, detect_panels, order_panels, rectangle
+from panelpaint.reference_match import Reference, match
 
 
 class Cancelled(Exception):
@@ -459,7 +459,8 @@ def render_page(
     _check(should_stop, "before colouring")
     (colours,) = colour_pages([prepared], colorizer, work_size=work_size, seed=seed)
     return finish_page(prepared.lines, prepared.panels, prepared.boxes, colours, finishes=prepared.finishes,
-                       references=prepared.references, options=options or FinishOptions(seed=seed), direction=direction,
+                       references=prepared.references, options=options or FinishOptions(seed=seed),
+                       direction=direction,
                        model_version=getattr(colorizer, "model_version", ""),
                        timings=prepared.timings, should_stop=should_stop, on_panel=on_panel)
 

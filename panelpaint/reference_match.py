@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -85,10 +86,8 @@ class Reference:
         if rgb.ndim != 3 or rgb.shape[2] < 3:
             raise ValueError(f"a reference must be RGB (h, w, 3), got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb[..., :3])
-        h, w = rgb.shape[:2]
-        s = REFERENCE_SIDE / max(h, w)
-        if s < 1:
-            rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        if max(rgb.shape[:2]) > REFERENCE_SIDE:
+            rgb, _ = _to_frame(rgb, REFERENCE_SIDE)
         return cls(rgb)
 
     @cached_property
@@ -107,14 +106,18 @@ class Reference:
         return self._frame[1]
 
     @cached_property
+    def _mirrored_lines(self) -> np.ndarray:
+        return np.ascontiguousarray(self.lines[:, ::-1])
+
+    def oriented_lines(self, mirrored: bool) -> np.ndarray:
+        """The lines in the frame, mirrored left to right or as they are (made once per reference)."""
+        return self._mirrored_lines if mirrored else self.lines
+
+    @cached_property
     def features(self) -> dict[bool, tuple[list, np.ndarray | None]]:
         """ORB keypoints and descriptors of the lines, as they are (False) and mirrored (True)."""
         orb = _orb()
-        out = {}
-        for mirrored in (False, True):
-            img = np.ascontiguousarray(self.lines[:, ::-1]) if mirrored else self.lines
-            out[mirrored] = orb.detectAndCompute(img, None)
-        return out
+        return {mirrored: orb.detectAndCompute(self.oriented_lines(mirrored), None) for mirrored in (False, True)}
 
 
 @dataclass(eq=False)
@@ -165,17 +168,24 @@ def _coordinates(a: np.ndarray, shape: tuple[int, int], flow: np.ndarray | None 
     return a[0, 0] * xs + a[0, 1] * ys + a[0, 2], a[1, 0] * xs + a[1, 1] * ys + a[1, 2]
 
 
-def _agreement(panel: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> float:
-    """F-score of line pixels within AGREEMENT_PIXELS of a line pixel of the other image, inside `valid`."""
+def _scorer(panel: np.ndarray, valid: np.ndarray) -> Callable[[np.ndarray], float]:
+    """A function giving the F-score of line pixels within AGREEMENT_PIXELS of a line pixel of the
+    other image, between the panel's lines and warped reference lines, inside `valid`. The panel's
+    side (its line mask and distance map) is made once for every warped image scored."""
     a = (panel < LINE_LEVEL) & valid
-    b = (warped < LINE_LEVEL) & valid
-    if a.sum() < 20 or b.sum() < 20:
-        return 0.0
     da = cv2.distanceTransform((~a).view(np.uint8), cv2.DIST_L2, 3)
-    db = cv2.distanceTransform((~b).view(np.uint8), cv2.DIST_L2, 3)
-    precision = float((da[b] <= AGREEMENT_PIXELS).mean())
-    recall = float((db[a] <= AGREEMENT_PIXELS).mean())
-    return 2 * precision * recall / max(precision + recall, 1e-9)
+    lines_a = int(a.sum())
+
+    def score(warped: np.ndarray) -> float:
+        b = (warped < LINE_LEVEL) & valid
+        if lines_a < 20 or b.sum() < 20:
+            return 0.0
+        db = cv2.distanceTransform((~b).view(np.uint8), cv2.DIST_L2, 3)
+        precision = float((da[b] <= AGREEMENT_PIXELS).mean())
+        recall = float((db[a] <= AGREEMENT_PIXELS).mean())
+        return 2 * precision * recall / max(precision + recall, 1e-9)
+
+    return score
 
 
 # Where the warped reference is trusted: in a TRUST_WINDOW-pixel window (frame pixels) that holds
@@ -202,13 +212,13 @@ def _trusted(panel: np.ndarray, warped: np.ndarray) -> np.ndarray:
     return ~((dl > TRUST_DENSITY) & (du > TRUST_UNMATCHED * dl))
 
 
-def _chance(panel: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> float:
-    """The best agreement of the aligned reference lines shifted CHANCE_SHIFT pixels each way."""
+def _chance(score: Callable[[np.ndarray], float], warped: np.ndarray) -> float:
+    """The best `score` (`_scorer`) of the aligned reference lines shifted CHANCE_SHIFT pixels each way."""
     best = 0.0
     for dx, dy in ((CHANCE_SHIFT, 0), (-CHANCE_SHIFT, 0), (0, CHANCE_SHIFT), (0, -CHANCE_SHIFT)):
         shifted = cv2.warpAffine(warped, np.float32([[1, 0, dx], [0, 1, dy]]), warped.shape[::-1],
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-        best = max(best, _agreement(panel, shifted, valid))
+        best = max(best, score(shifted))
     return best
 
 
@@ -224,13 +234,14 @@ def match(lines: np.ndarray, reference: Reference | np.ndarray) -> Match | None:
     if found is None:
         return None
     a, mirrored, inliers = found
-    rlines = np.ascontiguousarray(ref.lines[:, ::-1]) if mirrored else ref.lines
+    rlines = ref.oriented_lines(mirrored)
     rh, rw = rlines.shape
     rx, ry = _coordinates(a, panel.shape)
     valid = (rx >= 0) & (ry >= 0) & (rx <= rw - 1) & (ry <= rh - 1)
     warped = cv2.remap(rlines, rx, ry, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    agreement = _agreement(panel, warped, valid)
-    aligned = agreement >= MIN_AGREEMENT and agreement > CHANCE_MARGIN * _chance(panel, warped, valid)
+    score = _scorer(panel, valid)
+    agreement = score(warped)
+    aligned = agreement >= MIN_AGREEMENT and agreement > CHANCE_MARGIN * _chance(score, warped)
     # What the affine fit leaves (a redrawn pose, a warped scan): dense flow from the panel's lines
     # to the aligned reference lines.
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -240,9 +251,9 @@ def match(lines: np.ndarray, reference: Reference | np.ndarray) -> Match | None:
     if not aligned:
         # A drawing warped further than an affine map follows (a scan, a redrawn pose) is still the
         # same drawing when the flow brings its lines close and far above chance.
-        valid = (rx >= 0) & (ry >= 0) & (rx <= rw - 1) & (ry <= rh - 1)
-        agreement = _agreement(panel, flowed, valid)
-        if agreement < MIN_FLOW_AGREEMENT or agreement <= FLOW_CHANCE_MARGIN * _chance(panel, flowed, valid):
+        score = _scorer(panel, (rx >= 0) & (ry >= 0) & (rx <= rw - 1) & (ry <= rh - 1))
+        agreement = score(flowed)
+        if agreement < MIN_FLOW_AGREEMENT or agreement <= FLOW_CHANCE_MARGIN * _chance(score, flowed):
             return None
     trusted = _trusted(panel, flowed)
     if mirrored:
