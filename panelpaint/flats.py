@@ -54,7 +54,11 @@ DRAFT_BLUR = 2.0
 # REFERENCE_CONSISTENT of them within CONSISTENT_DELTA_E of their median: a corner that the
 # reference shows only in part picks up the figure next to it (measured on held-out paintings:
 # such mixed background regions were paper in the truth, docs/quality.md).
+# Coverage is counted on the reference's trusted area shrunk by COVER_INSET of its pixels: a sliver
+# along a line, where the alignment is least sure, does not decide a region on its own (a house's
+# sky took the roof's red from one, docs/quality.md).
 REFERENCE_COVER = 0.1
+COVER_INSET = 2
 CONSISTENT_DELTA_E = 15.0
 REFERENCE_CONSISTENT = 0.85
 
@@ -401,9 +405,12 @@ def reference_colours(regions: Regions, matched: Match) -> tuple[np.ndarray, np.
     medians, has = _grouped_median(keys[use], lab[use], n)
     total = np.bincount(keys[inner.ravel()], minlength=n)
     count = np.bincount(keys[use], minlength=n)
+    kernel = np.ones((2 * COVER_INSET + 1,) * 2, np.uint8)
+    sure = cv2.erode(np.ascontiguousarray(matched.valid, np.uint8), kernel) > 0
+    count_sure = np.bincount(keys[(inner & sure).ravel()], minlength=n)
     near = np.linalg.norm(lab[use] - medians[keys[use]], axis=1) < CONSISTENT_DELTA_E
     close = np.bincount(keys[use], weights=near, minlength=n)
-    covered = has & (count >= REFERENCE_COVER * np.maximum(total, 1))
+    covered = has & (count_sure >= REFERENCE_COVER * np.maximum(total, 1))
     consistent = close >= REFERENCE_CONSISTENT * np.maximum(count, 1)
     return lab_to_rgb(medians), covered, consistent & covered
 

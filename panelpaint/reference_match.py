@@ -4,7 +4,7 @@ coloured version, a panel redrawn from a coloured key frame, a character sheet t
 `match` aligns a panel's line art with the reference's own lines (ORB features and a RANSAC affine
 fit, the reference mirrored too), refines the alignment with dense optical flow, and returns the
 reference warped onto the panel, but only when the lines then agree far better than chance. On the
-held-out paintings it accepts 82% of the paintings' own augmented copies and 1.1% of other
+held-out paintings it accepts 86.5% of the paintings' own augmented copies and none of 178 other
 paintings (docs/quality.md, "Reference matching"). A reference that is another drawing does not
 align and nothing changes: the network's draft colours the panel.
 `panelpaint.flats.reference_colours` turns a match into region colours.
@@ -29,7 +29,15 @@ FEATURES = 4000
 # Lowe's ratio test: a feature's best match must be clearly better than its second best.
 RATIO = 0.85
 RANSAC_PIXELS = 6.0
-MIN_INLIERS = 8
+# A fit needs this many features that agree on it: with 8, chance fits of 9 to 12 features accepted
+# other paintings (4 of 178 pairs on the held-out split, none now; docs/quality.md).
+MIN_INLIERS = 15
+# A fit is a view of the same drawing only when its two scales (the singular values of its linear
+# part) lie within [MIN_SCALE, MAX_SCALE] and within MAX_ANISOTROPY of each other. Repeated marks (a
+# sign's double frame) otherwise let RANSAC collapse the panel onto one spot of the reference (scale
+# 0.02 with a hundred "inliers": 8 of the held-out paintings whose own copies went unmatched).
+MIN_SCALE, MAX_SCALE = 0.1, 10.0
+MAX_ANISOTROPY = 3.0
 # An alignment is accepted when the F-score of line pixels that agree within AGREEMENT_PIXELS (frame
 # pixels) is at least MIN_AGREEMENT and CHANCE_MARGIN times what the same aligned lines score when
 # shifted CHANCE_SHIFT pixels (dense hatching agrees with anything at some rate; a true alignment
@@ -131,6 +139,12 @@ class Match:
     mirrored: bool
 
 
+def _plausible(a: np.ndarray) -> bool:
+    """Whether an affine map (2x3) is a view of the same drawing (MIN_SCALE, MAX_SCALE, MAX_ANISOTROPY)."""
+    big, small = np.linalg.svd(a[:, :2], compute_uv=False)
+    return bool(small >= MIN_SCALE and big <= MAX_SCALE and big <= MAX_ANISOTROPY * small)
+
+
 def _affine(lines_frame: np.ndarray, ref: Reference) -> tuple[np.ndarray, bool, int] | None:
     """The affine map (2x3) from the panel's frame to the reference's frame (mirrored or not) with
     the most RANSAC inliers, or None."""
@@ -142,15 +156,19 @@ def _affine(lines_frame: np.ndarray, ref: Reference) -> tuple[np.ndarray, bool, 
     for mirrored, (rkeys, rdesc) in ref.features.items():
         if rdesc is None or len(rkeys) < 2:
             continue
-        good = [m[0] for m in matcher.knnMatch(desc, rdesc, k=2)
-                if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+        # Each reference feature keeps only its best panel feature, for the same reason as the scale test.
+        good: dict[int, cv2.DMatch] = {}
+        for m in matcher.knnMatch(desc, rdesc, k=2):
+            if len(m) == 2 and m[0].distance < RATIO * m[1].distance:
+                if m[0].trainIdx not in good or m[0].distance < good[m[0].trainIdx].distance:
+                    good[m[0].trainIdx] = m[0]
         if len(good) < MIN_INLIERS:
             continue
-        src = np.float32([keys[g.queryIdx].pt for g in good])
-        dst = np.float32([rkeys[g.trainIdx].pt for g in good])
+        src = np.float32([keys[g.queryIdx].pt for g in good.values()])
+        dst = np.float32([rkeys[g.trainIdx].pt for g in good.values()])
         a, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS,
                                           maxIters=4000, refineIters=10)
-        if a is None:
+        if a is None or not _plausible(a):
             continue
         n = int(inliers.sum())
         if n >= MIN_INLIERS and (best is None or n > best[2]):
@@ -191,25 +209,32 @@ def _scorer(panel: np.ndarray, valid: np.ndarray) -> Callable[[np.ndarray], floa
 # Where the warped reference is trusted: in a TRUST_WINDOW-pixel window (frame pixels) that holds
 # lines (more than TRUST_DENSITY of its pixels), at most TRUST_UNMATCHED of them may lack a line of
 # the other image within TRUST_PIXELS. Elsewhere the reference shows something the panel does not
-# draw (a mirrored border, a part redrawn differently) and its colour is not used there.
+# draw (a mirrored border, a part redrawn differently) and its colour is not used there. Nor is it
+# further than TRUST_REACH frame pixels from a panel line that a reference line agrees with: there
+# nothing checks the alignment, the flow only extrapolates, and a reference cropped through a
+# coloured shape spilled that colour over the panel's paper (docs/quality.md, "Reference matching").
 TRUST_PIXELS = 3.0
 TRUST_WINDOW = 61
 TRUST_UNMATCHED = 0.5
 TRUST_DENSITY = 0.02
+TRUST_REACH = 45.0
 
 
 def _trusted(panel: np.ndarray, warped: np.ndarray) -> np.ndarray:
-    """Boolean frame mask: where the panel's lines and the warped reference lines agree locally."""
+    """Boolean frame mask: where the panel's lines and the warped reference lines agree locally, within
+    TRUST_REACH of a panel line that agrees."""
     a = panel < LINE_LEVEL
     b = warped < LINE_LEVEL
     da = cv2.distanceTransform((~a).view(np.uint8), cv2.DIST_L2, 3)
     db = cv2.distanceTransform((~b).view(np.uint8), cv2.DIST_L2, 3)
-    loose = ((b & (da > TRUST_PIXELS)) | (a & (db > TRUST_PIXELS))).astype(np.float32)
+    agreeing = a & (db <= TRUST_PIXELS)
+    loose = ((b & (da > TRUST_PIXELS)) | (a & ~agreeing)).astype(np.float32)
     lines = (a | b).astype(np.float32)
     k = (TRUST_WINDOW, TRUST_WINDOW)
     dl = cv2.boxFilter(lines, -1, k)
     du = cv2.boxFilter(loose, -1, k)
-    return ~((dl > TRUST_DENSITY) & (du > TRUST_UNMATCHED * dl))
+    reach = cv2.distanceTransform((~agreeing).view(np.uint8), cv2.DIST_L2, 3) <= TRUST_REACH
+    return reach & ~((dl > TRUST_DENSITY) & (du > TRUST_UNMATCHED * dl))
 
 
 def _chance(score: Callable[[np.ndarray], float], warped: np.ndarray) -> float:

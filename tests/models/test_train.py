@@ -138,7 +138,9 @@ def test_cli_train_and_evaluate_on_a_generated_folder(folders, tmp_path):
     # --calibrate recorded the better of the two sizes in the weights; the tensors are untouched.
     from panelpaint.weights import read_info
 
-    best = max((64, 96), key=lambda size: results[f"mine @ {size}"]["psnr"])
+    from cli.quality import best_work_size
+
+    best = best_work_size({size: results[f"mine @ {size}"] for size in (64, 96)})
     assert read_info(out / WEIGHTS_FILE).work_size == best
     assert load_weights(out / WEIGHTS_FILE)[2]["model_version"] == meta_version
     res = runner.invoke(cli, ["evaluate", str(val), "--weights", str(tmp_path / "missing.safetensors")])

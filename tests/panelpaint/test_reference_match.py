@@ -166,3 +166,83 @@ def test_the_page_path_recovers_a_pages_own_coloured_version_and_a_seed_explores
     b = colour_image(sketch, style, fake, work_size=128, seed=2)
     assert "matching" not in a.timings
     assert not np.array_equal(np.asarray(a.flats), np.asarray(b.flats))
+
+
+def sign(symbol: str) -> np.ndarray:
+    """A red road sign with a double black frame (repeated marks that ORB finds everywhere) and a
+    white symbol: the kind of drawing whose own copies went unmatched before the fit was checked."""
+    img = np.full((256, 256, 3), 255, np.uint8)
+    cv2.rectangle(img, (8, 8), (247, 247), (0, 0, 0), 3)
+    cv2.rectangle(img, (18, 18), (237, 237), (0, 0, 0), 3)
+    cv2.rectangle(img, (21, 21), (234, 234), (220, 20, 20), -1)
+    if symbol == "arrow":
+        pts = np.array([[40, 128], [110, 58], [110, 98], [210, 98], [210, 158], [110, 158], [110, 198]], np.int32)
+        cv2.fillPoly(img, [pts], (255, 255, 255))
+        cv2.polylines(img, [pts], True, (0, 0, 0), 2)
+    else:  # a ladder
+        for x in (90, 166):
+            cv2.rectangle(img, (x - 6, 45), (x + 6, 215), (255, 255, 255), -1)
+        for y in range(70, 215, 35):
+            cv2.rectangle(img, (90, y - 5), (166, y + 5), (255, 255, 255), -1)
+    return img
+
+
+def test_a_collapsed_or_squashed_fit_is_not_a_view_of_the_drawing():
+    assert reference_match._plausible(cv2.getRotationMatrix2D((0, 0), 30, 0.5))
+    assert reference_match._plausible(np.float64([[1.2, 0.1, 5], [0.0, 0.9, -3]]))
+    assert not reference_match._plausible(np.float64([[0.02, 0.002, 330], [0.005, 0.0, 130]]))  # one spot
+    assert not reference_match._plausible(np.float64([[2.0, 0, 0], [0, 0.5, 0]]))  # squashed 4x
+    assert not reference_match._plausible(np.float64([[20.0, 0, 0], [0, 20.0, 0]]))
+
+
+def test_a_signs_repeated_frame_does_not_collapse_the_fit():
+    # Before each reference feature kept one panel feature, RANSAC mapped the whole sign onto one
+    # spot of its bent copy (scales 0.46 and 0.001 with 32 "inliers").
+    art = sign("arrow")
+    panel, _ = reference_match._to_frame(reference_lines(art))
+    found = reference_match._affine(panel, Reference.of(wavy(art, 6, 120)))
+    assert found is not None
+    scales = np.linalg.svd(found[0][:, :2], compute_uv=False)
+    assert 0.8 < scales.min() <= scales.max() < 1.25, scales
+
+
+@pytest.mark.parametrize("symbol", ["arrow", "ladder"])
+def test_a_signs_own_bent_copy_gives_back_its_white_symbol(symbol):
+    art = sign(symbol)
+    lines = reference_lines(art)
+    ref = augmented(wavy(art, 5, 160), mirror=False, angle=10.0, zoom=1.15)
+    got = match(lines, ref)
+    assert got is not None
+    draft = np.full((64, 64, 3), (220, 20, 20), np.uint8)  # a network that paints the symbol red too
+    out = finish_panel(draft, lines, matched=got, shading=False)
+    inside = (128, 150) if symbol == "arrow" else (90, 130)  # (x, y) on the symbol
+    assert tuple(out.flats[inside[1], inside[0]]) == (255, 255, 255)
+    assert np.linalg.norm(rgb_to_lab(out.flats[60:61, 230:231]) - rgb_to_lab(art[60:61, 230:231])) < 15
+
+
+def test_the_reference_is_trusted_only_near_lines_that_agree():
+    panel = np.full((300, 400), 255, np.uint8)
+    cv2.rectangle(panel, (20, 20), (100, 280), 0, 2)  # the one drawing, on the left
+    warped = panel.copy()
+    trusted = reference_match._trusted(panel, warped)
+    assert trusted[150, 60] and trusted[150, 140]  # inside it and beside it (40 px from its lines)
+    # Far from any line that agrees, nothing checks the alignment: not trusted (was, when the
+    # window there simply held no lines).
+    assert not trusted[150, 350]
+    assert not reference_match._trusted(panel, np.full_like(panel, 255))[150, 60]
+
+
+def test_a_sliver_of_the_reference_along_a_line_does_not_colour_a_region():
+    lines = np.full((240, 240), 255, np.uint8)
+    cv2.rectangle(lines, (100, 40), (130, 200), 0, 2)  # a narrow region, 27 px inside
+    image = np.full((240, 240, 3), (200, 30, 30), np.uint8)
+    sliver = np.zeros((240, 240), bool)
+    sliver[:, 103:107] = True  # 4 px along its left line: 15% of its samples, all at the edge
+    band = np.zeros((240, 240), bool)
+    band[:, 103:116] = True  # half of it
+    regions = segment(lines)
+    inside = regions.labels[120, 115]
+    _, covered, _ = flats.reference_colours(regions, Match(image, sliver, 1.0, 100, False))
+    assert not covered[inside]
+    colours, covered, _ = flats.reference_colours(regions, Match(image, band, 1.0, 100, False))
+    assert covered[inside] and tuple(colours[inside]) == (200, 30, 30)
