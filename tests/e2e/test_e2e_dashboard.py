@@ -247,6 +247,8 @@ def test_studio_day_in_the_browser(stack, browser, tmp_path):
     expect(page.locator(".thumb")).to_have_count(4, timeout=60_000)
     expect(page.locator(".thumb").nth(2)).to_contain_text("chapter-2.cbz/9.png")
     expect(page.locator(".thumb").nth(3)).to_contain_text("chapter-2.cbz/10.png")
+    # The page drew itself again to show them, and kept its message.
+    expect(page.locator(".flash.success")).to_contain_text("chapter-2.cbz: unpacking 2 page(s)")
     for i in (2, 3):
         expect(page.locator(".thumb").nth(i).locator("[data-status]")).to_have_text("succeeded", timeout=120_000)
     shoot(page, "batch_archive")

@@ -46,7 +46,7 @@ function updateBatch(root, b) {
   }
   // Pages an io worker added since this page was drawn: draw the page again to show them.
   if (b.pages && b.pages.some((p) => !root.querySelector('[data-page="' + p.id + '"]')) && !(b.unpacking || []).length) {
-    window.location.reload();
+    redraw();
   }
   for (const p of b.pages || []) {
     const card = root.querySelector('[data-page="' + p.id + '"]');
@@ -74,6 +74,37 @@ function updateBatch(root, b) {
     if (stage) stage.textContent = p.stage_label;
     const pp = card.querySelector("progress[data-page-progress]");
     if (pp) pp.value = Math.round(p.progress * 100);
+  }
+}
+
+// The page draws itself again (new pages, a batch that finished) without losing the messages it
+// was drawn with: the server shows a flash once, and "unpacking 2 page(s)" must not vanish the
+// moment those pages arrive. Kept as text per path, for the one reload.
+const FLASH_KEY = "panelpaint.flashes:";
+
+function redraw() {
+  const flashes = [...document.querySelectorAll("main > .flash")].map((f) => ({
+    category: [...f.classList].filter((c) => c !== "flash").join(" "), text: f.textContent }));
+  try {
+    sessionStorage.setItem(FLASH_KEY + window.location.pathname, JSON.stringify(flashes));
+  } catch (e) { /* storage off: the page still redraws, without its messages */ }
+  window.location.reload();
+}
+
+function restoreFlashes() {
+  let kept = null;
+  try {
+    kept = JSON.parse(sessionStorage.getItem(FLASH_KEY + window.location.pathname) || "null");
+    sessionStorage.removeItem(FLASH_KEY + window.location.pathname);
+  } catch (e) { return; }
+  const main = document.querySelector("main");
+  if (!kept || !main || main.querySelector(":scope > .flash")) return;
+  for (const f of kept.reverse()) {
+    const div = document.createElement("div");
+    div.className = ("flash " + f.category).trim();
+    div.setAttribute("role", "status");
+    div.textContent = f.text;
+    main.prepend(div);
   }
 }
 
@@ -109,7 +140,7 @@ function startPolling(el) {
       } else {
         el.dataset.settled = "true";
         // Finished while we watched: reload once so review and download actions appear.
-        if (sawActive && "reloadWhenDone" in el.dataset) window.location.reload();
+        if (sawActive && "reloadWhenDone" in el.dataset) redraw();
       }
     } catch (e) {
       schedule(5000);
@@ -377,6 +408,7 @@ function initConfirm() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  restoreFlashes();
   document.querySelectorAll("[data-poll]").forEach(startPolling);
   document.querySelectorAll("form[data-ask-notify]").forEach((f) => f.addEventListener("submit", askToNotify));
   document.querySelectorAll("button[data-notify]").forEach((button) => {
