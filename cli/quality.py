@@ -189,8 +189,8 @@ def targets_met(figures: dict[str, float]) -> int:
 
 def best_work_size(rows: dict[int, dict[str, float]]) -> int:
     """The work size (of `rows`: size -> figures) that meets the most TARGETS, then has the best PSNR:
-    what `evaluate --calibrate` records as the product's default. PSNR alone picked a size that
-    missed the saturation target by 0.002 over one that met it, at 0.007 dB apart (docs/quality.md)."""
+    what `evaluate --calibrate` records as the product's default. PSNR alone would pick a size that
+    misses the saturation target by 0.002 over one that meets it, at 0.01 dB apart (docs/quality.md)."""
     return max(rows, key=lambda size: (targets_met(rows[size]), rows[size]["psnr"]))
 
 

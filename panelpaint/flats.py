@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from panelpaint.colour import PAPER_WHITE, is_paper, lab_to_rgb, luma, rgb_to_lab
+from panelpaint.colour import PAPER_L, PAPER_WHITE, chroma, is_paper, lab_to_rgb, luma, rgb_to_lab
 from panelpaint.composite import LINE_THRESHOLD, multiply
 from panelpaint.images import gray_percentiles
 from panelpaint.palette import Palette, snap
@@ -61,6 +61,17 @@ REFERENCE_COVER = 0.1
 COVER_INSET = 2
 CONSISTENT_DELTA_E = 15.0
 REFERENCE_CONSISTENT = 0.85
+# A region the draft left paper stays paper where the reference shows it as a near-paper tint
+# (L > PAPER_L, chroma < NEAR_PAPER_CHROMA): the same paper brightened, printed or scanned a little
+# off white (a document icon's sheet went pale green from its copy, docs/quality.md).
+NEAR_PAPER_CHROMA = 15.0
+# When the reference shows the background as paper, a piece on the crop's edge that it does not
+# show is that same paper, cut off from the rest by the drawing (beside a house, the corner of an
+# icon), when at least EDGE_PIECE_CONTACT of its outline is the crop's edge and the draft paints it
+# light (L >= EDGE_PIECE_L). A figure cut by the frame meets the edge along a short stretch of its
+# outline, and the parts the network drafts dark (hair, clothes of a portrait) are not paper.
+EDGE_PIECE_CONTACT = 0.25
+EDGE_PIECE_L = 45.0
 
 
 class Background(str, enum.Enum):
@@ -499,6 +510,14 @@ def shading(regions: Regions, base: np.ndarray, draft: np.ndarray, *, margin: fl
     return np.clip(layer * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def edge_share(regions: Regions) -> np.ndarray:
+    """float (n,): the share of each region's outline that is the crop's edge (0 for a region inside)."""
+    keys, lengths = _neighbour_pairs(regions.labels, regions.n)
+    outline = (np.bincount(keys // regions.n, weights=lengths, minlength=regions.n)
+               + np.bincount(keys % regions.n, weights=lengths, minlength=regions.n) + regions.border_contact)
+    return regions.border_contact / np.maximum(outline, 1)
+
+
 def _with_reference(regions: Regions, colours: np.ndarray, paper: np.ndarray, matched: Match,
                     main_background: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`colours` and `paper` with the reference's colour in each region it covers (`reference_colours`).
@@ -506,14 +525,24 @@ def _with_reference(regions: Regions, colours: np.ndarray, paper: np.ndarray, ma
     A background region takes it only where the reference is consistent there. The background
     `group` (the regions `background_like` made paper) follows its largest region the reference
     covers: when the reference shows paper there, the whole group stays paper, since a corner the
-    reference shows only in part is the rest of that same paper."""
+    reference shows only in part is the rest of that same paper; so it does when the reference shows
+    none of the background, since a corner alone is where a warped or cropped reference spills the
+    figure's colour. When it shows the background as paper, the light edge pieces it does not show
+    become paper too (EDGE_PIECE_CONTACT). A region the draft left paper stays paper under a
+    near-paper tint of the reference (NEAR_PAPER_CHROMA)."""
     ref, covered, consistent = reference_colours(regions, matched)
+    ref_lab = rgb_to_lab(ref)
     ref_paper = paper_regions(ref)
     use = covered & (consistent | ~main_background) & (consistent | ~group)
     seen = np.flatnonzero(main_background & use)
-    if group.any() and len(seen) and ref_paper[seen[np.argmax(regions.areas[seen])]]:
+    background_paper = len(seen) > 0 and bool(ref_paper[seen[np.argmax(regions.areas[seen])]])
+    if background_paper or not len(seen):
         use &= ~group
+    use &= ~(paper & (ref_lab[:, 0] > PAPER_L) & (chroma(ref_lab) < NEAR_PAPER_CHROMA))
     colours, paper = colours.copy(), paper.copy()
+    if background_paper:
+        paper |= ((regions.border_contact > 0) & ~covered & ~main_background
+                  & (edge_share(regions) >= EDGE_PIECE_CONTACT) & (rgb_to_lab(colours)[:, 0] >= EDGE_PIECE_L))
     colours[use] = ref[use]
     paper[use] = ref_paper[use]
     colours[paper] = PAPER_WHITE

@@ -62,7 +62,7 @@ def test_an_augmented_copy_of_the_painting_matches_and_gives_its_colours(mirror)
 
 def test_a_copy_bent_beyond_an_affine_map_matches_after_the_flow(monkeypatch):
     lines = reference_lines(PAINTING)
-    bent = wavy(PAINTING, 8, 80)
+    bent = wavy(PAINTING, 10, 60)
     got = match(lines, bent)
     assert got is not None
     truth = cv2.resize(PAINTING, got.image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
@@ -246,3 +246,88 @@ def test_a_sliver_of_the_reference_along_a_line_does_not_colour_a_region():
     assert not covered[inside]
     colours, covered, _ = flats.reference_colours(regions, Match(image, band, 1.0, 100, False))
     assert covered[inside] and tuple(colours[inside]) == (200, 30, 30)
+
+
+def test_chance_shifts_the_lines_diagonally_so_straight_frames_do_not_agree_with_themselves():
+    # A sign's nested square frames: shifted sideways, the horizontal sides still lie on themselves
+    # (the old sideways shift scored such a sign's true alignment as chance).
+    panel = np.full((300, 300), 255, np.uint8)
+    for inset in (20, 40):
+        cv2.rectangle(panel, (inset, inset), (299 - inset, 299 - inset), 0, 2)
+    score = reference_match._scorer(panel, np.ones(panel.shape, bool))
+    sideways = cv2.warpAffine(panel, np.float32([[1, 0, 16], [0, 1, 0]]), (300, 300), borderValue=255)
+    assert score(panel) > 0.99 and score(sideways) > 0.4  # what the old test compared with
+    assert reference_match._chance(score, panel) < 0.25
+
+
+def cut_corner(*, figure_at_the_bottom: bool = False) -> np.ndarray:
+    """A square in the middle and a line that cuts the top right corner off the background (as a
+    house's roof cuts off the sky beside it); optionally a figure standing on the bottom edge."""
+    lines = np.full((240, 240), 255, np.uint8)
+    cv2.rectangle(lines, (80, 80), (150, 150), 0, 2)
+    cv2.line(lines, (170, 0), (239, 70), 0, 2)
+    if figure_at_the_bottom:
+        cv2.rectangle(lines, (100, 190), (140, 245), 0, 2)
+    return lines
+
+
+def test_a_corner_the_reference_alone_shows_is_not_coloured_without_the_background():
+    lines = cut_corner()
+    regions = segment(lines)
+    corner, background = regions.labels[5, 235], regions.labels[200, 20]
+    valid = np.zeros(lines.shape, bool)
+    valid[:40, 200:] = True  # a warped reference shows the corner only, in the figure's red
+    m = Match(np.full((240, 240, 3), (200, 30, 30), np.uint8), valid, 1.0, 100, False)
+    _, covered, consistent = flats.reference_colours(regions, m)
+    assert covered[corner] and consistent[corner] and not covered[background]
+    draft = np.full((60, 60, 3), 255, np.uint8)  # the network leaves the paper white
+    out = finish_panel(draft, lines, matched=m, shading=False)
+    assert tuple(out.flats[5, 235]) == (255, 255, 255)
+    # Where the reference shows the background in colour, the corner follows it (as before).
+    m.valid[120:, :70] = True
+    coloured = finish_panel(draft, lines, matched=m, shading=False)
+    assert tuple(coloured.flats[5, 235]) == (200, 30, 30)
+
+
+def test_edge_share_is_the_part_of_a_regions_outline_on_the_crops_edge():
+    regions = segment(cut_corner())
+    share = flats.edge_share(regions)
+    assert share[regions.labels[120, 115]] == 0  # the square inside
+    assert 0.4 < share[regions.labels[5, 235]] < 0.65  # two legs of three on the edge
+
+
+@pytest.mark.parametrize("case", ["light piece", "dark piece", "figure on the edge"])
+def test_a_light_edge_piece_the_reference_does_not_show_is_its_paper(case):
+    lines = cut_corner(figure_at_the_bottom=case == "figure on the edge")
+    draft = np.full((60, 60, 3), 255, np.uint8)
+    light, dark = (120, 160, 230), (60, 30, 20)
+    piece = (5, 235) if case != "figure on the edge" else (230, 120)  # (y, x)
+    draft[piece[0] // 4, piece[1] // 4] = dark if case == "dark piece" else light
+    draft[:17, 50:] = draft[piece[0] // 4, piece[1] // 4] if case != "figure on the edge" else 255
+    if case == "figure on the edge":
+        draft[48:, 25:35] = light
+    valid = np.zeros(lines.shape, bool)
+    valid[60:200, :70] = True  # the reference shows the background, as paper, and not the piece
+    m = Match(np.full((240, 240, 3), 250, np.uint8), valid, 1.0, 100, False)
+    out = finish_panel(draft, lines, matched=m, shading=False)
+    got = tuple(out.flats[piece])
+    if case == "light piece":
+        assert got == (255, 255, 255)
+    else:  # a dark piece, and a figure meeting the edge along a short stretch of its outline, keep their colour
+        assert got != (255, 255, 255)
+        assert tuple(finish_panel(draft, lines, shading=False).flats[piece]) == got
+
+
+def test_a_near_paper_tint_of_the_reference_leaves_draft_paper_white():
+    lines = two_squares()
+    tint = (248, 238, 212)  # L 94, chroma 13.8: between the paper threshold (12) and 15
+    lab = rgb_to_lab(np.array([[tint]], np.uint8))[0, 0]
+    assert 12 <= np.hypot(lab[1], lab[2]) < flats.NEAR_PAPER_CHROMA
+    m = matched_image((240, 240), tint, (236, 222, 190), (255, 255, 255))  # right: chroma > 15
+    white = np.full((60, 60, 3), 255, np.uint8)
+    out = finish_panel(white, lines, matched=m, shading=False)
+    assert tuple(out.flats[120, 70]) == (255, 255, 255)
+    assert tuple(out.flats[120, 170]) == (236, 222, 190)  # a real tint still comes through
+    # Where the draft is not paper, the reference's tint wins as any colour does.
+    green = np.full((60, 60, 3), (40, 160, 40), np.uint8)
+    assert tuple(finish_panel(green, lines, matched=m, shading=False).flats[120, 70]) == tint
