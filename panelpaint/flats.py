@@ -532,7 +532,7 @@ def _with_reference(regions: Regions, colours: np.ndarray, paper: np.ndarray, ma
     near-paper tint of the reference (NEAR_PAPER_CHROMA)."""
     ref, covered, consistent = reference_colours(regions, matched)
     ref_lab = rgb_to_lab(ref)
-    ref_paper = paper_regions(ref)
+    ref_paper = is_paper(ref_lab)
     use = covered & (consistent | ~main_background) & (consistent | ~group)
     seen = np.flatnonzero(main_background & use)
     background_paper = len(seen) > 0 and bool(ref_paper[seen[np.argmax(regions.areas[seen])]])
@@ -541,8 +541,10 @@ def _with_reference(regions: Regions, colours: np.ndarray, paper: np.ndarray, ma
     use &= ~(paper & (ref_lab[:, 0] > PAPER_L) & (chroma(ref_lab) < NEAR_PAPER_CHROMA))
     colours, paper = colours.copy(), paper.copy()
     if background_paper:
-        paper |= ((regions.border_contact > 0) & ~covered & ~main_background
-                  & (edge_share(regions) >= EDGE_PIECE_CONTACT) & (rgb_to_lab(colours)[:, 0] >= EDGE_PIECE_L))
+        pieces = ((regions.border_contact > 0) & ~covered & ~main_background
+                  & (rgb_to_lab(colours)[:, 0] >= EDGE_PIECE_L))
+        if pieces.any():  # edge_share walks the whole label image: only when a piece could use it
+            paper |= pieces & (edge_share(regions) >= EDGE_PIECE_CONTACT)
     colours[use] = ref[use]
     paper[use] = ref_paper[use]
     colours[paper] = PAPER_WHITE

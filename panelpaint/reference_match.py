@@ -11,6 +11,7 @@ align and nothing changes: the network's draft colours the panel.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -244,8 +245,7 @@ def _chance(score: Callable[[np.ndarray], float], warped: np.ndarray) -> float:
     """The best `score` (`_scorer`) of the aligned reference lines shifted CHANCE_SHIFT pixels along
     each diagonal, both ways."""
     best = 0.0
-    for dx, dy in ((CHANCE_SHIFT, CHANCE_SHIFT), (-CHANCE_SHIFT, CHANCE_SHIFT), (CHANCE_SHIFT, -CHANCE_SHIFT),
-                   (-CHANCE_SHIFT, -CHANCE_SHIFT)):
+    for dx, dy in itertools.product((CHANCE_SHIFT, -CHANCE_SHIFT), repeat=2):
         shifted = cv2.warpAffine(warped, np.float32([[1, 0, dx], [0, 1, dy]]), warped.shape[::-1],
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=255)
         best = max(best, score(shifted))
